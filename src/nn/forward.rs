@@ -1,0 +1,237 @@
+//! The forward pass on candle tensors (CPU). Works on batches `[B, C, H, W]` / `[B, N]` so the same
+//! code serves a single input, evaluation and training (parameters may be `Var`s).
+
+use candle_core::{D, DType, Device, Tensor};
+
+use super::error::{ComputeContext, NnError, Result};
+use super::model::{Layer, Model, Op, Pair, Shape, Source};
+use super::weights::{LayerParams, Weights};
+
+/// Every layer's output for one input, without batch dimension, row-major.
+#[derive(Debug, Clone)]
+pub struct Activations {
+    /// The normalized input, as the first layer sees it.
+    pub input: Vec<f32>,
+    /// One entry per model layer. Conv/dense outputs are the pre-activation values (the following
+    /// relu/sigmoid/... layer holds the post-activation ones).
+    pub layers: Vec<Vec<f32>>,
+}
+
+impl Activations {
+    pub fn source(&self, src: Source) -> &[f32] {
+        match src {
+            Source::Input => &self.input,
+            Source::Layer(i) => &self.layers[i],
+        }
+    }
+}
+
+/// Normalize a raw batch `[B, ...input shape]` per channel.
+pub fn normalize(model: &Model, raw: &Tensor) -> candle_core::Result<Tensor> {
+    let c = model.input.shape.channels();
+    let bshape: Vec<usize> = match model.input.shape {
+        Shape::Chw(..) => vec![1, c, 1, 1],
+        Shape::Flat(_) => vec![1, c],
+    };
+    let mean = Tensor::from_slice(&model.input.mean, bshape.as_slice(), raw.device())?;
+    let inv_std: Vec<f32> = model.input.std.iter().map(|s| 1.0 / s).collect();
+    let inv_std = Tensor::from_slice(&inv_std, bshape.as_slice(), raw.device())?;
+    raw.broadcast_sub(&mean)?.broadcast_mul(&inv_std)
+}
+
+/// Run every layer on a normalized batch; returns one tensor per layer (with batch dimension).
+pub fn forward_batch(model: &Model, params: &[LayerParams], x: &Tensor) -> Result<Vec<Tensor>> {
+    let mut outs: Vec<Tensor> = Vec::with_capacity(model.layers.len());
+    for (layer, p) in model.layers.iter().zip(params) {
+        let ins: Vec<&Tensor> = layer
+            .inputs
+            .iter()
+            .map(|s| match *s {
+                Source::Input => x,
+                Source::Layer(i) => &outs[i],
+            })
+            .collect();
+        let y = layer_forward(layer, p, &ins).in_layer(&layer.name)?;
+        outs.push(y);
+    }
+    Ok(outs)
+}
+
+/// Run the model on one raw (unnormalized) input of the model's input shape.
+pub fn forward(model: &Model, weights: &Weights, raw: &[f32]) -> Result<Activations> {
+    let dims = model.input.shape.dims();
+    if raw.len() != model.input.shape.elements() {
+        return Err(NnError::Usage(format!(
+            "input has {} values, the model needs {} ({})",
+            raw.len(),
+            model.input.shape.elements(),
+            model.input.shape
+        )));
+    }
+    let mut bdims = vec![1usize];
+    bdims.extend(&dims);
+    let x = Tensor::from_slice(raw, bdims.as_slice(), &Device::Cpu).in_layer(&model.input.name)?;
+    let x = normalize(model, &x).in_layer(&model.input.name)?;
+    let outs = forward_batch(model, &weights.layers, &x)?;
+    let flat = |t: &Tensor, name: &str| -> Result<Vec<f32>> {
+        t.flatten_all().and_then(|t| t.to_vec1::<f32>()).in_layer(name)
+    };
+    let input = flat(&x, &model.input.name)?;
+    let layers = outs
+        .iter()
+        .zip(&model.layers)
+        .map(|(t, l)| flat(t, &l.name))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Activations { input, layers })
+}
+
+/// Class scores for a batch of raw inputs: the last layer's output, `[B, classes]`.
+pub fn predict_batch(model: &Model, weights: &Weights, raw: &Tensor) -> Result<Tensor> {
+    let x = normalize(model, raw).in_layer(&model.input.name)?;
+    let mut outs = forward_batch(model, &weights.layers, &x)?;
+    outs.pop()
+        .ok_or_else(|| NnError::Usage("the model has no layers".into()))
+}
+
+fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core::Result<Tensor> {
+    let x = ins[0];
+    match &layer.op {
+        Op::Conv2d {
+            stride,
+            padding,
+            dilation,
+            groups,
+            ..
+        } => {
+            let w = p
+                .weight
+                .as_ref()
+                .ok_or_else(|| candle_core::Error::Msg("weight not loaded".into()))?;
+            let y = conv2d(x, w, *stride, *padding, *dilation, *groups)?;
+            match &p.bias {
+                Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+                None => Ok(y),
+            }
+        }
+        Op::Dense { .. } => {
+            let w = p
+                .weight
+                .as_ref()
+                .ok_or_else(|| candle_core::Error::Msg("weight not loaded".into()))?;
+            let y = x.matmul(&w.t()?)?;
+            match &p.bias {
+                Some(b) => y.broadcast_add(b),
+                None => Ok(y),
+            }
+        }
+        Op::BatchNorm2d { eps } => {
+            let (scale, shift) = batchnorm_affine(p, *eps, x.dim(1)?)?;
+            x.broadcast_mul(&scale.reshape((1, (), 1, 1))?)?
+                .broadcast_add(&shift.reshape((1, (), 1, 1))?)
+        }
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => pad2d(x, *padding, f32::NEG_INFINITY)?.max_pool2d_with_stride(*kernel, *stride),
+        Op::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+        } => pad2d(x, *padding, 0.0)?.avg_pool2d_with_stride(*kernel, *stride),
+        Op::GlobalAvgPool2d => x.mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2),
+        Op::Flatten => x.flatten_from(1),
+        Op::Relu => x.relu(),
+        Op::Sigmoid => candle_nn::ops::sigmoid(x),
+        Op::Tanh => x.tanh(),
+        Op::Softmax => candle_nn::ops::softmax(x, 1),
+        Op::Add => {
+            let mut acc = ins[0] + ins[1];
+            for t in &ins[2..] {
+                acc = acc? + *t;
+            }
+            acc
+        }
+        Op::Concat => Tensor::cat(ins, 1),
+    }
+}
+
+/// Batchnorm as a per-channel affine map `x * scale + shift` (eval mode).
+pub fn batchnorm_affine(p: &LayerParams, eps: f32, c: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    let dev = Device::Cpu;
+    let ones = Tensor::ones(c, DType::F32, &dev)?;
+    let zeros = Tensor::zeros(c, DType::F32, &dev)?;
+    let gamma = p.weight.clone().unwrap_or_else(|| ones.clone());
+    let beta = p.bias.clone().unwrap_or_else(|| zeros.clone());
+    let mean = p.running_mean.clone().unwrap_or(zeros);
+    let var = p.running_var.clone().unwrap_or(ones);
+    let scale = gamma.div(&(var + eps as f64)?.sqrt()?)?;
+    let shift = (beta - mean.mul(&scale)?)?;
+    Ok((scale, shift))
+}
+
+/// Conv2d with per-axis stride/padding/dilation on top of candle's square-parameter kernel.
+fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: usize,
+) -> candle_core::Result<Tensor> {
+    let (x, pad) = if padding.0 == padding.1 {
+        (x.clone(), padding.0)
+    } else {
+        (pad2d(x, padding, 0.0)?, 0)
+    };
+    let (w, dil) = if dilation.0 == dilation.1 {
+        (w.clone(), dilation.0)
+    } else {
+        (dilate_kernel(w, dilation)?, 1)
+    };
+    if stride.0 == stride.1 {
+        x.conv2d(&w, pad, stride.0, dil, groups)
+    } else {
+        // Unequal strides: full-resolution conv, then keep every stride-th row/column.
+        let y = x.conv2d(&w, pad, 1, dil, groups)?;
+        let (_, _, h, wd) = y.dims4()?;
+        let rows = Tensor::arange_step(0u32, h as u32, stride.0 as u32, y.device())?;
+        let cols = Tensor::arange_step(0u32, wd as u32, stride.1 as u32, y.device())?;
+        y.index_select(&rows, 2)?.index_select(&cols, 3)
+    }
+}
+
+/// Spread a kernel's taps apart with zeros so a dilation of 1 applies `dilation`.
+fn dilate_kernel(w: &Tensor, dilation: Pair) -> candle_core::Result<Tensor> {
+    let (o, i, kh, kw) = w.dims4()?;
+    let (nh, nw) = ((kh - 1) * dilation.0 + 1, (kw - 1) * dilation.1 + 1);
+    let src = w.flatten_all()?.to_vec1::<f32>()?;
+    let mut dst = vec![0f32; o * i * nh * nw];
+    for oi in 0..o * i {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                dst[(oi * nh + ky * dilation.0) * nw + kx * dilation.1] = src[(oi * kh + ky) * kw + kx];
+            }
+        }
+    }
+    Tensor::from_vec(dst, (o, i, nh, nw), w.device())
+}
+
+/// Pad H and W of an NCHW tensor with a constant.
+fn pad2d(x: &Tensor, padding: Pair, value: f32) -> candle_core::Result<Tensor> {
+    let (ph, pw) = padding;
+    if ph == 0 && pw == 0 {
+        return Ok(x.clone());
+    }
+    let (b, c, h, w) = x.dims4()?;
+    let mut x = x.clone();
+    if ph > 0 {
+        let band = Tensor::full(value, (b, c, ph, w), x.device())?;
+        x = Tensor::cat(&[&band, &x, &band], 2)?;
+    }
+    if pw > 0 {
+        let band = Tensor::full(value, (b, c, h + 2 * ph, pw), x.device())?;
+        x = Tensor::cat(&[&band, &x, &band], 3)?;
+    }
+    Ok(x)
+}

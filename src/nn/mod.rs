@@ -1,0 +1,14 @@
+//! The model pipeline: format, weights, forward pass, neuron queries, training. No GPU here.
+
+pub mod data;
+pub mod error;
+pub mod forward;
+pub mod model;
+pub mod query;
+pub mod weights;
+
+pub use data::{Samples, load_input};
+pub use error::{NnError, Result};
+pub use forward::{Activations, forward};
+pub use model::{Layer, Model, Op, Shape, Source};
+pub use weights::Weights;

@@ -1,0 +1,449 @@
+//! "What made this neuron": its value, pre-activation, bias and every input with weight and
+//! contribution; and its receptive field in every earlier layer down to the input.
+
+use std::collections::BTreeSet;
+
+use super::error::{NnError, Result};
+use super::forward::{Activations, batchnorm_affine};
+use super::model::{Layer, Model, Op, Shape, Source};
+use super::weights::Weights;
+
+/// One input neuron of a queried neuron.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeuronInput {
+    pub source: Source,
+    /// `[c, y, x]` or `[i]` in the source's shape.
+    pub index: Vec<usize>,
+    /// The multiplier applied to the input (conv/dense weight, 1/k for average pooling, 1 for the
+    /// winner of a max pool and 0 for the others); `None` for nonlinear elementwise ops.
+    pub weight: Option<f32>,
+    pub activation: f32,
+    /// `weight * activation` where a weight exists.
+    pub contribution: Option<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeuronInfo {
+    pub layer: usize,
+    pub index: Vec<usize>,
+    pub value: f32,
+    /// The value before the layer's nonlinearity: the conv/dense sum itself for conv/dense, the
+    /// input for elementwise activations.
+    pub pre_activation: Option<f32>,
+    pub bias: Option<f32>,
+    /// Sorted by |contribution| (largest first) where contributions exist, else in input order.
+    pub inputs: Vec<NeuronInput>,
+}
+
+fn qerr(model: &Model, layer: &Layer, msg: String) -> NnError {
+    NnError::layer(&model.path, &layer.name, msg)
+}
+
+/// Query one neuron of `layer_idx`.
+pub fn neuron(
+    model: &Model,
+    weights: &Weights,
+    acts: &Activations,
+    layer_idx: usize,
+    index: &[usize],
+) -> Result<NeuronInfo> {
+    let layer = model
+        .layers
+        .get(layer_idx)
+        .ok_or_else(|| NnError::Usage(format!("no layer {layer_idx}")))?;
+    let off = layer.shape.offset(index).ok_or_else(|| {
+        qerr(model, layer, format!("neuron {index:?} is outside the layer's shape {}", layer.shape))
+    })?;
+    let value = acts.layers[layer_idx][off];
+    let params = &weights.layers[layer_idx];
+    let vals = |t: &Option<candle_core::Tensor>| -> Result<Option<Vec<f32>>> {
+        t.as_ref()
+            .map(|t| t.flatten_all().and_then(|t| t.to_vec1::<f32>()))
+            .transpose()
+            .map_err(|e| qerr(model, layer, e.to_string()))
+    };
+    let src0 = layer.inputs[0];
+    let in_shape = model.source_shape(src0);
+    let in_act = acts.source(src0);
+    let mut bias = None;
+    let mut pre_activation = None;
+    let mut inputs = Vec::new();
+    let mut push = |source: Source, shape: Shape, off: usize, weight: Option<f32>, act: &[f32]| {
+        let activation = act[off];
+        inputs.push(NeuronInput {
+            source,
+            index: shape.index_of(off),
+            weight,
+            activation,
+            contribution: weight.map(|w| w * activation),
+        });
+    };
+    match &layer.op {
+        Op::Conv2d {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => {
+            let (Shape::Chw(cin, h, w), [co, y, x]) = (in_shape, index) else {
+                unreachable!("validated conv shapes")
+            };
+            let wv = vals(&params.weight)?.unwrap_or_default();
+            let cin_g = cin / groups;
+            let g = co / (out_channels / groups);
+            for ci in 0..cin_g {
+                for ky in 0..kernel.0 {
+                    let iy = (y * stride.0 + ky * dilation.0) as isize - padding.0 as isize;
+                    for kx in 0..kernel.1 {
+                        let ix = (x * stride.1 + kx * dilation.1) as isize - padding.1 as isize;
+                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                            continue; // zero padding contributes nothing
+                        }
+                        let c = g * cin_g + ci;
+                        let wt = wv[((co * cin_g + ci) * kernel.0 + ky) * kernel.1 + kx];
+                        push(src0, in_shape, (c * h + iy as usize) * w + ix as usize, Some(wt), in_act);
+                    }
+                }
+            }
+            bias = Some(vals(&params.bias)?.map_or(0.0, |b| b[*co]));
+            pre_activation = Some(value);
+        }
+        Op::Dense { .. } => {
+            let n = in_shape.elements();
+            let o = index[0];
+            let wv = vals(&params.weight)?.unwrap_or_default();
+            for i in 0..n {
+                push(src0, in_shape, i, Some(wv[o * n + i]), in_act);
+            }
+            bias = Some(vals(&params.bias)?.map_or(0.0, |b| b[o]));
+            pre_activation = Some(value);
+        }
+        Op::BatchNorm2d { eps } => {
+            let (scale, shift) = batchnorm_affine(params, *eps, in_shape.channels())
+                .map_err(|e| qerr(model, layer, e.to_string()))?;
+            let (scale, shift) = (vals(&Some(scale))?.unwrap_or_default(), vals(&Some(shift))?.unwrap_or_default());
+            let c = index[0];
+            push(src0, in_shape, off, Some(scale[c]), in_act);
+            bias = Some(shift[c]);
+            pre_activation = Some(value);
+        }
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        }
+        | Op::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+        } => {
+            let (Shape::Chw(_, h, w), [c, y, x]) = (in_shape, index) else {
+                unreachable!("validated pool shapes")
+            };
+            let is_max = matches!(layer.op, Op::MaxPool2d { .. });
+            let avg_w = 1.0 / (kernel.0 * kernel.1) as f32;
+            let mut window = Vec::new();
+            for ky in 0..kernel.0 {
+                let iy = (y * stride.0 + ky) as isize - padding.0 as isize;
+                for kx in 0..kernel.1 {
+                    let ix = (x * stride.1 + kx) as isize - padding.1 as isize;
+                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                        window.push((c * h + iy as usize) * w + ix as usize);
+                    }
+                }
+            }
+            // The max pool's winner: the first window element equal to the output.
+            let winner = window.iter().position(|&o| in_act[o] == value);
+            for (k, &o) in window.iter().enumerate() {
+                let wt = if is_max {
+                    if Some(k) == winner { 1.0 } else { 0.0 }
+                } else {
+                    avg_w
+                };
+                push(src0, in_shape, o, Some(wt), in_act);
+            }
+        }
+        Op::GlobalAvgPool2d => {
+            let Shape::Chw(_, h, w) = in_shape else {
+                unreachable!("validated pool shapes")
+            };
+            let c = index[0];
+            for o in c * h * w..(c + 1) * h * w {
+                push(src0, in_shape, o, Some(1.0 / (h * w) as f32), in_act);
+            }
+        }
+        Op::Flatten => push(src0, in_shape, off, Some(1.0), in_act),
+        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Softmax => {
+            push(src0, in_shape, off, None, in_act);
+            pre_activation = Some(in_act[off]);
+        }
+        Op::Add => {
+            for &s in &layer.inputs {
+                push(s, model.source_shape(s), off, Some(1.0), acts.source(s));
+            }
+        }
+        Op::Concat => {
+            let (s, local) = concat_source(model, layer, off);
+            push(s, model.source_shape(s), local, Some(1.0), acts.source(s));
+        }
+    }
+    if inputs.iter().all(|i| i.contribution.is_some()) {
+        inputs.sort_by(|a, b| {
+            let (a, b) = (a.contribution.unwrap_or(0.0).abs(), b.contribution.unwrap_or(0.0).abs());
+            b.total_cmp(&a)
+        });
+    }
+    Ok(NeuronInfo {
+        layer: layer_idx,
+        index: index.to_vec(),
+        value,
+        pre_activation,
+        bias,
+        inputs,
+    })
+}
+
+/// Which concat input holds output offset `off`, and the offset inside it.
+fn concat_source(model: &Model, layer: &Layer, off: usize) -> (Source, usize) {
+    // Channel-axis concat of [C,H,W] maps is contiguous per input, like the feature axis of [N].
+    let mut start = 0;
+    for &s in &layer.inputs {
+        let n = model.source_shape(s).elements();
+        if off < start + n {
+            return (s, off - start);
+        }
+        start += n;
+    }
+    unreachable!("offset within the concat output")
+}
+
+/// A set of neurons in one layer: channels and a bounding box (maps), or indices (vectors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Region {
+    Map {
+        channels: BTreeSet<usize>,
+        /// Inclusive row and column ranges.
+        y: (usize, usize),
+        x: (usize, usize),
+    },
+    Flat(BTreeSet<usize>),
+}
+
+impl Region {
+    fn union(&mut self, other: Region) {
+        match (self, other) {
+            (Region::Map { channels, y, x }, Region::Map { channels: c2, y: y2, x: x2 }) => {
+                channels.extend(c2);
+                *y = (y.0.min(y2.0), y.1.max(y2.1));
+                *x = (x.0.min(x2.0), x.1.max(x2.1));
+            }
+            (Region::Flat(a), Region::Flat(b)) => a.extend(b),
+            _ => unreachable!("a layer's regions share its shape kind"),
+        }
+    }
+    fn all(shape: Shape) -> Region {
+        match shape {
+            Shape::Chw(c, h, w) => Region::Map {
+                channels: (0..c).collect(),
+                y: (0, h - 1),
+                x: (0, w - 1),
+            },
+            Shape::Flat(n) => Region::Flat((0..n).collect()),
+        }
+    }
+    fn from_offsets(shape: Shape, offs: impl Iterator<Item = usize>) -> Region {
+        match shape {
+            Shape::Flat(_) => Region::Flat(offs.collect()),
+            Shape::Chw(..) => {
+                let mut r: Option<Region> = None;
+                for o in offs {
+                    let i = shape.index_of(o);
+                    let one = Region::Map {
+                        channels: BTreeSet::from([i[0]]),
+                        y: (i[1], i[1]),
+                        x: (i[2], i[2]),
+                    };
+                    match &mut r {
+                        Some(r) => r.union(one),
+                        None => r = Some(one),
+                    }
+                }
+                r.unwrap_or_else(|| Region::Flat(BTreeSet::new()))
+            }
+        }
+    }
+    /// Number of neurons covered (channels × box, or indices).
+    pub fn count(&self) -> usize {
+        match self {
+            Region::Map { channels, y, x } => channels.len() * (y.1 - y.0 + 1) * (x.1 - x.0 + 1),
+            Region::Flat(s) => s.len(),
+        }
+    }
+}
+
+/// Receptive field of a neuron: for the input and every layer it depends on, the region of that
+/// source that can influence it. Index `0` of the result is the input; `i + 1` is layer `i`.
+pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Result<Vec<Option<Region>>> {
+    let layer = model
+        .layers
+        .get(layer_idx)
+        .ok_or_else(|| NnError::Usage(format!("no layer {layer_idx}")))?;
+    let off = layer.shape.offset(index).ok_or_else(|| {
+        qerr(model, layer, format!("neuron {index:?} is outside the layer's shape {}", layer.shape))
+    })?;
+    let slot = |s: Source| match s {
+        Source::Input => 0,
+        Source::Layer(i) => i + 1,
+    };
+    let mut regions: Vec<Option<Region>> = vec![None; model.layers.len() + 1];
+    regions[layer_idx + 1] = Some(Region::from_offsets(layer.shape, std::iter::once(off)));
+    for li in (0..=layer_idx).rev() {
+        let Some(region) = regions[li + 1].clone() else { continue };
+        let layer = &model.layers[li];
+        let mut add = |s: Source, r: Region| {
+            let k = slot(s);
+            match &mut regions[k] {
+                Some(existing) => existing.union(r),
+                none => *none = Some(r),
+            }
+        };
+        let src0 = layer.inputs[0];
+        let in_shape = model.source_shape(src0);
+        match (&layer.op, &region) {
+            (
+                Op::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                },
+                Region::Map { channels, y, x },
+            ) => {
+                let Shape::Chw(cin, h, w) = in_shape else { unreachable!() };
+                let cin_g = cin / groups;
+                let per_g = out_channels / groups;
+                let chans: BTreeSet<usize> = channels
+                    .iter()
+                    .map(|c| c / per_g)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .flat_map(|g| g * cin_g..(g + 1) * cin_g)
+                    .collect();
+                let span = |r: (usize, usize), k: usize, s: usize, p: usize, d: usize, n: usize| {
+                    let lo = (r.0 * s) as isize - p as isize;
+                    let hi = (r.1 * s + d * (k - 1)) as isize - p as isize;
+                    (lo.max(0) as usize, (hi.min(n as isize - 1)).max(0) as usize)
+                };
+                add(
+                    src0,
+                    Region::Map {
+                        channels: chans,
+                        y: span(*y, kernel.0, stride.0, padding.0, dilation.0, h),
+                        x: span(*x, kernel.1, stride.1, padding.1, dilation.1, w),
+                    },
+                );
+            }
+            (
+                Op::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                }
+                | Op::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                },
+                Region::Map { channels, y, x },
+            ) => {
+                let Shape::Chw(_, h, w) = in_shape else { unreachable!() };
+                let span = |r: (usize, usize), k: usize, s: usize, p: usize, n: usize| {
+                    let lo = (r.0 * s) as isize - p as isize;
+                    let hi = (r.1 * s + k - 1) as isize - p as isize;
+                    (lo.max(0) as usize, (hi.min(n as isize - 1)).max(0) as usize)
+                };
+                add(
+                    src0,
+                    Region::Map {
+                        channels: channels.clone(),
+                        y: span(*y, kernel.0, stride.0, padding.0, h),
+                        x: span(*x, kernel.1, stride.1, padding.1, w),
+                    },
+                );
+            }
+            (Op::GlobalAvgPool2d, Region::Map { channels, .. }) => {
+                let Shape::Chw(_, h, w) = in_shape else { unreachable!() };
+                add(
+                    src0,
+                    Region::Map {
+                        channels: channels.clone(),
+                        y: (0, h - 1),
+                        x: (0, w - 1),
+                    },
+                );
+            }
+            (Op::Dense { .. }, _) => add(src0, Region::all(in_shape)),
+            (Op::Flatten, Region::Flat(idx)) => {
+                add(src0, Region::from_offsets(in_shape, idx.iter().copied()))
+            }
+            (Op::Softmax, _) => {
+                // Every output of a softmax depends on all its inputs along the normalized axis.
+                let r = match (&region, in_shape) {
+                    (Region::Map { y, x, .. }, Shape::Chw(c, _, _)) => Region::Map {
+                        channels: (0..c).collect(),
+                        y: *y,
+                        x: *x,
+                    },
+                    _ => Region::all(in_shape),
+                };
+                add(src0, r);
+            }
+            (Op::Concat, _) => {
+                let mut start = 0usize;
+                for &s in &layer.inputs {
+                    let shape = model.source_shape(s);
+                    let n = shape.channels();
+                    let part = match &region {
+                        Region::Map { channels, y, x } => {
+                            let ch: BTreeSet<usize> = channels
+                                .iter()
+                                .filter(|&&c| c >= start && c < start + n)
+                                .map(|c| c - start)
+                                .collect();
+                            (!ch.is_empty()).then(|| Region::Map {
+                                channels: ch,
+                                y: *y,
+                                x: *x,
+                            })
+                        }
+                        Region::Flat(idx) => {
+                            let ids: BTreeSet<usize> = idx
+                                .iter()
+                                .filter(|&&i| i >= start && i < start + n)
+                                .map(|i| i - start)
+                                .collect();
+                            (!ids.is_empty()).then_some(Region::Flat(ids))
+                        }
+                    };
+                    if let Some(p) = part {
+                        add(s, p);
+                    }
+                    start += n;
+                }
+            }
+            // Elementwise ops and add: the same neurons in every input.
+            _ => {
+                for &s in &layer.inputs {
+                    add(s, region.clone());
+                }
+            }
+        }
+    }
+    // The queried layer itself is not part of its own receptive field.
+    regions[layer_idx + 1] = None;
+    Ok(regions)
+}

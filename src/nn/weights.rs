@@ -1,0 +1,218 @@
+//! Parameters from safetensors files (memory-mapped), checked against the model's layers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use safetensors::{Dtype, SafeTensors};
+
+use super::error::{NnError, Result};
+use super::model::{Layer, Model, ParamRole};
+
+/// A memory-mapped safetensors file with its header validated.
+pub struct SafetensorsFile {
+    pub path: PathBuf,
+    map: memmap2::Mmap,
+}
+
+impl SafetensorsFile {
+    pub fn open(path: &Path) -> Result<SafetensorsFile> {
+        let file = std::fs::File::open(path).map_err(|e| NnError::io(path, e))?;
+        // SAFETY: the map is read-only and private to this process; a file truncated underneath us
+        // could still fault, which is the accepted trade-off of mapping weights instead of copying.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| NnError::io(path, e))?;
+        let f = SafetensorsFile {
+            path: path.to_path_buf(),
+            map,
+        };
+        f.tensors()?;
+        Ok(f)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    pub fn tensors(&self) -> Result<SafeTensors<'_>> {
+        parse_safetensors(&self.map, &self.path)
+    }
+
+    /// The `__metadata__` map of the header.
+    pub fn metadata(&self) -> Result<HashMap<String, String>> {
+        let (_, meta) = SafeTensors::read_metadata(&self.map).map_err(|e| NnError::Safetensors {
+            file: self.path.clone(),
+            msg: e.to_string(),
+        })?;
+        Ok(meta.metadata().clone().unwrap_or_default())
+    }
+}
+
+/// Validate a safetensors buffer (header JSON, offsets within the buffer, no overlaps).
+pub fn parse_safetensors<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes).map_err(|e| NnError::Safetensors {
+        file: path.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
+/// Convert a tensor view to f32 values (f32, f16 and bf16 are accepted).
+pub fn view_to_f32(view: &safetensors::tensor::TensorView<'_>) -> std::result::Result<Vec<f32>, String> {
+    let data = view.data();
+    let out = match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => return Err(format!("dtype {other:?} is not supported (use F32, F16 or BF16)")),
+    };
+    Ok(out)
+}
+
+/// The parameters of one layer, as f32 tensors on the CPU.
+#[derive(Debug, Clone, Default)]
+pub struct LayerParams {
+    pub weight: Option<Tensor>,
+    pub bias: Option<Tensor>,
+    pub running_mean: Option<Tensor>,
+    pub running_var: Option<Tensor>,
+}
+
+impl LayerParams {
+    pub fn get(&self, role: ParamRole) -> Option<&Tensor> {
+        match role {
+            ParamRole::Weight => self.weight.as_ref(),
+            ParamRole::Bias => self.bias.as_ref(),
+            ParamRole::RunningMean => self.running_mean.as_ref(),
+            ParamRole::RunningVar => self.running_var.as_ref(),
+        }
+    }
+    pub fn set(&mut self, role: ParamRole, t: Tensor) {
+        match role {
+            ParamRole::Weight => self.weight = Some(t),
+            ParamRole::Bias => self.bias = Some(t),
+            ParamRole::RunningMean => self.running_mean = Some(t),
+            ParamRole::RunningVar => self.running_var = Some(t),
+        }
+    }
+}
+
+/// All parameters of a model, one entry per layer (empty for parameterless layers).
+#[derive(Debug, Clone)]
+pub struct Weights {
+    pub source: PathBuf,
+    pub layers: Vec<LayerParams>,
+    /// Non-fatal findings (NaN/Inf values): shown to the user, values still used.
+    pub warnings: Vec<String>,
+}
+
+impl Weights {
+    /// Load the model's main weights file.
+    pub fn load(model: &Model) -> Result<Weights> {
+        Weights::load_file(model, &model.weights)
+    }
+
+    /// Load a weights file (the main one or a checkpoint) for `model`.
+    pub fn load_file(model: &Model, path: &Path) -> Result<Weights> {
+        let file = SafetensorsFile::open(path)?;
+        Weights::from_safetensors(model, &file.tensors()?, path)
+    }
+
+    pub fn from_bytes(model: &Model, bytes: &[u8], path: &Path) -> Result<Weights> {
+        Weights::from_safetensors(model, &parse_safetensors(bytes, path)?, path)
+    }
+
+    pub fn from_safetensors(model: &Model, st: &SafeTensors<'_>, path: &Path) -> Result<Weights> {
+        let mut layers = Vec::with_capacity(model.layers.len());
+        let mut warnings = Vec::new();
+        for layer in &model.layers {
+            layers.push(load_layer(layer, st, path, &mut warnings)?);
+        }
+        for w in &warnings {
+            tracing::warn!(file = %path.display(), "{w}");
+        }
+        Ok(Weights {
+            source: path.to_path_buf(),
+            layers,
+            warnings,
+        })
+    }
+
+    /// Weights blended between two checkpoints: `a * (1 - t) + b * t`.
+    pub fn lerp(a: &Weights, b: &Weights, t: f32) -> candle_core::Result<Weights> {
+        let mix = |x: &Option<Tensor>, y: &Option<Tensor>| -> candle_core::Result<Option<Tensor>> {
+            match (x, y) {
+                (Some(x), Some(y)) => Ok(Some(((x * (1.0 - t as f64))? + (y * t as f64)?)?)),
+                _ => Ok(x.clone()),
+            }
+        };
+        let layers = a
+            .layers
+            .iter()
+            .zip(&b.layers)
+            .map(|(x, y)| {
+                Ok(LayerParams {
+                    weight: mix(&x.weight, &y.weight)?,
+                    bias: mix(&x.bias, &y.bias)?,
+                    running_mean: mix(&x.running_mean, &y.running_mean)?,
+                    running_var: mix(&x.running_var, &y.running_var)?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Weights {
+            source: a.source.clone(),
+            layers,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+fn load_layer(
+    layer: &Layer,
+    st: &SafeTensors<'_>,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<LayerParams> {
+    let mut out = LayerParams::default();
+    for spec in &layer.params {
+        let terr = |msg: String| NnError::Tensor {
+            file: path.to_path_buf(),
+            layer: layer.name.clone(),
+            tensor: spec.tensor.clone(),
+            msg,
+        };
+        let view = st.tensor(&spec.tensor).map_err(|_| {
+            let hint = match spec.role {
+                ParamRole::Bias => " (set \"bias\": null in model.json if the layer has none)",
+                _ => "",
+            };
+            terr(format!("missing from the weights file{hint}"))
+        })?;
+        if view.shape() != spec.shape.as_slice() {
+            return Err(terr(format!(
+                "has shape {:?}, the layer needs {:?}",
+                view.shape(),
+                spec.shape
+            )));
+        }
+        let values = view_to_f32(&view).map_err(terr)?;
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            warnings.push(format!(
+                "tensor `{}` (layer `{}`) has {bad} NaN/Inf value(s)",
+                spec.tensor, layer.name
+            ));
+        }
+        let t = Tensor::from_vec(values, spec.shape.as_slice(), &Device::Cpu)
+            .map_err(|e| terr(e.to_string()))?;
+        out.set(spec.role, t);
+    }
+    Ok(out)
+}
