@@ -1,3 +1,509 @@
-fn main() {
-    println!("Hello, world!");
+//! The `netwalk` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use netwalk::nn::{self, Model, Weights};
+
+#[derive(Parser)]
+#[command(name = "netwalk", version, about = "Walk through a neural network: VR, desktop, or PNG snapshots")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the layers: op, output shape, parameters, activations; totals.
+    Info {
+        /// model.json or a folder holding one (default: the bundled MNIST demo)
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        ckpt: CheckpointArg,
+    },
+    /// Compute every layer's activations for one input and save them as safetensors.
+    Activations {
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Output safetensors: one f32 tensor per layer, named by the layer.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        ckpt: CheckpointArg,
+    },
+    /// Explain one neuron: value, pre-activation, bias and its inputs (JSON on stdout).
+    Neuron {
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Layer name.
+        #[arg(long)]
+        layer: String,
+        /// Neuron index: c,y,x for maps or i for vectors.
+        #[arg(long, value_delimiter = ',')]
+        index: Vec<usize>,
+        /// How many inputs to list (largest |contribution| first); 0 = all.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[command(flatten)]
+        ckpt: CheckpointArg,
+    },
+    /// Accuracy on the model's held-out samples.
+    Eval {
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        ckpt: CheckpointArg,
+    },
+    /// Train the model from scratch (deterministic for a seed) and write weights + checkpoint timeline.
+    Train {
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 8)]
+        epochs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder (model.json, weights.safetensors, epochs/, samples.safetensors).
+        #[arg(long, default_value = "mnist-cnn")]
+        out: PathBuf,
+        /// Training set (images + labels); default: the bundled MNIST training digits.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Forward-pass time of a model (median, p99), and onnxruntime's on the same model if installed.
+    Forward {
+        model: Option<PathBuf>,
+        /// Use a synthetic model with random weights: resnet18, resnet50, mnist-cnn.
+        #[arg(long)]
+        synthetic: Option<String>,
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+        /// Skip the onnxruntime comparison.
+        #[arg(long)]
+        no_ort: bool,
+    },
+}
+
+#[derive(Args)]
+struct CheckpointArg {
+    /// Use a checkpoint's weights (label or index) instead of the final ones.
+    #[arg(long)]
+    checkpoint: Option<String>,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct InputArgs {
+    /// A PNG, or a safetensors file with a tensor `input` of the input shape.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Index into the model's bundled samples.
+    #[arg(long)]
+    sample: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NETWALK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain joined, so the file and layer/tensor stay in view.
+            let msg = e
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ")
+                .replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn model_path(model: Option<PathBuf>) -> Result<PathBuf> {
+    match model {
+        Some(p) => Ok(p),
+        None => Ok(nn::demo::demo_dir()?),
+    }
+}
+
+fn load_model(model: Option<PathBuf>) -> Result<Model> {
+    Ok(Model::load(&model_path(model)?)?)
+}
+
+fn load_weights(model: &Model, ckpt: &CheckpointArg) -> Result<Weights> {
+    let w = match &ckpt.checkpoint {
+        Some(key) => Weights::load_file(model, &model.checkpoint(key)?.weights)?,
+        None => Weights::load(model)?,
+    };
+    for warning in &w.warnings {
+        eprintln!("warning: {}: {warning}", w.source.display());
+    }
+    Ok(w)
+}
+
+fn load_samples(model: &Model) -> Result<nn::Samples> {
+    let path = model
+        .samples
+        .as_ref()
+        .with_context(|| format!("{}: the model lists no \"samples\"", model.path.display()))?;
+    Ok(nn::Samples::load(model, path)?)
+}
+
+fn load_one_input(model: &Model, args: &InputArgs) -> Result<Vec<f32>> {
+    match (&args.input, args.sample) {
+        (Some(file), _) => Ok(nn::load_input(model, file)?),
+        (None, Some(i)) => {
+            let s = load_samples(model)?;
+            if i >= s.count {
+                bail!("sample {i} does not exist: the model has {} samples (0..{})", s.count, s.count - 1);
+            }
+            Ok(s.image(i).to_vec())
+        }
+        (None, None) => bail!("give --input FILE or --sample N"),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info { model, ckpt } => info(&load_model(model)?, &ckpt),
+        Command::Activations {
+            model,
+            input,
+            out,
+            ckpt,
+        } => {
+            let model = load_model(model)?;
+            let weights = load_weights(&model, &ckpt)?;
+            let raw = load_one_input(&model, &input)?;
+            let acts = nn::forward(&model, &weights, &raw)?;
+            write_activations(&model, &acts, &out)
+        }
+        Command::Neuron {
+            model,
+            input,
+            layer,
+            index,
+            top,
+            ckpt,
+        } => {
+            let model = load_model(model)?;
+            let weights = load_weights(&model, &ckpt)?;
+            let raw = load_one_input(&model, &input)?;
+            let acts = nn::forward(&model, &weights, &raw)?;
+            let li = model
+                .layer_index(&layer)
+                .with_context(|| format!("{}: no layer `{layer}`", model.path.display()))?;
+            let info = nn::query::neuron(&model, &weights, &acts, li, &index)?;
+            let n = if top == 0 { info.inputs.len() } else { top.min(info.inputs.len()) };
+            let inputs: Vec<serde_json::Value> = info.inputs[..n]
+                .iter()
+                .map(|i| {
+                    serde_json::json!({"layer": model.source_name(i.source), "index": i.index,
+                        "weight": i.weight, "activation": i.activation, "contribution": i.contribution})
+                })
+                .collect();
+            let v = serde_json::json!({"layer": layer, "index": info.index, "activation": info.value,
+                "pre_activation": info.pre_activation, "bias": info.bias, "inputs": inputs,
+                "input_count": info.inputs.len()});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        Command::Eval { model, ckpt } => {
+            let model = load_model(model)?;
+            let weights = load_weights(&model, &ckpt)?;
+            let samples = load_samples(&model)?;
+            let (k, n) = nn::train::evaluate(&model, &weights, &samples)?;
+            println!("accuracy {:.4} ({k}/{n})", k as f64 / n.max(1) as f64);
+            Ok(())
+        }
+        Command::Train {
+            model,
+            epochs,
+            seed,
+            out,
+            data,
+            batch,
+            lr,
+        } => train(model, epochs, seed, out, data, batch, lr),
+        Command::Bench { what } => match what {
+            BenchCommand::Forward {
+                model,
+                synthetic,
+                iters,
+                no_ort,
+            } => bench_forward(model, synthetic, iters, no_ort),
+        },
+    }
+}
+
+fn info(model: &Model, ckpt: &CheckpointArg) -> Result<()> {
+    println!("{} ({})", model.name, model.path.display());
+    println!(
+        "input `{}` {}  mean {:?} std {:?}",
+        model.input.name, model.input.shape, model.input.mean, model.input.std
+    );
+    println!(
+        "{:<28} {:<17} {:<20} {:>12} {:>12}  inputs",
+        "layer", "op", "output", "params", "activations"
+    );
+    for l in &model.layers {
+        let ins: Vec<&str> = l.inputs.iter().map(|s| model.source_name(*s)).collect();
+        println!(
+            "{:<28} {:<17} {:<20} {:>12} {:>12}  {}",
+            l.name,
+            l.op.name(),
+            l.shape.to_string(),
+            l.param_count(),
+            l.shape.elements(),
+            ins.join(", ")
+        );
+    }
+    println!(
+        "total: {} layers, {} parameters, {} activations",
+        model.layers.len(),
+        model.param_count(),
+        model.activation_count()
+    );
+    if !model.checkpoints.is_empty() {
+        let labels: Vec<&str> = model.checkpoints.iter().map(|c| c.label.as_str()).collect();
+        println!("checkpoints ({}): {}", labels.len(), labels.join(", "));
+    }
+    if let Some(key) = &ckpt.checkpoint {
+        let c = model.checkpoint(key)?;
+        println!("using checkpoint `{}` ({})", c.label, c.weights.display());
+    }
+    Ok(())
+}
+
+fn write_activations(model: &Model, acts: &nn::Activations, out: &Path) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = acts
+        .layers
+        .iter()
+        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = model
+        .layers
+        .iter()
+        .zip(&bytes)
+        .map(|(l, b)| {
+            Ok((
+                l.name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, l.shape.dims(), b)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = std::collections::HashMap::from([("model".to_owned(), model.name.clone())]);
+    // Write then rename so a failed run leaves no partial file behind.
+    let tmp = out.with_extension("safetensors.partial");
+    safetensors::serialize_to_file(views, Some(meta), &tmp)
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
+    println!("wrote {} layers to {}", model.layers.len(), out.display());
+    Ok(())
+}
+
+fn train(
+    model: Option<PathBuf>,
+    epochs: usize,
+    seed: u64,
+    out: PathBuf,
+    data: Option<PathBuf>,
+    batch: usize,
+    lr: f64,
+) -> Result<()> {
+    if epochs == 0 || batch == 0 {
+        bail!("--epochs and --batch must be at least 1");
+    }
+    let model = load_model(model)?;
+    let data = match data {
+        Some(d) => d,
+        None => nn::demo::demo_train_data()?,
+    };
+    let train_set = nn::Samples::load(&model, &data)?;
+    let heldout = match &model.samples {
+        Some(p) => Some(nn::Samples::load(&model, p)?),
+        None => None,
+    };
+    println!(
+        "training {} on {} samples ({}), {epochs} epochs, batch {batch}, seed {seed} -> {}",
+        model.name,
+        train_set.count,
+        data.display(),
+        out.display()
+    );
+    let cfg = nn::train::TrainConfig {
+        epochs,
+        seed,
+        batch,
+        lr,
+        out: out.clone(),
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = std::time::Instant::now();
+    let weights = nn::train::train(&model, &train_set, heldout.as_ref(), &cfg, |ev| match ev {
+        nn::train::TrainEvent::Started { steps, .. } => bar.set_length(steps as u64),
+        nn::train::TrainEvent::Step { step, loss } => {
+            bar.set_position(step as u64);
+            if step % 10 == 0 {
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+        }
+        nn::train::TrainEvent::Epoch { epoch, loss, accuracy } => {
+            let acc = accuracy
+                .map(|(k, n)| format!("  held-out accuracy {:.4} ({k}/{n})", k as f64 / n as f64))
+                .unwrap_or_default();
+            let line = format!("epoch {epoch}/{epochs}  loss {loss:.4}{acc}");
+            // A hidden bar (not a terminal) swallows println: print plainly then.
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+        nn::train::TrainEvent::Checkpoint { label, file, .. } => {
+            tracing::info!(label, file = %file.display(), "checkpoint written");
+        }
+    })?;
+    bar.finish_and_clear();
+    if let Some(h) = &heldout {
+        let (k, n) = nn::train::evaluate(&model, &weights, h)?;
+        println!("final held-out accuracy {:.4} ({k}/{n})", k as f64 / n as f64);
+    }
+    println!("done in {:.1} s: {}", start.elapsed().as_secs_f64(), out.join("model.json").display());
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn bench_forward(model: Option<PathBuf>, synthetic: Option<String>, iters: usize, no_ort: bool) -> Result<()> {
+    let iters = iters.max(1);
+    let (model, weights, name) = match &synthetic {
+        Some(name) => {
+            let (m, w) = nn::synthetic::build(name, 7)?;
+            (m, w, format!("synthetic {name}"))
+        }
+        None => {
+            let m = load_model(model)?;
+            let w = Weights::load(&m)?;
+            let n = m.name.clone();
+            (m, w, n)
+        }
+    };
+    let raw: Vec<f32> = (0..model.input.shape.elements())
+        .map(|i| ((i * 7919) % 256) as f32 / 255.0)
+        .collect();
+    let warmup = (iters / 10).clamp(1, 20);
+    for _ in 0..warmup {
+        nn::forward(&model, &weights, &raw)?;
+    }
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = std::time::Instant::now();
+        std::hint::black_box(nn::forward(&model, &weights, &raw)?);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = percentile(&times, 0.5);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "netwalk forward {name}: median {median:.3} ms  p99 {:.3} ms  ({iters} iters, {} params, {} activations, {threads} CPU threads)",
+        percentile(&times, 0.99),
+        model.param_count(),
+        model.activation_count()
+    );
+    if no_ort {
+        return Ok(());
+    }
+    let dir = tempfile_dir()?;
+    let json = match &synthetic {
+        Some(name) => nn::synthetic::write(name, &model, &weights, &dir)?,
+        None => model.path.clone(),
+    };
+    let Some(script) = ort_script() else {
+        println!("onnxruntime comparison skipped: tools/ort_bench.py not found (run from the checkout)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    };
+    // ORT computing only the final output (fused, its best case) and every layer (what netwalk does).
+    for all in [false, true] {
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(&script).arg(&json).args(["--iters", &iters.to_string()]);
+        if all {
+            cmd.arg("--all-layers");
+        }
+        match cmd.output() {
+            Ok(o) if o.status.success() => {
+                let line = String::from_utf8_lossy(&o.stdout);
+                let ort = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("median_ms="))
+                    .and_then(|v| v.parse::<f64>().ok());
+                println!("{}", line.trim());
+                if let Some(ort) = ort {
+                    let what = if all { "every layer" } else { "last layer" };
+                    println!("ratio netwalk / onnxruntime ({what}): {:.2}x", median / ort);
+                }
+            }
+            Ok(o) => {
+                println!(
+                    "onnxruntime comparison skipped: {}",
+                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("ort_bench.py failed")
+                );
+                break;
+            }
+            Err(e) => {
+                println!("onnxruntime comparison skipped: python3 not runnable ({e})");
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// tools/ort_bench.py: beside the current directory, else in the source checkout.
+fn ort_script() -> Option<PathBuf> {
+    [
+        PathBuf::from("tools/ort_bench.py"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort_bench.py"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("netwalk-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).with_context(|| format!("{}: cannot create", d.display()))?;
+    Ok(d)
 }

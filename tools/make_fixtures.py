@@ -26,14 +26,17 @@ import copy
 import json
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import netwalk_onnx  # noqa: E402  (the shared netwalk -> ONNX converter)
+
+OPSET = netwalk_onnx.OPSET
 TOL = 1e-5
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "tests" / "fixtures" / "reference"
@@ -155,8 +158,9 @@ def layer_inputs(layer, prev):
 
 
 class Builder:
-    """Walks the layer list with netwalk semantics: infers shapes, creates
-    random parameters (PyTorch layout), and emits the matching ONNX nodes."""
+    """Walks the layer list with netwalk semantics: infers shapes and creates
+    random parameters (PyTorch layout).  The ONNX graph is built from the model
+    and these parameters by the shared converter, tools/netwalk_onnx.py."""
 
     def __init__(self, rng, model, weight_dtype):
         self.rng = rng
@@ -164,8 +168,6 @@ class Builder:
         self.weight_dtype = weight_dtype
         self.params = {}      # name -> float32 (already rounded to weight_dtype)
         self.shapes = {}      # tensor name (layer or input) -> netwalk shape (tuple)
-        self.nodes = []
-        self.onnx_name = {}   # netwalk name -> onnx tensor name
 
     def new_param(self, name, a):
         assert name not in self.params, f"duplicate parameter {name}"
@@ -178,18 +180,7 @@ class Builder:
     def build(self):
         inp = self.model["input"]
         iname = inp["name"]
-        C = inp["shape"][0]
         self.shapes[iname] = tuple(inp["shape"])
-        if "mean" in inp or "std" in inp:
-            mean = np.array(inp.get("mean", [0.0] * C), np.float32).reshape(1, C, 1, 1)
-            std = np.array(inp.get("std", [1.0] * C), np.float32).reshape(1, C, 1, 1)
-            self.const("__mean", mean)
-            self.const("__std", std)
-            self.nodes.append(helper.make_node("Sub", [iname, "__mean"], ["__centered"]))
-            self.nodes.append(helper.make_node("Div", ["__centered", "__std"], ["__normalized"]))
-            self.onnx_name[iname] = "__normalized"
-        else:
-            self.onnx_name[iname] = iname
         prev = iname
         for layer in self.model["layers"]:
             name = layer["name"]
@@ -199,19 +190,8 @@ class Builder:
                 assert i in self.shapes, f"{name}: unknown input {i}"
             shape = getattr(self, "op_" + layer["op"])(layer, ins, [self.shapes[i] for i in ins])
             self.shapes[name] = tuple(shape)
-            self.onnx_name[name] = name
             prev = name
         return self
-
-    # onnx helpers
-    def const(self, name, a):
-        self.nodes.append(helper.make_node(
-            "Constant", [], [name], value=numpy_helper.from_array(a.astype(np.float32), name)))
-
-    def node(self, op, layer, ins, **attrs):
-        self.nodes.append(helper.make_node(
-            op, [self.onnx_name.get(i, i) for i in ins], [layer["name"]],
-            name=layer["name"], **attrs))
 
     # ops: each returns the netwalk output shape
     def op_conv2d(self, layer, ins, shapes):
@@ -224,31 +204,25 @@ class Builder:
         g = layer.get("groups", 1)
         assert c % g == 0 and o % g == 0
         fan_in = (c // g) * kh * kw
-        wn = self.new_param(param_name(layer, "weight"),
-                            self.randn((o, c // g, kh, kw), 1 / np.sqrt(fan_in)))
-        args = ins + [wn]
+        self.new_param(param_name(layer, "weight"),
+                       self.randn((o, c // g, kh, kw), 1 / np.sqrt(fan_in)))
         bn = param_name(layer, "bias")
         if bn is not None:
-            args.append(self.new_param(bn, self.randn((o,), 1 / np.sqrt(fan_in))))
-        self.node("Conv", layer, args, kernel_shape=[kh, kw], strides=[sh, sw],
-                  pads=[ph, pw, ph, pw], dilations=[dh, dw], group=g)
+            self.new_param(bn, self.randn((o,), 1 / np.sqrt(fan_in)))
         return (o, conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw))
 
     def op_dense(self, layer, ins, shapes):
         (n,), = shapes  # input must be [N]
         o = layer["out_features"]
-        wn = self.new_param(param_name(layer, "weight"), self.randn((o, n), 1 / np.sqrt(n)))
-        args = ins + [wn]
+        self.new_param(param_name(layer, "weight"), self.randn((o, n), 1 / np.sqrt(n)))
         bn = param_name(layer, "bias")
         if bn is not None:
-            args.append(self.new_param(bn, self.randn((o,), 1 / np.sqrt(n))))
-        self.node("Gemm", layer, args, transB=1)
+            self.new_param(bn, self.randn((o,), 1 / np.sqrt(n)))
         return (o,)
 
     def op_batchnorm2d(self, layer, ins, shapes):
         (c, h, w), = shapes
         r = self.rng
-        names = []
         # Even channels get small running_var (0.01..0.05) so that eps visibly
         # matters (1e-3 vs 1e-5 changes the scale by up to ~5%); weight is scaled
         # by sqrt(running_var) so that outputs stay O(1).
@@ -262,79 +236,58 @@ class Builder:
         for key in ("weight", "bias", "running_mean", "running_var"):
             nm = param_name(layer, key)
             assert nm is not None, "batchnorm parameters are not optional in these fixtures"
-            names.append(self.new_param(nm, vals[key].astype(np.float32)))
-        self.node("BatchNormalization", layer, ins + names,
-                  epsilon=float(layer.get("eps", 1e-5)))
+            self.new_param(nm, vals[key].astype(np.float32))
         return (c, h, w)
 
-    def _pool(self, onnx_op, layer, ins, shapes, **extra):
+    def _pool(self, layer, shapes):
         (c, h, w), = shapes
         kh, kw = pair(layer, "kernel", None)
         sh, sw = pair(layer, "stride", [kh, kw])
         ph, pw = pair(layer, "padding", [0, 0])
         assert 2 * ph <= kh and 2 * pw <= kw, "PyTorch requires padding <= kernel/2"
-        self.node(onnx_op, layer, ins, kernel_shape=[kh, kw], strides=[sh, sw],
-                  pads=[ph, pw, ph, pw], ceil_mode=0, **extra)
         return (c, conv_out(h, kh, sh, ph, 1), conv_out(w, kw, sw, pw, 1))
 
     def op_maxpool2d(self, layer, ins, shapes):
-        return self._pool("MaxPool", layer, ins, shapes)
+        return self._pool(layer, shapes)
 
     def op_avgpool2d(self, layer, ins, shapes):
-        return self._pool("AveragePool", layer, ins, shapes, count_include_pad=1)
+        return self._pool(layer, shapes)
 
     def op_global_avgpool2d(self, layer, ins, shapes):
         (c, h, w), = shapes
-        self.node("GlobalAveragePool", layer, ins)
         return (c, 1, 1)
 
     def op_flatten(self, layer, ins, shapes):
         s, = shapes
-        self.node("Flatten", layer, ins, axis=1)
         return (int(np.prod(s)),)
 
     def op_relu(self, layer, ins, shapes):
-        self.node("Relu", layer, ins)
         return shapes[0]
 
     def op_sigmoid(self, layer, ins, shapes):
-        self.node("Sigmoid", layer, ins)
         return shapes[0]
 
     def op_tanh(self, layer, ins, shapes):
-        self.node("Tanh", layer, ins)
         return shapes[0]
 
     def op_softmax(self, layer, ins, shapes):
-        # batch dim is axis 0, so axis 1 = features for [N], channels for [C,H,W]
-        self.node("Softmax", layer, ins, axis=1)
         return shapes[0]
 
     def op_add(self, layer, ins, shapes):
         assert len(ins) >= 2 and all(s == shapes[0] for s in shapes)
-        self.node("Sum", layer, ins)
         return shapes[0]
 
     def op_concat(self, layer, ins, shapes):
         assert len(ins) >= 2 and all(len(s) == len(shapes[0]) for s in shapes)
         assert all(s[1:] == shapes[0][1:] for s in shapes)
-        self.node("Concat", layer, ins, axis=1)
         return (sum(s[0] for s in shapes),) + tuple(shapes[0][1:])
 
     def onnx_model(self):
-        inp = self.model["input"]
-        graph = helper.make_graph(
-            self.nodes, self.model["name"],
-            [helper.make_tensor_value_info(inp["name"], TensorProto.FLOAT, [1] + inp["shape"])],
-            [helper.make_tensor_value_info(l["name"], TensorProto.FLOAT,
-                                           [1] + list(self.shapes[l["name"]]))
-             for l in self.model["layers"]],
-            initializer=[numpy_helper.from_array(a, n) for n, a in sorted(self.params.items())],
-        )
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="netwalk tools/make_fixtures.py")
-        m.ir_version = 8
-        onnx.checker.check_model(m, full_check=True)
+        """ONNX graph of the model with every layer as an output (the shared
+        converter, which also runs onnx.checker with full_check)."""
+        m = netwalk_onnx.build_onnx(self.model, self.params, all_layers=True,
+                                    producer="netwalk tools/make_fixtures.py")
+        assert [o.name for o in m.graph.output] == [l["name"] for l in self.model["layers"]]
         return m
 
 

@@ -66,6 +66,14 @@ fn load_png(model: &Model, path: &Path) -> Result<Vec<f32>> {
     decoder.set_transformations(png::Transformations::EXPAND);
     let bad = |e: png::DecodingError| NnError::input(path, format!("not a readable PNG: {e}"));
     let mut reader = decoder.read_info().map_err(bad)?;
+    // Check the size from the header before allocating a buffer for the pixels.
+    let (iw, ih) = (reader.info().width, reader.info().height);
+    if (iw as usize, ih as usize) != (w, h) {
+        return Err(NnError::input(
+            path,
+            format!("image is {iw}x{ih}, the model `{}` needs {w}x{h}", model.name),
+        ));
+    }
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| NnError::input(path, "PNG is too large"))?;

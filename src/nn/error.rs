@@ -1,48 +1,57 @@
 //! Errors of the model pipeline. Every variant names the file and, where one is involved, the layer
-//! or tensor, so a user can find the mistake without a debugger.
+//! or tensor, so a user can find the mistake without a debugger. Messages are always one line:
+//! names and text taken from user files go through [`OneLine`], which escapes control characters.
 
+use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NnError {
-    #[error("{}: cannot read: {source}", file.display())]
+    #[error("{}: cannot read: {source}", OneLine(file.display()))]
     Io {
         file: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: malformed JSON: {source}", file.display())]
+    #[error("{}: malformed JSON: {source}", OneLine(file.display()))]
     Json {
         file: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-    #[error("{}: {msg}", file.display())]
+    #[error("{}: {}", OneLine(file.display()), OneLine(msg))]
     Format { file: PathBuf, msg: String },
-    #[error("{}: layer `{layer}`: {msg}", file.display())]
+    #[error("{}: layer `{}`: {}", OneLine(file.display()), OneLine(layer), OneLine(msg))]
     Layer {
         file: PathBuf,
         layer: String,
         msg: String,
     },
-    #[error("{}: tensor `{tensor}` (layer `{layer}`): {msg}", file.display())]
+    #[error(
+        "{}: tensor `{}` (layer `{}`): {}",
+        OneLine(file.display()),
+        OneLine(tensor),
+        OneLine(layer),
+        OneLine(msg)
+    )]
     Tensor {
         file: PathBuf,
         layer: String,
         tensor: String,
         msg: String,
     },
-    #[error("{}: corrupt safetensors file: {msg}", file.display())]
+    #[error("{}: corrupt safetensors file: {}", OneLine(file.display()), OneLine(msg))]
     Safetensors { file: PathBuf, msg: String },
-    #[error("{}: input: {msg}", file.display())]
+    #[error("{}: input: {}", OneLine(file.display()), OneLine(msg))]
     Input { file: PathBuf, msg: String },
-    #[error("layer `{layer}`: computation failed: {source}")]
+    // candle appends a backtrace on further lines when RUST_BACKTRACE is set: keep the first line.
+    #[error("layer `{}`: computation failed: {}", OneLine(layer), OneLine(source.to_string().lines().next().unwrap_or("")))]
     Compute {
         layer: String,
         #[source]
         source: candle_core::Error,
     },
-    #[error("{0}")]
+    #[error("{}", OneLine(.0))]
     Usage(String),
 }
 
@@ -73,6 +82,29 @@ impl NnError {
             file: file.into(),
             msg: msg.into(),
         }
+    }
+}
+
+/// Displays a value with control characters (newlines, tabs, escapes) escaped, so text from a user's
+/// file (a layer name with a newline in it, say) cannot break the one-line error contract.
+pub struct OneLine<T>(pub T);
+
+impl<T: fmt::Display> fmt::Display for OneLine<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Escape<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escape<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                for c in s.chars() {
+                    if c.is_control() {
+                        write!(self.0, "{}", c.escape_default())?;
+                    } else {
+                        fmt::Write::write_char(self.0, c)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+        fmt::Write::write_fmt(&mut Escape(f), format_args!("{}", self.0))
     }
 }
 

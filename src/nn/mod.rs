@@ -1,10 +1,15 @@
 //! The model pipeline: format, weights, forward pass, neuron queries, training. No GPU here.
 
 pub mod data;
+pub mod demo;
+pub mod direct;
 pub mod error;
 pub mod forward;
+pub mod fuzz;
 pub mod model;
 pub mod query;
+pub mod synthetic;
+pub mod train;
 pub mod weights;
 
 pub use data::{Samples, load_input};

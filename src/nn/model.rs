@@ -400,14 +400,15 @@ impl Parser<'_> {
             return Err(self.err("\"layers\" is empty"));
         }
         let layers = self.layers(layers_v, &input)?;
-        if let Some(classes) = &classes {
-            let last = layers.last().map(|l| l.shape.elements()).unwrap_or(0);
-            if classes.len() != last {
-                return Err(self.err(format!(
-                    "{} classes given but the last layer has {last} outputs",
-                    classes.len()
-                )));
-            }
+        if let (Some(classes), Some(last)) = (&classes, layers.last())
+            && classes.len() != last.shape.elements()
+        {
+            return Err(self.err(format!(
+                "{} classes given but the last layer `{}` has {} outputs",
+                classes.len(),
+                last.name,
+                last.shape.elements()
+            )));
         }
         Ok(Model {
             path: self.file.to_path_buf(),
@@ -447,7 +448,11 @@ impl Parser<'_> {
             &[n] => Shape::Flat(n),
             _ => return Err(self.err("input: \"shape\" must be [C, H, W] or [N]")),
         };
-        checked_elements(&dims).ok_or_else(|| self.err("input: shape is too large"))?;
+        if checked_elements(&dims).is_none_or(|e| e > MAX_LAYER_ELEMENTS) {
+            return Err(self.err(format!(
+                "input: shape {shape} exceeds the limit of {MAX_LAYER_ELEMENTS} values"
+            )));
+        }
         let c = shape.channels();
         let per_channel = |key: &str, default: f32| -> Result<Vec<f32>> {
             match obj.get(key) {
@@ -565,11 +570,26 @@ impl Parser<'_> {
             }
         }
         if order.len() != n {
-            let stuck = (0..n)
-                .find(|&i| indegree[i] > 0)
-                .map(|i| raws[i].name.clone())
-                .unwrap_or_default();
-            return Err(self.lerr(&stuck, "its \"inputs\" form a cycle"));
+            // Every unordered layer reads from another unordered one; walking those reads n times
+            // from any of them lands on a cycle (layers merely downstream of it are not on it).
+            let stuck_input = |i: usize| {
+                raws[i].inputs.iter().filter_map(|s| by_name.get(s).copied()).find(|&j| indegree[j] > 0)
+            };
+            let mut at = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
+            for _ in 0..n {
+                at = stuck_input(at).unwrap_or(at);
+            }
+            let mut cycle = vec![raws[at].name.as_str()];
+            let mut k = stuck_input(at).unwrap_or(at);
+            while k != at && cycle.len() <= n {
+                cycle.push(&raws[k].name);
+                k = stuck_input(k).unwrap_or(at);
+            }
+            cycle.push(&raws[at].name);
+            return Err(self.lerr(
+                &raws[at].name,
+                format!("its \"inputs\" form a cycle: {} (each reads from the next)", cycle.join(" <- ")),
+            ));
         }
         let mut position = vec![0usize; n];
         for (pos, &i) in order.iter().enumerate() {
@@ -860,6 +880,16 @@ impl Parser<'_> {
                 format!("output {shape} exceeds the limit of {MAX_LAYER_ELEMENTS} activations per layer"),
             ));
         }
+        if in_shapes.first().is_some_and(|&s| work_elements(&op, s).is_none_or(|e| e > MAX_LAYER_ELEMENTS)) {
+            return Err(self.lerr(
+                name,
+                format!(
+                    "the forward pass would need a temporary buffer (padded input, dilated kernel or \
+                     unfolded patches) over the limit of {MAX_LAYER_ELEMENTS} values; reduce padding, \
+                     dilation or kernel size"
+                ),
+            ));
+        }
         for p in &params {
             if checked_elements(&p.shape).is_none_or(|e| e > MAX_LAYER_ELEMENTS) {
                 return Err(self.lerr(
@@ -954,6 +984,54 @@ impl Attrs<'_> {
         };
         out.push(ParamSpec { role, tensor, shape });
         Ok(())
+    }
+}
+
+/// The largest temporary buffer, in f32 values, the CPU forward pass allocates for a layer with this
+/// op reading `input`, beyond its output and parameters: the padded copy of the input (pools; conv
+/// with unequal padding), the spread-out kernel (conv with unequal dilation), the full-resolution
+/// output (conv with unequal strides) and candle's im2col tile (whole image for 1x1 kernels, else
+/// 512 output pixels). `None` on overflow; `Some(0)` for ops that need none.
+pub fn work_elements(op: &Op, input: Shape) -> Option<usize> {
+    let Shape::Chw(c, h, w) = input else {
+        return Some(0);
+    };
+    let padded = |(ph, pw): Pair| -> Option<usize> {
+        let hp = h.checked_add(ph.checked_mul(2)?)?;
+        let wp = w.checked_add(pw.checked_mul(2)?)?;
+        checked_elements(&[c, hp, wp])
+    };
+    match *op {
+        Op::MaxPool2d { padding, .. } | Op::AvgPool2d { padding, .. } => padded(padding),
+        Op::Conv2d {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => {
+            let (kh, kw) = if dilation.0 == dilation.1 {
+                kernel
+            } else {
+                (
+                    (kernel.0 - 1).checked_mul(dilation.0)?.checked_add(1)?,
+                    (kernel.1 - 1).checked_mul(dilation.1)?.checked_add(1)?,
+                )
+            };
+            let dil = if dilation.0 == dilation.1 { dilation.0 } else { 1 };
+            let s = if stride.0 == stride.1 { stride.0 } else { 1 };
+            let oh = conv_out(h, kh, s, padding.0, dil)?;
+            let ow = conv_out(w, kw, s, padding.1, dil)?;
+            let pixels = oh.checked_mul(ow)?;
+            let patch = checked_elements(&[c / groups, kh, kw])?;
+            let tile = patch.checked_mul(if kh == 1 && kw == 1 { pixels } else { pixels.min(512) })?;
+            let kernel_elems = checked_elements(&[out_channels, c / groups, kh, kw])?;
+            let full_out = out_channels.checked_mul(pixels)?;
+            let pad = padded(padding)?;
+            Some(tile.max(kernel_elems).max(full_out).max(pad))
+        }
+        _ => Some(0),
     }
 }
 

@@ -51,7 +51,92 @@ impl SafetensorsFile {
 pub fn parse_safetensors<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
     SafeTensors::deserialize(bytes).map_err(|e| NnError::Safetensors {
         file: path.to_path_buf(),
-        msg: e.to_string(),
+        msg: explain_safetensors_error(bytes, e),
+    })
+}
+
+/// The safetensors crate's errors, reworded to say what is wrong with the file and, where one is
+/// involved, which tensor (its messages name neither for a truncated file or a size mismatch).
+fn explain_safetensors_error(bytes: &[u8], e: safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    let len = bytes.len();
+    let Some(n) = bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)) else {
+        return format!("the file is {len} bytes, too short for the 8-byte header length (empty or truncated?)");
+    };
+    match e {
+        E::HeaderTooLarge => format!("header length {n} is over the 100 MB limit (not a safetensors file?)"),
+        E::InvalidHeaderLength => format!(
+            "header length {n} runs past the end of the {len}-byte file (truncated, or not a safetensors file?)"
+        ),
+        E::MetadataIncompleteBuffer
+        | E::TensorInvalidInfo
+        | E::InvalidOffset(_)
+        | E::ValidationOverflow
+        | E::MisalignedSlice => explain_layout(bytes, (n as usize).saturating_add(8)).unwrap_or_else(|| e.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// Walk the header's tensors in data order, as the safetensors crate does, naming the first one
+/// whose offsets do not fit. `header_end` is where the data section starts.
+fn explain_layout(bytes: &[u8], header_end: usize) -> Option<String> {
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..header_end)?).ok()?;
+    let mut infos: Vec<(String, safetensors::tensor::TensorInfo)> = header
+        .into_iter()
+        .filter(|(k, _)| k != "__metadata__")
+        .filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?)))
+        .collect();
+    infos.sort_by(|a, b| (a.1.data_offsets, &a.0).cmp(&(b.1.data_offsets, &b.0)));
+    let data_len = bytes.len() - header_end;
+    let mut end = 0;
+    for (name, info) in &infos {
+        let (s, e) = info.data_offsets;
+        let (dtype, shape) = (info.dtype, &info.shape);
+        if s < end {
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{s}, {e}] overlap the previous tensor, which ends at {end}"
+            ));
+        }
+        if e < s {
+            return Some(format!("tensor `{name}`: data_offsets [{s}, {e}] end before they start"));
+        }
+        if s > end {
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{s}, {e}] leave a gap after the previous tensor, which ends at {end}"
+            ));
+        }
+        let bits = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|n| n.checked_mul(dtype.bitsize()));
+        match bits {
+            None => return Some(format!("tensor `{name}`: shape {shape:?} overflows")),
+            Some(b) if b % 8 != 0 || e - s != b / 8 => {
+                let need = match b % 8 {
+                    0 => format!("{} bytes", b / 8),
+                    _ => format!("{b} bits (not whole bytes)"),
+                };
+                return Some(format!(
+                    "tensor `{name}`: data_offsets [{s}, {e}] hold {} bytes, but {dtype:?} {shape:?} needs {need}",
+                    e - s
+                ));
+            }
+            Some(_) => {}
+        }
+        if e > data_len {
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{s}, {e}] run past the end of the data ({data_len} bytes): \
+                 the file is truncated"
+            ));
+        }
+        end = e;
+    }
+    (end < data_len).then(|| {
+        format!(
+            "{} unexpected bytes after the last tensor (the header describes {end} bytes of data, the file holds {data_len})",
+            data_len - end
+        )
     })
 }
 

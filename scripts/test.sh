@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every netwalk test on a Debian 12 machine as root, installing what the tests need.
+# Usage: scripts/test.sh            (from anywhere inside the checkout)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    echo "scripts/test.sh: please install: ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+if ! command -v cargo >/dev/null; then
+  echo "scripts/test.sh: cargo (Rust >= 1.85, edition 2024) is needed: install it with rustup" >&2
+  exit 1
+fi
+
+# Keep CI's build cache between runs when the machine is reused; a fresh machine builds from scratch.
+if [ -n "${CI:-}" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  export CARGO_TARGET_DIR=/var/tmp/netwalk-ci-target
+fi
+# Tests unpack the embedded demo; give them a private cache folder.
+export NETWALK_CACHE="${NETWALK_CACHE:-$(mktemp -d /tmp/netwalk-test-cache.XXXXXX)}"
+
+cargo test --locked --all-targets 2>&1
