@@ -95,6 +95,9 @@ enum BenchCommand {
         /// Skip the onnxruntime comparison.
         #[arg(long)]
         no_ort: bool,
+        /// Also print the time of each layer (mean over the iterations).
+        #[arg(long)]
+        per_layer: bool,
     },
 }
 
@@ -255,7 +258,8 @@ fn run(cli: Cli) -> Result<()> {
                 synthetic,
                 iters,
                 no_ort,
-            } => bench_forward(model, synthetic, iters, no_ort),
+                per_layer,
+            } => bench_forward(model, synthetic, iters, no_ort, per_layer),
         },
     }
 }
@@ -406,7 +410,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-fn bench_forward(model: Option<PathBuf>, synthetic: Option<String>, iters: usize, no_ort: bool) -> Result<()> {
+fn bench_forward(
+    model: Option<PathBuf>,
+    synthetic: Option<String>,
+    iters: usize,
+    no_ort: bool,
+    per_layer: bool,
+) -> Result<()> {
     let iters = iters.max(1);
     let (model, weights, name) = match &synthetic {
         Some(name) => {
@@ -424,24 +434,39 @@ fn bench_forward(model: Option<PathBuf>, synthetic: Option<String>, iters: usize
         .map(|i| ((i * 7919) % 256) as f32 / 255.0)
         .collect();
     let warmup = (iters / 10).clamp(1, 20);
+    // Weights are prepared once, as the app does for each checkpoint; the loop times the forward.
+    let engine = nn::Engine::new(&model, &weights)?;
     for _ in 0..warmup {
-        nn::forward(&model, &weights, &raw)?;
+        engine.run(&raw);
     }
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters {
         let t = std::time::Instant::now();
-        std::hint::black_box(nn::forward(&model, &weights, &raw)?);
+        std::hint::black_box(engine.run(&raw));
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
     let median = percentile(&times, 0.5);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = rayon::current_num_threads();
     println!(
         "netwalk forward {name}: median {median:.3} ms  p99 {:.3} ms  ({iters} iters, {} params, {} activations, {threads} CPU threads)",
         percentile(&times, 0.99),
         model.param_count(),
         model.activation_count()
     );
+    if per_layer {
+        let mut t = Vec::new();
+        for _ in 0..iters {
+            engine.run_timed(&raw, Some(&mut t));
+        }
+        let mut rows: Vec<(usize, f64)> = t.iter().map(|s| s / iters as f64 * 1e3).enumerate().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("per layer (mean ms, slowest first):");
+        for (i, ms) in rows {
+            let l = &model.layers[i];
+            println!("  {:<28} {:<17} {:<18} {ms:.4}", l.name, l.op.name(), l.shape.to_string());
+        }
+    }
     if no_ort {
         return Ok(());
     }
@@ -458,7 +483,9 @@ fn bench_forward(model: Option<PathBuf>, synthetic: Option<String>, iters: usize
     // ORT computing only the final output (fused, its best case) and every layer (what netwalk does).
     for all in [false, true] {
         let mut cmd = std::process::Command::new("python3");
+        // The same number of threads as netwalk's own pool, for a like-for-like comparison.
         cmd.arg(&script).arg(&json).args(["--iters", &iters.to_string()]);
+        cmd.args(["--threads", &threads.to_string()]);
         if all {
             cmd.arg("--all-layers");
         }

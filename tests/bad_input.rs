@@ -493,6 +493,19 @@ fn absurd_conv_patch_unfolding() {
 }
 
 #[test]
+fn absurd_conv_im2col_of_a_big_image() {
+    // Output [1, 2046, 2046] and input [64, 2048, 2048] are each within the per-layer limit, but
+    // unfolding the 3x3 patches of 64 channels for every output pixel takes 2.4e9 values.
+    let fx = Fx::new();
+    refused_quickly(
+        &fx,
+        "[64, 2048, 2048]",
+        r#"[{"name": "wide", "op": "conv2d", "out_channels": 1, "kernel": 3}]"#,
+        &["`wide`", "limit"],
+    );
+}
+
+#[test]
 fn kernel_larger_than_input() {
     let fx = Fx::good();
     let e = expect_err(fx.model_with(r#""kernel": 3"#, r#""kernel": 5"#));

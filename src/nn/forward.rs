@@ -3,7 +3,7 @@
 
 use candle_core::{D, DType, Device, Tensor};
 
-use super::direct;
+use super::engine::Engine;
 use super::error::{ComputeContext, NnError, Result};
 use super::model::{Layer, Model, Op, Pair, Shape, Source};
 use super::weights::{LayerParams, Weights};
@@ -40,15 +40,9 @@ pub fn normalize(model: &Model, raw: &Tensor) -> candle_core::Result<Tensor> {
     raw.broadcast_sub(&mean)?.broadcast_mul(&inv_std)
 }
 
-/// Run every layer on a normalized batch; returns one tensor per layer (with batch dimension).
-/// Conv/dense layers of a single input with at most `direct_max_macs` multiply-adds use the direct
-/// kernels (no autograd: pass 0 when training).
-pub fn forward_batch(
-    model: &Model,
-    params: &[LayerParams],
-    x: &Tensor,
-    direct_max_macs: u64,
-) -> Result<Vec<Tensor>> {
+/// Run every layer on a normalized batch with candle (autograd-capable); returns one tensor per
+/// layer (with batch dimension).
+pub fn forward_batch(model: &Model, params: &[LayerParams], x: &Tensor) -> Result<Vec<Tensor>> {
     let mut outs: Vec<Tensor> = Vec::with_capacity(model.layers.len());
     for (layer, p) in model.layers.iter().zip(params) {
         let ins: Vec<&Tensor> = layer
@@ -59,27 +53,13 @@ pub fn forward_batch(
                 Source::Layer(i) => &outs[i],
             })
             .collect();
-        let direct = ins[0].dim(0).is_ok_and(|b| b == 1) && layer_macs(layer).is_some_and(|m| m <= direct_max_macs);
-        let y = if direct {
-            direct_forward(model, layer, p, ins[0])
-        } else {
-            layer_forward(layer, p, &ins)
-        }
-        .in_layer(&layer.name)?;
+        let y = layer_forward(layer, p, &ins).in_layer(&layer.name)?;
         outs.push(y);
     }
     Ok(outs)
 }
 
-/// Run the model on one raw (unnormalized) input of the model's input shape.
-pub fn forward(model: &Model, weights: &Weights, raw: &[f32]) -> Result<Activations> {
-    forward_with(model, weights, raw, direct::DIRECT_MAX_MACS)
-}
-
-/// [`forward`] with an explicit direct-kernel threshold (0: candle everywhere; `u64::MAX`: direct
-/// kernels for every conv/dense layer).
-pub fn forward_with(model: &Model, weights: &Weights, raw: &[f32], direct_max_macs: u64) -> Result<Activations> {
-    let dims = model.input.shape.dims();
+fn check_input_len(model: &Model, raw: &[f32]) -> Result<()> {
     if raw.len() != model.input.shape.elements() {
         return Err(NnError::Usage(format!(
             "input has {} values, the model needs {} ({})",
@@ -88,11 +68,24 @@ pub fn forward_with(model: &Model, weights: &Weights, raw: &[f32], direct_max_ma
             model.input.shape
         )));
     }
+    Ok(())
+}
+
+/// Run the model on one raw (unnormalized) input of the model's input shape (the inference
+/// engine; hold an [`Engine`] instead to run many inputs on the same weights).
+pub fn forward(model: &Model, weights: &Weights, raw: &[f32]) -> Result<Activations> {
+    check_input_len(model, raw)?;
+    Ok(Engine::new(model, weights)?.run(raw))
+}
+
+/// The same through candle's batch path (as training computes it).
+pub fn forward_candle(model: &Model, weights: &Weights, raw: &[f32]) -> Result<Activations> {
+    check_input_len(model, raw)?;
     let mut bdims = vec![1usize];
-    bdims.extend(&dims);
+    bdims.extend(model.input.shape.dims());
     let x = Tensor::from_slice(raw, bdims.as_slice(), &Device::Cpu).in_layer(&model.input.name)?;
     let x = normalize(model, &x).in_layer(&model.input.name)?;
-    let outs = forward_batch(model, &weights.layers, &x, direct_max_macs)?;
+    let outs = forward_batch(model, &weights.layers, &x)?;
     let flat = |t: &Tensor, name: &str| -> Result<Vec<f32>> {
         t.flatten_all().and_then(|t| t.to_vec1::<f32>()).in_layer(name)
     };
@@ -108,42 +101,9 @@ pub fn forward_with(model: &Model, weights: &Weights, raw: &[f32], direct_max_ma
 /// Class scores for a batch of raw inputs: the last layer's output, `[B, classes]`.
 pub fn predict_batch(model: &Model, weights: &Weights, raw: &Tensor) -> Result<Tensor> {
     let x = normalize(model, raw).in_layer(&model.input.name)?;
-    let mut outs = forward_batch(model, &weights.layers, &x, direct::DIRECT_MAX_MACS)?;
+    let mut outs = forward_batch(model, &weights.layers, &x)?;
     outs.pop()
         .ok_or_else(|| NnError::Usage("the model has no layers".into()))
-}
-
-/// Multiply-adds of a conv/dense layer for one input; `None` for other ops.
-pub fn layer_macs(layer: &Layer) -> Option<u64> {
-    let fan_in = layer
-        .param(super::model::ParamRole::Weight)
-        .map_or(0, |w| w.shape[1..].iter().product::<usize>());
-    match layer.op {
-        Op::Conv2d { .. } | Op::Dense { .. } => Some((layer.shape.elements() as u64) * fan_in as u64),
-        _ => None,
-    }
-}
-
-/// Conv/dense of a single input on the direct kernels.
-fn direct_forward(model: &Model, layer: &Layer, p: &LayerParams, x: &Tensor) -> candle_core::Result<Tensor> {
-    let vec = |t: &Option<Tensor>| -> candle_core::Result<Option<Vec<f32>>> {
-        t.as_ref().map(|t| t.flatten_all()?.to_vec1::<f32>()).transpose()
-    };
-    let input = x.flatten_all()?.to_vec1::<f32>()?;
-    let weight = vec(&p.weight)?.ok_or_else(|| candle_core::Error::Msg("weight not loaded".into()))?;
-    let bias = vec(&p.bias)?;
-    let out = match (&layer.op, model.source_shape(layer.inputs[0]), layer.shape) {
-        (
-            Op::Conv2d { kernel, stride, padding, dilation, groups, .. },
-            Shape::Chw(c, h, w),
-            Shape::Chw(oc, oh, ow),
-        ) => direct::conv2d(&input, (c, h, w), &weight, bias.as_deref(), (oc, oh, ow), *kernel, *stride, *padding, *dilation, *groups),
-        (Op::Dense { out_features }, _, _) => direct::dense(&input, &weight, bias.as_deref(), *out_features),
-        _ => return Err(candle_core::Error::Msg("no direct kernel for this op".into())),
-    };
-    let mut dims = vec![1usize];
-    dims.extend(layer.shape.dims());
-    Tensor::from_vec(out, dims.as_slice(), x.device())
 }
 
 fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core::Result<Tensor> {

@@ -2,7 +2,7 @@
 
 pub mod data;
 pub mod demo;
-pub mod direct;
+pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod fuzz;
@@ -14,6 +14,7 @@ pub mod weights;
 
 pub use data::{Samples, load_input};
 pub use error::{NnError, Result};
+pub use engine::Engine;
 pub use forward::{Activations, forward};
 pub use model::{Layer, Model, Op, Shape, Source};
 pub use weights::Weights;

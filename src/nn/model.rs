@@ -987,11 +987,14 @@ impl Attrs<'_> {
     }
 }
 
-/// The largest temporary buffer, in f32 values, the CPU forward pass allocates for a layer with this
-/// op reading `input`, beyond its output and parameters: the padded copy of the input (pools; conv
-/// with unequal padding), the spread-out kernel (conv with unequal dilation), the full-resolution
-/// output (conv with unequal strides) and candle's im2col tile (whole image for 1x1 kernels, else
-/// 512 output pixels). `None` on overflow; `Some(0)` for ops that need none.
+/// The largest temporary buffer, in f32 values, the CPU forward passes allocate for a layer with
+/// this op reading `input`, beyond its output and parameters. The inference engine
+/// (`engine.rs`) unfolds every conv input into an im2col matrix of `C/groups * kh * kw` rows by
+/// `oh * ow` columns. The candle path (`forward.rs`, training) builds a padded copy of the input
+/// (pools; conv with unequal padding), a spread-out kernel (conv with unequal dilation), a
+/// full-resolution output (conv with unequal strides) and candle's im2col tiles (whole image for
+/// 1x1 kernels, else 512 output pixels). Keep this in step with both. `None` on overflow; `Some(0)`
+/// for ops that need none.
 pub fn work_elements(op: &Op, input: Shape) -> Option<usize> {
     let Shape::Chw(c, h, w) = input else {
         return Some(0);
@@ -1029,7 +1032,10 @@ pub fn work_elements(op: &Op, input: Shape) -> Option<usize> {
             let kernel_elems = checked_elements(&[out_channels, c / groups, kh, kw])?;
             let full_out = out_channels.checked_mul(pixels)?;
             let pad = padded(padding)?;
-            Some(tile.max(kernel_elems).max(full_out).max(pad))
+            let real_pixels = conv_out(h, kernel.0, stride.0, padding.0, dilation.0)?
+                .checked_mul(conv_out(w, kernel.1, stride.1, padding.1, dilation.1)?)?;
+            let engine_col = checked_elements(&[c / groups, kernel.0, kernel.1, real_pixels])?;
+            Some(tile.max(kernel_elems).max(full_out).max(pad).max(engine_col))
         }
         _ => Some(0),
     }

@@ -309,7 +309,7 @@ fn train_single_thread(
         .in_layer("labels")?;
         let x = normalize(model, &x).in_layer(&model.input.name)?;
         let params = params_of(&vars);
-        let outs = forward_batch(model, &params, &x, 0)?;
+        let outs = forward_batch(model, &params, &x)?;
         let logits = outs[logits_layer]
             .reshape((idx.len(), classes))
             .in_layer(&model.layers[logits_layer].name)?;

@@ -1,0 +1,367 @@
+//! The single-input inference engine: every layer's output for one input, on plain `Vec<f32>`
+//! buffers, conv as im2col + `gemm` (the matrix kernel candle itself uses), everything else as
+//! direct loops, parallel with rayon where a layer is big enough to pay for it.
+//!
+//! Why not candle here: `netwalk bench forward` measured candle's CPU path at 28x onnxruntime on a
+//! ResNet-18 (16 cores) and 2.7x on the demo CNN, mostly per-op overhead and single-threaded
+//! broadcasts. candle still does batches and training (autograd); both paths are checked against
+//! onnxruntime by the reference tests.
+
+use rayon::prelude::*;
+
+use super::error::{ComputeContext, Result};
+use super::forward::{Activations, batchnorm_affine};
+use super::model::{Model, Op, Pair, Shape, Source};
+use super::weights::Weights;
+
+/// Elements below which a loop stays on the calling thread (thread hand-offs cost more).
+const PAR_MIN: usize = 1 << 15;
+/// Multiply-adds below which gemm runs single-threaded.
+const GEMM_PAR_MIN: usize = 1 << 20;
+
+/// Per-layer parameters flattened once, so repeated forwards copy nothing.
+#[derive(Debug, Clone, Default)]
+struct Flat {
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    /// Batchnorm folded to `x * scale + shift`.
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+/// A model with its weights prepared for repeated single-input forward passes.
+pub struct Engine<'m> {
+    model: &'m Model,
+    flat: Vec<Flat>,
+}
+
+fn to_vec(t: &candle_core::Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+impl<'m> Engine<'m> {
+    pub fn new(model: &'m Model, weights: &Weights) -> Result<Engine<'m>> {
+        let mut flat = Vec::with_capacity(model.layers.len());
+        for (layer, p) in model.layers.iter().zip(&weights.layers) {
+            let mut f = Flat::default();
+            match layer.op {
+                Op::Conv2d { .. } | Op::Dense { .. } => {
+                    if let Some(w) = &p.weight {
+                        f.weight = to_vec(w).in_layer(&layer.name)?;
+                    }
+                    f.bias = p.bias.as_ref().map(to_vec).transpose().in_layer(&layer.name)?;
+                }
+                Op::BatchNorm2d { eps } => {
+                    let (scale, shift) =
+                        batchnorm_affine(p, eps, layer.shape.channels()).in_layer(&layer.name)?;
+                    f.scale = to_vec(&scale).in_layer(&layer.name)?;
+                    f.shift = to_vec(&shift).in_layer(&layer.name)?;
+                }
+                _ => {}
+            }
+            flat.push(f);
+        }
+        Ok(Engine { model, flat })
+    }
+
+    /// Every layer's output for one raw (unnormalized) input.
+    pub fn run(&self, raw: &[f32]) -> Activations {
+        self.run_timed(raw, None)
+    }
+
+    /// [`Engine::run`], adding each layer's wall time in seconds to `times` (one slot per layer).
+    pub fn run_timed(&self, raw: &[f32], mut times: Option<&mut Vec<f64>>) -> Activations {
+        let model = self.model;
+        let input = normalize(model, raw);
+        let mut layers: Vec<Vec<f32>> = Vec::with_capacity(model.layers.len());
+        for (li, layer) in model.layers.iter().enumerate() {
+            let src = |s: Source| -> &[f32] {
+                match s {
+                    Source::Input => &input,
+                    Source::Layer(i) => &layers[i],
+                }
+            };
+            let x = src(layer.inputs[0]);
+            let in_shape = model.source_shape(layer.inputs[0]);
+            let f = &self.flat[li];
+            let start = std::time::Instant::now();
+            let y = match (&layer.op, in_shape, layer.shape) {
+                (
+                    Op::Conv2d { kernel, stride, padding, dilation, groups, .. },
+                    Shape::Chw(c, h, w),
+                    Shape::Chw(oc, oh, ow),
+                ) => conv2d(x, (c, h, w), f, (oc, oh, ow), *kernel, *stride, *padding, *dilation, *groups),
+                (Op::Dense { out_features }, _, _) => dense(x, f, *out_features),
+                (Op::BatchNorm2d { .. }, Shape::Chw(c, h, w), _) => {
+                    per_channel(x, c, h * w, |ch, v| v * f.scale[ch] + f.shift[ch])
+                }
+                (Op::MaxPool2d { kernel, stride, padding }, Shape::Chw(c, h, w), Shape::Chw(_, oh, ow)) => {
+                    pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, true)
+                }
+                (Op::AvgPool2d { kernel, stride, padding }, Shape::Chw(c, h, w), Shape::Chw(_, oh, ow)) => {
+                    pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, false)
+                }
+                (Op::GlobalAvgPool2d, Shape::Chw(_, h, w), _) => {
+                    x.chunks_exact(h * w).map(|p| p.iter().sum::<f32>() / (h * w) as f32).collect()
+                }
+                (Op::Flatten, _, _) => x.to_vec(),
+                // `v < 0` is false for NaN, so NaN passes through as in PyTorch.
+                (Op::Relu, _, _) => map(x, |v| if v < 0.0 { 0.0 } else { v }),
+                (Op::Sigmoid, _, _) => map(x, |v| 1.0 / (1.0 + (-v).exp())),
+                (Op::Tanh, _, _) => map(x, f32::tanh),
+                (Op::Softmax, s, _) => softmax(x, s),
+                (Op::Add, _, _) => {
+                    let mut acc = x.to_vec();
+                    for &s in &layer.inputs[1..] {
+                        add_into(&mut acc, src(s));
+                    }
+                    acc
+                }
+                (Op::Concat, _, _) => layer.inputs.iter().flat_map(|&s| src(s).iter().copied()).collect(),
+                _ => unreachable!("shapes were validated when the model was loaded"),
+            };
+            debug_assert_eq!(y.len(), layer.shape.elements(), "layer {}", layer.name);
+            if let Some(t) = times.as_deref_mut() {
+                t.resize(model.layers.len(), 0.0);
+                t[li] += start.elapsed().as_secs_f64();
+            }
+            layers.push(y);
+        }
+        Activations { input, layers }
+    }
+}
+
+fn normalize(model: &Model, raw: &[f32]) -> Vec<f32> {
+    let c = model.input.shape.channels();
+    let per = raw.len() / c.max(1);
+    per_channel(raw, c, per, |ch, v| (v - model.input.mean[ch]) / model.input.std[ch])
+}
+
+fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    if x.len() >= PAR_MIN {
+        x.par_iter().map(|&v| f(v)).collect()
+    } else {
+        x.iter().map(|&v| f(v)).collect()
+    }
+}
+
+fn per_channel(x: &[f32], c: usize, plane: usize, f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; c * plane];
+    let body = |(ch, (o, i)): (usize, (&mut [f32], &[f32]))| {
+        for (o, &v) in o.iter_mut().zip(i) {
+            *o = f(ch, v);
+        }
+    };
+    if plane == 0 {
+        return out;
+    }
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(body);
+    } else {
+        out.chunks_mut(plane).zip(x.chunks(plane)).enumerate().for_each(body);
+    }
+    out
+}
+
+fn add_into(acc: &mut [f32], x: &[f32]) {
+    if acc.len() >= PAR_MIN {
+        acc.par_iter_mut().zip(x).for_each(|(a, b)| *a += b);
+    } else {
+        acc.iter_mut().zip(x).for_each(|(a, b)| *a += b);
+    }
+}
+
+fn softmax(x: &[f32], shape: Shape) -> Vec<f32> {
+    // Over all of [N]; over the channels of each pixel of [C, H, W].
+    let (c, plane) = match shape {
+        Shape::Flat(n) => (n, 1),
+        Shape::Chw(c, h, w) => (c, h * w),
+    };
+    let mut out = vec![0f32; x.len()];
+    for p in 0..plane {
+        let max = (0..c).map(|k| x[k * plane + p]).fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for k in 0..c {
+            let e = (x[k * plane + p] - max).exp();
+            out[k * plane + p] = e;
+            sum += e;
+        }
+        for k in 0..c {
+            out[k * plane + p] /= sum;
+        }
+    }
+    out
+}
+
+/// `dst[m, n] = lhs[m, k] * rhs[k, n]`, all row-major. (Splitting large products into row bands
+/// of single-threaded gemms was tried: slower than gemm's own threading on ResNet-18.)
+fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
+    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    let par = if m * n * k >= GEMM_PAR_MIN {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three buffers hold at least m*n, m*k and k*n elements (asserted above) and the
+    // strides describe dense row-major matrices within them; dst does not alias lhs or rhs.
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            dst.as_mut_ptr(), 1, n as isize,
+            false,
+            lhs.as_ptr(), 1, k as isize,
+            rhs.as_ptr(), 1, n as isize,
+            0.0, 1.0,
+            false, false, false,
+            par,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv2d(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    f: &Flat,
+    (oc, oh, ow): (usize, usize, usize),
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: usize,
+) -> Vec<f32> {
+    let (cin_g, cout_g) = (c / groups, oc / groups);
+    let k = cin_g * kernel.0 * kernel.1;
+    let n = oh * ow;
+    let pointwise = kernel == (1, 1) && stride == (1, 1) && padding == (0, 0);
+    let mut out = vec![0f32; oc * n];
+    let mut col = if pointwise { Vec::new() } else { vec![0f32; k * n] };
+    for g in 0..groups {
+        let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
+        let rhs: &[f32] = if pointwise {
+            xg
+        } else {
+            im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, &mut col);
+            &col
+        };
+        let wg = &f.weight[g * cout_g * k..(g + 1) * cout_g * k];
+        matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
+    }
+    if let Some(b) = &f.bias {
+        let body = |(co, plane): (usize, &mut [f32])| plane.iter_mut().for_each(|v| *v += b[co]);
+        if out.len() >= PAR_MIN {
+            out.par_chunks_mut(n).enumerate().for_each(body);
+        } else {
+            out.chunks_mut(n).enumerate().for_each(body);
+        }
+    }
+    out
+}
+
+/// Unfold input patches: row `(ci, ky, kx)` of `col` holds that tap for every output pixel.
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    x: &[f32],
+    (cin, h, w): (usize, usize, usize),
+    (oh, ow): (usize, usize),
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    col: &mut [f32],
+) {
+    let n = oh * ow;
+    let taps = kernel.0 * kernel.1;
+    let fill = |(row, dst): (usize, &mut [f32])| {
+        let (ci, t) = (row / taps, row % taps);
+        let (ky, kx) = (t / kernel.1, t % kernel.1);
+        let src = &x[ci * h * w..(ci + 1) * h * w];
+        for oy in 0..oh {
+            let iy = (oy * stride.0 + ky * dilation.0) as isize - padding.0 as isize;
+            let drow = &mut dst[oy * ow..(oy + 1) * ow];
+            if iy < 0 || iy >= h as isize {
+                drow.fill(0.0);
+                continue;
+            }
+            let srow = &src[iy as usize * w..(iy as usize + 1) * w];
+            for (ox, d) in drow.iter_mut().enumerate() {
+                let ix = (ox * stride.1 + kx * dilation.1) as isize - padding.1 as isize;
+                *d = if ix >= 0 && ix < w as isize { srow[ix as usize] } else { 0.0 };
+            }
+        }
+    };
+    let col = &mut col[..cin * taps * n];
+    if col.len() >= PAR_MIN {
+        col.par_chunks_mut(n).enumerate().for_each(fill);
+    } else {
+        col.chunks_mut(n).enumerate().for_each(fill);
+    }
+}
+
+fn dense(x: &[f32], f: &Flat, out_features: usize) -> Vec<f32> {
+    let n = x.len();
+    let one = |o: usize| dot(&f.weight[o * n..(o + 1) * n], x) + f.bias.as_ref().map_or(0.0, |b| b[o]);
+    if out_features * n >= PAR_MIN * 4 {
+        (0..out_features).into_par_iter().map(one).collect()
+    } else {
+        (0..out_features).map(one).collect()
+    }
+}
+
+/// Dot product with eight independent accumulators, so the compiler can vectorize it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pool(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    (oh, ow): (usize, usize),
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    is_max: bool,
+) -> Vec<f32> {
+    let mut out = vec![0f32; c * oh * ow];
+    let area = (kernel.0 * kernel.1) as f32;
+    let body = |(ch, dst): (usize, &mut [f32])| {
+        let src = &x[ch * h * w..(ch + 1) * h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = if is_max { f32::NEG_INFINITY } else { 0.0 };
+                for ky in 0..kernel.0 {
+                    let iy = (oy * stride.0 + ky) as isize - padding.0 as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    for kx in 0..kernel.1 {
+                        let ix = (ox * stride.1 + kx) as isize - padding.1 as isize;
+                        if ix < 0 || ix >= w as isize {
+                            continue;
+                        }
+                        let v = src[iy as usize * w + ix as usize];
+                        // NaN wins a max (as in PyTorch): once acc is NaN, `v > acc` stays false.
+                        acc = if !is_max { acc + v } else if v > acc || v.is_nan() { v } else { acc };
+                    }
+                }
+                // Average pooling counts the zero padding (PyTorch's count_include_pad).
+                dst[oy * ow + ox] = if is_max { acc } else { acc / area };
+            }
+        }
+    };
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(oh * ow).enumerate().for_each(body);
+    } else {
+        out.chunks_mut(oh * ow).enumerate().for_each(body);
+    }
+    out
+}
