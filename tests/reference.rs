@@ -59,3 +59,22 @@ fn every_layer_matches_onnxruntime() {
     }
     assert!(layers_checked > 80, "only {layers_checked} layers checked");
 }
+
+/// Layers big enough for the engine's multi-threaded blocked gemm (the reference cases are too
+/// small to reach it): the engine against candle, layer by layer, on a ResNet-18-shaped model.
+#[test]
+fn engine_matches_candle_on_large_layers() {
+    let (model, weights) = nn::synthetic::build("resnet18", 3).unwrap();
+    let raw: Vec<f32> = (0..model.input.shape.elements()).map(|i| ((i * 31) % 97) as f32 / 97.0).collect();
+    let engine = nn::forward(&model, &weights, &raw).unwrap();
+    let candle = nn::forward::forward_candle(&model, &weights, &raw).unwrap();
+    let mut big = 0;
+    for (i, layer) in model.layers.iter().enumerate() {
+        let (a, b) = (&engine.layers[i], &candle.layers[i]);
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+        assert!(worst <= 1e-4, "layer {}: engine differs from candle by {worst:e} (relative)", layer.name);
+        big += usize::from(nn::forward::conv_macs(layer) >= 1 << 20);
+    }
+    assert!(big >= 15, "only {big} layers reached the blocked gemm");
+}

@@ -193,27 +193,71 @@ fn softmax(x: &[f32], shape: Shape) -> Vec<f32> {
     out
 }
 
-/// `dst[m, n] = lhs[m, k] * rhs[k, n]`, all row-major. (Splitting large products into row bands
-/// of single-threaded gemms was tried: slower than gemm's own threading on ResNet-18.)
+/// `dst[m, n] = lhs[m, k] * rhs[k, n]`, all row-major. Large products are cut into blocks of
+/// rows or of columns (whichever dimension is longer), one single-threaded gemm per block on the
+/// rayon pool.
 fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
     assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    let par = if m * n * k >= GEMM_PAR_MIN {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    let threads = rayon::current_num_threads();
+    if m * n * k < GEMM_PAR_MIN || threads == 1 {
+        // SAFETY: whole matrices, sizes asserted above.
+        unsafe { gemm_block(dst.as_mut_ptr(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n) };
+        return;
+    }
+    let blocks = threads * 2;
+    let (dst_p, lhs_p, rhs_p) = (SendPtr(dst.as_mut_ptr()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
+    if n >= m {
+        let width = n.div_ceil(blocks).max(16);
+        (0..n.div_ceil(width)).into_par_iter().for_each(|b| {
+            let (c0, c1) = (b * width, ((b + 1) * width).min(n));
+            // SAFETY: column block [c0, c1) of dst and rhs, inside the asserted sizes; blocks
+            // write disjoint columns of dst.
+            unsafe {
+                gemm_block(dst_p.get().add(c0), lhs_p.get(), rhs_p.get().add(c0), m, c1 - c0, k, n)
+            };
+        });
     } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the three buffers hold at least m*n, m*k and k*n elements (asserted above) and the
-    // strides describe dense row-major matrices within them; dst does not alias lhs or rhs.
+        let rows = m.div_ceil(blocks).max(8);
+        (0..m.div_ceil(rows)).into_par_iter().for_each(|b| {
+            let (r0, r1) = (b * rows, ((b + 1) * rows).min(m));
+            // SAFETY: row block [r0, r1) of dst and lhs, inside the asserted sizes; blocks write
+            // disjoint rows of dst.
+            unsafe {
+                gemm_block(dst_p.get().add(r0 * n), lhs_p.get().add(r0 * k), rhs_p.get(), r1 - r0, n, k, n)
+            };
+        });
+    }
+}
+
+/// A raw pointer shared by the blocks of one matmul, which touch disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only inside `matmul`, whose blocks read shared inputs and write disjoint outputs.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// One single-threaded gemm on a block: `m x cols` of dst (row stride `ld`), `m x k` of lhs
+/// (row stride `k`), `k x cols` of rhs (row stride `ld`).
+///
+/// # Safety
+/// The pointers must address matrices of those shapes and strides, and dst must not alias.
+unsafe fn gemm_block(dst: *mut f32, lhs: *const f32, rhs: *const f32, m: usize, cols: usize, k: usize, ld: usize) {
+    // SAFETY: forwarded from the caller's contract.
     unsafe {
         gemm::gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize,
+            m, cols, k,
+            dst, 1, ld as isize,
             false,
-            lhs.as_ptr(), 1, k as isize,
-            rhs.as_ptr(), 1, n as isize,
+            lhs, 1, k as isize,
+            rhs, 1, ld as isize,
             0.0, 1.0,
             false, false, false,
-            par,
+            gemm::Parallelism::None,
         );
     }
 }

@@ -106,6 +106,19 @@ pub fn predict_batch(model: &Model, weights: &Weights, raw: &Tensor) -> Result<T
         .ok_or_else(|| NnError::Usage("the model has no layers".into()))
 }
 
+/// Multiply-adds of a conv/dense layer for one input (0 for other ops).
+pub fn conv_macs(layer: &Layer) -> usize {
+    match layer.op {
+        Op::Conv2d { .. } | Op::Dense { .. } => {
+            let fan_in = layer
+                .param(super::model::ParamRole::Weight)
+                .map_or(0, |w| w.shape[1..].iter().product::<usize>());
+            layer.shape.elements() * fan_in
+        }
+        _ => 0,
+    }
+}
+
 fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core::Result<Tensor> {
     let x = ins[0];
     match &layer.op {
