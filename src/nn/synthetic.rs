@@ -1,6 +1,6 @@
 //! Synthetic models with random weights, for benchmarks (no weights file needed).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -145,6 +145,6 @@ pub fn write(name: &str, model: &Model, weights: &Weights, dir: &Path) -> Result
     std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
     let json = dir.join("model.json");
     std::fs::write(&json, model_json(name)?).map_err(|e| NnError::io(&json, e))?;
-    super::train::save_weights(model, &weights.layers, HashMap::new(), &dir.join("weights.safetensors"))?;
+    super::train::save_weights(model, &weights.layers, BTreeMap::new(), &dir.join("weights.safetensors"))?;
     Ok(json)
 }

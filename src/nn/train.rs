@@ -1,6 +1,6 @@
 //! Training (candle autograd + AdamW) with a checkpoint timeline, and evaluation on held-out samples.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -13,7 +13,7 @@ use super::data::Samples;
 use super::error::{ComputeContext, NnError, Result};
 use super::forward::{forward_batch, normalize, predict_batch};
 use super::model::{Model, Op, ParamRole, Shape};
-use super::weights::{LayerParams, Weights};
+use super::weights::{LayerParams, Weights, write_f32_safetensors};
 
 /// Accuracy of `weights` on `samples`: (correct, total).
 pub fn evaluate(model: &Model, weights: &Weights, samples: &Samples) -> Result<(usize, usize)> {
@@ -153,10 +153,10 @@ fn params_of(vars: &[HashMap<ParamRole, Var>]) -> Vec<LayerParams> {
 pub fn save_weights(
     model: &Model,
     params: &[LayerParams],
-    metadata: HashMap<String, String>,
+    metadata: BTreeMap<String, String>,
     path: &Path,
 ) -> Result<()> {
-    let mut data: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let mut tensors = Vec::new();
     for (layer, p) in model.layers.iter().zip(params) {
         for spec in &layer.params {
             if let Some(t) = p.get(spec.role) {
@@ -164,27 +164,11 @@ pub fn save_weights(
                     .flatten_all()
                     .and_then(|t| t.to_vec1::<f32>())
                     .in_layer(&layer.name)?;
-                let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-                data.push((spec.tensor.clone(), bytes, spec.shape.clone()));
+                tensors.push((spec.tensor.clone(), spec.shape.clone(), vals));
             }
         }
     }
-    let views = data
-        .iter()
-        .map(|(name, bytes, shape)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| NnError::format(path, e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
-    }
-    // Write then rename: a reader never sees a half-written file.
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, Some(metadata), &tmp)
-        .map_err(|e| NnError::format(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| NnError::io(path, e))
+    write_f32_safetensors(path, &tensors, &metadata)
 }
 
 /// Train `model` from scratch on `train_set`; writes weights, checkpoints and model.json into
@@ -263,7 +247,7 @@ fn train_single_thread(
             .transpose()?;
         let rel = format!("epochs/{:03}.safetensors", checkpoints.len());
         let file = cfg.out.join(&rel);
-        let mut meta = HashMap::from([
+        let mut meta = BTreeMap::from([
             ("label".to_owned(), label.to_owned()),
             ("step".to_owned(), step.to_string()),
             ("epoch".to_owned(), format!("{:.4}", step as f64 / steps_per_epoch as f64)),
@@ -342,7 +326,7 @@ fn train_single_thread(
         layers: params_of(&vars),
         warnings: Vec::new(),
     };
-    let meta = HashMap::from([
+    let meta = BTreeMap::from([
         ("label".to_owned(), format!("epoch {}", cfg.epochs)),
         ("seed".to_owned(), cfg.seed.to_string()),
     ]);

@@ -140,6 +140,49 @@ fn explain_layout(bytes: &[u8], header_end: usize) -> Option<String> {
     })
 }
 
+/// Write f32 tensors as a safetensors file whose bytes depend only on the arguments: the safetensors
+/// crate writes `__metadata__` in hash-map order, which made two identical training runs produce
+/// different files. Written to a temporary name, then renamed, so readers never see a partial file.
+pub fn write_f32_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::to_value(metadata).unwrap_or_default());
+    }
+    let mut offset = 0usize;
+    for (name, shape, values) in tensors {
+        let end = offset + values.len() * 4;
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut json = serde_json::to_string(&header).map_err(|source| NnError::Json {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    // The data section starts 8-byte aligned, as the format recommends.
+    while (8 + json.len()) % 8 != 0 {
+        json.push(' ');
+    }
+    let mut bytes = Vec::with_capacity(8 + json.len() + offset);
+    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(json.as_bytes());
+    for (_, _, values) in tensors {
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
+    }
+    let tmp = path.with_extension("safetensors.partial");
+    std::fs::write(&tmp, &bytes).map_err(|e| NnError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| NnError::io(path, e))
+}
+
 /// Convert a tensor view to f32 values (f32, f16 and bf16 are accepted).
 pub fn view_to_f32(view: &safetensors::tensor::TensorView<'_>) -> std::result::Result<Vec<f32>, String> {
     let data = view.data();
