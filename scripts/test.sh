@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+# The renderer tests: Vulkan loader, Mesa's lavapipe (CPU) driver, the validation layer, glslc.
+ldconfig -p | grep 'libvulkan\.so\.1 ' >/dev/null || need_apt+=(libvulkan1)
+[ -e /usr/include/vulkan/vulkan.h ] || need_apt+=(libvulkan-dev)
+ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers)
+[ -e /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json ] || need_apt+=(vulkan-validationlayers)
+command -v vulkaninfo >/dev/null || need_apt+=(vulkan-tools)
+command -v glslc >/dev/null || need_apt+=(glslc)
+command -v spirv-val >/dev/null || need_apt+=(spirv-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -1,1 +1,3 @@
+pub mod gfx;
 pub mod nn;
+pub mod scene;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use netwalk::gfx;
 use netwalk::nn::{self, Model, Weights};
+use netwalk::scene;
 
 #[derive(Parser)]
 #[command(name = "netwalk", version, about = "Walk through a neural network: VR, desktop, or PNG snapshots")]
@@ -74,6 +76,34 @@ enum Command {
         batch: usize,
         #[arg(long, default_value_t = 2e-3)]
         lr: f64,
+    },
+    /// Render the network for one input to a PNG, offscreen (no window or headset needed).
+    Snapshot {
+        model: Option<PathBuf>,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Image size WxH (of each eye with --stereo).
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        size: (u32, u32),
+        /// Index into the model's bundled samples.
+        #[arg(long, default_value_t = 0)]
+        sample: usize,
+        /// Camera position x,y,z in meters (the viewer stands at the origin, eyes at 1.4 m,
+        /// looking down -Z); default: an overview of the whole network.
+        #[arg(long, value_parser = parse_vec3, requires = "look", allow_hyphen_values = true)]
+        eye: Option<glam::Vec3>,
+        /// The point x,y,z the camera looks at.
+        #[arg(long, value_parser = parse_vec3, requires = "eye", allow_hyphen_values = true)]
+        look: Option<glam::Vec3>,
+        /// Render both eyes (64 mm apart) in one multiview pass; they are written side by side.
+        #[arg(long)]
+        stereo: bool,
+        /// Put each layer's feature maps in one row instead of a grid.
+        #[arg(long)]
+        linear: bool,
+        #[command(flatten)]
+        ckpt: CheckpointArg,
     },
     /// Benchmarks.
     Bench {
@@ -258,6 +288,28 @@ fn run(cli: Cli) -> Result<()> {
             batch,
             lr,
         } => train(model, epochs, seed, out, data, batch, lr),
+        Command::Snapshot {
+            model,
+            out,
+            size,
+            sample,
+            eye,
+            look,
+            stereo,
+            linear,
+            ckpt,
+        } => {
+            let model = load_model(model)?;
+            let weights = load_weights(&model, &ckpt)?;
+            let input = InputArgs {
+                input: None,
+                sample: Some(sample),
+            };
+            let raw = load_one_input(&model, &input)?;
+            let acts = nn::forward(&model, &weights, &raw)?;
+            let camera = eye.zip(look).map(|(eye, look)| gfx::Camera::look_at(eye, look));
+            snapshot(&model, &acts, &out, size, camera, stereo, linear)
+        }
         Command::Bench { what } => match what {
             BenchCommand::Forward {
                 model,
@@ -310,28 +362,14 @@ fn info(model: &Model, ckpt: &CheckpointArg) -> Result<()> {
 }
 
 fn write_activations(model: &Model, acts: &nn::Activations, out: &Path) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = acts
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = model
         .layers
         .iter()
-        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .zip(&acts.layers)
+        .map(|(l, v)| (l.name.clone(), l.shape.dims(), v.clone()))
         .collect();
-    let views = model
-        .layers
-        .iter()
-        .zip(&bytes)
-        .map(|(l, b)| {
-            Ok((
-                l.name.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, l.shape.dims(), b)?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta = std::collections::HashMap::from([("model".to_owned(), model.name.clone())]);
-    // Write then rename so a failed run leaves no partial file behind.
-    let tmp = out.with_extension("safetensors.partial");
-    safetensors::serialize_to_file(views, Some(meta), &tmp)
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
+    let meta = std::collections::BTreeMap::from([("model".to_owned(), model.name.clone())]);
+    nn::weights::write_f32_safetensors(out, &tensors, &meta)?;
     println!("wrote {} layers to {}", model.layers.len(), out.display());
     Ok(())
 }
@@ -408,6 +446,68 @@ fn train(
         println!("final held-out accuracy {:.4} ({k}/{n})", k as f64 / n as f64);
     }
     println!("done in {:.1} s: {}", start.elapsed().as_secs_f64(), out.join("model.json").display());
+    Ok(())
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let err = || format!("`{s}`: expected WxH, e.g. 1280x720");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
+    match (w.trim().parse::<u32>(), h.trim().parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(err()),
+    }
+}
+
+fn parse_vec3(s: &str) -> Result<glam::Vec3, String> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("`{s}`: {e}"))?;
+    match v.as_slice() {
+        [x, y, z] if v.iter().all(|c| c.is_finite()) => Ok(glam::Vec3::new(*x, *y, *z)),
+        _ => Err(format!("`{s}`: expected x,y,z")),
+    }
+}
+
+fn snapshot(
+    model: &Model,
+    acts: &nn::Activations,
+    out: &Path,
+    (width, height): (u32, u32),
+    camera: Option<gfx::Camera>,
+    stereo: bool,
+    linear: bool,
+) -> Result<()> {
+    let kind = if linear { scene::LayoutKind::Linear } else { scene::LayoutKind::Grid };
+    let placements = scene::layout(model, kind);
+    let camera = match camera {
+        Some(c) if c.eye.distance(c.target) < 1e-4 => bail!("--eye and --look must be different points"),
+        Some(c) => c,
+        None => {
+            let (min, max) = scene::layout::bounds(&placements);
+            gfx::Camera::overview(min, max, width as f32 / height as f32)
+        }
+    };
+    let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
+    let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
+    tracing::info!(device = renderer.device_name(), "rendering");
+    let log = renderer.validation_log();
+    renderer.set_network(&gfx::NetworkDraw::new(model, acts, &placements))?;
+    let image = gfx::RgbaImage::side_by_side(&renderer.render_offscreen(width, height, &views)?);
+    // Teardown is validated too (leaks are reported when the device is destroyed).
+    drop(renderer);
+    let messages = log.messages();
+    if !messages.is_empty() {
+        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+    }
+    let tmp = out.with_extension("png.partial");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    image
+        .write_png(std::io::BufWriter::new(file))
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
+    println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
     Ok(())
 }
 

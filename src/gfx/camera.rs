@@ -1,0 +1,147 @@
+//! Pinhole cameras and their transforms. Conventions: right-handed world, +Y up; Vulkan clip space
+//! (y down, depth 0..1). Transforms are named `a_from_b` and compose right to left.
+
+use glam::camera::rh::{proj, view};
+use glam::{Mat4, Vec2, Vec3};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Camera {
+    pub eye: Vec3,
+    pub target: Vec3,
+    pub up: Vec3,
+    /// Vertical field of view, radians.
+    pub fov_y: f32,
+    pub near: f32,
+    pub far: f32,
+}
+
+impl Camera {
+    /// A camera at `eye` looking at `target`, +Y up, 60° vertical field of view.
+    pub fn look_at(eye: Vec3, target: Vec3) -> Camera {
+        Camera {
+            eye,
+            target,
+            up: Vec3::Y,
+            fov_y: 60f32.to_radians(),
+            near: 0.05,
+            far: 200.0,
+        }
+    }
+
+    /// A camera from the front left, above, looking at the center of the box `min..max` from
+    /// just far enough to see all of it in an image of the given aspect (width / height).
+    pub fn overview(min: Vec3, max: Vec3, aspect: f32) -> Camera {
+        let center = (min + max) / 2.0;
+        let back = Vec3::new(-0.5, 0.3, 0.8).normalize();
+        let mut cam = Camera::look_at(center + back, center);
+        let (right, up) = (cam.right(), back.cross(cam.right()).normalize());
+        let tan_y = (cam.fov_y / 2.0).tan();
+        let tan_x = tan_y * aspect;
+        // A corner p is inside when |x| ≤ depth · tan(fov_x / 2) (and likewise y), with
+        // depth = distance − (p − center) · back.
+        let corners = (0..8).map(|i| Vec3::select(glam::BVec3::new(i & 1 != 0, i & 2 != 0, i & 4 != 0), max, min));
+        let distance = corners
+            .map(|p| {
+                let d = p - center;
+                d.dot(back) + (d.dot(right).abs() / tan_x).max(d.dot(up).abs() / tan_y)
+            })
+            .fold(0.1f32, f32::max)
+            * 1.05;
+        cam.eye = center + back * distance;
+        cam.far = distance + (max - min).length() + 1.0;
+        cam
+    }
+
+    /// Right-hand direction of the view.
+    pub fn right(&self) -> Vec3 {
+        (self.target - self.eye).cross(self.up_vector()).normalize_or_zero()
+    }
+
+    /// `up`, or another axis when the view looks straight along it (which would be degenerate).
+    fn up_vector(&self) -> Vec3 {
+        let forward = (self.target - self.eye).normalize_or_zero();
+        if forward.cross(self.up).length_squared() < 1e-10 {
+            Vec3::Z
+        } else {
+            self.up
+        }
+    }
+
+    pub fn view_from_world(&self) -> Mat4 {
+        view::look_at_mat4(self.eye, self.target, self.up_vector())
+    }
+
+    pub fn clip_from_view(&self, aspect: f32) -> Mat4 {
+        // Vulkan's convention: y down, depth 0..1.
+        proj::vulkan::perspective(self.fov_y, aspect, self.near, self.far)
+    }
+
+    pub fn clip_from_world(&self, aspect: f32) -> Mat4 {
+        self.clip_from_view(aspect) * self.view_from_world()
+    }
+
+    /// Pixel position (x right, y down, pixel centers at .5) of a world point in a
+    /// `width`×`height` image, or `None` when it is behind the camera.
+    pub fn project(&self, world: Vec3, width: u32, height: u32) -> Option<Vec2> {
+        let clip = self.clip_from_world(width as f32 / height as f32) * world.extend(1.0);
+        (clip.w > 0.0).then(|| {
+            let ndc = clip.truncate().truncate() / clip.w;
+            (ndc + Vec2::ONE) / 2.0 * Vec2::new(width as f32, height as f32)
+        })
+    }
+
+    /// Left and right eye of a viewer with interpupillary distance `ipd` (parallel view axes).
+    pub fn stereo(&self, ipd: f32) -> [Camera; 2] {
+        let half = self.right() * (ipd / 2.0);
+        let shifted = |d: Vec3| Camera {
+            eye: self.eye + d,
+            target: self.target + d,
+            ..*self
+        };
+        [shifted(-half), shifted(half)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projection_puts_the_target_at_the_center_and_up_at_the_top() {
+        let cam = Camera::look_at(Vec3::new(0.0, 1.4, 0.0), Vec3::new(0.0, 1.4, -2.0));
+        let c = cam.project(Vec3::new(0.0, 1.4, -2.0), 200, 100).expect("in front");
+        assert!((c - Vec2::new(100.0, 50.0)).length() < 1e-3);
+        let above = cam.project(Vec3::new(0.0, 1.6, -2.0), 200, 100).expect("in front");
+        assert!(above.y < 50.0);
+        let right = cam.project(Vec3::new(0.3, 1.4, -2.0), 200, 100).expect("in front");
+        assert!(right.x > 100.0);
+        assert!(cam.project(Vec3::new(0.0, 1.4, 2.0), 200, 100).is_none());
+    }
+
+    #[test]
+    fn stereo_eyes_are_an_ipd_apart_along_right() {
+        let cam = Camera::look_at(Vec3::ZERO, Vec3::NEG_Z);
+        let [l, r] = cam.stereo(0.064);
+        assert!((l.eye - Vec3::new(-0.032, 0.0, 0.0)).length() < 1e-6);
+        assert!((r.eye - Vec3::new(0.032, 0.0, 0.0)).length() < 1e-6);
+    }
+
+    #[test]
+    fn overview_sees_every_corner() {
+        let (min, max) = (Vec3::new(-1.0, 0.5, -12.0), Vec3::new(1.0, 2.0, -1.5));
+        let cam = Camera::overview(min, max, 16.0 / 9.0);
+        let mut outermost = 0f32;
+        for i in 0..8 {
+            let p = Vec3::select(glam::BVec3::new(i & 1 != 0, i & 2 != 0, i & 4 != 0), max, min);
+            let px = cam.project(p, 1600, 900).expect("in front");
+            assert!(
+                px.x >= 0.0 && px.x <= 1600.0 && px.y >= 0.0 && px.y <= 900.0,
+                "{p} at {px}"
+            );
+            let ndc = (px / Vec2::new(1600.0, 900.0) * 2.0 - Vec2::ONE).abs();
+            outermost = outermost.max(ndc.max_element());
+        }
+        // Tight: some corner is close to the image border.
+        assert!(outermost > 0.9, "{outermost}");
+    }
+}

@@ -1,0 +1,354 @@
+//! Instance, physical device choice, logical device and queue, and the validation messenger.
+
+use std::ffi::{CStr, c_void};
+use std::sync::{Arc, Mutex};
+
+use ash::{ext, vk};
+
+use super::{GfxError, Result, VkContext};
+
+const VALIDATION_LAYER: &CStr = c"VK_LAYER_KHRONOS_validation";
+
+/// Every WARNING or ERROR message of the validation layer (and the loader), shared with whoever
+/// wants to check it. It outlives the device: messages about leaked objects arrive while the
+/// device and instance are destroyed, so keep a clone and read it after dropping the renderer.
+#[derive(Clone, Default)]
+pub struct ValidationLog(Arc<Mutex<Vec<String>>>);
+
+impl ValidationLog {
+    pub fn messages(&self) -> Vec<String> {
+        // A poisoned lock only means a panic elsewhere while pushing: the list is still valid.
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn push(&self, message: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(message);
+    }
+}
+
+/// # Safety
+/// Called by the Vulkan loader with valid callback data; `user_data` is the `ValidationLog` that
+/// `Device` keeps alive until after the instance (and so the messenger) is destroyed.
+unsafe extern "system" fn on_message(
+    severity: vk::DebugUtilsMessageSeverityFlagsEXT,
+    _types: vk::DebugUtilsMessageTypeFlagsEXT,
+    data: *const vk::DebugUtilsMessengerCallbackDataEXT<'_>,
+    user_data: *mut c_void,
+) -> vk::Bool32 {
+    // SAFETY: see the function's contract.
+    let (log, text) = unsafe {
+        let log = &*(user_data as *const ValidationLog);
+        let text = data
+            .as_ref()
+            .and_then(|d| d.message_as_c_str())
+            .map_or_else(|| "(no message)".into(), CStr::to_string_lossy);
+        (log, text)
+    };
+    if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
+        tracing::error!("vulkan: {text}");
+    } else {
+        tracing::warn!("vulkan: {text}");
+    }
+    log.push(format!("{severity:?}: {text}"));
+    vk::FALSE
+}
+
+/// The Vulkan instance and device. Drop destroys the device, then the messenger, then the
+/// instance; everything made from the device must be destroyed before.
+pub struct Device {
+    pub(crate) instance: ash::Instance,
+    pub(crate) physical: vk::PhysicalDevice,
+    pub(crate) device: ash::Device,
+    pub(crate) queue: vk::Queue,
+    pub(crate) queue_family: u32,
+    /// Largest width or height of a 2-D image.
+    pub(crate) max_image_dimension: u32,
+    name: String,
+    /// Present when VK_EXT_debug_utils is: names objects for validation messages and tools.
+    debug_utils: Option<(ext::debug_utils::Instance, ext::debug_utils::Device)>,
+    messenger: vk::DebugUtilsMessengerEXT,
+    /// Boxed so its address (the messenger's user data) is stable.
+    log: Box<ValidationLog>,
+    // Last: the loaded library must outlive every call through the instance.
+    _entry: ash::Entry,
+}
+
+impl Device {
+    /// Creates the instance (with the validation layer and a messenger recording into a new
+    /// [`ValidationLog`] when `validation`), picks a physical device (discrete GPU first, a CPU
+    /// implementation such as lavapipe last) and creates the device and its graphics queue.
+    pub fn new(validation: bool) -> Result<Device> {
+        // SAFETY: loading libvulkan runs its initializers; it is the system's Vulkan loader.
+        let entry = unsafe { ash::Entry::load()? };
+        let log = Box::new(ValidationLog::default());
+
+        // SAFETY: plain queries on a loaded entry.
+        let (layers, extensions) = unsafe {
+            (
+                entry.enumerate_instance_layer_properties().vk("list instance layers")?,
+                entry
+                    .enumerate_instance_extension_properties(None)
+                    .vk("list instance extensions")?,
+            )
+        };
+        let has_layer = |name: &CStr| layers.iter().any(|l| l.layer_name_as_c_str() == Ok(name));
+        let has_debug_utils = extensions
+            .iter()
+            .any(|e| e.extension_name_as_c_str() == Ok(ext::debug_utils::NAME));
+        if validation && !has_layer(VALIDATION_LAYER) {
+            return Err(GfxError::NoValidationLayer);
+        }
+        if validation && !has_debug_utils {
+            return Err(GfxError::NoDevice("VK_EXT_debug_utils is missing".into()));
+        }
+        let layer_names = if validation {
+            vec![VALIDATION_LAYER.as_ptr()]
+        } else {
+            vec![]
+        };
+        let mut extension_names = if has_debug_utils {
+            vec![ext::debug_utils::NAME.as_ptr()]
+        } else {
+            vec![]
+        };
+        if validation {
+            // Provided by the validation layer; turns on its synchronization (hazard) checks.
+            extension_names.push(ext::validation_features::NAME.as_ptr());
+        }
+        let enabled_checks = [vk::ValidationFeatureEnableEXT::SYNCHRONIZATION_VALIDATION];
+        let mut validation_features = vk::ValidationFeaturesEXT::default().enabled_validation_features(&enabled_checks);
+
+        let mut messenger_info = vk::DebugUtilsMessengerCreateInfoEXT::default()
+            .message_severity(
+                vk::DebugUtilsMessageSeverityFlagsEXT::WARNING | vk::DebugUtilsMessageSeverityFlagsEXT::ERROR,
+            )
+            .message_type(
+                vk::DebugUtilsMessageTypeFlagsEXT::GENERAL
+                    | vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION
+                    | vk::DebugUtilsMessageTypeFlagsEXT::PERFORMANCE,
+            )
+            .pfn_user_callback(Some(on_message))
+            .user_data(&*log as *const ValidationLog as *mut c_void);
+        let app = vk::ApplicationInfo::default()
+            .application_name(c"netwalk")
+            .api_version(vk::API_VERSION_1_3);
+        let mut instance_info = vk::InstanceCreateInfo::default()
+            .application_info(&app)
+            .enabled_layer_names(&layer_names)
+            .enabled_extension_names(&extension_names);
+        if validation {
+            // Chained here too, so instance creation and destruction are checked as well.
+            instance_info = instance_info
+                .push_next(&mut messenger_info)
+                .push_next(&mut validation_features);
+        }
+        // SAFETY: valid create info; the log behind user_data lives in the returned Device.
+        let instance = match unsafe { entry.create_instance(&instance_info, None) } {
+            Ok(i) => i,
+            Err(vk::Result::ERROR_INCOMPATIBLE_DRIVER) => {
+                return Err(GfxError::NoDevice("the Vulkan loader found no driver (ICD)".into()));
+            }
+            Err(e) => return Err(e).vk("create instance"),
+        };
+
+        let messenger_loader = ext::debug_utils::Instance::new(&entry, &instance);
+        let messenger = if validation {
+            // SAFETY: valid create info on a live instance.
+            match unsafe { messenger_loader.create_debug_utils_messenger(&messenger_info, None) } {
+                Ok(m) => m,
+                Err(e) => {
+                    // SAFETY: nothing was made from the instance.
+                    unsafe { instance.destroy_instance(None) };
+                    return Err(e).vk("create debug messenger");
+                }
+            }
+        } else {
+            vk::DebugUtilsMessengerEXT::null()
+        };
+        let picked = pick_physical_device(&instance)
+            .and_then(|p| Ok((create_device(&instance, p.physical, p.queue_family)?, p)));
+        let (device, picked) = match picked {
+            Ok(r) => r,
+            Err(e) => {
+                // SAFETY: only the messenger was made from the instance. (Without debug utils
+                // the loader's functions are stubs: only call them for a real messenger.)
+                unsafe {
+                    if messenger != vk::DebugUtilsMessengerEXT::null() {
+                        messenger_loader.destroy_debug_utils_messenger(messenger, None);
+                    }
+                    instance.destroy_instance(None);
+                }
+                return Err(e);
+            }
+        };
+        let Picked {
+            physical,
+            queue_family,
+            name,
+            max_image_dimension,
+        } = picked;
+        // SAFETY: the family was checked to exist with one queue requested.
+        let queue = unsafe { device.get_device_queue(queue_family, 0) };
+        let debug_utils =
+            has_debug_utils.then(|| (messenger_loader, ext::debug_utils::Device::new(&instance, &device)));
+        tracing::info!(device = %name, validation, "Vulkan device ready");
+        Ok(Device {
+            instance,
+            physical,
+            device,
+            queue,
+            queue_family,
+            max_image_dimension,
+            name,
+            debug_utils,
+            messenger,
+            log,
+            _entry: entry,
+        })
+    }
+
+    /// The physical device's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The log the validation messenger records into (empty when validation is off).
+    pub fn validation_log(&self) -> ValidationLog {
+        (*self.log).clone()
+    }
+
+    /// Names a Vulkan object for validation messages and debugging tools (no-op without
+    /// VK_EXT_debug_utils).
+    pub(crate) fn name_object<H: vk::Handle>(&self, handle: H, name: &str) {
+        let Some((_, utils)) = &self.debug_utils else { return };
+        let Ok(name) = std::ffi::CString::new(name) else { return };
+        let info = vk::DebugUtilsObjectNameInfoEXT::default()
+            .object_handle(handle)
+            .object_name(&name);
+        // SAFETY: `handle` is a live object of this device. Naming failing only loses a label.
+        if let Err(e) = unsafe { utils.set_debug_utils_object_name(&info) } {
+            tracing::debug!("cannot name a Vulkan object `{}`: {e}", name.to_string_lossy());
+        }
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: the owner (Renderer) destroyed everything made from the device before dropping
+        // it; the messenger goes after the device so leak reports at device destruction arrive.
+        unsafe {
+            if let Err(e) = self.device.device_wait_idle() {
+                tracing::error!("waiting for the GPU before destroying the device: {e}");
+            }
+            self.device.destroy_device(None);
+            // Destroying a null messenger is a no-op.
+            if let Some((messenger, _)) = &self.debug_utils {
+                messenger.destroy_debug_utils_messenger(self.messenger, None);
+            }
+            self.instance.destroy_instance(None);
+        }
+    }
+}
+
+/// Rank of a device type: lower is preferred.
+fn type_rank(t: vk::PhysicalDeviceType) -> u32 {
+    match t {
+        vk::PhysicalDeviceType::DISCRETE_GPU => 0,
+        vk::PhysicalDeviceType::INTEGRATED_GPU => 1,
+        vk::PhysicalDeviceType::VIRTUAL_GPU => 2,
+        vk::PhysicalDeviceType::CPU => 3,
+        _ => 4,
+    }
+}
+
+struct Picked {
+    physical: vk::PhysicalDevice,
+    queue_family: u32,
+    name: String,
+    max_image_dimension: u32,
+}
+
+/// The best device with Vulkan 1.3, the needed features and a graphics queue.
+fn pick_physical_device(instance: &ash::Instance) -> Result<Picked> {
+    // SAFETY: queries on a live instance.
+    let devices = unsafe { instance.enumerate_physical_devices() }.vk("list physical devices")?;
+    if devices.is_empty() {
+        return Err(GfxError::NoDevice(
+            "the Vulkan loader found no device (no ICD installed?)".into(),
+        ));
+    }
+    let mut rejected = Vec::new();
+    let mut best: Option<(u32, Picked)> = None;
+    for pd in devices {
+        // SAFETY: queries on a device enumerated from this instance.
+        let (props, families, f11, f13) = unsafe {
+            let props = instance.get_physical_device_properties(pd);
+            let families = instance.get_physical_device_queue_family_properties(pd);
+            let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
+            let mut f13 = vk::PhysicalDeviceVulkan13Features::default();
+            let mut f = vk::PhysicalDeviceFeatures2::default()
+                .push_next(&mut f11)
+                .push_next(&mut f13);
+            instance.get_physical_device_features2(pd, &mut f);
+            (
+                props,
+                families,
+                f11.multiview,
+                f13.dynamic_rendering & f13.synchronization2,
+            )
+        };
+        let name = props
+            .device_name_as_c_str()
+            .map_or_else(|_| "?".into(), |n| n.to_string_lossy().into_owned());
+        let family = families
+            .iter()
+            .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS))
+            .map(|i| i as u32);
+        let why_not = if props.api_version < vk::API_VERSION_1_3 {
+            Some("Vulkan < 1.3")
+        } else if f11 == vk::FALSE || f13 == vk::FALSE {
+            Some("missing multiview, dynamic rendering or synchronization2")
+        } else if family.is_none() {
+            Some("no graphics queue")
+        } else {
+            None
+        };
+        match (why_not, family) {
+            (None, Some(family)) => {
+                let rank = type_rank(props.device_type);
+                if best.as_ref().is_none_or(|b| rank < b.0) {
+                    let max_image_dimension = props.limits.max_image_dimension2_d;
+                    best = Some((
+                        rank,
+                        Picked {
+                            physical: pd,
+                            queue_family: family,
+                            name,
+                            max_image_dimension,
+                        },
+                    ));
+                }
+            }
+            (why, _) => rejected.push(format!("{name}: {}", why.unwrap_or("unusable"))),
+        }
+    }
+    best.map(|(_, p)| p)
+        .ok_or_else(|| GfxError::NoDevice(rejected.join("; ")))
+}
+
+fn create_device(instance: &ash::Instance, physical: vk::PhysicalDevice, family: u32) -> Result<ash::Device> {
+    let priorities = [1.0];
+    let queues = [vk::DeviceQueueCreateInfo::default()
+        .queue_family_index(family)
+        .queue_priorities(&priorities)];
+    let mut f11 = vk::PhysicalDeviceVulkan11Features::default().multiview(true);
+    let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
+        .dynamic_rendering(true)
+        .synchronization2(true);
+    let info = vk::DeviceCreateInfo::default()
+        .queue_create_infos(&queues)
+        .push_next(&mut f11)
+        .push_next(&mut f13);
+    // SAFETY: the features were checked to be supported by `physical`.
+    unsafe { instance.create_device(physical, &info, None) }.vk("create device")
+}

@@ -1,0 +1,153 @@
+//! What the renderer draws: plain data, independent of Vulkan. A [`DrawList`] of instanced tiles
+//! (feature maps) and cubes (neurons) that index one array of values; [`NetworkDraw`] builds both
+//! from a layout and a forward pass.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::colormap::Colormap;
+use crate::nn::{Activations, Model, Shape, Source};
+use crate::scene::LayerPlacement;
+
+/// One textured quad: an H×W map of values starting at `offset`. Matches `Tile` in
+/// shaders/common.glsl (std430).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct TileInstance {
+    /// Column-major; maps the unit quad (−0.5..0.5, facing +Z, row 0 at +y) to the world.
+    pub world_from_tile: [[f32; 4]; 4],
+    pub offset: u32,
+    pub h: u32,
+    pub w: u32,
+    pub colormap: u32,
+    /// 1 / max |value| of the layer (0 when all values are 0).
+    pub scale: f32,
+    pub _pad: [u32; 3],
+}
+
+/// One cube colored by the value at `value`. Matches `Cube` in shaders/common.glsl (std430).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct CubeInstance {
+    /// World center (xyz) and edge length (w).
+    pub center_size: [f32; 4],
+    pub value: u32,
+    pub colormap: u32,
+    pub scale: f32,
+    pub _pad: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DrawList {
+    pub tiles: Vec<TileInstance>,
+    pub cubes: Vec<CubeInstance>,
+}
+
+/// The values and draw list of a laid-out network for one input. `values` changes with the
+/// input; `list` only with the layout and the value ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkDraw {
+    /// The shown blocks' values, block after block. The input block holds the image as given
+    /// (normalization undone), so it shows as the picture it is.
+    pub values: Vec<f32>,
+    pub list: DrawList,
+}
+
+impl NetworkDraw {
+    pub fn new(model: &Model, acts: &Activations, placements: &[LayerPlacement]) -> NetworkDraw {
+        let mut values = Vec::new();
+        let mut list = DrawList::default();
+        for p in placements {
+            let offset = values.len() as u32;
+            let block = match p.source {
+                Source::Input => denormalized_input(model, &acts.input),
+                src => acts.source(src).to_vec(),
+            };
+            let (colormap, scale) = match (p.source, p.shape) {
+                (Source::Input, Shape::Chw(1, _, _)) => (Colormap::Grey, 1.0),
+                (Source::Input, Shape::Chw(3, _, _)) => (Colormap::Rgb, 1.0),
+                _ => value_colormap(&block),
+            };
+            values.extend_from_slice(&block);
+            for t in &p.tiles {
+                list.tiles.push(TileInstance {
+                    world_from_tile: t.world_from_tile.to_cols_array_2d(),
+                    offset: offset + (t.channel * t.h * t.w) as u32,
+                    h: t.h as u32,
+                    w: t.w as u32,
+                    colormap: colormap as u32,
+                    scale,
+                    _pad: [0; 3],
+                });
+            }
+            for n in &p.neurons {
+                list.cubes.push(CubeInstance {
+                    center_size: n.center.extend(n.size).to_array(),
+                    value: offset + n.index as u32,
+                    colormap: colormap as u32,
+                    scale,
+                    _pad: 0,
+                });
+            }
+        }
+        NetworkDraw { values, list }
+    }
+}
+
+/// Sequential for layers with no negative value, diverging otherwise; the scale maps the largest
+/// |value| to the end of the colormap. Non-finite values are left out of the range.
+fn value_colormap(values: &[f32]) -> (Colormap, f32) {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (min, max_abs) = finite.fold((0f32, 0f32), |(min, m), v| (min.min(v), m.max(v.abs())));
+    let map = if min < 0.0 {
+        Colormap::Diverging
+    } else {
+        Colormap::Sequential
+    };
+    (map, if max_abs > 0.0 { 1.0 / max_abs } else { 0.0 })
+}
+
+/// `x · std + mean` per channel: the input as it was before normalization.
+fn denormalized_input(model: &Model, input: &[f32]) -> Vec<f32> {
+    let spec = &model.input;
+    let plane = match spec.shape {
+        Shape::Chw(_, h, w) => h * w,
+        Shape::Flat(_) => 1,
+    };
+    // One value applies to every channel; none means identity.
+    let pick = |v: &[f32], c: usize, default: f32| match v {
+        [] => default,
+        [x] => *x,
+        v => v.get(c).copied().unwrap_or(default),
+    };
+    input
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let c = if matches!(spec.shape, Shape::Chw(..)) {
+                i / plane
+            } else {
+                0
+            };
+            x * pick(&spec.std, c, 1.0) + pick(&spec.mean, c, 0.0)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_match_the_shader_layout() {
+        // std430: mat4 (64) + 5 scalars padded to a 16-byte multiple; vec4 + 4 scalars.
+        assert_eq!(size_of::<TileInstance>(), 96);
+        assert_eq!(size_of::<CubeInstance>(), 32);
+    }
+
+    #[test]
+    fn colormap_follows_the_sign_and_scale_the_largest_magnitude() {
+        assert_eq!(value_colormap(&[0.0, 2.0, 4.0]), (Colormap::Sequential, 0.25));
+        assert_eq!(value_colormap(&[-8.0, 2.0, f32::NAN]), (Colormap::Diverging, 0.125));
+        assert_eq!(value_colormap(&[0.0; 3]), (Colormap::Sequential, 0.0));
+    }
+}

@@ -1,0 +1,200 @@
+//! The descriptor set layout, pipeline layout and graphics pipelines (tiles, cubes).
+
+use std::io::Cursor;
+
+use ash::vk;
+
+use super::device::Device;
+use super::{COLOR_FORMAT, DEPTH_FORMAT, GfxError, Result, VkContext};
+
+/// Size of the push constants: `clip_from_world[2]` (shaders/common.glsl).
+pub const PUSH_CONSTANT_BYTES: u32 = 2 * 64;
+
+/// Storage buffer bindings of the one descriptor set.
+pub const BINDING_VALUES: u32 = 0;
+pub const BINDING_TILES: u32 = 1;
+pub const BINDING_CUBES: u32 = 2;
+
+/// Decodes embedded SPIR-V (`include_bytes!` gives no u32 alignment; read_spv copies).
+fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
+    ash::util::read_spv(&mut Cursor::new(bytes)).map_err(|e| GfxError::Invalid(format!("shader {name}: {e}")))
+}
+
+/// Pipelines for views 1 and 2: Vulkan requires a pipeline's view mask to equal the one of the
+/// rendering it is used in, so mono (0b1) and stereo (0b11) each get one, from the same shaders.
+/// Null handles until built; destroying null handles is a no-op.
+#[derive(Default)]
+pub struct Pipelines {
+    pub set_layout: vk::DescriptorSetLayout,
+    pub layout: vk::PipelineLayout,
+    tiles: [vk::Pipeline; 2],
+    cubes: [vk::Pipeline; 2],
+}
+
+impl Pipelines {
+    pub fn new(device: &Device) -> Result<Pipelines> {
+        let mut p = Pipelines::default();
+        match p.build(device) {
+            Ok(()) => Ok(p),
+            Err(e) => {
+                // SAFETY: nothing built so far has been used.
+                unsafe { p.destroy(device) };
+                Err(e)
+            }
+        }
+    }
+
+    /// The tile pipeline for `views` (1 or 2) views.
+    pub fn tiles(&self, views: u32) -> vk::Pipeline {
+        self.tiles[views as usize - 1]
+    }
+
+    pub fn cubes(&self, views: u32) -> vk::Pipeline {
+        self.cubes[views as usize - 1]
+    }
+
+    fn build(&mut self, device: &Device) -> Result<()> {
+        let d = &device.device;
+        let stages = vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT;
+        let bindings = [BINDING_VALUES, BINDING_TILES, BINDING_CUBES].map(|b| {
+            vk::DescriptorSetLayoutBinding::default()
+                .binding(b)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .descriptor_count(1)
+                .stage_flags(stages)
+        });
+        let info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings);
+        // SAFETY: valid create info on a live device (for every call below as well).
+        self.set_layout = unsafe { d.create_descriptor_set_layout(&info, None) }.vk("create descriptor set layout")?;
+        device.name_object(self.set_layout, "scene set layout");
+        let push = [vk::PushConstantRange::default()
+            .stage_flags(vk::ShaderStageFlags::VERTEX)
+            .size(PUSH_CONSTANT_BYTES)];
+        let set_layouts = [self.set_layout];
+        let info = vk::PipelineLayoutCreateInfo::default()
+            .set_layouts(&set_layouts)
+            .push_constant_ranges(&push);
+        // SAFETY: as above.
+        self.layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create pipeline layout")?;
+        device.name_object(self.layout, "scene pipeline layout");
+
+        let shaders = [
+            ("tile.vert", &include_bytes!("../../shaders/tile.vert.spv")[..]),
+            ("tile.frag", &include_bytes!("../../shaders/tile.frag.spv")[..]),
+            ("cube.vert", &include_bytes!("../../shaders/cube.vert.spv")[..]),
+            ("cube.frag", &include_bytes!("../../shaders/cube.frag.spv")[..]),
+        ];
+        let mut modules = [vk::ShaderModule::null(); 4];
+        let made = (|| {
+            for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
+                let code = spirv(name, bytes)?;
+                let info = vk::ShaderModuleCreateInfo::default().code(&code);
+                // SAFETY: as above; the code is SPIR-V compiled by glslc for Vulkan 1.3.
+                *module = unsafe { d.create_shader_module(&info, None) }.vk("create shader module")?;
+                device.name_object(*module, name);
+            }
+            for views in 1..=2u32 {
+                let i = views as usize - 1;
+                self.tiles[i] = self.pipeline(device, modules[0], modules[1], views, "tiles")?;
+                self.cubes[i] = self.pipeline(device, modules[2], modules[3], views, "cubes")?;
+            }
+            Ok(())
+        })();
+        for m in modules {
+            // SAFETY: pipelines keep what they need; the modules are no longer used.
+            unsafe { d.destroy_shader_module(m, None) };
+        }
+        made
+    }
+
+    fn pipeline(
+        &self,
+        device: &Device,
+        vert: vk::ShaderModule,
+        frag: vk::ShaderModule,
+        views: u32,
+        name: &str,
+    ) -> Result<vk::Pipeline> {
+        let stages = [
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::VERTEX)
+                .module(vert)
+                .name(c"main"),
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::FRAGMENT)
+                .module(frag)
+                .name(c"main"),
+        ];
+        // Geometry comes from gl_VertexIndex and storage buffers: no vertex input.
+        let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
+        let assembly =
+            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
+        let viewport = vk::PipelineViewportStateCreateInfo::default()
+            .viewport_count(1)
+            .scissor_count(1);
+        // No culling: tiles are seen from both sides, and the y flip in clip_from_view reverses
+        // the winding anyway.
+        let raster = vk::PipelineRasterizationStateCreateInfo::default()
+            .polygon_mode(vk::PolygonMode::FILL)
+            .cull_mode(vk::CullModeFlags::NONE)
+            .line_width(1.0);
+        let multisample =
+            vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
+        let depth = vk::PipelineDepthStencilStateCreateInfo::default()
+            .depth_test_enable(true)
+            .depth_write_enable(true)
+            .depth_compare_op(vk::CompareOp::LESS);
+        let attachments =
+            [vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA)];
+        let blend = vk::PipelineColorBlendStateCreateInfo::default().attachments(&attachments);
+        let dynamic_states = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
+        let dynamic = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic_states);
+        let formats = [COLOR_FORMAT];
+        let mut rendering = vk::PipelineRenderingCreateInfo::default()
+            .view_mask((1 << views) - 1)
+            .color_attachment_formats(&formats)
+            .depth_attachment_format(DEPTH_FORMAT);
+        let info = vk::GraphicsPipelineCreateInfo::default()
+            .stages(&stages)
+            .vertex_input_state(&vertex_input)
+            .input_assembly_state(&assembly)
+            .viewport_state(&viewport)
+            .rasterization_state(&raster)
+            .multisample_state(&multisample)
+            .depth_stencil_state(&depth)
+            .color_blend_state(&blend)
+            .dynamic_state(&dynamic)
+            .layout(self.layout)
+            .push_next(&mut rendering);
+        // SAFETY: valid create info; the modules and layout are live.
+        let pipeline = unsafe {
+            device
+                .device
+                .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
+        }
+        .map_err(|(_, result)| GfxError::Vk {
+            what: "create graphics pipeline",
+            result,
+        })?[0];
+        device.name_object(
+            pipeline,
+            &format!("{name} pipeline ({views} view{})", if views > 1 { "s" } else { "" }),
+        );
+        Ok(pipeline)
+    }
+
+    /// # Safety
+    /// The GPU must be done with the pipelines; `device` must be the one they were made with.
+    pub unsafe fn destroy(&mut self, device: &Device) {
+        let d = &device.device;
+        // SAFETY: per the contract; null handles are ignored.
+        unsafe {
+            for p in self.tiles.iter().chain(&self.cubes) {
+                d.destroy_pipeline(*p, None);
+            }
+            d.destroy_pipeline_layout(self.layout, None);
+            d.destroy_descriptor_set_layout(self.set_layout, None);
+        }
+        *self = Pipelines::default();
+    }
+}

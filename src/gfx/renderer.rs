@@ -1,0 +1,501 @@
+//! The offscreen renderer: draws a [`DrawList`] into an image and reads it back.
+
+use std::mem::ManuallyDrop;
+
+use ash::vk;
+use gpu_allocator::MemoryLocation;
+use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
+
+use super::camera::Camera;
+use super::device::{Device, ValidationLog};
+use super::draw::{DrawList, NetworkDraw};
+use super::pipeline::{BINDING_CUBES, BINDING_TILES, BINDING_VALUES, Pipelines};
+use super::resources::{Buffer, full_range};
+use super::target::Target;
+use super::{BACKGROUND_SRGB, GfxError, Result, VkContext};
+
+/// How to set up the renderer.
+#[derive(Debug, Clone, Default)]
+pub struct RendererConfig {
+    /// Enable VK_LAYER_KHRONOS_validation and record its warnings and errors
+    /// ([`Renderer::validation_log`]).
+    pub validation: bool,
+}
+
+impl RendererConfig {
+    /// Validation on when the environment has `NETWALK_VALIDATION=1`.
+    pub fn from_env() -> RendererConfig {
+        RendererConfig {
+            validation: std::env::var("NETWALK_VALIDATION").is_ok_and(|v| v == "1"),
+        }
+    }
+}
+
+/// Tightly packed RGBA8 pixels (sRGB), rows top to bottom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbaImage {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+impl RgbaImage {
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
+        let i = (y as usize * self.width as usize + x as usize) * 4;
+        [
+            self.pixels[i],
+            self.pixels[i + 1],
+            self.pixels[i + 2],
+            self.pixels[i + 3],
+        ]
+    }
+
+    /// The images next to each other, left to right (all of one height).
+    pub fn side_by_side(images: &[RgbaImage]) -> RgbaImage {
+        let height = images.first().map_or(0, |i| i.height);
+        let width = images.iter().map(|i| i.width).sum();
+        let mut pixels = Vec::with_capacity(width as usize * height as usize * 4);
+        for y in 0..height as usize {
+            for image in images {
+                let row = image.width as usize * 4;
+                pixels.extend_from_slice(&image.pixels[y * row..(y + 1) * row]);
+            }
+        }
+        RgbaImage { width, height, pixels }
+    }
+
+    pub fn write_png(&self, out: impl std::io::Write) -> Result<(), png::EncodingError> {
+        let mut encoder = png::Encoder::new(out, self.width, self.height);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(&self.pixels)?;
+        writer.finish()
+    }
+}
+
+/// A storage buffer slot of the scene descriptor set.
+#[derive(Clone, Copy)]
+enum Slot {
+    Values,
+    Tiles,
+    Cubes,
+}
+
+/// Renders draw lists offscreen. Owns every Vulkan object it uses; dropping it tears down in
+/// order: wait idle → objects → allocator → device → messenger → instance.
+pub struct Renderer {
+    // Null / None until made; Drop destroys whatever exists (destroying null handles is a no-op).
+    target: Option<Target>,
+    /// Values, tile instances and cube instances (host-visible storage buffers). They are written
+    /// only between frames: every render waits for its fence before returning.
+    buffers: [Option<Buffer>; 3],
+    tile_count: u32,
+    cube_count: u32,
+    descriptor_pool: vk::DescriptorPool,
+    descriptor_set: vk::DescriptorSet,
+    pipelines: Pipelines,
+    command_pool: vk::CommandPool,
+    command_buffer: vk::CommandBuffer,
+    fence: vk::Fence,
+    allocator: ManuallyDrop<Allocator>,
+    device: Device,
+}
+
+impl Renderer {
+    pub fn new(config: &RendererConfig) -> Result<Renderer> {
+        let device = Device::new(config.validation)?;
+        let allocator = Allocator::new(&AllocatorCreateDesc {
+            instance: device.instance.clone(),
+            device: device.device.clone(),
+            physical_device: device.physical,
+            debug_settings: Default::default(),
+            buffer_device_address: false,
+            allocation_sizes: Default::default(),
+        })
+        .map_err(|source| GfxError::Alloc {
+            what: "the allocator".into(),
+            source,
+        })?;
+        let mut r = Renderer {
+            target: None,
+            buffers: [None, None, None],
+            tile_count: 0,
+            cube_count: 0,
+            descriptor_pool: vk::DescriptorPool::null(),
+            descriptor_set: vk::DescriptorSet::null(),
+            pipelines: Pipelines::default(),
+            command_pool: vk::CommandPool::null(),
+            command_buffer: vk::CommandBuffer::null(),
+            fence: vk::Fence::null(),
+            allocator: ManuallyDrop::new(allocator),
+            device,
+        };
+        // On error, `r` is dropped and destroys what was made.
+        r.init()?;
+        Ok(r)
+    }
+
+    fn init(&mut self) -> Result<()> {
+        self.pipelines = Pipelines::new(&self.device)?;
+        let d = &self.device.device;
+        let sizes = [vk::DescriptorPoolSize::default()
+            .ty(vk::DescriptorType::STORAGE_BUFFER)
+            .descriptor_count(3)];
+        let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
+        // SAFETY: valid create infos on a live device (for every call in this function).
+        self.descriptor_pool = unsafe { d.create_descriptor_pool(&info, None) }.vk("create descriptor pool")?;
+        self.device.name_object(self.descriptor_pool, "scene descriptor pool");
+        let layouts = [self.pipelines.set_layout];
+        let info = vk::DescriptorSetAllocateInfo::default()
+            .descriptor_pool(self.descriptor_pool)
+            .set_layouts(&layouts);
+        // SAFETY: as above.
+        self.descriptor_set = unsafe { d.allocate_descriptor_sets(&info) }.vk("allocate descriptor set")?[0];
+        self.device.name_object(self.descriptor_set, "scene descriptor set");
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(self.device.queue_family)
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        // SAFETY: as above.
+        self.command_pool = unsafe { d.create_command_pool(&info, None) }.vk("create command pool")?;
+        self.device.name_object(self.command_pool, "offscreen command pool");
+        let info = vk::CommandBufferAllocateInfo::default()
+            .command_pool(self.command_pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        // SAFETY: as above.
+        self.command_buffer = unsafe { d.allocate_command_buffers(&info) }.vk("allocate command buffer")?[0];
+        self.device.name_object(self.command_buffer, "offscreen commands");
+        // SAFETY: as above.
+        self.fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }.vk("create fence")?;
+        self.device.name_object(self.fence, "offscreen fence");
+        // Every binding must hold a buffer, even before the first scene.
+        for slot in [Slot::Values, Slot::Tiles, Slot::Cubes] {
+            self.write(slot, &[])?;
+        }
+        Ok(())
+    }
+
+    pub fn device_name(&self) -> &str {
+        self.device.name()
+    }
+
+    /// The log of validation warnings and errors. It stays readable after the renderer is
+    /// dropped, and then includes what teardown reported (leaked objects, for instance).
+    pub fn validation_log(&self) -> ValidationLog {
+        self.device.validation_log()
+    }
+
+    /// The validation warnings and errors so far.
+    pub fn validation_messages(&self) -> Vec<String> {
+        self.validation_log().messages()
+    }
+
+    /// Uploads the values tiles and cubes read: once per input, not per frame.
+    pub fn set_values(&mut self, values: &[f32]) -> Result<()> {
+        self.write(Slot::Values, bytemuck::cast_slice(values))
+    }
+
+    /// Uploads the tile and cube instances to draw.
+    pub fn set_draw_list(&mut self, list: &DrawList) -> Result<()> {
+        let count = |n: usize| u32::try_from(n).map_err(|_| GfxError::Invalid(format!("{n} instances")));
+        self.write(Slot::Tiles, bytemuck::cast_slice(&list.tiles))?;
+        self.write(Slot::Cubes, bytemuck::cast_slice(&list.cubes))?;
+        self.tile_count = count(list.tiles.len())?;
+        self.cube_count = count(list.cubes.len())?;
+        Ok(())
+    }
+
+    /// Uploads a network's values and draw list.
+    pub fn set_network(&mut self, draw: &NetworkDraw) -> Result<()> {
+        self.set_values(&draw.values)?;
+        self.set_draw_list(&draw.list)
+    }
+
+    /// Writes `bytes` into a slot's buffer, replacing the buffer (and its descriptor) when it is
+    /// too small. Only called between frames (no submission in flight).
+    fn write(&mut self, slot: Slot, bytes: &[u8]) -> Result<()> {
+        let i = slot as usize;
+        let buffer = match &mut self.buffers[i] {
+            Some(b) if b.size >= bytes.len() as u64 => b,
+            current => {
+                // At least 256 bytes: Vulkan has no empty buffers, and small scenes then never regrow.
+                let size = (bytes.len() as u64).next_power_of_two().max(256);
+                let name = ["values", "tile instances", "cube instances"][i];
+                let usage = vk::BufferUsageFlags::STORAGE_BUFFER;
+                let buffer = Buffer::new(
+                    &self.device,
+                    &mut self.allocator,
+                    name,
+                    size,
+                    usage,
+                    MemoryLocation::CpuToGpu,
+                )?;
+                let infos = [vk::DescriptorBufferInfo::default()
+                    .buffer(buffer.handle)
+                    .range(vk::WHOLE_SIZE)];
+                let write = vk::WriteDescriptorSet::default()
+                    .dst_set(self.descriptor_set)
+                    .dst_binding([BINDING_VALUES, BINDING_TILES, BINDING_CUBES][i])
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .buffer_info(&infos);
+                // SAFETY: no submission is in flight (every render waits for its fence), so
+                // neither the set nor the old buffer is in use.
+                unsafe {
+                    self.device.device.update_descriptor_sets(&[write], &[]);
+                    if let Some(mut old) = current.take() {
+                        old.destroy(&self.device, &mut self.allocator);
+                    }
+                }
+                current.insert(buffer)
+            }
+        };
+        buffer.write(bytes)
+    }
+
+    /// Renders the current draw list as seen by each of `views` (1 camera: mono; 2: left and
+    /// right eye in one multiview pass) into `width`×`height` images, one per view.
+    pub fn render_offscreen(&mut self, width: u32, height: u32, views: &[Camera]) -> Result<Vec<RgbaImage>> {
+        let view_count = match views.len() {
+            1 | 2 => views.len() as u32,
+            n => return Err(GfxError::Invalid(format!("{n} views (1 or 2 are supported)"))),
+        };
+        let max = self.device.max_image_dimension;
+        if width == 0 || height == 0 || width > max || height > max {
+            return Err(GfxError::Invalid(format!(
+                "size {width}x{height} (each side 1..={max})"
+            )));
+        }
+        let extent = vk::Extent2D { width, height };
+        if self
+            .target
+            .as_ref()
+            .is_none_or(|t| t.extent != extent || t.views != view_count)
+        {
+            if let Some(mut old) = self.target.take() {
+                // SAFETY: no submission is in flight.
+                unsafe { old.destroy(&self.device, &mut self.allocator) };
+            }
+            self.target = Some(Target::new(&self.device, &mut self.allocator, extent, view_count)?);
+        }
+        let Some(target) = &self.target else {
+            unreachable!("made above")
+        };
+
+        let aspect = width as f32 / height as f32;
+        let mut clip_from_world = [[0f32; 16]; 2];
+        for (m, cam) in clip_from_world.iter_mut().zip(views.iter().cycle()) {
+            *m = cam.clip_from_world(aspect).to_cols_array();
+        }
+        self.record(target, view_count, bytemuck::cast_slice(&clip_from_world))?;
+
+        let d = &self.device.device;
+        let commands = [vk::CommandBufferSubmitInfo::default().command_buffer(self.command_buffer)];
+        let submit = vk::SubmitInfo2::default().command_buffer_infos(&commands);
+        // SAFETY: the command buffer is recorded and not pending; the fence is unsignaled.
+        unsafe {
+            d.queue_submit2(self.device.queue, &[submit], self.fence).vk("submit")?;
+            d.wait_for_fences(&[self.fence], true, u64::MAX)
+                .vk("wait for the frame")?;
+            d.reset_fences(&[self.fence]).vk("reset fence")?;
+        }
+        let bytes = target.readback.mapped()?;
+        let layer = width as usize * height as usize * 4;
+        Ok(bytes[..layer * views.len()]
+            .chunks_exact(layer)
+            .map(|pixels| RgbaImage {
+                width,
+                height,
+                pixels: pixels.to_vec(),
+            })
+            .collect())
+    }
+
+    fn record(&self, target: &Target, views: u32, push_constants: &[u8]) -> Result<()> {
+        let d = &self.device.device;
+        let cb = self.command_buffer;
+        let color_range = full_range(vk::ImageAspectFlags::COLOR, views);
+        let depth_range = full_range(vk::ImageAspectFlags::DEPTH, views);
+        let [r, g, b] = BACKGROUND_SRGB.map(srgb_to_linear);
+        // SAFETY: the command buffer is not pending (the previous frame's fence was waited for);
+        // every handle recorded is live and owned by this renderer.
+        unsafe {
+            d.reset_command_buffer(cb, vk::CommandBufferResetFlags::empty())
+                .vk("reset command buffer")?;
+            let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+            d.begin_command_buffer(cb, &begin).vk("begin command buffer")?;
+
+            // Old contents are discarded (UNDEFINED); the previous frame's copy and depth writes
+            // must be done before the images are written again.
+            let to_attachments = [
+                vk::ImageMemoryBarrier2::default()
+                    .src_stage_mask(vk::PipelineStageFlags2::COPY)
+                    .src_access_mask(vk::AccessFlags2::NONE)
+                    .dst_stage_mask(vk::PipelineStageFlags2::COLOR_ATTACHMENT_OUTPUT)
+                    .dst_access_mask(vk::AccessFlags2::COLOR_ATTACHMENT_WRITE)
+                    .old_layout(vk::ImageLayout::UNDEFINED)
+                    .new_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+                    .image(target.color.handle)
+                    .subresource_range(color_range),
+                vk::ImageMemoryBarrier2::default()
+                    .src_stage_mask(vk::PipelineStageFlags2::LATE_FRAGMENT_TESTS)
+                    .src_access_mask(vk::AccessFlags2::DEPTH_STENCIL_ATTACHMENT_WRITE)
+                    .dst_stage_mask(
+                        vk::PipelineStageFlags2::EARLY_FRAGMENT_TESTS | vk::PipelineStageFlags2::LATE_FRAGMENT_TESTS,
+                    )
+                    .dst_access_mask(
+                        vk::AccessFlags2::DEPTH_STENCIL_ATTACHMENT_READ
+                            | vk::AccessFlags2::DEPTH_STENCIL_ATTACHMENT_WRITE,
+                    )
+                    .old_layout(vk::ImageLayout::UNDEFINED)
+                    .new_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
+                    .image(target.depth.handle)
+                    .subresource_range(depth_range),
+            ];
+            d.cmd_pipeline_barrier2(
+                cb,
+                &vk::DependencyInfo::default().image_memory_barriers(&to_attachments),
+            );
+
+            let color = [vk::RenderingAttachmentInfo::default()
+                .image_view(target.color.view)
+                .image_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+                .load_op(vk::AttachmentLoadOp::CLEAR)
+                .store_op(vk::AttachmentStoreOp::STORE)
+                .clear_value(vk::ClearValue {
+                    color: vk::ClearColorValue {
+                        float32: [r, g, b, 1.0],
+                    },
+                })];
+            let depth = vk::RenderingAttachmentInfo::default()
+                .image_view(target.depth.view)
+                .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
+                .load_op(vk::AttachmentLoadOp::CLEAR)
+                .store_op(vk::AttachmentStoreOp::DONT_CARE)
+                .clear_value(vk::ClearValue {
+                    depth_stencil: vk::ClearDepthStencilValue { depth: 1.0, stencil: 0 },
+                });
+            let area = vk::Rect2D {
+                offset: vk::Offset2D::default(),
+                extent: target.extent,
+            };
+            let rendering = vk::RenderingInfo::default()
+                .render_area(area)
+                .layer_count(1)
+                .view_mask((1 << views) - 1)
+                .color_attachments(&color)
+                .depth_attachment(&depth);
+            d.cmd_begin_rendering(cb, &rendering);
+            let viewport = vk::Viewport {
+                x: 0.0,
+                y: 0.0,
+                width: target.extent.width as f32,
+                height: target.extent.height as f32,
+                min_depth: 0.0,
+                max_depth: 1.0,
+            };
+            d.cmd_set_viewport(cb, 0, &[viewport]);
+            d.cmd_set_scissor(cb, 0, &[area]);
+            let layout = self.pipelines.layout;
+            d.cmd_bind_descriptor_sets(
+                cb,
+                vk::PipelineBindPoint::GRAPHICS,
+                layout,
+                0,
+                &[self.descriptor_set],
+                &[],
+            );
+            d.cmd_push_constants(cb, layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
+            // One instanced draw each: 6 vertices per tile, 36 per cube, made in the shaders.
+            if self.tile_count > 0 {
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.tiles(views));
+                d.cmd_draw(cb, 6, self.tile_count, 0, 0);
+            }
+            if self.cube_count > 0 {
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.cubes(views));
+                d.cmd_draw(cb, 36, self.cube_count, 0, 0);
+            }
+            d.cmd_end_rendering(cb);
+
+            let to_transfer = [vk::ImageMemoryBarrier2::default()
+                .src_stage_mask(vk::PipelineStageFlags2::COLOR_ATTACHMENT_OUTPUT)
+                .src_access_mask(vk::AccessFlags2::COLOR_ATTACHMENT_WRITE)
+                .dst_stage_mask(vk::PipelineStageFlags2::COPY)
+                .dst_access_mask(vk::AccessFlags2::TRANSFER_READ)
+                .old_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+                .new_layout(vk::ImageLayout::TRANSFER_SRC_OPTIMAL)
+                .image(target.color.handle)
+                .subresource_range(color_range)];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_transfer));
+            let layer_bytes = u64::from(target.extent.width) * u64::from(target.extent.height) * 4;
+            let regions: Vec<vk::BufferImageCopy> = (0..views)
+                .map(|layer| {
+                    vk::BufferImageCopy::default()
+                        .buffer_offset(u64::from(layer) * layer_bytes)
+                        .image_subresource(
+                            vk::ImageSubresourceLayers::default()
+                                .aspect_mask(vk::ImageAspectFlags::COLOR)
+                                .mip_level(0)
+                                .base_array_layer(layer)
+                                .layer_count(1),
+                        )
+                        .image_extent(target.extent.into())
+                })
+                .collect();
+            d.cmd_copy_image_to_buffer(
+                cb,
+                target.color.handle,
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                target.readback.handle,
+                &regions,
+            );
+            // Make the copy visible to the host once the fence signals.
+            let to_host = [vk::BufferMemoryBarrier2::default()
+                .src_stage_mask(vk::PipelineStageFlags2::COPY)
+                .src_access_mask(vk::AccessFlags2::TRANSFER_WRITE)
+                .dst_stage_mask(vk::PipelineStageFlags2::HOST)
+                .dst_access_mask(vk::AccessFlags2::HOST_READ)
+                .buffer(target.readback.handle)
+                .size(vk::WHOLE_SIZE)];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().buffer_memory_barriers(&to_host));
+            d.end_command_buffer(cb).vk("end command buffer")?;
+        }
+        Ok(())
+    }
+}
+
+fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+impl Drop for Renderer {
+    fn drop(&mut self) {
+        let device = &self.device;
+        // SAFETY: after wait idle nothing is in use; each object is destroyed once, before the
+        // allocator; the allocator is dropped before `device` (a later field) destroys the device.
+        unsafe {
+            if let Err(e) = device.device.device_wait_idle() {
+                tracing::error!("waiting for the GPU before teardown: {e}");
+            }
+            if let Some(mut t) = self.target.take() {
+                t.destroy(device, &mut self.allocator);
+            }
+            for b in &mut self.buffers {
+                if let Some(mut b) = b.take() {
+                    b.destroy(device, &mut self.allocator);
+                }
+            }
+            let d = &device.device;
+            d.destroy_fence(self.fence, None);
+            d.destroy_command_pool(self.command_pool, None);
+            d.destroy_descriptor_pool(self.descriptor_pool, None);
+            self.pipelines.destroy(device);
+            ManuallyDrop::drop(&mut self.allocator);
+        }
+    }
+}

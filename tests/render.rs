@@ -1,0 +1,443 @@
+//! The offscreen Vulkan renderer on a real device (lavapipe on CI), with validation on: pixels land
+//! where the CPU projection says, in the colormap's colors; mono and stereo (multiview); the
+//! `snapshot` command end to end; the committed SPIR-V matches the GLSL.
+//!
+//! Without a Vulkan device these tests fail under CI and print a skip note elsewhere.
+
+use std::path::Path;
+use std::process::Command;
+
+use glam::{Vec2, Vec3};
+use netwalk::gfx::colormap::{diverging, viridis};
+use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, NetworkDraw, Renderer, RendererConfig, RgbaImage};
+use netwalk::nn::{Activations, Model, Shape};
+use netwalk::scene::{self, LayerPlacement, LayoutKind};
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A renderer with validation on, or `None` (after a note) when this machine has no Vulkan.
+fn renderer() -> Option<Renderer> {
+    match Renderer::new(&RendererConfig { validation: true }) {
+        Ok(r) => Some(r),
+        Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
+            assert!(
+                !in_ci(),
+                "CI needs a Vulkan device for the renderer tests: {e} (scripts/test.sh installs lavapipe and the validation layer)"
+            );
+            eprintln!("SKIPPED (renderer test): {e}");
+            None
+        }
+        Err(e) => panic!("cannot create the renderer: {e}"),
+    }
+}
+
+/// One conv layer: 4 channels of 4×4 on a 1×4×4 input.
+fn tiny_model() -> Model {
+    let json = r#"{"format": "netwalk-model/1", "name": "tiny", "weights": "w.safetensors",
+        "input": {"name": "image", "shape": [1, 4, 4]},
+        "layers": [{"name": "conv", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1}]}"#;
+    Model::parse(json, Path::new("/nonexistent/model.json")).expect("valid model")
+}
+
+/// Channel 1 has one hot neuron at (y 2, x 3); channel 3 is hot everywhere; the rest is 0.
+fn tiny_activations() -> Activations {
+    let mut conv = vec![0.0; 4 * 16];
+    conv[16 + 2 * 4 + 3] = 1.0;
+    conv[3 * 16..].fill(1.0);
+    Activations {
+        input: vec![0.0; 16],
+        layers: vec![conv],
+    }
+}
+
+fn conv_block(placements: &[LayerPlacement]) -> &LayerPlacement {
+    placements.iter().find(|p| p.name == "conv").expect("conv block")
+}
+
+/// World position of the center of cell (y, x) of a tile.
+fn cell_center(p: &LayerPlacement, channel: usize, y: usize, x: usize) -> Vec3 {
+    let t = &p.tiles[channel];
+    let local = Vec3::new(
+        (x as f32 + 0.5) / t.w as f32 - 0.5,
+        0.5 - (y as f32 + 0.5) / t.h as f32,
+        0.0,
+    );
+    t.world_from_tile.transform_point3(local)
+}
+
+fn tile_center(p: &LayerPlacement, channel: usize) -> Vec3 {
+    p.tiles[channel].world_from_tile.transform_point3(Vec3::ZERO)
+}
+
+fn pixel_at(image: &RgbaImage, at: Vec2) -> [u8; 4] {
+    image.pixel(at.x as u32, at.y as u32)
+}
+
+fn srgb8(c: [f32; 3]) -> [u8; 3] {
+    c.map(|v| (v * 255.0).round() as u8)
+}
+
+#[track_caller]
+fn assert_color(got: [u8; 4], want: [u8; 3], what: &str) {
+    let close = got[..3]
+        .iter()
+        .zip(want)
+        .all(|(g, w)| (i16::from(*g) - i16::from(w)).abs() <= 3);
+    assert!(close && got[3] == 255, "{what}: pixel {got:?}, expected {want:?}");
+}
+
+/// A camera `distance` m in front of the conv block, looking straight at it.
+fn front_camera(block: &LayerPlacement, distance: f32) -> Camera {
+    Camera::look_at(block.center + Vec3::new(0.0, 0.0, distance), block.center)
+}
+
+/// Renders the tiny network; returns the images and the validation messages after teardown.
+fn render_tiny(
+    kind: LayoutKind,
+    size: (u32, u32),
+    views: impl Fn(&[LayerPlacement]) -> Vec<Camera>,
+) -> Option<(Vec<LayerPlacement>, Vec<RgbaImage>)> {
+    let mut r = renderer()?;
+    let log = r.validation_log();
+    let model = tiny_model();
+    let placements = scene::layout(&model, kind);
+    r.set_network(&NetworkDraw::new(&model, &tiny_activations(), &placements))
+        .expect("upload");
+    let images = r.render_offscreen(size.0, size.1, &views(&placements)).expect("render");
+    assert_eq!(
+        r.validation_messages(),
+        Vec::<String>::new(),
+        "validation messages after rendering"
+    );
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new(), "validation messages at teardown");
+    Some((placements, images))
+}
+
+#[test]
+fn hot_neuron_cold_neuron_and_background_have_the_expected_colors() {
+    let cam = |p: &[LayerPlacement]| vec![front_camera(conv_block(p), 0.3)];
+    let Some((placements, images)) = render_tiny(LayoutKind::Grid, (512, 512), cam) else {
+        return;
+    };
+    let block = conv_block(&placements);
+    let camera = cam(&placements)[0];
+    let image = &images[0];
+    assert_eq!((image.width, image.height), (512, 512));
+    let project = |p: Vec3| camera.project(p, 512, 512).expect("in front of the camera");
+
+    let hot = project(cell_center(block, 1, 2, 3));
+    assert_color(
+        pixel_at(image, hot),
+        srgb8(viridis(1.0)),
+        "hot neuron (top of the colormap)",
+    );
+    let cold = project(cell_center(block, 1, 0, 0));
+    assert_color(
+        pixel_at(image, cold),
+        srgb8(viridis(0.0)),
+        "cold neuron (bottom of the colormap)",
+    );
+    assert_color(image.pixel(3, 3), srgb8(BACKGROUND_SRGB), "background (clear color)");
+    // Between tiles 0 and 1 there is a gap: background too.
+    let gap = project((tile_center(block, 0) + tile_center(block, 1)) / 2.0);
+    assert_color(pixel_at(image, gap), srgb8(BACKGROUND_SRGB), "gap between tiles");
+}
+
+#[test]
+fn grid_and_linear_layouts_put_tile_k_where_they_say() {
+    let model = tiny_model();
+    // One camera for both layouts, so positions compare.
+    let camera = front_camera(conv_block(&scene::layout(&model, LayoutKind::Grid)), 0.3);
+    let tile3 = |kind| {
+        let placements = scene::layout(&model, kind);
+        let block = conv_block(&placements);
+        let at = |k| camera.project(tile_center(block, k), 400, 400).expect("in front");
+        (at(3), at(1))
+    };
+    let ((grid3, grid1), (linear3, linear1)) = (tile3(LayoutKind::Grid), tile3(LayoutKind::Linear));
+    // 2×2 grid: tile 3 below tile 1; linear: tile 3 right of tile 1, on its row.
+    assert!(
+        (grid3.x - grid1.x).abs() < 1.0 && grid3.y > grid1.y + 10.0,
+        "grid: {grid3} {grid1}"
+    );
+    assert!(
+        (linear3.y - linear1.y).abs() < 1.0 && linear3.x > linear1.x + 10.0,
+        "linear: {linear3} {linear1}"
+    );
+
+    let hot = srgb8(viridis(1.0));
+    for (kind, here, other) in [(LayoutKind::Grid, grid3, linear3), (LayoutKind::Linear, linear3, grid3)] {
+        let Some((_, images)) = render_tiny(kind, (400, 400), |_| vec![camera]) else {
+            return;
+        };
+        // Channel 3 is hot everywhere: the renderer drew it where this layout says, not where
+        // the other one would have.
+        assert_color(pixel_at(&images[0], here), hot, &format!("{kind:?}: tile 3"));
+        let there = pixel_at(&images[0], other);
+        assert!(
+            there[..3] != hot,
+            "{kind:?}: tile 3 also at the other layout's place {other}"
+        );
+    }
+}
+
+#[test]
+fn signed_layers_use_the_diverging_colormap() {
+    let Some(mut r) = renderer() else { return };
+    let log = r.validation_log();
+    let model = tiny_model();
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let mut acts = tiny_activations();
+    acts.layers[0][0] = -2.0; // channel 0, cell (0, 0): the most negative value; max |v| = 2
+    let block = conv_block(&placements);
+    let camera = front_camera(block, 0.3);
+    r.set_network(&NetworkDraw::new(&model, &acts, &placements))
+        .expect("upload");
+    let image = &r.render_offscreen(300, 300, &[camera]).expect("render")[0];
+    let at = |c, y, x| camera.project(cell_center(block, c, y, x), 300, 300).expect("in front");
+    assert_color(pixel_at(image, at(0, 0, 0)), srgb8(diverging(-1.0)), "most negative");
+    assert_color(pixel_at(image, at(3, 1, 1)), srgb8(diverging(0.5)), "1 of max 2");
+    assert_color(pixel_at(image, at(2, 1, 1)), srgb8(diverging(0.0)), "zero");
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new());
+}
+
+#[test]
+fn stereo_halves_differ_by_the_expected_parallax() {
+    const IPD: f32 = 0.064;
+    const DISTANCE: f32 = 0.5;
+    let (w, h) = (320u32, 240u32);
+    let cams = |p: &[LayerPlacement]| front_camera(conv_block(p), DISTANCE).stereo(IPD).to_vec();
+    let Some((placements, images)) = render_tiny(LayoutKind::Grid, (w, h), cams) else {
+        return;
+    };
+    assert_eq!(images.len(), 2);
+    let block = conv_block(&placements);
+    let eyes = cams(&placements);
+
+    // Parallax of a point at depth d: focal length in pixels × ipd / d.
+    let focal = h as f32 / 2.0 / (eyes[0].fov_y / 2.0).tan();
+    let expected = focal * IPD / DISTANCE;
+    let center = tile_center(block, 3);
+    let projected: Vec<Vec2> = eyes
+        .iter()
+        .map(|e| e.project(center, w, h).expect("in front"))
+        .collect();
+    assert!(
+        (projected[0].x - projected[1].x - expected).abs() < 0.01,
+        "{projected:?} vs {expected}"
+    );
+
+    // Measure it: the horizontal middle of the hot tile 3 on its center row, in each eye.
+    let hot = srgb8(viridis(1.0));
+    let middle = |image: &RgbaImage| {
+        let y = projected[0].y as u32;
+        let xs: Vec<u32> = (0..w)
+            .filter(|&x| {
+                image.pixel(x, y)[..3]
+                    .iter()
+                    .zip(hot)
+                    .all(|(a, b)| (i16::from(*a) - i16::from(b)).abs() <= 3)
+            })
+            .collect();
+        assert!(!xs.is_empty(), "hot tile not found on row {y}");
+        (xs[0] + xs[xs.len() - 1] + 1) as f32 / 2.0
+    };
+    let (left, right) = (middle(&images[0]), middle(&images[1]));
+    assert!(
+        (left - projected[0].x).abs() <= 1.0 && (right - projected[1].x).abs() <= 1.0,
+        "{left}, {right} vs {projected:?}"
+    );
+    assert!(
+        (left - right - expected).abs() <= 1.5,
+        "measured parallax {} px, expected {expected:.2}",
+        left - right
+    );
+
+    // The same pipeline in mono (view mask 0b1) gives the left eye exactly.
+    let mono = |p: &[LayerPlacement]| vec![cams(p)[0]];
+    let Some((_, mono_images)) = render_tiny(LayoutKind::Grid, (w, h), mono) else {
+        return;
+    };
+    assert!(
+        mono_images[0] == images[0],
+        "mono render differs from the stereo left eye"
+    );
+}
+
+#[test]
+fn vector_layers_are_cubes_in_their_colors() {
+    let Some(mut r) = renderer() else { return };
+    let log = r.validation_log();
+    let json = r#"{"format": "netwalk-model/1", "name": "vec", "weights": "w.safetensors",
+        "input": {"name": "x", "shape": [3]}, "layers": [{"name": "fc", "op": "dense", "out_features": 4}]}"#;
+    let model = Model::parse(json, Path::new("/nonexistent/model.json")).expect("valid model");
+    assert_eq!(model.layers[0].shape, Shape::Flat(4));
+    let acts = Activations {
+        input: vec![0.0; 3],
+        layers: vec![vec![0.0, 4.0, 1.0, 0.0]],
+    };
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let block = placements.iter().find(|p| p.name == "fc").expect("fc block");
+    let camera = Camera::look_at(block.center + Vec3::new(0.0, 0.0, 0.4), block.center);
+    r.set_network(&NetworkDraw::new(&model, &acts, &placements))
+        .expect("upload");
+    let image = &r.render_offscreen(256, 256, &[camera]).expect("render")[0];
+    // The front (+Z) face of each cube is unshaded: exactly the colormap color.
+    let at = |i: usize| {
+        camera
+            .project(
+                block.neurons[i].center + Vec3::Z * block.neurons[i].size / 2.0,
+                256,
+                256,
+            )
+            .expect("in front")
+    };
+    assert_color(pixel_at(image, at(1)), srgb8(viridis(1.0)), "neuron 1 (max)");
+    assert_color(pixel_at(image, at(2)), srgb8(viridis(0.25)), "neuron 2 (a quarter)");
+    assert_color(pixel_at(image, at(0)), srgb8(viridis(0.0)), "neuron 0 (zero)");
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new());
+}
+
+#[test]
+fn render_rejects_bad_requests() {
+    let Some(mut r) = renderer() else { return };
+    let log = r.validation_log();
+    let cam = Camera::look_at(Vec3::ZERO, Vec3::NEG_Z);
+    assert!(matches!(r.render_offscreen(0, 10, &[cam]), Err(GfxError::Invalid(_))));
+    assert!(matches!(
+        r.render_offscreen(10, 10, &[cam; 3]),
+        Err(GfxError::Invalid(_))
+    ));
+    assert!(matches!(r.render_offscreen(10, 10, &[]), Err(GfxError::Invalid(_))));
+    // An empty scene renders as background only.
+    let image = &r.render_offscreen(8, 8, &[cam]).expect("render")[0];
+    assert!(image.pixels.chunks(4).all(|p| p[..3] == srgb8(BACKGROUND_SRGB)));
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new());
+}
+
+fn decode_png(path: &Path) -> RgbaImage {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("open PNG")));
+    let mut reader = decoder.read_info().expect("PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut pixels).expect("PNG data");
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    pixels.truncate(info.buffer_size());
+    RgbaImage {
+        width: info.width,
+        height: info.height,
+        pixels,
+    }
+}
+
+#[test]
+fn snapshot_command_writes_the_network_to_a_png() {
+    if renderer().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+            .arg("snapshot")
+            .args(args)
+            .env("NETWALK_VALIDATION", "1")
+            .output()
+            .expect("run netwalk");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "netwalk snapshot {args:?} failed: {stderr}");
+        assert!(!stderr.contains("vulkan"), "validation output: {stderr}");
+    };
+    let out = dir.path().join("net.png");
+    let out_str = out.to_str().expect("utf-8 path");
+    run(&["--out", out_str, "--size", "320x200", "--sample", "1"]);
+    let image = decode_png(&out);
+    assert_eq!((image.width, image.height), (320, 200));
+
+    // The default camera frames the demo network: the input picture and the first conv block
+    // cover their projected centers (whatever the values, no tile has the background color).
+    let model = Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo model");
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let (min, max) = scene::layout::bounds(&placements);
+    let camera = Camera::overview(min, max, 320.0 / 200.0);
+    let background = srgb8(BACKGROUND_SRGB);
+    for block in &placements[..2] {
+        let at = camera.project(block.center, 320, 200).expect("in front");
+        assert!(
+            at.x >= 0.0 && at.x < 320.0 && at.y >= 0.0 && at.y < 200.0,
+            "{} at {at}",
+            block.name
+        );
+        // The input digit may be black at its very center: look for any non-background pixel near it.
+        let seen = (-2i32..=2)
+            .flat_map(|dy| (-2i32..=2).map(move |dx| (dx, dy)))
+            .any(|(dx, dy)| {
+                let p = image.pixel((at.x as i32 + dx) as u32, (at.y as i32 + dy) as u32);
+                p[..3]
+                    .iter()
+                    .zip(background)
+                    .any(|(a, b)| (i16::from(*a) - i16::from(b)).abs() > 3)
+            });
+        assert!(seen, "block {} not visible at {at}", block.name);
+    }
+    let share = image.pixels.chunks(4).filter(|p| p[..3] != background).count() as f64 / (320.0 * 200.0);
+    assert!(
+        share > 0.02,
+        "only {:.1}% of the pixels show the network",
+        share * 100.0
+    );
+
+    // Stereo: both eyes side by side from one pass; an explicit camera.
+    let stereo = dir.path().join("stereo.png");
+    run(&[
+        "--out",
+        stereo.to_str().expect("utf-8"),
+        "--size",
+        "160x120",
+        "--stereo",
+        "--eye",
+        "0,1.4,0",
+        "--look",
+        "0,1.4,-3",
+    ]);
+    let image = decode_png(&stereo);
+    assert_eq!((image.width, image.height), (320, 120));
+    assert!(image.pixels != vec![0; image.pixels.len()]);
+}
+
+#[test]
+fn shaders_are_fresh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    if Command::new("glslc").arg("--version").output().is_err() {
+        assert!(
+            !in_ci(),
+            "glslc is needed under CI to check shaders/*.spv (Debian: glslc)"
+        );
+        eprintln!("SKIPPED: glslc not found; cannot check that shaders/*.spv match the GLSL");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = Command::new("bash")
+        .arg(root.join("compile.sh"))
+        .arg(dir.path())
+        .status()
+        .expect("run shaders/compile.sh");
+    assert!(status.success(), "shaders/compile.sh failed");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let fresh = entry.expect("entry").path();
+        let name = fresh.file_name().expect("name");
+        let committed = std::fs::read(root.join(name)).unwrap_or_default();
+        assert!(
+            std::fs::read(&fresh).expect("read") == committed,
+            "shaders/{} is stale: run shaders/compile.sh and commit the .spv",
+            name.to_string_lossy()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "expected 4 compiled shaders");
+}
