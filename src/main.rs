@@ -226,6 +226,19 @@ fn load_one_input(model: &Model, args: &InputArgs) -> Result<Vec<f32>> {
     }
 }
 
+/// Load a model and its weights (or a checkpoint's) and run it on the chosen input.
+fn run_on_input(
+    model: Option<PathBuf>,
+    input: &InputArgs,
+    ckpt: &CheckpointArg,
+) -> Result<(Model, Weights, nn::Activations)> {
+    let model = load_model(model)?;
+    let weights = load_weights(&model, ckpt)?;
+    let raw = load_one_input(&model, input)?;
+    let acts = nn::forward(&model, &weights, &raw)?;
+    Ok((model, weights, acts))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { model, ckpt } => info(&load_model(model)?, &ckpt),
@@ -235,10 +248,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             ckpt,
         } => {
-            let model = load_model(model)?;
-            let weights = load_weights(&model, &ckpt)?;
-            let raw = load_one_input(&model, &input)?;
-            let acts = nn::forward(&model, &weights, &raw)?;
+            let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
             write_activations(&model, &acts, &out)
         }
         Command::Neuron {
@@ -249,10 +259,7 @@ fn run(cli: Cli) -> Result<()> {
             top,
             ckpt,
         } => {
-            let model = load_model(model)?;
-            let weights = load_weights(&model, &ckpt)?;
-            let raw = load_one_input(&model, &input)?;
-            let acts = nn::forward(&model, &weights, &raw)?;
+            let (model, weights, acts) = run_on_input(model, &input, &ckpt)?;
             let li = model
                 .layer_index(&layer)
                 .with_context(|| format!("{}: no layer `{layer}`", model.path.display()))?;
@@ -299,14 +306,11 @@ fn run(cli: Cli) -> Result<()> {
             linear,
             ckpt,
         } => {
-            let model = load_model(model)?;
-            let weights = load_weights(&model, &ckpt)?;
             let input = InputArgs {
                 input: None,
                 sample: Some(sample),
             };
-            let raw = load_one_input(&model, &input)?;
-            let acts = nn::forward(&model, &weights, &raw)?;
+            let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
             let camera = eye.zip(look).map(|(eye, look)| gfx::Camera::look_at(eye, look));
             snapshot(&model, &acts, &out, size, camera, stereo, linear)
         }
