@@ -109,12 +109,7 @@ pub fn predict_batch(model: &Model, weights: &Weights, raw: &Tensor) -> Result<T
 /// Multiply-adds of a conv/dense layer for one input (0 for other ops).
 pub fn conv_macs(layer: &Layer) -> usize {
     match layer.op {
-        Op::Conv2d { .. } | Op::Dense { .. } => {
-            let fan_in = layer
-                .param(super::model::ParamRole::Weight)
-                .map_or(0, |w| w.shape[1..].iter().product::<usize>());
-            layer.shape.elements() * fan_in
-        }
+        Op::Conv2d { .. } | Op::Dense { .. } => layer.shape.elements() * layer.fan_in().unwrap_or(0),
         _ => 0,
     }
 }

@@ -188,6 +188,12 @@ impl Layer {
     pub fn param(&self, role: ParamRole) -> Option<&ParamSpec> {
         self.params.iter().find(|p| p.role == role)
     }
+    /// Inputs feeding one output of a conv/dense layer (weight elements per output channel);
+    /// `None` for layers without a weight.
+    pub fn fan_in(&self) -> Option<usize> {
+        self.param(ParamRole::Weight)
+            .map(|w| w.shape[1..].iter().product())
+    }
     pub fn param_count(&self) -> usize {
         self.params
             .iter()

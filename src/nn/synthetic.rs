@@ -108,10 +108,7 @@ pub fn random_weights(model: &Model, seed: u64) -> Result<Weights> {
     let mut layers = Vec::with_capacity(model.layers.len());
     for layer in &model.layers {
         let mut p = LayerParams::default();
-        let fan_in = layer
-            .param(super::model::ParamRole::Weight)
-            .map(|w| w.shape[1..].iter().product::<usize>())
-            .unwrap_or(1);
+        let fan_in = layer.fan_in().unwrap_or(1);
         for spec in &layer.params {
             let n: usize = spec.shape.iter().product();
             let vals: Vec<f32> = match (&layer.op, spec.role) {

@@ -121,10 +121,7 @@ fn init_params(model: &Model, rng: &mut StdRng) -> Result<Vec<HashMap<ParamRole,
             ));
         }
         let mut vars = HashMap::new();
-        let fan_in = layer
-            .param(ParamRole::Weight)
-            .map(|w| w.shape[1..].iter().product::<usize>())
-            .unwrap_or(1);
+        let fan_in = layer.fan_in().unwrap_or(1);
         let bound = 1.0 / (fan_in as f32).sqrt();
         for p in &layer.params {
             let n: usize = p.shape.iter().product();
