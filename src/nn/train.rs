@@ -146,6 +146,15 @@ fn params_of(vars: &[HashMap<ParamRole, Var>]) -> Vec<LayerParams> {
         .collect()
 }
 
+/// The trainer's current parameters as `Weights` (sharing the variables' storage).
+fn current_weights(vars: &[HashMap<ParamRole, Var>], source: &Path) -> Weights {
+    Weights {
+        source: source.to_path_buf(),
+        layers: params_of(vars),
+        warnings: Vec::new(),
+    }
+}
+
 /// Write a weights file: tensors under the model's own names, plus string metadata.
 pub fn save_weights(
     model: &Model,
@@ -177,8 +186,8 @@ pub fn train(
     cfg: &TrainConfig,
     report: impl FnMut(TrainEvent) + Send,
 ) -> Result<Weights> {
-    // candle's parallel CPU kernels sum in work-stealing order, which makes float results vary from
-    // run to run; one thread makes a seed reproduce the same weights bit for bit.
+    // One thread, so a seed gives the same weights on any machine: candle's CPU kernels split their
+    // work by the thread count, and float sums depend on how they are split.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -231,17 +240,12 @@ fn train_single_thread(
     let save = |step: usize,
                 label: &str,
                 loss: f32,
+                weights: &Weights,
+                accuracy: Option<(usize, usize)>,
                 checkpoints: &mut Vec<(String, String)>,
                 report: &mut dyn FnMut(TrainEvent)|
      -> Result<()> {
-        let w = Weights {
-            source: cfg.out.clone(),
-            layers: params_of(&vars),
-            warnings: Vec::new(),
-        };
-        let acc = heldout
-            .map(|h| evaluate(model, &w, h).map(|(k, n)| k as f64 / n as f64))
-            .transpose()?;
+        let acc = accuracy.map(|(k, n)| k as f64 / n as f64);
         let rel = format!("epochs/{:03}.safetensors", checkpoints.len());
         let file = cfg.out.join(&rel);
         let mut meta = BTreeMap::from([
@@ -256,7 +260,7 @@ fn train_single_thread(
         if let Some(a) = acc {
             meta.insert("heldout_accuracy".to_owned(), format!("{a:.6}"));
         }
-        save_weights(model, &w.layers, meta, &file)?;
+        save_weights(model, &weights.layers, meta, &file)?;
         checkpoints.push((label.to_owned(), rel));
         report(TrainEvent::Checkpoint {
             label: label.to_owned(),
@@ -266,9 +270,24 @@ fn train_single_thread(
         Ok(())
     };
     for step in 0..=total_steps {
-        while next_ckpt < schedule.len() && schedule[next_ckpt].1 == step {
-            save(step, &schedule[next_ckpt].0, last_loss, &mut checkpoints, &mut report)?;
-            next_ckpt += 1;
+        // Checkpoints and epoch ends share one held-out evaluation of the current weights.
+        let epoch_end = step > 0 && step % steps_per_epoch == 0;
+        let checkpoint_due = next_ckpt < schedule.len() && schedule[next_ckpt].1 == step;
+        if epoch_end || checkpoint_due {
+            let w = current_weights(&vars, &cfg.out);
+            let accuracy = heldout.map(|h| evaluate(model, &w, h)).transpose()?;
+            while next_ckpt < schedule.len() && schedule[next_ckpt].1 == step {
+                save(step, &schedule[next_ckpt].0, last_loss, &w, accuracy, &mut checkpoints, &mut report)?;
+                next_ckpt += 1;
+            }
+            if epoch_end {
+                report(TrainEvent::Epoch {
+                    epoch: step / steps_per_epoch,
+                    loss: (epoch_loss.0 / epoch_loss.1 as f64) as f32,
+                    accuracy,
+                });
+                epoch_loss = (0.0, 0);
+            }
         }
         if step == total_steps {
             break;
@@ -303,26 +322,8 @@ fn train_single_thread(
             step: step + 1,
             loss: last_loss,
         });
-        if (step + 1) % steps_per_epoch == 0 {
-            let w = Weights {
-                source: cfg.out.clone(),
-                layers: params_of(&vars),
-                warnings: Vec::new(),
-            };
-            let accuracy = heldout.map(|h| evaluate(model, &w, h)).transpose()?;
-            report(TrainEvent::Epoch {
-                epoch: (step + 1) / steps_per_epoch,
-                loss: (epoch_loss.0 / epoch_loss.1 as f64) as f32,
-                accuracy,
-            });
-            epoch_loss = (0.0, 0);
-        }
     }
-    let final_w = Weights {
-        source: cfg.out.join("weights.safetensors"),
-        layers: params_of(&vars),
-        warnings: Vec::new(),
-    };
+    let final_w = current_weights(&vars, &cfg.out.join("weights.safetensors"));
     let meta = BTreeMap::from([
         ("label".to_owned(), format!("epoch {}", cfg.epochs)),
         ("seed".to_owned(), cfg.seed.to_string()),
