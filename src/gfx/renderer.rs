@@ -407,15 +407,7 @@ impl Renderer {
                 &[],
             );
             d.cmd_push_constants(cb, layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
-            // One instanced draw each: 6 vertices per tile, 36 per cube, made in the shaders.
-            if self.tile_count > 0 {
-                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.tiles(views));
-                d.cmd_draw(cb, 6, self.tile_count, 0, 0);
-            }
-            if self.cube_count > 0 {
-                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.cubes(views));
-                d.cmd_draw(cb, 36, self.cube_count, 0, 0);
-            }
+            self.record_draws(cb, views);
             d.cmd_end_rendering(cb);
 
             let to_transfer = [vk::ImageMemoryBarrier2::default()
@@ -462,6 +454,27 @@ impl Renderer {
             d.end_command_buffer(cb).vk("end command buffer")?;
         }
         Ok(())
+    }
+}
+
+impl Renderer {
+    /// Records the scene's draw calls into `cb`, inside a rendering scope over `views` views whose
+    /// descriptor set and push constants are bound. Every target (offscreen, window, XR) uses it.
+    fn record_draws(&self, cb: vk::CommandBuffer, views: u32) {
+        let d = &self.device.device;
+        // SAFETY: `cb` is recording inside a rendering scope with this renderer's pipeline layout
+        // bound; the pipelines and buffers are live.
+        unsafe {
+            // One instanced draw each: 6 vertices per tile, 36 per cube, made in the shaders.
+            if self.tile_count > 0 {
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.tiles(views));
+                d.cmd_draw(cb, 6, self.tile_count, 0, 0);
+            }
+            if self.cube_count > 0 {
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.cubes(views));
+                d.cmd_draw(cb, 36, self.cube_count, 0, 0);
+            }
+        }
     }
 }
 
