@@ -8,6 +8,11 @@ const uint COLORMAP_SEQUENTIAL = 0u; // viridis over [0, 1]: non-negative layers
 const uint COLORMAP_DIVERGING = 1u;  // blue-white-red over [-1, 1]: signed layers
 const uint COLORMAP_GREY = 2u;       // the input image, values already in [0, 1]
 const uint COLORMAP_RGB = 3u;        // the input image, 3 planes (handled by the caller)
+const uint COLORMAP_SOLID = 4u;      // one color (highlights, bars): RGBA8 sRGB packed in the index
+
+vec3 unpack_srgb(uint rgba) {
+    return unpackUnorm4x8(rgba).rgb;
+}
 
 // Polynomial fit of matplotlib's viridis (Matt Zucker, CC0).
 vec3 viridis(float t) {

@@ -37,3 +37,32 @@ struct Cube {
 layout(std430, set = 0, binding = 2) readonly buffer Cubes {
     Cube cubes[];
 };
+
+// A segment drawn as a ribbon facing the viewer: from a.xyz to b.xyz, a.w meters wide.
+struct Line {
+    vec4 a;
+    vec4 b;
+    vec4 color;           // sRGB
+};
+layout(std430, set = 0, binding = 3) readonly buffer Lines {
+    Line lines[];
+};
+
+// One character quad of a label, sampling the glyph atlas.
+struct Glyph {
+    vec4 origin;          // world position of the bottom-left corner
+    vec4 right;           // world vector along the quad's width
+    vec4 up;              // world vector along the quad's height
+    vec4 uv;              // atlas rectangle: u0, v0 (top), u1, v1 (bottom)
+    vec4 color;           // sRGB and opacity
+};
+layout(std430, set = 0, binding = 4) readonly buffer Glyphs {
+    Glyph glyphs[];
+};
+layout(set = 0, binding = 5) uniform sampler2DArray glyph_atlas; // one layer
+
+// The viewer's position: the world point clip_from_world sends to w = 0 on the view axis.
+vec3 eye_position(mat4 clip_from_world) {
+    vec4 e = inverse(clip_from_world) * vec4(0.0, 0.0, 1.0, 0.0);
+    return e.xyz / e.w;
+}

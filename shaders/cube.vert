@@ -24,7 +24,8 @@ layout(location = 0) flat out vec3 out_color;
 void main() {
     Cube c = cubes[gl_InstanceIndex];
     vec3 corner = CORNERS[INDICES[gl_VertexIndex]];
-    vec3 srgb = colormap(c.colormap, activations.values[c.value], c.scale);
+    vec3 srgb = c.colormap == COLORMAP_SOLID ? unpack_srgb(c.value)
+                                             : colormap(c.colormap, activations.values[c.value], c.scale);
     out_color = to_linear(srgb) * SHADE[gl_VertexIndex / 6];
     vec3 world = c.center_size.xyz + corner * c.center_size.w;
     gl_Position = views.clip_from_world[gl_ViewIndex] * vec4(world, 1.0);

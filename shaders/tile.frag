@@ -14,7 +14,9 @@ void main() {
     uint y = min(uint(in_uv.y * float(t.h)), t.h - 1u);
     uint i = t.offset + y * t.w + x;
     vec3 srgb;
-    if (t.colormap == COLORMAP_RGB) {
+    if (t.colormap == COLORMAP_SOLID) {
+        srgb = unpack_srgb(t.offset);
+    } else if (t.colormap == COLORMAP_RGB) {
         uint plane = t.h * t.w;
         srgb = clamp(vec3(activations.values[i], activations.values[i + plane],
                           activations.values[i + 2u * plane]) * t.scale, 0.0, 1.0);

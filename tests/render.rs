@@ -439,5 +439,13 @@ fn shaders_are_fresh() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 4, "expected 4 compiled shaders");
+    let sources = std::fs::read_dir(&root)
+        .expect("list shaders")
+        .filter(|e| {
+            let p = e.as_ref().expect("entry").path();
+            matches!(p.extension().and_then(|x| x.to_str()), Some("vert" | "frag"))
+        })
+        .count();
+    assert!(sources >= 8, "shaders/ lost its sources ({sources})");
+    assert_eq!(checked, sources, "one compiled shader per source");
 }

@@ -13,6 +13,14 @@ pub enum Colormap {
     Grey = 2,
     /// The input image as 3 planes.
     Rgb = 3,
+    /// One color, packed by [`pack_srgb`] into the instance's value index (highlights, bars).
+    Solid = 4,
+}
+
+/// An sRGB color (components in [0, 1]) as the RGBA8 word `unpackUnorm4x8` reads.
+pub fn pack_srgb([r, g, b]: [f32; 3]) -> u32 {
+    let byte = |c: f32| (c.clamp(0.0, 1.0) * 255.0).round() as u32;
+    byte(r) | byte(g) << 8 | byte(b) << 16 | 255 << 24
 }
 
 /// Polynomial fit of matplotlib's viridis (Matt Zucker, CC0).
@@ -40,12 +48,12 @@ pub fn diverging(t: f32) -> [f32; 3] {
 }
 
 /// The color of `value` normalized by `scale` (1 / max |value| of its layer). `Rgb` needs three
-/// values and is not handled here.
+/// values and `Solid` none: neither is handled here.
 pub fn color(map: Colormap, value: f32, scale: f32) -> [f32; 3] {
     let t = value * scale;
     match map {
         Colormap::Diverging => diverging(t),
-        Colormap::Grey | Colormap::Rgb => [t.clamp(0.0, 1.0); 3],
+        Colormap::Grey | Colormap::Rgb | Colormap::Solid => [t.clamp(0.0, 1.0); 3],
         Colormap::Sequential => viridis(t),
     }
 }

@@ -4,7 +4,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use glam::Vec3;
+
 use super::colormap::Colormap;
+use super::text::GlyphInstance;
 use crate::nn::{Activations, Model, Shape, Source};
 use crate::scene::LayerPlacement;
 
@@ -36,10 +39,36 @@ pub struct CubeInstance {
     pub _pad: u32,
 }
 
+/// A ribbon from `a` to `b` facing the viewer. Matches `Line` in shaders/common.glsl (std430).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct LineInstance {
+    /// Start (xyz) and width in meters (w).
+    pub a: [f32; 4],
+    /// End (xyz; w unused).
+    pub b: [f32; 4],
+    /// sRGB color (alpha unused: lines are opaque).
+    pub color: [f32; 4],
+}
+
+impl LineInstance {
+    pub fn new(a: Vec3, b: Vec3, width: f32, color: [f32; 3]) -> LineInstance {
+        LineInstance {
+            a: a.extend(width).into(),
+            b: b.extend(0.0).into(),
+            color: [color[0], color[1], color[2], 1.0],
+        }
+    }
+}
+
+/// Everything one frame draws, one instanced draw call per kind however many instances.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DrawList {
     pub tiles: Vec<TileInstance>,
     pub cubes: Vec<CubeInstance>,
+    pub lines: Vec<LineInstance>,
+    /// Drawn last, blended over the rest.
+    pub glyphs: Vec<GlyphInstance>,
 }
 
 /// The values and draw list of a laid-out network for one input. `values` changes with the
@@ -142,6 +171,8 @@ mod tests {
         // std430: mat4 (64) + 5 scalars padded to a 16-byte multiple; vec4 + 4 scalars.
         assert_eq!(size_of::<TileInstance>(), 96);
         assert_eq!(size_of::<CubeInstance>(), 32);
+        assert_eq!(size_of::<LineInstance>(), 48);
+        assert_eq!(size_of::<GlyphInstance>(), 80);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod camera;
 pub mod colormap;
 pub mod device;
 pub mod draw;
+pub mod text;
 mod pipeline;
 mod renderer;
 mod resources;

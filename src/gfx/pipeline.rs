@@ -1,4 +1,4 @@
-//! The descriptor set layout, pipeline layout and graphics pipelines (tiles, cubes).
+//! The descriptor set layout, pipeline layout and graphics pipelines (tiles, cubes, lines, glyphs).
 
 use std::io::Cursor;
 
@@ -14,6 +14,10 @@ pub const PUSH_CONSTANT_BYTES: u32 = 2 * 64;
 pub const BINDING_VALUES: u32 = 0;
 pub const BINDING_TILES: u32 = 1;
 pub const BINDING_CUBES: u32 = 2;
+pub const BINDING_LINES: u32 = 3;
+pub const BINDING_GLYPHS: u32 = 4;
+/// The glyph atlas (combined image sampler).
+pub const BINDING_ATLAS: u32 = 5;
 
 /// Decodes embedded SPIR-V (`include_bytes!` gives no u32 alignment; read_spv copies).
 fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
@@ -29,6 +33,17 @@ pub struct Pipelines {
     pub layout: vk::PipelineLayout,
     tiles: [vk::Pipeline; 2],
     cubes: [vk::Pipeline; 2],
+    lines: [vk::Pipeline; 2],
+    glyphs: [vk::Pipeline; 2],
+}
+
+/// How a pipeline writes its fragments.
+#[derive(Clone, Copy, PartialEq)]
+enum Blend {
+    /// Opaque, writes depth.
+    Opaque,
+    /// Alpha-blended over what is drawn, depth-tested but not written (drawn last).
+    Over,
 }
 
 impl Pipelines {
@@ -53,13 +68,34 @@ impl Pipelines {
         self.cubes[views as usize - 1]
     }
 
+    pub fn lines(&self, views: u32) -> vk::Pipeline {
+        self.lines[views as usize - 1]
+    }
+
+    pub fn glyphs(&self, views: u32) -> vk::Pipeline {
+        self.glyphs[views as usize - 1]
+    }
+
     fn build(&mut self, device: &Device) -> Result<()> {
         let d = &device.device;
         let stages = vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT;
-        let bindings = [BINDING_VALUES, BINDING_TILES, BINDING_CUBES].map(|b| {
+        let bindings = [
+            BINDING_VALUES,
+            BINDING_TILES,
+            BINDING_CUBES,
+            BINDING_LINES,
+            BINDING_GLYPHS,
+            BINDING_ATLAS,
+        ]
+        .map(|b| {
+            let ty = if b == BINDING_ATLAS {
+                vk::DescriptorType::COMBINED_IMAGE_SAMPLER
+            } else {
+                vk::DescriptorType::STORAGE_BUFFER
+            };
             vk::DescriptorSetLayoutBinding::default()
                 .binding(b)
-                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .descriptor_type(ty)
                 .descriptor_count(1)
                 .stage_flags(stages)
         });
@@ -83,8 +119,12 @@ impl Pipelines {
             ("tile.frag", &include_bytes!("../../shaders/tile.frag.spv")[..]),
             ("cube.vert", &include_bytes!("../../shaders/cube.vert.spv")[..]),
             ("cube.frag", &include_bytes!("../../shaders/cube.frag.spv")[..]),
+            ("line.vert", &include_bytes!("../../shaders/line.vert.spv")[..]),
+            ("line.frag", &include_bytes!("../../shaders/line.frag.spv")[..]),
+            ("glyph.vert", &include_bytes!("../../shaders/glyph.vert.spv")[..]),
+            ("glyph.frag", &include_bytes!("../../shaders/glyph.frag.spv")[..]),
         ];
-        let mut modules = [vk::ShaderModule::null(); 4];
+        let mut modules = [vk::ShaderModule::null(); 8];
         let made = (|| {
             for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
                 let code = spirv(name, bytes)?;
@@ -95,8 +135,10 @@ impl Pipelines {
             }
             for views in 1..=2u32 {
                 let i = views as usize - 1;
-                self.tiles[i] = self.pipeline(device, modules[0], modules[1], views, "tiles")?;
-                self.cubes[i] = self.pipeline(device, modules[2], modules[3], views, "cubes")?;
+                self.tiles[i] = self.pipeline(device, [modules[0], modules[1]], views, Blend::Opaque, "tiles")?;
+                self.cubes[i] = self.pipeline(device, [modules[2], modules[3]], views, Blend::Opaque, "cubes")?;
+                self.lines[i] = self.pipeline(device, [modules[4], modules[5]], views, Blend::Opaque, "lines")?;
+                self.glyphs[i] = self.pipeline(device, [modules[6], modules[7]], views, Blend::Over, "glyphs")?;
             }
             Ok(())
         })();
@@ -110,9 +152,9 @@ impl Pipelines {
     fn pipeline(
         &self,
         device: &Device,
-        vert: vk::ShaderModule,
-        frag: vk::ShaderModule,
+        [vert, frag]: [vk::ShaderModule; 2],
         views: u32,
+        blend: Blend,
         name: &str,
     ) -> Result<vk::Pipeline> {
         let stages = [
@@ -142,10 +184,20 @@ impl Pipelines {
             vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
         let depth = vk::PipelineDepthStencilStateCreateInfo::default()
             .depth_test_enable(true)
-            .depth_write_enable(true)
+            .depth_write_enable(blend == Blend::Opaque)
             .depth_compare_op(vk::CompareOp::LESS);
-        let attachments =
-            [vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA)];
+        let attachment = vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA);
+        let attachments = [match blend {
+            Blend::Opaque => attachment,
+            Blend::Over => attachment
+                .blend_enable(true)
+                .src_color_blend_factor(vk::BlendFactor::SRC_ALPHA)
+                .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+                .color_blend_op(vk::BlendOp::ADD)
+                .src_alpha_blend_factor(vk::BlendFactor::ONE)
+                .dst_alpha_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+                .alpha_blend_op(vk::BlendOp::ADD),
+        }];
         let blend = vk::PipelineColorBlendStateCreateInfo::default().attachments(&attachments);
         let dynamic_states = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
         let dynamic = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic_states);
@@ -189,7 +241,7 @@ impl Pipelines {
         let d = &device.device;
         // SAFETY: per the contract; null handles are ignored.
         unsafe {
-            for p in self.tiles.iter().chain(&self.cubes) {
+            for p in [self.tiles, self.cubes, self.lines, self.glyphs].iter().flatten() {
                 d.destroy_pipeline(*p, None);
             }
             d.destroy_pipeline_layout(self.layout, None);

@@ -9,8 +9,11 @@ use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
 use super::camera::Camera;
 use super::device::{Device, ValidationLog};
 use super::draw::{DrawList, NetworkDraw};
-use super::pipeline::{BINDING_CUBES, BINDING_TILES, BINDING_VALUES, Pipelines};
-use super::resources::{Buffer, full_range};
+use super::pipeline::{
+    BINDING_ATLAS, BINDING_CUBES, BINDING_GLYPHS, BINDING_LINES, BINDING_TILES, BINDING_VALUES, Pipelines,
+};
+use super::resources::{Buffer, Image, full_range};
+use super::text::Atlas;
 use super::target::Target;
 use super::{BACKGROUND_SRGB, GfxError, Result, VkContext};
 
@@ -81,6 +84,20 @@ enum Slot {
     Values,
     Tiles,
     Cubes,
+    Lines,
+    Glyphs,
+}
+
+const SLOTS: [Slot; 5] = [Slot::Values, Slot::Tiles, Slot::Cubes, Slot::Lines, Slot::Glyphs];
+
+impl Slot {
+    fn name(self) -> &'static str {
+        ["values", "tile instances", "cube instances", "line instances", "glyph instances"][self as usize]
+    }
+
+    fn binding(self) -> u32 {
+        [BINDING_VALUES, BINDING_TILES, BINDING_CUBES, BINDING_LINES, BINDING_GLYPHS][self as usize]
+    }
 }
 
 /// Renders draw lists offscreen. Owns every Vulkan object it uses; dropping it tears down in
@@ -88,11 +105,13 @@ enum Slot {
 pub struct Renderer {
     // Null / None until made; Drop destroys whatever exists (destroying null handles is a no-op).
     target: Option<Target>,
-    /// Values, tile instances and cube instances (host-visible storage buffers). They are written
-    /// only between frames: every render waits for its fence before returning.
-    buffers: [Option<Buffer>; 3],
-    tile_count: u32,
-    cube_count: u32,
+    /// Values and the instances of each kind (host-visible storage buffers, in [`SLOTS`] order).
+    /// They are written only between frames: every render waits for its fence before returning.
+    buffers: [Option<Buffer>; 5],
+    /// Instances to draw per kind: tiles, cubes, lines, glyphs.
+    counts: [u32; 4],
+    atlas: Option<Image>,
+    sampler: vk::Sampler,
     descriptor_pool: vk::DescriptorPool,
     descriptor_set: vk::DescriptorSet,
     pipelines: Pipelines,
@@ -120,9 +139,10 @@ impl Renderer {
         })?;
         let mut r = Renderer {
             target: None,
-            buffers: [None, None, None],
-            tile_count: 0,
-            cube_count: 0,
+            buffers: [None, None, None, None, None],
+            counts: [0; 4],
+            atlas: None,
+            sampler: vk::Sampler::null(),
             descriptor_pool: vk::DescriptorPool::null(),
             descriptor_set: vk::DescriptorSet::null(),
             pipelines: Pipelines::default(),
@@ -140,9 +160,14 @@ impl Renderer {
     fn init(&mut self) -> Result<()> {
         self.pipelines = Pipelines::new(&self.device)?;
         let d = &self.device.device;
-        let sizes = [vk::DescriptorPoolSize::default()
-            .ty(vk::DescriptorType::STORAGE_BUFFER)
-            .descriptor_count(3)];
+        let sizes = [
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::STORAGE_BUFFER)
+                .descriptor_count(SLOTS.len() as u32),
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
+                .descriptor_count(1),
+        ];
         let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
         // SAFETY: valid create infos on a live device (for every call in this function).
         self.descriptor_pool = unsafe { d.create_descriptor_pool(&info, None) }.vk("create descriptor pool")?;
@@ -171,9 +196,102 @@ impl Renderer {
         self.fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }.vk("create fence")?;
         self.device.name_object(self.fence, "offscreen fence");
         // Every binding must hold a buffer, even before the first scene.
-        for slot in [Slot::Values, Slot::Tiles, Slot::Cubes] {
+        for slot in SLOTS {
             self.write(slot, &[])?;
         }
+        self.upload_atlas()
+    }
+
+    /// Copies the glyph atlas into a sampled image (once, at start) and binds it.
+    fn upload_atlas(&mut self) -> Result<()> {
+        let atlas = Atlas::get();
+        let extent = vk::Extent2D {
+            width: atlas.width,
+            height: atlas.height,
+        };
+        let usage = vk::ImageUsageFlags::SAMPLED | vk::ImageUsageFlags::TRANSFER_DST;
+        let image = Image::new(&self.device, &mut self.allocator, "glyph atlas", extent, 1, vk::Format::R8_UNORM, usage)?;
+        let image = self.atlas.insert(image);
+        let mut staging = Buffer::new(
+            &self.device,
+            &mut self.allocator,
+            "glyph atlas upload",
+            atlas.pixels.len() as u64,
+            vk::BufferUsageFlags::TRANSFER_SRC,
+            MemoryLocation::CpuToGpu,
+        )?;
+        let d = &self.device.device;
+        let cb = self.command_buffer;
+        let range = full_range(vk::ImageAspectFlags::COLOR, 1);
+        let copied = staging.write(&atlas.pixels).and_then(|()| {
+            // SAFETY: nothing is in flight; the command buffer, image and buffer are live and
+            // owned here; the submission is waited for before the staging buffer goes.
+            unsafe {
+                let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+                d.begin_command_buffer(cb, &begin).vk("begin command buffer")?;
+                let to_dst = [vk::ImageMemoryBarrier2::default()
+                    .dst_stage_mask(vk::PipelineStageFlags2::COPY)
+                    .dst_access_mask(vk::AccessFlags2::TRANSFER_WRITE)
+                    .old_layout(vk::ImageLayout::UNDEFINED)
+                    .new_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+                    .image(image.handle)
+                    .subresource_range(range)];
+                d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
+                let region = vk::BufferImageCopy::default()
+                    .image_subresource(
+                        vk::ImageSubresourceLayers::default()
+                            .aspect_mask(vk::ImageAspectFlags::COLOR)
+                            .layer_count(1),
+                    )
+                    .image_extent(extent.into());
+                d.cmd_copy_buffer_to_image(
+                    cb,
+                    staging.handle,
+                    image.handle,
+                    vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                    &[region],
+                );
+                let to_read = [vk::ImageMemoryBarrier2::default()
+                    .src_stage_mask(vk::PipelineStageFlags2::COPY)
+                    .src_access_mask(vk::AccessFlags2::TRANSFER_WRITE)
+                    .dst_stage_mask(vk::PipelineStageFlags2::FRAGMENT_SHADER)
+                    .dst_access_mask(vk::AccessFlags2::SHADER_SAMPLED_READ)
+                    .old_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+                    .new_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)
+                    .image(image.handle)
+                    .subresource_range(range)];
+                d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_read));
+                d.end_command_buffer(cb).vk("end command buffer")?;
+                let commands = [vk::CommandBufferSubmitInfo::default().command_buffer(cb)];
+                let submit = vk::SubmitInfo2::default().command_buffer_infos(&commands);
+                d.queue_submit2(self.device.queue, &[submit], self.fence).vk("submit")?;
+                d.wait_for_fences(&[self.fence], true, u64::MAX).vk("wait for the upload")?;
+                d.reset_fences(&[self.fence]).vk("reset fence")
+            }
+        });
+        // SAFETY: the copy finished (or never started).
+        unsafe { staging.destroy(&self.device, &mut self.allocator) };
+        copied?;
+        let info = vk::SamplerCreateInfo::default()
+            .mag_filter(vk::Filter::LINEAR)
+            .min_filter(vk::Filter::LINEAR)
+            .address_mode_u(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .address_mode_v(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .address_mode_w(vk::SamplerAddressMode::CLAMP_TO_EDGE);
+        // SAFETY: valid create info on a live device.
+        self.sampler = unsafe { d.create_sampler(&info, None) }.vk("create sampler")?;
+        self.device.name_object(self.sampler, "glyph atlas sampler");
+        let images = [vk::DescriptorImageInfo::default()
+            .sampler(self.sampler)
+            .image_view(image.view)
+            .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
+        let write = vk::WriteDescriptorSet::default()
+            .dst_set(self.descriptor_set)
+            .dst_binding(BINDING_ATLAS)
+            .descriptor_type(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
+            .image_info(&images);
+        // SAFETY: the set is not in use (no submission in flight).
+        unsafe { d.update_descriptor_sets(&[write], &[]) };
         Ok(())
     }
 
@@ -197,13 +315,19 @@ impl Renderer {
         self.write(Slot::Values, bytemuck::cast_slice(values))
     }
 
-    /// Uploads the tile and cube instances to draw.
+    /// Uploads the instances to draw.
     pub fn set_draw_list(&mut self, list: &DrawList) -> Result<()> {
         let count = |n: usize| u32::try_from(n).map_err(|_| GfxError::Invalid(format!("{n} instances")));
         self.write(Slot::Tiles, bytemuck::cast_slice(&list.tiles))?;
         self.write(Slot::Cubes, bytemuck::cast_slice(&list.cubes))?;
-        self.tile_count = count(list.tiles.len())?;
-        self.cube_count = count(list.cubes.len())?;
+        self.write(Slot::Lines, bytemuck::cast_slice(&list.lines))?;
+        self.write(Slot::Glyphs, bytemuck::cast_slice(&list.glyphs))?;
+        self.counts = [
+            count(list.tiles.len())?,
+            count(list.cubes.len())?,
+            count(list.lines.len())?,
+            count(list.glyphs.len())?,
+        ];
         Ok(())
     }
 
@@ -222,7 +346,7 @@ impl Renderer {
             current => {
                 // At least 256 bytes: Vulkan has no empty buffers, and small scenes then never regrow.
                 let size = (bytes.len() as u64).next_power_of_two().max(256);
-                let name = ["values", "tile instances", "cube instances"][i];
+                let name = slot.name();
                 let usage = vk::BufferUsageFlags::STORAGE_BUFFER;
                 let buffer = Buffer::new(
                     &self.device,
@@ -237,7 +361,7 @@ impl Renderer {
                     .range(vk::WHOLE_SIZE)];
                 let write = vk::WriteDescriptorSet::default()
                     .dst_set(self.descriptor_set)
-                    .dst_binding([BINDING_VALUES, BINDING_TILES, BINDING_CUBES][i])
+                    .dst_binding(slot.binding())
                     .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
                     .buffer_info(&infos);
                 // SAFETY: no submission is in flight (every render waits for its fence), so
@@ -465,14 +589,15 @@ impl Renderer {
         // SAFETY: `cb` is recording inside a rendering scope with this renderer's pipeline layout
         // bound; the pipelines and buffers are live.
         unsafe {
-            // One instanced draw each: 6 vertices per tile, 36 per cube, made in the shaders.
-            if self.tile_count > 0 {
-                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.tiles(views));
-                d.cmd_draw(cb, 6, self.tile_count, 0, 0);
-            }
-            if self.cube_count > 0 {
-                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.pipelines.cubes(views));
-                d.cmd_draw(cb, 36, self.cube_count, 0, 0);
+            // One instanced draw per kind, the vertices made in the shaders: 6 per tile, line
+            // and glyph quad, 36 per cube. Glyphs last: they blend over the rest.
+            let p = &self.pipelines;
+            let draws = [(p.tiles(views), 6), (p.cubes(views), 36), (p.lines(views), 6), (p.glyphs(views), 6)];
+            for ((pipeline, vertices), instances) in draws.into_iter().zip(self.counts) {
+                if instances > 0 {
+                    d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
+                    d.cmd_draw(cb, vertices, instances, 0, 0);
+                }
             }
         }
     }
@@ -503,7 +628,11 @@ impl Drop for Renderer {
                     b.destroy(device, &mut self.allocator);
                 }
             }
+            if let Some(mut a) = self.atlas.take() {
+                a.destroy(device, &mut self.allocator);
+            }
             let d = &device.device;
+            d.destroy_sampler(self.sampler, None);
             d.destroy_fence(self.fence, None);
             d.destroy_command_pool(self.command_pool, None);
             d.destroy_descriptor_pool(self.descriptor_pool, None);
