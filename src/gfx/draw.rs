@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use glam::Vec3;
 
+use super::annotate::{self, BlockValues};
 use super::colormap::Colormap;
 use super::text::GlyphInstance;
 use crate::nn::{Activations, Model, Shape, Source};
@@ -79,12 +80,48 @@ pub struct NetworkDraw {
     /// (normalization undone), so it shows as the picture it is.
     pub values: Vec<f32>,
     pub list: DrawList,
+    /// Per block (in placement order): where its values are and how they are colored.
+    pub styles: Vec<BlockStyle>,
+}
+
+/// How one block's values are stored and colored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockStyle {
+    /// First value of the block in [`NetworkDraw::values`] and how many there are.
+    pub offset: usize,
+    pub len: usize,
+    pub colormap: Colormap,
+    /// 1 / max |value| (0 when all are 0).
+    pub scale: f32,
 }
 
 impl NetworkDraw {
+    /// The blocks with their values, labels and output bars, on the floor grid of a 3 m × 3 m
+    /// play area.
     pub fn new(model: &Model, acts: &Activations, placements: &[LayerPlacement]) -> NetworkDraw {
+        let mut draw = NetworkDraw::activations_only(model, acts, placements);
+        let blocks: Vec<BlockValues> = draw
+            .styles
+            .iter()
+            .map(|s| BlockValues {
+                values: &draw.values[s.offset..s.offset + s.len],
+                colormap: s.colormap,
+                scale: s.scale,
+            })
+            .collect();
+        let mut extra = DrawList::default();
+        annotate::labels(model, placements, &blocks, &mut extra);
+        let (min, max) = crate::scene::layout::bounds(placements);
+        extra.lines.extend(annotate::floor(min, max, annotate::DEFAULT_PLAY_AREA));
+        draw.list.append(extra);
+        draw
+    }
+
+    /// Only the tiles and cubes that show values: no labels, bars or floor.
+    pub fn activations_only(model: &Model, acts: &Activations, placements: &[LayerPlacement]) -> NetworkDraw {
         let mut values = Vec::new();
         let mut list = DrawList::default();
+        let mut styles = Vec::with_capacity(placements.len());
         for p in placements {
             let offset = values.len() as u32;
             let block = match p.source {
@@ -96,6 +133,12 @@ impl NetworkDraw {
                 (Source::Input, Shape::Chw(3, _, _)) => (Colormap::Rgb, 1.0),
                 _ => value_colormap(&block),
             };
+            styles.push(BlockStyle {
+                offset: offset as usize,
+                len: block.len(),
+                colormap,
+                scale,
+            });
             values.extend_from_slice(&block);
             for t in &p.tiles {
                 list.tiles.push(TileInstance {
@@ -118,7 +161,17 @@ impl NetworkDraw {
                 });
             }
         }
-        NetworkDraw { values, list }
+        NetworkDraw { values, list, styles }
+    }
+}
+
+impl DrawList {
+    /// Moves `other`'s instances after this list's.
+    pub fn append(&mut self, mut other: DrawList) {
+        self.tiles.append(&mut other.tiles);
+        self.cubes.append(&mut other.cubes);
+        self.lines.append(&mut other.lines);
+        self.glyphs.append(&mut other.glyphs);
     }
 }
 

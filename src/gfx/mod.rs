@@ -8,6 +8,7 @@
 pub mod camera;
 pub mod colormap;
 pub mod device;
+pub mod annotate;
 pub mod draw;
 pub mod text;
 mod pipeline;
@@ -17,7 +18,7 @@ mod target;
 
 pub use camera::Camera;
 pub use device::{Device, ValidationLog};
-pub use draw::{CubeInstance, DrawList, NetworkDraw, TileInstance};
+pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
 pub use renderer::{Renderer, RendererConfig, RgbaImage};
 
 use ash::vk;
