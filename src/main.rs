@@ -89,8 +89,12 @@ enum Command {
         /// Index into the model's bundled samples.
         #[arg(long, default_value_t = 0)]
         sample: usize,
+        /// What to frame: overview (the whole network), input, output, or a layer's name (the
+        /// block showing it, from the front).
+        #[arg(long, default_value = "overview", conflicts_with = "eye")]
+        view: String,
         /// Camera position x,y,z in meters (the viewer stands at the origin, eyes at 1.4 m,
-        /// looking down -Z); default: an overview of the whole network.
+        /// looking down -Z); default: see --view.
         #[arg(long, value_parser = parse_vec3, requires = "look", allow_hyphen_values = true)]
         eye: Option<glam::Vec3>,
         /// The point x,y,z the camera looks at.
@@ -128,6 +132,22 @@ enum BenchCommand {
         /// Also print the time of each layer (mean over the iterations).
         #[arg(long)]
         per_layer: bool,
+    },
+    /// Offscreen frame time: GPU (timestamp queries) and CPU record time (median, p99) of the
+    /// network and of an empty frame (clear only) at the same size.
+    Render {
+        model: Option<PathBuf>,
+        /// Use a synthetic model with random weights: resnet18, resnet50, mnist-cnn.
+        #[arg(long)]
+        synthetic: Option<String>,
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+        /// Image size WxH (of each eye with --stereo); default: Quest 3 per eye.
+        #[arg(long, default_value = "2064x2208", value_parser = parse_size)]
+        size: (u32, u32),
+        /// Both eyes in one multiview pass.
+        #[arg(long)]
+        stereo: bool,
     },
 }
 
@@ -300,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             size,
             sample,
+            view,
             eye,
             look,
             stereo,
@@ -311,7 +332,10 @@ fn run(cli: Cli) -> Result<()> {
                 sample: Some(sample),
             };
             let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
-            let camera = eye.zip(look).map(|(eye, look)| gfx::Camera::look_at(eye, look));
+            let camera = match eye.zip(look) {
+                Some((eye, look)) => View::Camera(gfx::Camera::look_at(eye, look)),
+                None => View::Named(view),
+            };
             snapshot(&model, &acts, &out, size, camera, stereo, linear)
         }
         Command::Bench { what } => match what {
@@ -322,6 +346,13 @@ fn run(cli: Cli) -> Result<()> {
                 no_ort,
                 per_layer,
             } => bench_forward(model, synthetic, iters, no_ort, per_layer),
+            BenchCommand::Render {
+                model,
+                synthetic,
+                frames,
+                size,
+                stereo,
+            } => bench_render(model, synthetic, frames, size, stereo),
         },
     }
 }
@@ -474,24 +505,41 @@ fn parse_vec3(s: &str) -> Result<glam::Vec3, String> {
     }
 }
 
+/// Where a snapshot looks from.
+enum View {
+    Camera(gfx::Camera),
+    /// overview, input, output or a layer name.
+    Named(String),
+}
+
+/// The camera of a named view, or an error listing the names.
+fn view_camera(model: &Model, placements: &[scene::LayerPlacement], name: &str, aspect: f32) -> Result<gfx::Camera> {
+    gfx::annotate::named_view(placements, name, aspect).ok_or_else(|| {
+        let names: Vec<&str> = placements.iter().map(|p| p.name.as_str()).collect();
+        anyhow::anyhow!(
+            "--view `{name}`: no such layer in {} (overview, input, output, or one of: {})",
+            model.path.display(),
+            names.join(", ")
+        )
+    })
+}
+
 fn snapshot(
     model: &Model,
     acts: &nn::Activations,
     out: &Path,
     (width, height): (u32, u32),
-    camera: Option<gfx::Camera>,
+    view: View,
     stereo: bool,
     linear: bool,
 ) -> Result<()> {
     let kind = if linear { scene::LayoutKind::Linear } else { scene::LayoutKind::Grid };
     let placements = scene::layout(model, kind);
-    let camera = match camera {
-        Some(c) if c.eye.distance(c.target) < 1e-4 => bail!("--eye and --look must be different points"),
-        Some(c) => c,
-        None => {
-            let (min, max) = scene::layout::bounds(&placements);
-            gfx::Camera::overview(min, max, width as f32 / height as f32)
-        }
+    let aspect = width as f32 / height as f32;
+    let camera = match view {
+        View::Camera(c) if c.eye.distance(c.target) < 1e-4 => bail!("--eye and --look must be different points"),
+        View::Camera(c) => c,
+        View::Named(name) => view_camera(model, &placements, &name, aspect)?,
     };
     let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
     let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
@@ -518,6 +566,98 @@ fn snapshot(
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i]
+}
+
+/// Median and p99 of durations, in milliseconds.
+fn ms_stats(mut times: Vec<f64>) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+fn bench_render(
+    model: Option<PathBuf>,
+    synthetic: Option<String>,
+    frames: usize,
+    (width, height): (u32, u32),
+    stereo: bool,
+) -> Result<()> {
+    let frames = frames.max(1);
+    let (model, weights, name) = match &synthetic {
+        Some(name) => {
+            let (m, w) = nn::synthetic::build(name, 7)?;
+            (m, w, format!("synthetic {name}"))
+        }
+        None => {
+            let m = load_model(model)?;
+            let w = Weights::load(&m)?;
+            let n = m.name.clone();
+            (m, w, n)
+        }
+    };
+    let raw: Vec<f32> = (0..model.input.shape.elements())
+        .map(|i| ((i * 7919) % 256) as f32 / 255.0)
+        .collect();
+    let acts = nn::forward(&model, &weights, &raw)?;
+    let placements = scene::layout(&model, scene::LayoutKind::Grid);
+    let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
+    let (min, max) = scene::layout::bounds(&placements);
+    let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
+    let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
+    let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
+    let log = renderer.validation_log();
+    let measure = |renderer: &mut gfx::Renderer| -> Result<(Vec<f64>, Vec<f64>)> {
+        let warmup = (frames / 10).clamp(2, 20);
+        let (mut gpu, mut cpu) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
+        for i in 0..warmup + frames {
+            let t = renderer.time_frame(width, height, &views)?;
+            if i >= warmup {
+                cpu.push(t.record.as_secs_f64() * 1e3);
+                gpu.extend(t.gpu.map(|g| g.as_secs_f64() * 1e3));
+            }
+        }
+        Ok((gpu, cpu))
+    };
+    renderer.set_network(&draw)?;
+    let calls = renderer.draw_calls();
+    let (scene_gpu, scene_cpu) = measure(&mut renderer)?;
+    renderer.set_draw_list(&gfx::DrawList::default())?;
+    let (empty_gpu, empty_cpu) = measure(&mut renderer)?;
+    let device = renderer.device_name().to_owned();
+    drop(renderer);
+    let messages = log.messages();
+    if !messages.is_empty() {
+        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+    }
+    let l = &draw.list;
+    let eyes = if stereo { "2 eyes × " } else { "" };
+    println!(
+        "netwalk bench render {name}: {eyes}{width}x{height} on {device}; {} tiles, {} cubes, {} lines, {} glyphs, {} values; {calls} draw calls; {frames} frames",
+        l.tiles.len(),
+        l.cubes.len(),
+        l.lines.len(),
+        l.glyphs.len(),
+        draw.values.len(),
+    );
+    let line = |what: &str, gpu: Vec<f64>, cpu: Vec<f64>| {
+        let (cm, cp) = ms_stats(cpu);
+        let gpu_text = if gpu.is_empty() {
+            "GPU n/a (no timestamp queries)".to_owned()
+        } else {
+            let (gm, gp) = ms_stats(gpu);
+            format!("GPU median {gm:.3} ms  p99 {gp:.3} ms")
+        };
+        println!("  {what:<6} {gpu_text};  CPU record median {cm:.3} ms  p99 {cp:.3} ms");
+    };
+    let ratio = match (scene_gpu.is_empty(), empty_gpu.is_empty()) {
+        (false, false) => Some(ms_stats(scene_gpu.clone()).0 / ms_stats(empty_gpu.clone()).0),
+        _ => None,
+    };
+    line("scene", scene_gpu, scene_cpu);
+    line("empty", empty_gpu, empty_cpu);
+    if let Some(r) = ratio {
+        println!("  scene / empty GPU median: {r:.2}x");
+    }
+    Ok(())
 }
 
 fn bench_forward(

@@ -483,6 +483,87 @@ fn snapshot_command_writes_the_network_to_a_png() {
 }
 
 #[test]
+fn snapshot_views_frame_one_block() {
+    use netwalk::gfx::annotate::{BAR_LENGTH, PREDICTED_COLOR, named_view};
+    if renderer().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.png");
+    let snapshot = |view: &str| {
+        Command::new(env!("CARGO_BIN_EXE_netwalk"))
+            .args(["snapshot", "--size", "400x300", "--sample", "1", "--view", view, "--out"])
+            .arg(&out)
+            .env("NETWALK_VALIDATION", "1")
+            .output()
+            .expect("run netwalk")
+    };
+    let o = snapshot("output");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let image = decode_png(&out);
+
+    // The predicted class's bar, where the output view's camera puts it.
+    let model = Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo model");
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let camera = named_view(&placements, "output", 400.0 / 300.0).expect("output view");
+    let weights = netwalk::nn::Weights::load(&model).expect("demo weights");
+    let samples_path = model.samples.clone().expect("demo samples");
+    let samples = netwalk::nn::Samples::load(&model, &samples_path).expect("demo samples");
+    let acts = netwalk::nn::forward(&model, &weights, samples.image(1)).expect("forward");
+    let probs = acts.layers.last().expect("layers");
+    let (best, p) = probs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .expect("10 classes");
+    let out_block = placements.last().expect("blocks");
+    let n = &out_block.neurons[best];
+    let bar = n.center + Vec3::X * (n.size * 0.75 + p * BAR_LENGTH / 2.0);
+    let at = camera.project(bar, 400, 300).expect("in front");
+    assert_color(pixel_at(&image, at), srgb8(PREDICTED_COLOR), "the predicted class's bar");
+
+    let o = snapshot("no-such-layer");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr.contains("no-such-layer") && stderr.contains("conv1+relu1"), "{stderr}");
+}
+
+#[test]
+fn bench_render_reports_gpu_and_cpu_times_with_constant_draw_calls() {
+    if renderer().is_none() {
+        return;
+    }
+    let bench = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+            .args(["bench", "render", "--frames", "2", "--size", "64x48"])
+            .args(args)
+            .env("NETWALK_VALIDATION", "1")
+            .output()
+            .expect("run netwalk");
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        stdout
+    };
+    let calls = |out: &str| -> (usize, usize) {
+        let num_before = |what: &str| {
+            let end = out.find(what).unwrap_or_else(|| panic!("no `{what}` in {out}"));
+            let start = out[..end].trim_end().rfind(' ').map_or(0, |i| i + 1);
+            out[start..end].trim().parse::<usize>().unwrap_or_else(|e| panic!("{what}: {e} in {out}"))
+        };
+        (num_before(" tiles"), num_before(" draw calls"))
+    };
+    let demo = bench(&["--stereo"]);
+    for needle in ["2 eyes × 64x48", "scene  GPU median", "empty  GPU median", "CPU record median", "scene / empty GPU median"] {
+        assert!(demo.contains(needle), "`{needle}` missing from {demo}");
+    }
+    let big = bench(&["--synthetic", "resnet18"]);
+    let ((demo_tiles, demo_calls), (big_tiles, big_calls)) = (calls(&demo), calls(&big));
+    assert!(big_tiles > 20 * demo_tiles, "{demo_tiles} vs {big_tiles} tiles");
+    assert_eq!(demo_calls, 4);
+    assert_eq!(big_calls, demo_calls, "draw calls grew with the feature maps");
+}
+
+#[test]
 fn shaders_are_fresh() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     if Command::new("glslc").arg("--version").output().is_err() {

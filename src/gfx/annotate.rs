@@ -4,6 +4,7 @@
 
 use glam::{Mat4, Vec3};
 
+use super::camera::Camera;
 use super::colormap::{Colormap, pack_srgb};
 use super::draw::{CubeInstance, DrawList, LineInstance, TileInstance};
 use super::text::{Align, Atlas};
@@ -310,6 +311,35 @@ fn output_bars(model: &Model, p: &LayerPlacement, values: &[f32], list: &mut Dra
             [text_color[0], text_color[1], text_color[2], 1.0],
         ));
     }
+}
+
+/// The camera of a named view: `overview` (the whole network), `input`, `output`, or a layer
+/// name (the block showing it, from the front, its label and bars in the frame). `None` for an
+/// unknown name.
+pub fn named_view(placements: &[LayerPlacement], name: &str, aspect: f32) -> Option<Camera> {
+    let p = match name {
+        "overview" => {
+            let (min, max) = crate::scene::layout::bounds(placements);
+            return Some(Camera::overview(min, max, aspect));
+        }
+        "input" => placements.first(),
+        "output" => placements.last(),
+        layer => placements
+            .iter()
+            .find(|p| p.name == layer || p.name.split('+').any(|part| part == layer)),
+    }?;
+    let frame = block_frame(p);
+    let label = 0.12;
+    // Vectors have class names on the left and bars on the right.
+    let sides = if p.tiles.is_empty() { 4.0 * BAR_LENGTH } else { 0.0 };
+    let center = p.center + frame.y_axis.truncate() * (label / 2.0);
+    Some(Camera::facing(
+        center,
+        frame.z_axis.truncate(),
+        p.size.x + sides,
+        p.size.y + label,
+        aspect,
+    ))
 }
 
 /// Which placement shows `source` (its block's values), if any.

@@ -52,6 +52,21 @@ impl Camera {
         cam
     }
 
+    /// A camera straight in front of a flat `width`×`height` rectangle centered at `center` and
+    /// facing along `normal`, just far enough to see all of it (with a small margin) in an image
+    /// of the given aspect (width / height). The near plane sits 0.25 m before the rectangle, so
+    /// whatever stands between it and the viewer is cut away.
+    pub fn facing(center: Vec3, normal: Vec3, width: f32, height: f32, aspect: f32) -> Camera {
+        let normal = normal.normalize_or(Vec3::Z);
+        let mut cam = Camera::look_at(center + normal, center);
+        let tan_y = (cam.fov_y / 2.0).tan();
+        let distance = (width / 2.0 / (tan_y * aspect)).max(height / 2.0 / tan_y) * 1.1;
+        let distance = distance.max(cam.near * 2.0);
+        cam.eye = center + normal * distance;
+        cam.near = (distance - 0.25).max(cam.near);
+        cam
+    }
+
     /// Right-hand direction of the view.
     pub fn right(&self) -> Vec3 {
         (self.target - self.eye).cross(self.up_vector()).normalize_or_zero()
@@ -105,6 +120,19 @@ impl Camera {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_facing_camera_sees_the_whole_rectangle_just_inside_the_frame() {
+        let (w, h) = (640, 480);
+        let center = Vec3::new(1.0, 1.4, -3.0);
+        let cam = Camera::facing(center, Vec3::Z, 2.0, 0.5, w as f32 / h as f32);
+        let left = cam.project(center - Vec3::X, w, h).expect("in front");
+        let right = cam.project(center + Vec3::X, w, h).expect("in front");
+        // Width-limited: the edges sit 1/1.1 of the way out from the image center.
+        let half = w as f32 / 2.0 / 1.1;
+        assert!((right.x - left.x - 2.0 * half).abs() < 0.5, "{left} {right}");
+        assert!((cam.project(center, w, h).expect("in front") - Vec2::new(320.0, 240.0)).length() < 1e-3);
+    }
 
     #[test]
     fn projection_puts_the_target_at_the_center_and_up_at_the_top() {

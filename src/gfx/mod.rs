@@ -19,7 +19,7 @@ mod target;
 pub use camera::Camera;
 pub use device::{Device, ValidationLog};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
-pub use renderer::{Renderer, RendererConfig, RgbaImage};
+pub use renderer::{FrameTimes, Renderer, RendererConfig, RgbaImage};
 
 use ash::vk;
 

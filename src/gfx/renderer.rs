@@ -78,6 +78,24 @@ impl RgbaImage {
     }
 }
 
+/// What one frame's timing measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameTimes {
+    /// CPU time to record the frame's commands.
+    pub record: std::time::Duration,
+    /// GPU time from the start to the end of the scene pass; `None` without timestamp support.
+    pub gpu: Option<std::time::Duration>,
+}
+
+/// What a frame does after the scene pass.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Copy the color into the readback buffer.
+    Readback,
+    /// Nothing more: the pass is timed with timestamps.
+    Timestamps,
+}
+
 /// A storage buffer slot of the scene descriptor set.
 #[derive(Clone, Copy)]
 enum Slot {
@@ -118,6 +136,10 @@ pub struct Renderer {
     command_pool: vk::CommandPool,
     command_buffer: vk::CommandBuffer,
     fence: vk::Fence,
+    /// Two timestamps around the scene pass (null when the queue has no timestamps).
+    query_pool: vk::QueryPool,
+    /// Nanoseconds per timestamp tick.
+    timestamp_period: f64,
     allocator: ManuallyDrop<Allocator>,
     device: Device,
 }
@@ -149,6 +171,8 @@ impl Renderer {
             command_pool: vk::CommandPool::null(),
             command_buffer: vk::CommandBuffer::null(),
             fence: vk::Fence::null(),
+            query_pool: vk::QueryPool::null(),
+            timestamp_period: 0.0,
             allocator: ManuallyDrop::new(allocator),
             device,
         };
@@ -195,6 +219,26 @@ impl Renderer {
         // SAFETY: as above.
         self.fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }.vk("create fence")?;
         self.device.name_object(self.fence, "offscreen fence");
+        // SAFETY: the physical device belongs to this instance.
+        let (limits, families) = unsafe {
+            let instance = &self.device.instance;
+            (
+                instance.get_physical_device_properties(self.device.physical).limits,
+                instance.get_physical_device_queue_family_properties(self.device.physical),
+            )
+        };
+        let bits = families
+            .get(self.device.queue_family as usize)
+            .map_or(0, |f| f.timestamp_valid_bits);
+        if bits > 0 && limits.timestamp_period > 0.0 {
+            let info = vk::QueryPoolCreateInfo::default()
+                .query_type(vk::QueryType::TIMESTAMP)
+                .query_count(2);
+            // SAFETY: valid create info on a live device.
+            self.query_pool = unsafe { d.create_query_pool(&info, None) }.vk("create query pool")?;
+            self.device.name_object(self.query_pool, "frame timestamps");
+            self.timestamp_period = f64::from(limits.timestamp_period);
+        }
         // Every binding must hold a buffer, even before the first scene.
         for slot in SLOTS {
             self.write(slot, &[])?;
@@ -331,6 +375,11 @@ impl Renderer {
         Ok(())
     }
 
+    /// Draw calls a frame records: one per kind of instance present, however many instances.
+    pub fn draw_calls(&self) -> usize {
+        self.counts.iter().filter(|&&n| n > 0).count()
+    }
+
     /// Uploads a network's values and draw list.
     pub fn set_network(&mut self, draw: &NetworkDraw) -> Result<()> {
         self.set_values(&draw.values)?;
@@ -381,49 +430,11 @@ impl Renderer {
     /// Renders the current draw list as seen by each of `views` (1 camera: mono; 2: left and
     /// right eye in one multiview pass) into `width`×`height` images, one per view.
     pub fn render_offscreen(&mut self, width: u32, height: u32, views: &[Camera]) -> Result<Vec<RgbaImage>> {
-        let view_count = match views.len() {
-            1 | 2 => views.len() as u32,
-            n => return Err(GfxError::Invalid(format!("{n} views (1 or 2 are supported)"))),
-        };
-        let max = self.device.max_image_dimension;
-        if width == 0 || height == 0 || width > max || height > max {
-            return Err(GfxError::Invalid(format!(
-                "size {width}x{height} (each side 1..={max})"
-            )));
-        }
-        let extent = vk::Extent2D { width, height };
-        if self
-            .target
-            .as_ref()
-            .is_none_or(|t| t.extent != extent || t.views != view_count)
-        {
-            if let Some(mut old) = self.target.take() {
-                // SAFETY: no submission is in flight.
-                unsafe { old.destroy(&self.device, &mut self.allocator) };
-            }
-            self.target = Some(Target::new(&self.device, &mut self.allocator, extent, view_count)?);
-        }
+        self.ensure_target(width, height, view_count(views)?)?;
+        self.draw_frame(width, height, views, Finish::Readback)?;
         let Some(target) = &self.target else {
-            unreachable!("made above")
+            unreachable!("made by ensure_target")
         };
-
-        let aspect = width as f32 / height as f32;
-        let mut clip_from_world = [[0f32; 16]; 2];
-        for (m, cam) in clip_from_world.iter_mut().zip(views.iter().cycle()) {
-            *m = cam.clip_from_world(aspect).to_cols_array();
-        }
-        self.record(target, view_count, bytemuck::cast_slice(&clip_from_world))?;
-
-        let d = &self.device.device;
-        let commands = [vk::CommandBufferSubmitInfo::default().command_buffer(self.command_buffer)];
-        let submit = vk::SubmitInfo2::default().command_buffer_infos(&commands);
-        // SAFETY: the command buffer is recorded and not pending; the fence is unsignaled.
-        unsafe {
-            d.queue_submit2(self.device.queue, &[submit], self.fence).vk("submit")?;
-            d.wait_for_fences(&[self.fence], true, u64::MAX)
-                .vk("wait for the frame")?;
-            d.reset_fences(&[self.fence]).vk("reset fence")?;
-        }
         let bytes = target.readback.mapped()?;
         let layer = width as usize * height as usize * 4;
         Ok(bytes[..layer * views.len()]
@@ -436,7 +447,83 @@ impl Renderer {
             .collect())
     }
 
-    fn record(&self, target: &Target, views: u32, push_constants: &[u8]) -> Result<()> {
+    /// Renders one frame offscreen like [`Renderer::render_offscreen`], without reading it back,
+    /// and times it: CPU time to record the commands, GPU time of the scene pass (timestamp
+    /// queries; `None` when the device has none).
+    pub fn time_frame(&mut self, width: u32, height: u32, views: &[Camera]) -> Result<FrameTimes> {
+        self.ensure_target(width, height, view_count(views)?)?;
+        let record = self.draw_frame(width, height, views, Finish::Timestamps)?;
+        let gpu = if self.query_pool == vk::QueryPool::null() {
+            None
+        } else {
+            let mut ticks = [0u64; 2];
+            // SAFETY: both queries were written by the finished submission.
+            unsafe {
+                self.device.device.get_query_pool_results(
+                    self.query_pool,
+                    0,
+                    &mut ticks,
+                    vk::QueryResultFlags::TYPE_64 | vk::QueryResultFlags::WAIT,
+                )
+            }
+            .vk("read timestamps")?;
+            let ns = ticks[1].wrapping_sub(ticks[0]) as f64 * self.timestamp_period;
+            Some(std::time::Duration::from_nanos(ns as u64))
+        };
+        Ok(FrameTimes { record, gpu })
+    }
+
+    /// Makes the offscreen target `width`×`height` with `views` layers, unless it is already.
+    fn ensure_target(&mut self, width: u32, height: u32, views: u32) -> Result<()> {
+        let max = self.device.max_image_dimension;
+        if width == 0 || height == 0 || width > max || height > max {
+            return Err(GfxError::Invalid(format!(
+                "size {width}x{height} (each side 1..={max})"
+            )));
+        }
+        let extent = vk::Extent2D { width, height };
+        if self
+            .target
+            .as_ref()
+            .is_none_or(|t| t.extent != extent || t.views != views)
+        {
+            if let Some(mut old) = self.target.take() {
+                // SAFETY: no submission is in flight.
+                unsafe { old.destroy(&self.device, &mut self.allocator) };
+            }
+            self.target = Some(Target::new(&self.device, &mut self.allocator, extent, views)?);
+        }
+        Ok(())
+    }
+
+    /// Records, submits and waits for one frame into the offscreen target; returns the time
+    /// recording took.
+    fn draw_frame(&mut self, width: u32, height: u32, views: &[Camera], finish: Finish) -> Result<std::time::Duration> {
+        let Some(target) = &self.target else {
+            return Err(GfxError::Invalid("no render target".into()));
+        };
+        let aspect = width as f32 / height as f32;
+        let mut clip_from_world = [[0f32; 16]; 2];
+        for (m, cam) in clip_from_world.iter_mut().zip(views.iter().cycle()) {
+            *m = cam.clip_from_world(aspect).to_cols_array();
+        }
+        let started = std::time::Instant::now();
+        self.record(target, views.len() as u32, bytemuck::cast_slice(&clip_from_world), finish)?;
+        let record = started.elapsed();
+        let d = &self.device.device;
+        let commands = [vk::CommandBufferSubmitInfo::default().command_buffer(self.command_buffer)];
+        let submit = vk::SubmitInfo2::default().command_buffer_infos(&commands);
+        // SAFETY: the command buffer is recorded and not pending; the fence is unsignaled.
+        unsafe {
+            d.queue_submit2(self.device.queue, &[submit], self.fence).vk("submit")?;
+            d.wait_for_fences(&[self.fence], true, u64::MAX)
+                .vk("wait for the frame")?;
+            d.reset_fences(&[self.fence]).vk("reset fence")?;
+        }
+        Ok(record)
+    }
+
+    fn record(&self, target: &Target, views: u32, push_constants: &[u8], finish: Finish) -> Result<()> {
         let d = &self.device.device;
         let cb = self.command_buffer;
         let color_range = full_range(vk::ImageAspectFlags::COLOR, views);
@@ -481,6 +568,11 @@ impl Renderer {
                 cb,
                 &vk::DependencyInfo::default().image_memory_barriers(&to_attachments),
             );
+            let timed = finish == Finish::Timestamps && self.query_pool != vk::QueryPool::null();
+            if timed {
+                d.cmd_reset_query_pool(cb, self.query_pool, 0, 2);
+                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::TOP_OF_PIPE, self.query_pool, 0);
+            }
 
             let color = [vk::RenderingAttachmentInfo::default()
                 .image_view(target.color.view)
@@ -533,6 +625,13 @@ impl Renderer {
             d.cmd_push_constants(cb, layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
             self.record_draws(cb, views);
             d.cmd_end_rendering(cb);
+            if timed {
+                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::BOTTOM_OF_PIPE, self.query_pool, 1);
+            }
+            if finish == Finish::Timestamps {
+                d.end_command_buffer(cb).vk("end command buffer")?;
+                return Ok(());
+            }
 
             let to_transfer = [vk::ImageMemoryBarrier2::default()
                 .src_stage_mask(vk::PipelineStageFlags2::COLOR_ATTACHMENT_OUTPUT)
@@ -603,6 +702,14 @@ impl Renderer {
     }
 }
 
+/// 1 camera: mono; 2: left and right eye in one multiview pass.
+fn view_count(views: &[Camera]) -> Result<u32> {
+    match views.len() {
+        1 | 2 => Ok(views.len() as u32),
+        n => Err(GfxError::Invalid(format!("{n} views (1 or 2 are supported)"))),
+    }
+}
+
 fn srgb_to_linear(c: f32) -> f32 {
     if c <= 0.04045 {
         c / 12.92
@@ -633,6 +740,7 @@ impl Drop for Renderer {
             }
             let d = &device.device;
             d.destroy_sampler(self.sampler, None);
+            d.destroy_query_pool(self.query_pool, None);
             d.destroy_fence(self.fence, None);
             d.destroy_command_pool(self.command_pool, None);
             d.destroy_descriptor_pool(self.descriptor_pool, None);
