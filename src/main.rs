@@ -545,7 +545,14 @@ fn snapshot(
     let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
     tracing::info!(device = renderer.device_name(), "rendering");
     let log = renderer.validation_log();
-    renderer.set_network(&gfx::NetworkDraw::new(model, acts, &placements))?;
+    let draw = gfx::NetworkDraw::new(model, acts, &placements);
+    renderer.set_values(&draw.values)?;
+    // Close-up neurons as voxels, for the eye (or between the eyes).
+    let eye = views.iter().map(|v| v.eye).sum::<glam::Vec3>() / views.len() as f32;
+    let mut list = draw.list.clone();
+    list.cubes
+        .extend(gfx::lod::voxels(&placements, &draw.styles, eye, gfx::lod::VOXEL_BUDGET));
+    renderer.set_draw_list(&list)?;
     let image = gfx::RgbaImage::side_by_side(&renderer.render_offscreen(width, height, &views)?);
     // Teardown is validated too (leaks are reported when the device is destroyed).
     drop(renderer);

@@ -377,6 +377,42 @@ fn labels_bars_and_floor_are_drawn() {
 }
 
 #[test]
+fn close_up_neurons_are_voxels_standing_on_their_tile() {
+    use netwalk::gfx::lod::{VOXEL_BUDGET, VOXEL_FILL, voxels};
+    let Some(mut r) = renderer() else { return };
+    let log = r.validation_log();
+    let model = tiny_model();
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let block = conv_block(&placements);
+    let draw = NetworkDraw::activations_only(&model, &tiny_activations(), &placements);
+    // Tile 3 is hot everywhere. Look along its surface from the +X side, just above it: a flat
+    // tile is edge-on (invisible) there; its voxels stand up out of the plane.
+    let edge = 0.01 * VOXEL_FILL;
+    let cell = cell_center(block, 3, 1, 3);
+    let target = cell + Vec3::Z * (edge / 2.0);
+    let camera = Camera::look_at(target + Vec3::new(0.3, 0.0, 0.0), target);
+    let (w, h) = (200u32, 200u32);
+    let at = camera.project(target, w, h).expect("in front");
+
+    r.set_network(&draw).expect("upload");
+    let flat = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
+    assert_color(pixel_at(flat, at), srgb8(BACKGROUND_SRGB), "no voxels: the tile is edge-on");
+
+    let mut list = draw.list.clone();
+    list.cubes.extend(voxels(&placements, &draw.styles, camera.eye, VOXEL_BUDGET));
+    r.set_draw_list(&list).expect("upload");
+    let image = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
+    // The voxel's +X face: the colormap's color times that face's shade (0.8, in linear light).
+    let shaded = viridis(1.0).map(|c| {
+        let linear = if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) } * 0.8;
+        if linear <= 0.0031308 { linear * 12.92 } else { 1.055 * linear.powf(1.0 / 2.4) - 0.055 }
+    });
+    assert_color(pixel_at(image, at), srgb8(shaded), "the hot voxel's side");
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new());
+}
+
+#[test]
 fn render_rejects_bad_requests() {
     let Some(mut r) = renderer() else { return };
     let log = r.validation_log();

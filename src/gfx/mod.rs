@@ -10,6 +10,7 @@ pub mod colormap;
 pub mod device;
 pub mod annotate;
 pub mod draw;
+pub mod lod;
 pub mod text;
 mod pipeline;
 mod renderer;
