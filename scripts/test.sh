@@ -15,6 +15,12 @@ ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need_apt+=(mesa-vul
 command -v vulkaninfo >/dev/null || need_apt+=(vulkan-tools)
 command -v glslc >/dev/null || need_apt+=(glslc)
 command -v spirv-val >/dev/null || need_apt+=(spirv-tools)
+# The window tests (tests/window.rs): an X server without a screen, and the X libraries winit loads.
+command -v Xvfb >/dev/null || need_apt+=(xvfb)
+for lib in libX11.so.6:libx11-6 libX11-xcb.so.1:libx11-xcb1 libXcursor.so.1:libxcursor1 libXi.so.6:libxi6 \
+  libxkbcommon-x11.so.0:libxkbcommon-x11-0; do
+  ldconfig -p | grep "${lib%%:*} " >/dev/null || need_apt+=("${lib##*:}")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

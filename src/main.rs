@@ -109,6 +109,28 @@ enum Command {
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
+    /// Open the network in a window (--desktop): left-drag orbits, the wheel zooms, W/A/S/D move,
+    /// Q/E down/up, R resets the view, Esc closes.
+    Run {
+        model: Option<PathBuf>,
+        /// Show it in a desktop window (the only mode so far; VR comes later).
+        #[arg(long)]
+        desktop: bool,
+        /// Index into the model's bundled samples.
+        #[arg(long, default_value_t = 0)]
+        sample: usize,
+        /// Initial window size WxH in pixels.
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        size: (u32, u32),
+        /// Close the window after this many presented frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Save the last presented frame as a PNG when the window closes.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+        #[command(flatten)]
+        ckpt: CheckpointArg,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -337,6 +359,25 @@ fn run(cli: Cli) -> Result<()> {
                 None => View::Named(view),
             };
             snapshot(&model, &acts, &out, size, camera, stereo, linear)
+        }
+        Command::Run {
+            model,
+            desktop,
+            sample,
+            size,
+            frames,
+            screenshot,
+            ckpt,
+        } => {
+            if !desktop {
+                bail!("say where to run: --desktop (VR is not there yet)");
+            }
+            let input = InputArgs {
+                input: None,
+                sample: Some(sample),
+            };
+            let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
+            run_desktop(&model, &acts, size, frames, screenshot.as_deref())
         }
         Command::Bench { what } => match what {
             BenchCommand::Forward {
@@ -567,6 +608,62 @@ fn snapshot(
         .with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
     println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
+    Ok(())
+}
+
+fn run_desktop(
+    model: &Model,
+    acts: &nn::Activations,
+    (width, height): (u32, u32),
+    frames: Option<u64>,
+    screenshot: Option<&Path>,
+) -> Result<()> {
+    if frames == Some(0) {
+        bail!("--frames must be at least 1");
+    }
+    let placements = scene::layout(model, scene::LayoutKind::Grid);
+    let (min, max) = scene::layout::bounds(&placements);
+    let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
+    let draw = gfx::NetworkDraw::new(model, acts, &placements);
+    let options = gfx::window::DesktopOptions {
+        title: format!("netwalk: {}", model.name),
+        size: (width, height),
+        frames,
+        readback: screenshot.is_some(),
+    };
+    // One line per new frame size (the first frame and each resize) and per pause, for the user
+    // and for tests.
+    let mut last = (0, 0);
+    let mut on_event = |event| match event {
+        gfx::window::DesktopEvent::Presented { frame, width, height } => {
+            if (width, height) != last {
+                last = (width, height);
+                println!("frame {frame}: {width}x{height}");
+            }
+        }
+        gfx::window::DesktopEvent::Paused { after_frame } => println!("paused after frame {after_frame}"),
+        gfx::window::DesktopEvent::Resumed => println!("resumed"),
+    };
+    let outcome = gfx::window::run_desktop(&gfx::RendererConfig::from_env(), draw, camera, options, &mut on_event)?;
+    if let Some(first) = outcome.validation.first() {
+        bail!(
+            "Vulkan validation reported {} problem(s); first: {first}",
+            outcome.validation.len()
+        );
+    }
+    println!("closed after {} frames", outcome.frames);
+    if let Some(out) = screenshot {
+        let image = outcome
+            .last_frame
+            .context("no frame was presented, so there is no screenshot")?;
+        let tmp = out.with_extension("png.partial");
+        let file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
+        image
+            .write_png(std::io::BufWriter::new(file))
+            .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
+        println!("wrote {}x{} screenshot to {}", image.width, image.height, out.display());
+    }
     Ok(())
 }
 

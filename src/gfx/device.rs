@@ -3,7 +3,9 @@
 use std::ffi::{CStr, c_void};
 use std::sync::{Arc, Mutex};
 
-use ash::{ext, vk};
+use ash::{ext, khr, vk};
+use raw_window_handle::{HasDisplayHandle, HasWindowHandle};
+use winit::window::Window;
 
 use super::{GfxError, Result, VkContext};
 
@@ -64,6 +66,9 @@ pub struct Device {
     /// Largest width or height of a 2-D image.
     pub(crate) max_image_dimension: u32,
     name: String,
+    /// The window's surface, for a device made with [`Device::with_window`]: its queue can
+    /// present to it and VK_KHR_swapchain is enabled.
+    pub(crate) surface: Option<Surface>,
     /// Present when VK_EXT_debug_utils is: names objects for validation messages and tools.
     debug_utils: Option<(ext::debug_utils::Instance, ext::debug_utils::Device)>,
     messenger: vk::DebugUtilsMessengerEXT,
@@ -78,6 +83,29 @@ impl Device {
     /// [`ValidationLog`] when `validation`), picks a physical device (discrete GPU first, a CPU
     /// implementation such as lavapipe last) and creates the device and its graphics queue.
     pub fn new(validation: bool) -> Result<Device> {
+        Device::create(validation, None)
+    }
+
+    /// Like [`Device::new`], and also creates a surface for `window` (enabling the instance
+    /// extensions its display needs), picks a queue family that can present to it and enables
+    /// VK_KHR_swapchain. The device keeps the window alive until the surface is destroyed.
+    pub fn with_window(validation: bool, window: Arc<Window>) -> Result<Device> {
+        Device::create(validation, Some(window))
+    }
+
+    fn create(validation: bool, window: Option<Arc<Window>>) -> Result<Device> {
+        let handles = match &window {
+            Some(w) => {
+                let display = w
+                    .display_handle()
+                    .map_err(|e| GfxError::NoDevice(format!("the window has no display handle: {e}")))?;
+                let window = w
+                    .window_handle()
+                    .map_err(|e| GfxError::NoDevice(format!("the window has no window handle: {e}")))?;
+                Some((display.as_raw(), window.as_raw()))
+            }
+            None => None,
+        };
         // SAFETY: loading libvulkan runs its initializers; it is the system's Vulkan loader.
         let entry = unsafe { ash::Entry::load()? };
         let log = Box::new(ValidationLog::default());
@@ -114,6 +142,22 @@ impl Device {
         if validation {
             // Provided by the validation layer; turns on its synchronization (hazard) checks.
             extension_names.push(ext::validation_features::NAME.as_ptr());
+        }
+        if let Some((display, _)) = handles {
+            // Only in window mode: offscreen rendering must work without any display.
+            let needed =
+                ash_window::enumerate_required_extensions(display).vk("surface extensions for this display")?;
+            for &name in needed {
+                // SAFETY: ash-window returns pointers to static NUL-terminated names.
+                let name_c = unsafe { CStr::from_ptr(name) };
+                if !extensions.iter().any(|e| e.extension_name_as_c_str() == Ok(name_c)) {
+                    return Err(GfxError::NoDevice(format!(
+                        "the Vulkan instance cannot present to this display: {} is missing",
+                        name_c.to_string_lossy()
+                    )));
+                }
+                extension_names.push(name);
+            }
         }
         let enabled_checks = [vk::ValidationFeatureEnableEXT::SYNCHRONIZATION_VALIDATION];
         let mut validation_features = vk::ValidationFeaturesEXT::default().enabled_validation_features(&enabled_checks);
@@ -165,13 +209,37 @@ impl Device {
         } else {
             vk::DebugUtilsMessengerEXT::null()
         };
-        let picked = pick_physical_device(&instance)
-            .and_then(|p| Ok((create_device(&instance, p.physical, p.queue_family)?, p)));
-        let (device, picked) = match picked {
+        let surface_loader = khr::surface::Instance::new(&entry, &instance);
+        let surface = match handles {
+            // SAFETY: the handles belong to `window`, which the device keeps alive until after the
+            // surface is destroyed (Drop).
+            Some((display, window)) => unsafe { ash_window::create_surface(&entry, &instance, display, window, None) }
+                .vk("create window surface")
+                .map(Some),
+            None => Ok(None),
+        };
+        let picked = surface.and_then(|surface| {
+            let on = surface.map(|s| (&surface_loader, s));
+            let picked = pick_physical_device(&instance, on).and_then(|p| {
+                Ok((
+                    create_device(&instance, p.physical, p.queue_family, surface.is_some())?,
+                    p,
+                ))
+            });
+            if picked.is_err()
+                && let Some(s) = surface
+            {
+                // SAFETY: nothing was made from the surface.
+                unsafe { surface_loader.destroy_surface(s, None) };
+            }
+            Ok((picked?, surface))
+        });
+        let ((device, picked), surface) = match picked {
             Ok(r) => r,
             Err(e) => {
-                // SAFETY: only the messenger was made from the instance. (Without debug utils
-                // the loader's functions are stubs: only call them for a real messenger.)
+                // SAFETY: only the messenger (and a destroyed surface) was made from the instance.
+                // (Without debug utils the loader's functions are stubs: only call them for a
+                // real messenger.)
                 unsafe {
                     if messenger != vk::DebugUtilsMessengerEXT::null() {
                         messenger_loader.destroy_debug_utils_messenger(messenger, None);
@@ -181,6 +249,11 @@ impl Device {
                 return Err(e);
             }
         };
+        let surface = surface.zip(window).map(|(handle, window)| Surface {
+            loader: surface_loader,
+            handle,
+            window,
+        });
         let Picked {
             physical,
             queue_family,
@@ -200,6 +273,7 @@ impl Device {
             queue_family,
             max_image_dimension,
             name,
+            surface,
             debug_utils,
             messenger,
             log,
@@ -241,6 +315,10 @@ impl Drop for Device {
                 tracing::error!("waiting for the GPU before destroying the device: {e}");
             }
             self.device.destroy_device(None);
+            // After the swapchain (the renderer's) and the device; before the instance.
+            if let Some(s) = &self.surface {
+                s.loader.destroy_surface(s.handle, None);
+            }
             // Destroying a null messenger is a no-op.
             if let Some((messenger, _)) = &self.debug_utils {
                 messenger.destroy_debug_utils_messenger(self.messenger, None);
@@ -248,6 +326,14 @@ impl Drop for Device {
             self.instance.destroy_instance(None);
         }
     }
+}
+
+/// A window's Vulkan surface, owned by the [`Device`] (it must outlive every swapchain and go
+/// before the instance). Holds the window so its handles stay valid as long as the surface.
+pub(crate) struct Surface {
+    pub(crate) loader: khr::surface::Instance,
+    pub(crate) handle: vk::SurfaceKHR,
+    pub(crate) window: Arc<Window>,
 }
 
 /// Rank of a device type: lower is preferred.
@@ -268,8 +354,12 @@ struct Picked {
     max_image_dimension: u32,
 }
 
-/// The best device with Vulkan 1.3, the needed features and a graphics queue.
-fn pick_physical_device(instance: &ash::Instance) -> Result<Picked> {
+/// The best device with Vulkan 1.3, the needed features and a graphics queue (that can present
+/// to `surface`, with VK_KHR_swapchain, when one is given).
+fn pick_physical_device(
+    instance: &ash::Instance,
+    surface: Option<(&khr::surface::Instance, vk::SurfaceKHR)>,
+) -> Result<Picked> {
     // SAFETY: queries on a live instance.
     let devices = unsafe { instance.enumerate_physical_devices() }.vk("list physical devices")?;
     if devices.is_empty() {
@@ -300,14 +390,27 @@ fn pick_physical_device(instance: &ash::Instance) -> Result<Picked> {
         let name = props
             .device_name_as_c_str()
             .map_or_else(|_| "?".into(), |n| n.to_string_lossy().into_owned());
-        let family = families
+        let presents = |family: u32| {
+            surface.is_none_or(|(loader, s)| {
+                // SAFETY: a valid family index of this device and a live surface.
+                unsafe { loader.get_physical_device_surface_support(pd, family, s) }.unwrap_or(false)
+            })
+        };
+        let family = (0..families.len() as u32)
+            .find(|&i| families[i as usize].queue_flags.contains(vk::QueueFlags::GRAPHICS) && presents(i));
+        // SAFETY: a query on a device enumerated from this instance.
+        let has_swapchain = unsafe { instance.enumerate_device_extension_properties(pd) }
+            .unwrap_or_default()
             .iter()
-            .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS))
-            .map(|i| i as u32);
+            .any(|e| e.extension_name_as_c_str() == Ok(khr::swapchain::NAME));
         let why_not = if props.api_version < vk::API_VERSION_1_3 {
             Some("Vulkan < 1.3")
         } else if f11 == vk::FALSE || f13 == vk::FALSE {
             Some("missing multiview, dynamic rendering or synchronization2")
+        } else if surface.is_some() && !has_swapchain {
+            Some("no VK_KHR_swapchain")
+        } else if family.is_none() && surface.is_some() {
+            Some("no graphics queue that can present to the window")
         } else if family.is_none() {
             Some("no graphics queue")
         } else {
@@ -336,7 +439,12 @@ fn pick_physical_device(instance: &ash::Instance) -> Result<Picked> {
         .ok_or_else(|| GfxError::NoDevice(rejected.join("; ")))
 }
 
-fn create_device(instance: &ash::Instance, physical: vk::PhysicalDevice, family: u32) -> Result<ash::Device> {
+fn create_device(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    family: u32,
+    swapchain: bool,
+) -> Result<ash::Device> {
     let priorities = [1.0];
     let queues = [vk::DeviceQueueCreateInfo::default()
         .queue_family_index(family)
@@ -345,10 +453,17 @@ fn create_device(instance: &ash::Instance, physical: vk::PhysicalDevice, family:
     let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
         .dynamic_rendering(true)
         .synchronization2(true);
+    let extensions = if swapchain {
+        vec![khr::swapchain::NAME.as_ptr()]
+    } else {
+        vec![]
+    };
     let info = vk::DeviceCreateInfo::default()
         .queue_create_infos(&queues)
+        .enabled_extension_names(&extensions)
         .push_next(&mut f11)
         .push_next(&mut f13);
-    // SAFETY: the features were checked to be supported by `physical`.
+    // SAFETY: the features (and VK_KHR_swapchain, when asked) were checked to be supported by
+    // `physical`.
     unsafe { instance.create_device(physical, &info, None) }.vk("create device")
 }

@@ -15,12 +15,14 @@ pub mod text;
 mod pipeline;
 mod renderer;
 mod resources;
+mod swapchain;
 mod target;
+pub mod window;
 
 pub use camera::Camera;
 pub use device::{Device, ValidationLog};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
-pub use renderer::{FrameTimes, Renderer, RendererConfig, RgbaImage};
+pub use renderer::{FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame};
 
 use ash::vk;
 
@@ -51,6 +53,8 @@ pub enum GfxError {
         what: String,
         source: gpu_allocator::AllocationError,
     },
+    #[error("desktop window: {0}")]
+    Window(String),
     #[error("invalid render request: {0}")]
     Invalid(String),
 }

@@ -1,6 +1,7 @@
 //! The offscreen renderer: draws a [`DrawList`] into an image and reads it back.
 
 use std::mem::ManuallyDrop;
+use std::sync::Arc;
 
 use ash::vk;
 use gpu_allocator::MemoryLocation;
@@ -13,6 +14,7 @@ use super::pipeline::{
     BINDING_ATLAS, BINDING_CUBES, BINDING_GLYPHS, BINDING_LINES, BINDING_TILES, BINDING_VALUES, Pipelines,
 };
 use super::resources::{Buffer, Image, full_range};
+use super::swapchain::{Acquired, Swapchain};
 use super::text::Atlas;
 use super::target::Target;
 use super::{BACKGROUND_SRGB, GfxError, Result, VkContext};
@@ -87,6 +89,20 @@ pub struct FrameTimes {
     pub gpu: Option<std::time::Duration>,
 }
 
+/// What became of a [`Renderer::render_to_window`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFrame {
+    /// A frame of this size was presented.
+    Presented { width: u32, height: u32 },
+    /// Nothing was drawn: the window has no area (minimized). Wait for it to be resized.
+    NoArea,
+    /// Nothing was drawn: the swapchain was out of date; the next call recreates it.
+    OutOfDate,
+    /// Nothing was drawn: no swapchain image became free within a second (the window system
+    /// holds them, e.g. for a hidden window). Try again later.
+    NotReady,
+}
+
 /// What a frame does after the scene pass.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Finish {
@@ -94,6 +110,9 @@ enum Finish {
     Readback,
     /// Nothing more: the pass is timed with timestamps.
     Timestamps,
+    /// Blit the color into a swapchain image that is then presented; with `readback`, that
+    /// image is also copied into the target's readback buffer.
+    Window { image: vk::Image, readback: bool },
 }
 
 /// A storage buffer slot of the scene descriptor set.
@@ -123,6 +142,14 @@ impl Slot {
 pub struct Renderer {
     // Null / None until made; Drop destroys whatever exists (destroying null handles is a no-op).
     target: Option<Target>,
+    /// The window's swapchain (renderers made by [`Renderer::new_windowed`]); `None` until the
+    /// first frame, while minimized, and after going out of date.
+    swapchain: Option<Swapchain>,
+    /// The swapchain no longer matches the window (resized): recreate before the next frame.
+    swapchain_stale: bool,
+    /// The target's readback buffer holds the last presented frame: its size and whether its
+    /// bytes are in BGRA order.
+    window_readback: Option<(vk::Extent2D, bool)>,
     /// Values and the instances of each kind (host-visible storage buffers, in [`SLOTS`] order).
     /// They are written only between frames: every render waits for its fence before returning.
     buffers: [Option<Buffer>; 5],
@@ -146,7 +173,16 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(config: &RendererConfig) -> Result<Renderer> {
-        let device = Device::new(config.validation)?;
+        Renderer::with_device(Device::new(config.validation)?)
+    }
+
+    /// A renderer that can also draw into `window` ([`Renderer::render_to_window`]). It keeps the
+    /// window alive until its surface is destroyed.
+    pub fn new_windowed(config: &RendererConfig, window: Arc<winit::window::Window>) -> Result<Renderer> {
+        Renderer::with_device(Device::with_window(config.validation, window)?)
+    }
+
+    fn with_device(device: Device) -> Result<Renderer> {
         let allocator = Allocator::new(&AllocatorCreateDesc {
             instance: device.instance.clone(),
             device: device.device.clone(),
@@ -161,6 +197,9 @@ impl Renderer {
         })?;
         let mut r = Renderer {
             target: None,
+            swapchain: None,
+            swapchain_stale: false,
+            window_readback: None,
             buffers: [None, None, None, None, None],
             counts: [0; 4],
             atlas: None,
@@ -432,6 +471,8 @@ impl Renderer {
     pub fn render_offscreen(&mut self, width: u32, height: u32, views: &[Camera]) -> Result<Vec<RgbaImage>> {
         self.ensure_target(width, height, view_count(views)?)?;
         self.draw_frame(width, height, views, Finish::Readback)?;
+        // The readback buffer now holds this image, not the last window frame.
+        self.window_readback = None;
         let Some(target) = &self.target else {
             unreachable!("made by ensure_target")
         };
@@ -491,6 +532,7 @@ impl Renderer {
                 // SAFETY: no submission is in flight.
                 unsafe { old.destroy(&self.device, &mut self.allocator) };
             }
+            self.window_readback = None;
             self.target = Some(Target::new(&self.device, &mut self.allocator, extent, views)?);
         }
         Ok(())
@@ -510,9 +552,19 @@ impl Renderer {
         let started = std::time::Instant::now();
         self.record(target, views.len() as u32, bytemuck::cast_slice(&clip_from_world), finish)?;
         let record = started.elapsed();
+        self.submit_and_wait(&[], &[])?;
+        Ok(record)
+    }
+
+    /// Submits the recorded command buffer (waiting for and signaling the given semaphores) and
+    /// waits for it to finish, so the buffers and the target may be touched again afterwards.
+    fn submit_and_wait(&self, waits: &[vk::SemaphoreSubmitInfo], signals: &[vk::SemaphoreSubmitInfo]) -> Result<()> {
         let d = &self.device.device;
         let commands = [vk::CommandBufferSubmitInfo::default().command_buffer(self.command_buffer)];
-        let submit = vk::SubmitInfo2::default().command_buffer_infos(&commands);
+        let submit = vk::SubmitInfo2::default()
+            .wait_semaphore_infos(waits)
+            .command_buffer_infos(&commands)
+            .signal_semaphore_infos(signals);
         // SAFETY: the command buffer is recorded and not pending; the fence is unsignaled.
         unsafe {
             d.queue_submit2(self.device.queue, &[submit], self.fence).vk("submit")?;
@@ -520,7 +572,130 @@ impl Renderer {
                 .vk("wait for the frame")?;
             d.reset_fences(&[self.fence]).vk("reset fence")?;
         }
-        Ok(record)
+        Ok(())
+    }
+
+    /// Notes that the window changed size: the swapchain is recreated before the next frame.
+    pub fn window_resized(&mut self) {
+        self.swapchain_stale = true;
+    }
+
+    /// Draws the current draw list as seen by `camera` into the window and presents it (FIFO:
+    /// waits for vsync when frames come faster). The image has the window's size. With
+    /// `readback`, the presented image is also read back ([`Renderer::last_window_frame`]).
+    ///
+    /// A frame: acquire a swapchain image (signals `acquired`) → one submission that renders the
+    /// scene into the offscreen color target, blits it into the image (after waiting for
+    /// `acquired`), optionally copies the image to the readback buffer, transitions it to
+    /// PRESENT_SRC and signals the image's `rendered` semaphore → present (waits `rendered`)
+    /// → wait for the frame's fence. So between calls nothing is in flight on the GPU except the
+    /// presentation engine's own work.
+    pub fn render_to_window(&mut self, camera: &Camera, readback: bool) -> Result<WindowFrame> {
+        if self.device.surface.is_none() {
+            return Err(GfxError::Invalid(
+                "render_to_window on a renderer made without a window".into(),
+            ));
+        }
+        if self.swapchain.is_none() || self.swapchain_stale {
+            self.recreate_swapchain()?;
+        }
+        let Some(swapchain) = &self.swapchain else {
+            return Ok(WindowFrame::NoArea);
+        };
+        if readback && !swapchain.readable {
+            return Err(GfxError::Invalid(
+                "the window's swapchain images cannot be read back (no TRANSFER_SRC usage)".into(),
+            ));
+        }
+        let (index, matches) = match swapchain.acquire()? {
+            Acquired::Image { index, matches } => (index, matches),
+            Acquired::NotReady => return Ok(WindowFrame::NotReady),
+            Acquired::OutOfDate => {
+                self.swapchain_stale = true;
+                return Ok(WindowFrame::OutOfDate);
+            }
+        };
+        let image = swapchain.images[index as usize];
+        let (extent, bgra) = (
+            swapchain.extent,
+            swapchain.format == vk::Format::B8G8R8A8_SRGB || swapchain.format == vk::Format::B8G8R8A8_UNORM,
+        );
+        let (acquired, rendered) = (swapchain.acquired, swapchain.rendered[index as usize]);
+        // The acquire signaled `acquired`: from here on, the frame must be submitted (a semaphore
+        // left signaled could not be acquired with again).
+        let recorded = self.ensure_target(extent.width, extent.height, 1).and_then(|()| {
+            let Some(target) = &self.target else {
+                unreachable!("made above")
+            };
+            self.record(
+                target,
+                1,
+                &push_constants(&[*camera], extent),
+                Finish::Window { image, readback },
+            )
+        });
+        if let Err(e) = recorded {
+            // The swapchain and its semaphores are in an unknown state: start over next frame.
+            self.swapchain_stale = true;
+            return Err(e);
+        }
+        // The blit is the first use of the swapchain image.
+        let waits = [vk::SemaphoreSubmitInfo::default()
+            .semaphore(acquired)
+            .stage_mask(vk::PipelineStageFlags2::BLIT)];
+        let signals = [vk::SemaphoreSubmitInfo::default()
+            .semaphore(rendered)
+            .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)];
+        self.submit_and_wait(&waits, &signals)?;
+        let Some(swapchain) = &self.swapchain else {
+            unreachable!("acquired from above")
+        };
+        let still_matches = swapchain.present(self.device.queue, index)?;
+        if !matches || !still_matches {
+            self.swapchain_stale = true;
+        }
+        self.window_readback = readback.then_some((extent, bgra));
+        Ok(WindowFrame::Presented {
+            width: extent.width,
+            height: extent.height,
+        })
+    }
+
+    /// The last frame [`Renderer::render_to_window`] presented with `readback`, as RGBA, or
+    /// `None` when there is none (or an offscreen render came after it).
+    pub fn last_window_frame(&self) -> Option<RgbaImage> {
+        let (extent, bgra) = self.window_readback?;
+        let target = self.target.as_ref()?;
+        let bytes = target.readback.mapped().ok()?;
+        let len = extent.width as usize * extent.height as usize * 4;
+        let mut pixels = bytes.get(..len)?.to_vec();
+        if bgra {
+            for p in pixels.chunks_exact_mut(4) {
+                p.swap(0, 2);
+            }
+        }
+        Some(RgbaImage {
+            width: extent.width,
+            height: extent.height,
+            pixels,
+        })
+    }
+
+    /// Replaces the swapchain with one of the window's current size (none while it has no area).
+    fn recreate_swapchain(&mut self) -> Result<()> {
+        // SAFETY: waits for the GPU; frames already waited for their fences, this also covers
+        // the queue's presentation work before the old swapchain's semaphores are destroyed.
+        unsafe { self.device.device.device_wait_idle() }.vk("wait idle before recreating the swapchain")?;
+        let old = self.swapchain.as_ref().map_or(vk::SwapchainKHR::null(), |s| s.handle);
+        let new = Swapchain::new(&self.device, old);
+        if let Some(mut old) = self.swapchain.take() {
+            // SAFETY: idle (above); `old` was retired by the new swapchain's creation (or the
+            // creation failed, and it is not used again).
+            unsafe { old.destroy(&self.device) };
+        }
+        self.swapchain = new?;
+        self.swapchain_stale = false;
+        Ok(())
     }
 
     fn record(&self, target: &Target, views: u32, push_constants: &[u8], finish: Finish) -> Result<()> {
@@ -537,11 +712,11 @@ impl Renderer {
             let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
             d.begin_command_buffer(cb, &begin).vk("begin command buffer")?;
 
-            // Old contents are discarded (UNDEFINED); the previous frame's copy and depth writes
-            // must be done before the images are written again.
+            // Old contents are discarded (UNDEFINED); the previous frame's copy or blit and depth
+            // writes must be done before the images are written again.
             let to_attachments = [
                 vk::ImageMemoryBarrier2::default()
-                    .src_stage_mask(vk::PipelineStageFlags2::COPY)
+                    .src_stage_mask(vk::PipelineStageFlags2::COPY | vk::PipelineStageFlags2::BLIT)
                     .src_access_mask(vk::AccessFlags2::NONE)
                     .dst_stage_mask(vk::PipelineStageFlags2::COLOR_ATTACHMENT_OUTPUT)
                     .dst_access_mask(vk::AccessFlags2::COLOR_ATTACHMENT_WRITE)
@@ -636,13 +811,127 @@ impl Renderer {
             let to_transfer = [vk::ImageMemoryBarrier2::default()
                 .src_stage_mask(vk::PipelineStageFlags2::COLOR_ATTACHMENT_OUTPUT)
                 .src_access_mask(vk::AccessFlags2::COLOR_ATTACHMENT_WRITE)
-                .dst_stage_mask(vk::PipelineStageFlags2::COPY)
+                // Read by the readback copy or by the blit into the window.
+                .dst_stage_mask(vk::PipelineStageFlags2::COPY | vk::PipelineStageFlags2::BLIT)
                 .dst_access_mask(vk::AccessFlags2::TRANSFER_READ)
                 .old_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
                 .new_layout(vk::ImageLayout::TRANSFER_SRC_OPTIMAL)
                 .image(target.color.handle)
                 .subresource_range(color_range)];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_transfer));
+            match finish {
+                Finish::Readback => self.record_readback(cb, target, target.color.handle, views),
+                Finish::Window { image, readback } => self.record_blit(cb, target, image, readback),
+                Finish::Timestamps => unreachable!("returned after the pass"),
+            }
+            d.end_command_buffer(cb).vk("end command buffer")?;
+        }
+        Ok(())
+    }
+
+    /// Records the blit of the target's color (in TRANSFER_SRC_OPTIMAL) into a swapchain image
+    /// (acquired; the submission waits for that at the BLIT stage), optionally its copy to the
+    /// readback buffer, and its transition to PRESENT_SRC.
+    ///
+    /// # Safety
+    /// `cb` is recording; `image` is a swapchain image of this renderer of the target's size.
+    unsafe fn record_blit(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image, readback: bool) {
+        let d = &self.device.device;
+        let range = full_range(vk::ImageAspectFlags::COLOR, 1);
+        let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
+            vk::ImageMemoryBarrier2::default()
+                .src_stage_mask(src_stage)
+                .src_access_mask(src_access)
+                .dst_stage_mask(dst_stage)
+                .dst_access_mask(dst_access)
+                .old_layout(old)
+                .new_layout(new)
+                .image(image)
+                .subresource_range(range)
+        };
+        use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
+        // After the acquire semaphore's wait (BLIT stage); the old contents are discarded.
+        let to_dst = [barrier(
+            S::BLIT,
+            A::NONE,
+            S::BLIT,
+            A::TRANSFER_WRITE,
+            L::UNDEFINED,
+            L::TRANSFER_DST_OPTIMAL,
+        )];
+        let layers = vk::ImageSubresourceLayers::default()
+            .aspect_mask(vk::ImageAspectFlags::COLOR)
+            .mip_level(0)
+            .base_array_layer(0)
+            .layer_count(1);
+        let corner = vk::Offset3D {
+            x: target.extent.width as i32,
+            y: target.extent.height as i32,
+            z: 1,
+        };
+        // Same size, so a 1:1 copy; a blit rather than a copy because it converts RGBA to the
+        // swapchain's channel order (BGRA, usually).
+        let region = vk::ImageBlit::default()
+            .src_subresource(layers)
+            .src_offsets([vk::Offset3D::default(), corner])
+            .dst_subresource(layers)
+            .dst_offsets([vk::Offset3D::default(), corner]);
+        // SAFETY: per the function's contract.
+        unsafe {
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
+            d.cmd_blit_image(
+                cb,
+                target.color.handle,
+                L::TRANSFER_SRC_OPTIMAL,
+                image,
+                L::TRANSFER_DST_OPTIMAL,
+                &[region],
+                vk::Filter::NEAREST,
+            );
+            // Presentation needs no access of its own: the `rendered` semaphore signal (all
+            // commands) orders it after the transition.
+            let to_present = if readback {
+                let to_src = [barrier(
+                    S::BLIT,
+                    A::TRANSFER_WRITE,
+                    S::COPY,
+                    A::TRANSFER_READ,
+                    L::TRANSFER_DST_OPTIMAL,
+                    L::TRANSFER_SRC_OPTIMAL,
+                )];
+                d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_src));
+                self.record_readback(cb, target, image, 1);
+                barrier(
+                    S::COPY,
+                    A::NONE,
+                    S::NONE,
+                    A::NONE,
+                    L::TRANSFER_SRC_OPTIMAL,
+                    L::PRESENT_SRC_KHR,
+                )
+            } else {
+                barrier(
+                    S::BLIT,
+                    A::TRANSFER_WRITE,
+                    S::NONE,
+                    A::NONE,
+                    L::TRANSFER_DST_OPTIMAL,
+                    L::PRESENT_SRC_KHR,
+                )
+            };
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&[to_present]));
+        }
+    }
+
+    /// Records the copy of `views` layers of `image` (in TRANSFER_SRC_OPTIMAL, the target's size)
+    /// into the target's readback buffer, made visible to the host once the fence signals.
+    ///
+    /// # Safety
+    /// `cb` is recording; `image` is the target's color or a swapchain image of its size.
+    unsafe fn record_readback(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image, views: u32) {
+        let d = &self.device.device;
+        // SAFETY: per the function's contract.
+        unsafe {
             let layer_bytes = u64::from(target.extent.width) * u64::from(target.extent.height) * 4;
             let regions: Vec<vk::BufferImageCopy> = (0..views)
                 .map(|layer| {
@@ -660,7 +949,7 @@ impl Renderer {
                 .collect();
             d.cmd_copy_image_to_buffer(
                 cb,
-                target.color.handle,
+                image,
                 vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
                 target.readback.handle,
                 &regions,
@@ -674,9 +963,7 @@ impl Renderer {
                 .buffer(target.readback.handle)
                 .size(vk::WHOLE_SIZE)];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().buffer_memory_barriers(&to_host));
-            d.end_command_buffer(cb).vk("end command buffer")?;
         }
-        Ok(())
     }
 }
 
@@ -710,6 +997,17 @@ fn view_count(views: &[Camera]) -> Result<u32> {
     }
 }
 
+/// The push constants of a frame: the clip_from_world matrix of each view (the first again for
+/// the second slot of a mono frame).
+fn push_constants(views: &[Camera], extent: vk::Extent2D) -> Vec<u8> {
+    let aspect = extent.width as f32 / extent.height as f32;
+    let mut clip_from_world = [[0f32; 16]; 2];
+    for (m, cam) in clip_from_world.iter_mut().zip(views.iter().cycle()) {
+        *m = cam.clip_from_world(aspect).to_cols_array();
+    }
+    bytemuck::cast_slice(&clip_from_world).to_vec()
+}
+
 fn srgb_to_linear(c: f32) -> f32 {
     if c <= 0.04045 {
         c / 12.92
@@ -729,6 +1027,10 @@ impl Drop for Renderer {
             }
             if let Some(mut t) = self.target.take() {
                 t.destroy(device, &mut self.allocator);
+            }
+            // Before the device destroys the surface (its Drop, after this one).
+            if let Some(mut s) = self.swapchain.take() {
+                s.destroy(device);
             }
             for b in &mut self.buffers {
                 if let Some(mut b) = b.take() {

@@ -1,0 +1,515 @@
+//! The desktop window: a winit event loop that draws the scene every frame (vsync-paced) with
+//! [`Renderer::render_to_window`], and the mouse/keyboard camera control.
+//!
+//! Input is gathered in one place, [`DesktopInput`], and applied once per frame; the scene
+//! interaction will later read it as an `InputSnapshot` instead of moving the camera directly.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use glam::{Vec2, Vec3};
+use winit::application::ApplicationHandler;
+use winit::dpi::PhysicalSize;
+use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, EventLoop};
+use winit::keyboard::{KeyCode, PhysicalKey};
+use winit::window::{Window, WindowId};
+
+use super::camera::Camera;
+use super::draw::NetworkDraw;
+use super::renderer::{Renderer, RendererConfig, RgbaImage, WindowFrame};
+use super::{GfxError, Result, ValidationLog};
+
+/// What the window shows and how long it stays open.
+pub struct DesktopOptions {
+    pub title: String,
+    /// Initial inner size in physical pixels.
+    pub size: (u32, u32),
+    /// Close after this many presented frames (`None`: until the window is closed).
+    pub frames: Option<u64>,
+    /// Read every presented frame back, so [`DesktopOutcome::last_frame`] holds the last one.
+    pub readback: bool,
+}
+
+/// How a desktop session ended.
+pub struct DesktopOutcome {
+    pub frames: u64,
+    /// The last presented frame, with [`DesktopOptions::readback`].
+    pub last_frame: Option<RgbaImage>,
+    /// The validation log, read after the renderer (and so the device) was destroyed: it
+    /// includes leaks reported at teardown.
+    pub validation: Vec<String>,
+}
+
+/// What happened in the window, as reported to [`run_desktop`]'s caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesktopEvent {
+    /// Frame number `frame` (from 1) was presented at this size.
+    Presented {
+        frame: u64,
+        width: u32,
+        height: u32,
+    },
+    /// The window was minimized, hidden or has no area: no frames are drawn (and the event loop
+    /// sleeps) until it shows again.
+    Paused {
+        after_frame: u64,
+    },
+    Resumed,
+}
+
+/// Opens a window and draws `draw` in it until it is closed (or `options.frames` frames were
+/// presented), starting from `camera`. `on_event` hears of each presented frame and each pause.
+pub fn run_desktop(
+    config: &RendererConfig,
+    draw: NetworkDraw,
+    camera: Camera,
+    options: DesktopOptions,
+    on_event: &mut dyn FnMut(DesktopEvent),
+) -> Result<DesktopOutcome> {
+    // winit's own message names its source file; say it plainly.
+    let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
+    if cfg!(all(unix, not(target_os = "macos"))) && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
+        return Err(GfxError::Window(
+            "no display to open it on: neither DISPLAY nor WAYLAND_DISPLAY is set (run it in a desktop session, or under Xvfb)".into(),
+        ));
+    }
+    let event_loop = EventLoop::new().map_err(|e| {
+        let display = std::env::var("WAYLAND_DISPLAY")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .or_else(|| std::env::var("DISPLAY").ok())
+            .unwrap_or_default();
+        GfxError::Window(format!(
+            "cannot connect to the display `{display}`: {}",
+            winit_message(&e)
+        ))
+    })?;
+    let mut app = DesktopApp {
+        config: config.clone(),
+        options,
+        draw: Some(draw),
+        orbit: OrbitCamera::from_camera(&camera),
+        home: camera,
+        input: DesktopInput::default(),
+        window: None,
+        renderer: None,
+        log: None,
+        no_area: false,
+        occluded: false,
+        minimized: false,
+        paused: false,
+        frames: 0,
+        last_tick: Instant::now(),
+        last_frame: None,
+        error: None,
+        on_event,
+    };
+    let ran = event_loop.run_app(&mut app);
+    // Normally done in `exiting`; here too for an event loop that ended with an error.
+    app.teardown();
+    if let Some(e) = app.error.take() {
+        return Err(e);
+    }
+    ran.map_err(|e| GfxError::Window(format!("event loop: {}", winit_message(&e))))?;
+    Ok(DesktopOutcome {
+        frames: app.frames,
+        last_frame: app.last_frame.take(),
+        validation: app.log.map(|l| l.messages()).unwrap_or_default(),
+    })
+}
+
+/// A winit error's text without the winit source location its OS errors start with.
+fn winit_message(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.strip_prefix("os error at ").and_then(|rest| rest.split_once(": ")) {
+        Some((_location, message)) => message.to_owned(),
+        None => text,
+    }
+}
+
+struct DesktopApp<'a> {
+    config: RendererConfig,
+    options: DesktopOptions,
+    /// Uploaded when the renderer is made.
+    draw: Option<NetworkDraw>,
+    orbit: OrbitCamera,
+    /// The starting view (R returns to it).
+    home: Camera,
+    input: DesktopInput,
+    window: Option<Arc<Window>>,
+    renderer: Option<Renderer>,
+    log: Option<ValidationLog>,
+    /// The window has no area (a zero size, or no swapchain extent).
+    no_area: bool,
+    /// The window system says it is fully hidden.
+    occluded: bool,
+    /// The window manager has it minimized (X11: _NET_WM_STATE_HIDDEN; some window managers also
+    /// keep presenting to an iconified window, so this is not left to the swapchain).
+    minimized: bool,
+    /// Any of the three: draw nothing and do not ask for frames (the loop sleeps until an event).
+    paused: bool,
+    frames: u64,
+    last_tick: Instant,
+    last_frame: Option<RgbaImage>,
+    error: Option<GfxError>,
+    on_event: &'a mut dyn FnMut(DesktopEvent),
+}
+
+impl DesktopApp<'_> {
+    fn start(&mut self, event_loop: &ActiveEventLoop) -> Result<()> {
+        let (w, h) = self.options.size;
+        let attributes = Window::default_attributes()
+            .with_title(self.options.title.clone())
+            .with_inner_size(PhysicalSize::new(w, h));
+        let window = Arc::new(
+            event_loop
+                .create_window(attributes)
+                .map_err(|e| GfxError::Window(format!("cannot create the window: {}", winit_message(&e))))?,
+        );
+        let mut renderer = Renderer::new_windowed(&self.config, window.clone())?;
+        tracing::info!(device = renderer.device_name(), "window renderer ready");
+        self.log = Some(renderer.validation_log());
+        if let Some(draw) = self.draw.take() {
+            renderer.set_network(&draw)?;
+        }
+        window.request_redraw();
+        self.window = Some(window);
+        self.renderer = Some(renderer);
+        self.last_tick = Instant::now();
+        Ok(())
+    }
+
+    fn redraw(&mut self, event_loop: &ActiveEventLoop) -> Result<()> {
+        let Some(renderer) = &mut self.renderer else {
+            return Ok(());
+        };
+        if self.paused {
+            return Ok(());
+        }
+        let now = Instant::now();
+        // Clamped so a long stall (a drag of the window, a debugger) does not jump the camera.
+        let dt = (now - self.last_tick).as_secs_f32().min(0.1);
+        self.last_tick = now;
+        if self.input.apply(&mut self.orbit, dt) {
+            self.orbit = OrbitCamera::from_camera(&self.home);
+        }
+        match renderer.render_to_window(&self.orbit.camera(), self.options.readback)? {
+            WindowFrame::Presented { width, height } => {
+                self.frames += 1;
+                (self.on_event)(DesktopEvent::Presented {
+                    frame: self.frames,
+                    width,
+                    height,
+                });
+                if self.options.frames.is_some_and(|n| self.frames >= n) {
+                    event_loop.exit();
+                }
+            }
+            // Wait for a Resized event (about_to_wait stops asking for frames).
+            WindowFrame::NoArea => {
+                self.no_area = true;
+                self.update_pause();
+            }
+            // Recreated on the next frame, which about_to_wait asks for.
+            WindowFrame::OutOfDate | WindowFrame::NotReady => {}
+        }
+        Ok(())
+    }
+
+    /// Recomputes `paused` from its causes and reports a change.
+    fn update_pause(&mut self) {
+        let paused = self.no_area || self.occluded || self.minimized;
+        if paused != self.paused {
+            self.paused = paused;
+            (self.on_event)(if paused {
+                DesktopEvent::Paused {
+                    after_frame: self.frames,
+                }
+            } else {
+                DesktopEvent::Resumed
+            });
+        }
+    }
+
+    fn fail(&mut self, event_loop: &ActiveEventLoop, e: GfxError) {
+        self.error.get_or_insert(e);
+        event_loop.exit();
+    }
+
+    /// Reads the last frame back, then destroys the renderer (waits idle; swapchain, surface,
+    /// device) and the window.
+    fn teardown(&mut self) {
+        if let Some(renderer) = self.renderer.take() {
+            if self.options.readback {
+                self.last_frame = renderer.last_window_frame();
+            }
+            drop(renderer);
+        }
+        self.window = None;
+    }
+}
+
+impl ApplicationHandler for DesktopApp<'_> {
+    fn resumed(&mut self, event_loop: &ActiveEventLoop) {
+        if self.window.is_none()
+            && self.error.is_none()
+            && let Err(e) = self.start(event_loop)
+        {
+            self.fail(event_loop, e);
+        }
+    }
+
+    fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        match event {
+            // Destroyed: by someone else (the X server, a killed window manager); its surface is
+            // gone, so stop drawing.
+            WindowEvent::CloseRequested | WindowEvent::Destroyed => event_loop.exit(),
+            WindowEvent::Resized(size) => {
+                self.no_area = size.width == 0 || size.height == 0;
+                self.update_pause();
+                if let Some(r) = &mut self.renderer {
+                    r.window_resized();
+                }
+            }
+            WindowEvent::Occluded(hidden) => {
+                self.occluded = hidden;
+                self.update_pause();
+            }
+            WindowEvent::RedrawRequested => {
+                if let Err(e) = self.redraw(event_loop) {
+                    self.fail(event_loop, e);
+                }
+            }
+            WindowEvent::KeyboardInput { event, .. }
+                if event.physical_key == PhysicalKey::Code(KeyCode::Escape) && event.state.is_pressed() =>
+            {
+                event_loop.exit()
+            }
+            other => self.input.on_window_event(&other),
+        }
+    }
+
+    fn about_to_wait(&mut self, _event_loop: &ActiveEventLoop) {
+        let Some(w) = self.window.clone() else { return };
+        // Checked here, after every batch of events: a window manager's minimize (and restore)
+        // changes a window property, which is an event, but winit reports none for it.
+        self.minimized = w.is_minimized() == Some(true);
+        self.update_pause();
+        // Continuous frames, paced by the FIFO swapchain; none while paused, so the loop sleeps.
+        if !self.paused {
+            w.request_redraw();
+        }
+    }
+
+    fn exiting(&mut self, _event_loop: &ActiveEventLoop) {
+        self.teardown();
+    }
+}
+
+/// A camera orbiting a target point: the desktop's view. Unmoved, it is exactly the camera it
+/// started from (so the first frames match an offscreen render of that camera bit for bit).
+#[derive(Debug, Clone, Copy)]
+pub struct OrbitCamera {
+    pub target: Vec3,
+    /// The eye relative to the target.
+    back: Vec3,
+    /// Field of view and clip planes (its eye and target are ignored).
+    lens: Camera,
+    start_distance: f32,
+}
+
+impl OrbitCamera {
+    pub fn from_camera(c: &Camera) -> OrbitCamera {
+        let back = c.eye - c.target;
+        OrbitCamera {
+            target: c.target,
+            back,
+            lens: *c,
+            start_distance: back.length(),
+        }
+    }
+
+    pub fn camera(&self) -> Camera {
+        Camera {
+            eye: self.target + self.back,
+            target: self.target,
+            // Zooming out must not clip the far side of the scene.
+            far: self.lens.far + (self.back.length() - self.start_distance).max(0.0),
+            ..self.lens
+        }
+    }
+
+    pub fn distance(&self) -> f32 {
+        self.back.length()
+    }
+
+    /// Around +Y, radians; 0 looks down -Z.
+    pub fn yaw(&self) -> f32 {
+        self.back.x.atan2(self.back.z)
+    }
+
+    /// Turns the eye around the target: `yaw` around +Y, `pitch` up (kept short of the poles).
+    pub fn orbit(&mut self, yaw: f32, pitch: f32) {
+        if yaw == 0.0 && pitch == 0.0 {
+            return;
+        }
+        let distance = self.distance().max(1e-3);
+        let yaw = self.yaw() + yaw;
+        let pitch = ((self.back.y / distance).clamp(-1.0, 1.0).asin() + pitch).clamp(-1.5, 1.5);
+        let (sy, cy) = yaw.sin_cos();
+        let (sp, cp) = pitch.sin_cos();
+        self.back = Vec3::new(sy * cp, sp, cy * cp) * distance;
+    }
+
+    /// Multiplies the distance to the target by `factor` (within 5 cm..500 m).
+    pub fn zoom(&mut self, factor: f32) {
+        if factor == 1.0 {
+            return;
+        }
+        let distance = self.distance().max(1e-3);
+        self.back *= (distance * factor).clamp(0.05, 500.0) / distance;
+    }
+
+    /// Moves eye and target by `step`.
+    pub fn walk(&mut self, step: Vec3) {
+        self.target += step;
+    }
+}
+
+/// Mouse and keyboard state of the desktop window, gathered from its events and applied once
+/// per frame. Controls: left-drag orbits, the wheel zooms, W/A/S/D move, Q/E down/up, R resets.
+#[derive(Debug, Default)]
+pub struct DesktopInput {
+    cursor: Option<Vec2>,
+    dragging: bool,
+    /// Cursor movement while dragging since the last frame, pixels.
+    drag: Vec2,
+    /// Wheel lines since the last frame (positive: away from the user, zoom in).
+    scroll: f32,
+    held: HashSet<KeyCode>,
+    reset: bool,
+}
+
+impl DesktopInput {
+    pub fn on_window_event(&mut self, event: &WindowEvent) {
+        match event {
+            WindowEvent::CursorMoved { position, .. } => {
+                let p = Vec2::new(position.x as f32, position.y as f32);
+                if self.dragging
+                    && let Some(last) = self.cursor
+                {
+                    self.drag += p - last;
+                }
+                self.cursor = Some(p);
+            }
+            WindowEvent::CursorLeft { .. } => self.cursor = None,
+            WindowEvent::MouseInput {
+                button: MouseButton::Left,
+                state,
+                ..
+            } => self.dragging = state.is_pressed(),
+            WindowEvent::MouseWheel { delta, .. } => {
+                self.scroll += match delta {
+                    MouseScrollDelta::LineDelta(_, y) => *y,
+                    // Touchpads: about 40 pixels a line.
+                    MouseScrollDelta::PixelDelta(p) => p.y as f32 / 40.0,
+                };
+            }
+            WindowEvent::KeyboardInput { event, .. } => {
+                if let PhysicalKey::Code(code) = event.physical_key {
+                    match event.state {
+                        ElementState::Pressed => {
+                            self.reset |= code == KeyCode::KeyR;
+                            self.held.insert(code);
+                        }
+                        ElementState::Released => {
+                            self.held.remove(&code);
+                        }
+                    }
+                }
+            }
+            // Keys released while the window was not focused would stay held.
+            WindowEvent::Focused(false) => {
+                self.held.clear();
+                self.dragging = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves `orbit` by the input since the last call (`dt` seconds ago) and clears the
+    /// per-frame deltas. Returns true when the view should be reset to its start.
+    pub fn apply(&mut self, orbit: &mut OrbitCamera, dt: f32) -> bool {
+        const RADIANS_PER_PIXEL: f32 = 0.005;
+        let drag = std::mem::take(&mut self.drag);
+        orbit.orbit(-drag.x * RADIANS_PER_PIXEL, drag.y * RADIANS_PER_PIXEL);
+        orbit.zoom(0.9f32.powf(std::mem::take(&mut self.scroll)));
+        let axis = |plus: KeyCode, minus: KeyCode| {
+            f32::from(u8::from(self.held.contains(&plus))) - f32::from(u8::from(self.held.contains(&minus)))
+        };
+        // Walking moves in the horizontal plane, relative to where the camera looks.
+        let (sy, cy) = orbit.yaw().sin_cos();
+        let forward = -Vec3::new(sy, 0.0, cy);
+        let right = Vec3::new(cy, 0.0, -sy);
+        let step = axis(KeyCode::KeyW, KeyCode::KeyS) * forward
+            + axis(KeyCode::KeyD, KeyCode::KeyA) * right
+            + axis(KeyCode::KeyE, KeyCode::KeyQ) * Vec3::Y;
+        // Speed scales with the distance so both close-ups and the overview move usefully.
+        if step != Vec3::ZERO {
+            orbit.walk(step * (0.5 * orbit.distance()).max(0.5) * dt);
+        }
+        std::mem::take(&mut self.reset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orbit_camera_round_trips_a_camera() {
+        let c = Camera::look_at(Vec3::new(1.0, 2.0, 3.0), Vec3::new(0.5, 1.0, -2.0));
+        let mut orbit = OrbitCamera::from_camera(&c);
+        assert_eq!(orbit.camera(), c, "unmoved, it is the same camera exactly");
+        orbit.orbit(0.3, -0.2);
+        orbit.orbit(-0.3, 0.2);
+        let o = orbit.camera();
+        assert!((o.eye - c.eye).length() < 1e-4, "{} vs {}", o.eye, c.eye);
+        assert_eq!(o.target, c.target);
+    }
+
+    #[test]
+    fn dragging_right_orbits_and_w_walks_toward_the_view() {
+        let c = Camera::look_at(Vec3::new(0.0, 0.0, 5.0), Vec3::ZERO);
+        let mut orbit = OrbitCamera::from_camera(&c);
+        let mut input = DesktopInput {
+            dragging: true,
+            cursor: Some(Vec2::ZERO),
+            ..Default::default()
+        };
+        input.drag = Vec2::new(100.0, 0.0);
+        input.apply(&mut orbit, 0.0);
+        let eye = orbit.camera().eye;
+        // Dragging right turns the scene right: the eye swings to -X around the target.
+        assert!(eye.x < -1.0 && (eye.length() - 5.0).abs() < 1e-4, "{eye}");
+        assert_eq!(input.drag, Vec2::ZERO, "deltas are consumed");
+
+        let mut orbit = OrbitCamera::from_camera(&c);
+        input.held.insert(KeyCode::KeyW);
+        input.apply(&mut orbit, 1.0);
+        // Looking down -Z from +Z: W moves the target toward -Z by 0.5 · distance per second.
+        assert!(
+            (orbit.target - Vec3::new(0.0, 0.0, -2.5)).length() < 1e-4,
+            "{}",
+            orbit.target
+        );
+
+        let before = orbit.distance();
+        input.scroll = 1.0;
+        input.held.clear();
+        input.apply(&mut orbit, 0.0);
+        assert!((orbit.distance() - before * 0.9).abs() < 1e-4);
+    }
+}
