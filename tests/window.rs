@@ -26,6 +26,8 @@ fn in_ci() -> bool {
 struct Xvfb {
     child: Child,
     display: String,
+    /// Kept open: Xvfb must not get a broken pipe should it write again.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Xvfb {
@@ -51,10 +53,8 @@ impl Xvfb {
             Err(e) => panic!("cannot start Xvfb: {e}"),
         };
         let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read Xvfb's display number");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        stdout.read_line(&mut line).expect("read Xvfb's display number");
         let number: u32 = match line.trim().parse() {
             Ok(n) => n,
             Err(_) => {
@@ -66,6 +66,7 @@ impl Xvfb {
         Some(Xvfb {
             child,
             display: format!(":{number}"),
+            _stdout: stdout,
         })
     }
 }
@@ -235,7 +236,8 @@ impl Running {
         std::thread::spawn(move || {
             if done.recv_timeout(HANG_LIMIT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
                 eprintln!("netwalk still runs after {HANG_LIMIT:?}: killing it");
-                let _ = Command::new("kill").arg(&pid).status();
+                // The shell's kill: minimal Debian images have no kill program.
+                let _ = Command::new("sh").args(["-c", &format!("kill {pid}")]).status();
             }
         });
         Running {
