@@ -105,6 +105,22 @@ enum Command {
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
+    /// Run the scene with scripted input (no GPU, no window) and write its final state as JSON.
+    Replay {
+        model: Option<PathBuf>,
+        /// Input script (JSON events: t, hand, aim, select, grab, fold, layout, menu, ...).
+        #[arg(long)]
+        script: PathBuf,
+        /// Where to write the final state.
+        #[arg(long)]
+        state_out: PathBuf,
+        /// Index into the model's bundled samples.
+        #[arg(long, default_value_t = 0)]
+        sample: usize,
+        /// Frames per second the systems run at.
+        #[arg(long, default_value_t = 90.0)]
+        fps: f32,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -314,6 +330,13 @@ fn run(cli: Cli) -> Result<()> {
             let camera = eye.zip(look).map(|(eye, look)| gfx::Camera::look_at(eye, look));
             snapshot(&model, &acts, &out, size, camera, stereo, linear)
         }
+        Command::Replay {
+            model,
+            script,
+            state_out,
+            sample,
+            fps,
+        } => replay(model, &script, &state_out, sample, fps),
         Command::Bench { what } => match what {
             BenchCommand::Forward {
                 model,
@@ -512,6 +535,33 @@ fn snapshot(
         .with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
     println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
+    Ok(())
+}
+
+fn replay(model: Option<PathBuf>, script: &Path, state_out: &Path, sample: usize, fps: f32) -> Result<()> {
+    if !(fps.is_finite() && fps > 0.0) {
+        bail!("--fps must be a positive number, got {fps}");
+    }
+    // The script first: a bad one fails before any work, and no state file is written.
+    let script = netwalk::input::Script::load(script)?;
+    let input = InputArgs {
+        input: None,
+        sample: Some(sample),
+    };
+    let (model, weights, acts) = run_on_input(model, &input, &CheckpointArg { checkpoint: None })?;
+    let net = scene::Network {
+        model: &model,
+        weights: &weights,
+        acts: &acts,
+    };
+    let mut sc = scene::Scene::new(&model, scene::Stage::default(), scene::Scale::WalkIn);
+    scene::replay::replay(&mut sc, &net, &script, fps)?;
+    let state = scene::replay::state_json(&sc, &net);
+    let tmp = state_out.with_extension("json.partial");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&state)? + "\n")
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, state_out).with_context(|| format!("{}: cannot write", state_out.display()))?;
+    println!("wrote the state after {:.2} s of script to {}", script.duration(), state_out.display());
     Ok(())
 }
 

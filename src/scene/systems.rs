@@ -1,0 +1,325 @@
+//! The interaction systems, run once per frame by [`update`] in this order: reset (menu), hover
+//! (ray-pick), grab (one hand: a block; both hands: the network root), fold/expand and layout
+//! switch of the pointed-at block, select, trace, scale switch, fold animation, then [`sync`].
+//!
+//! Controls per hand: `select` picks the neuron under the ray (on empty space: clears the
+//! selection); `grab` holds the pointed-at block (both hands squeezing: the whole network, scaled
+//! by the change of the hands' distance and turned about +Y by the change of their direction);
+//! `fold` folds/expands and `layout` switches grid/linear of the pointed-at block; `menu` resets
+//! the layout; a thumbstick flick left walks the selection back to its strongest input (trace),
+//! a flick right switches walk-in/tabletop scale.
+
+use glam::{Quat, Vec2, Vec3};
+use hecs::Entity;
+
+use super::inspect;
+use super::layout::{BlockSpec, LayoutKind};
+use super::room::Scale;
+use super::transform::Transform;
+use super::world::{
+    Block, Fold, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, Network, NetworkRoot, NeuronRef,
+    PickHit, Placed, RAY_LENGTH, Scene, Selected, TwoHandGrab, Geometry, FOLD_SECONDS, hand_slot, neuron_under_ray,
+    sync,
+};
+use crate::input::{Button, Hand, InputSnapshot, Pose};
+use crate::nn::NnError;
+
+/// Thumbstick deflection that counts as a flick.
+pub const FLICK: f32 = 0.7;
+
+/// What the frame produced for the outside world.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameEvents {
+    /// Hands whose ray entered a new block this frame (a short haptic pulse in XR).
+    pub haptic: Vec<Hand>,
+}
+
+/// Runs one frame of every system (see the module documentation). `prev` is the previous
+/// frame's input (for button edges), `dt` the frame time in seconds.
+pub fn update(
+    scene: &mut Scene,
+    net: &Network,
+    input: &InputSnapshot,
+    prev: &InputSnapshot,
+    dt: f32,
+) -> Result<FrameEvents, NnError> {
+    let mut events = FrameEvents::default();
+    if Hand::BOTH.iter().any(|&h| input.pressed(prev, h, Button::Menu)) {
+        reset(scene);
+    }
+    hover(scene, input, &mut events);
+    grab(scene, input, prev);
+    for hand in Hand::BOTH {
+        let target = scene.hands[hand_slot(hand)].hover.as_ref().map(|h| h.entity);
+        if let Some(e) = target {
+            if input.pressed(prev, hand, Button::Fold) {
+                toggle_fold(&mut scene.world, e);
+            }
+            if input.pressed(prev, hand, Button::Layout) {
+                toggle_layout(&mut scene.world, e);
+            }
+        }
+        if input.pressed(prev, hand, Button::Select) {
+            let hit = scene.hands[hand_slot(hand)].hover.clone();
+            match hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })) {
+                Some(n) => select(scene, net, Some(n))?,
+                None => select(scene, net, None)?,
+            }
+        }
+        if input.flicked(prev, hand, Vec2::NEG_X, FLICK) {
+            trace(scene, net)?;
+        }
+        if input.flicked(prev, hand, Vec2::X, FLICK) {
+            let next = match scene.scale {
+                Scale::WalkIn => Scale::Tabletop,
+                Scale::Tabletop => Scale::WalkIn,
+            };
+            scene.set_scale(next);
+        }
+    }
+    animate_folds(&mut scene.world, dt);
+    sync(&mut scene.world, &mut scene.picking);
+    Ok(events)
+}
+
+/// The block and neuron under a ray (stage space), if any.
+pub fn pick(scene: &Scene, origin: Vec3, dir: Vec3) -> Option<PickHit> {
+    let dir = dir.try_normalize()?;
+    let (entity, distance) = scene.picking.cast(origin, dir, RAY_LENGTH)?;
+    let block = scene.world.get::<&Block>(entity).ok()?.index;
+    let placed = scene.world.get::<&Placed>(entity).ok()?.0;
+    let geometry = scene.world.get::<&Geometry>(entity).ok()?;
+    let block_from_stage = placed.inverse();
+    let neuron = neuron_under_ray(
+        &geometry.local,
+        block_from_stage.transform_point(origin),
+        block_from_stage.transform_vector(dir),
+    )
+    .map(|(index, _)| index);
+    Some(PickHit {
+        entity,
+        block,
+        distance,
+        point: origin + dir * distance,
+        neuron,
+    })
+}
+
+/// Casts each tracked hand's aim ray; marks the pointed-at blocks [`Hovered`].
+pub fn hover(scene: &mut Scene, input: &InputSnapshot, events: &mut FrameEvents) {
+    let mut hovered: Vec<(Entity, Hand, Option<Vec<usize>>)> = Vec::new();
+    for hand in Hand::BOTH {
+        let h = input.hand(hand);
+        let slot = hand_slot(hand);
+        if !h.tracked {
+            scene.hands[slot].hover = None;
+            scene.hands[slot].ray = None;
+            continue;
+        }
+        let (origin, dir) = (h.aim.position, h.aim.forward());
+        let hit = pick(scene, origin, dir);
+        let before = scene.hands[slot].hover.as_ref().map(|h| h.entity);
+        if let Some(hit) = &hit {
+            if before != Some(hit.entity) {
+                events.haptic.push(hand);
+            }
+            hovered.push((hit.entity, hand, hit.neuron.clone()));
+        }
+        let end = hit.as_ref().map_or(origin + dir * RAY_LENGTH, |h| h.point);
+        scene.hands[slot].ray = Some((origin, end));
+        scene.hands[slot].hover = hit;
+    }
+    let old: Vec<Entity> = scene.world.query_mut::<(Entity, &Hovered)>().into_iter().map(|(e, _)| e).collect();
+    for e in old {
+        let _ = scene.world.remove_one::<Hovered>(e);
+    }
+    for (e, hand, neuron) in hovered {
+        let added = scene.world.get::<&mut Hovered>(e).map(|mut h| h.hands.push(hand)).is_ok();
+        if !added {
+            let _ = scene.world.insert_one(e, Hovered { hands: vec![hand], neuron });
+        }
+    }
+}
+
+fn grip_transform(p: &Pose) -> Transform {
+    Transform::from_rotation_translation(p.orientation, p.position)
+}
+
+/// Grab presses and releases, then moves what is held: a block follows its hand's grip rigidly
+/// (keeping its offset); with both hands squeezing, the network root is scaled and turned.
+pub fn grab(scene: &mut Scene, input: &InputSnapshot, prev: &InputSnapshot) {
+    for hand in Hand::BOTH {
+        let slot = hand_slot(hand);
+        if input.released(prev, hand, Button::Grab) || (!input.hand(hand).grab && scene.hands[slot].grab.is_some()) {
+            scene.hands[slot].grab = None;
+            if scene.two_hand.take().is_some() {
+                // The other hand stays closed but holds nothing until it opens again.
+                let other = 1 - slot;
+                if scene.hands[other].grab.is_some() {
+                    scene.hands[other].grab = Some(GrabTarget::Nothing);
+                }
+            }
+        }
+    }
+    for hand in Hand::BOTH {
+        let slot = hand_slot(hand);
+        if !input.pressed(prev, hand, Button::Grab) || !input.hand(hand).tracked {
+            continue;
+        }
+        let other = 1 - slot;
+        if scene.hands[other].grab.is_some() {
+            // Second hand: both hands now hold the network; a block held by the first stays put.
+            scene.hands[other].grab = Some(GrabTarget::Nothing);
+            scene.hands[slot].grab = Some(GrabTarget::Nothing);
+            scene.two_hand = Some(TwoHandGrab {
+                left: input.hand(Hand::Left).grip.position,
+                right: input.hand(Hand::Right).grip.position,
+                root: scene.stage_from_root(),
+            });
+            continue;
+        }
+        let target = scene.hands[slot]
+            .hover
+            .as_ref()
+            .filter(|h| scene.world.get::<&Grabbable>(h.entity).is_ok())
+            .and_then(|h| {
+                let placed = scene.world.get::<&Placed>(h.entity).ok()?.0;
+                Some(GrabTarget::Block {
+                    entity: h.entity,
+                    grip_from_block: grip_transform(&input.hand(hand).grip).inverse() * placed,
+                })
+            });
+        scene.hands[slot].grab = Some(target.unwrap_or(GrabTarget::Nothing));
+    }
+    if let Some(start) = scene.two_hand {
+        let (l, r) = (input.hand(Hand::Left).grip.position, input.hand(Hand::Right).grip.position);
+        let root = two_hand_root(&start, l, r);
+        if let Ok(mut rt) = scene.world.get::<&mut NetworkRoot>(scene.root) {
+            rt.0 = root;
+        }
+        return;
+    }
+    let root = scene.stage_from_root();
+    for hand in Hand::BOTH {
+        if let Some(GrabTarget::Block { entity, grip_from_block }) = scene.hands[hand_slot(hand)].grab {
+            let stage_from_block = grip_transform(&input.hand(hand).grip) * grip_from_block;
+            if let Ok(mut l) = scene.world.get::<&mut Local>(entity) {
+                l.0 = root.inverse() * stage_from_block;
+            }
+        }
+    }
+}
+
+/// The root after the hands moved from `start` to `left`, `right`: scaled by the change of their
+/// distance, turned about +Y by the change of their horizontal direction, about their midpoint.
+pub fn two_hand_root(start: &TwoHandGrab, left: Vec3, right: Vec3) -> Transform {
+    let (d0, d1) = (start.right - start.left, right - left);
+    let scale = if d0.length() > 1e-3 { (d1.length() / d0.length()).clamp(0.05, 20.0) } else { 1.0 };
+    let angle = |d: Vec3| (-d.z).atan2(d.x);
+    let yaw = if Vec2::new(d0.x, d0.z).length() > 1e-3 && Vec2::new(d1.x, d1.z).length() > 1e-3 {
+        angle(d1) - angle(d0)
+    } else {
+        0.0
+    };
+    let (m0, m1) = ((start.left + start.right) / 2.0, (left + right) / 2.0);
+    let about = Transform {
+        translation: m1,
+        rotation: Quat::from_rotation_y(yaw),
+        scale,
+    };
+    about * Transform::from_translation(-m0) * start.root
+}
+
+pub fn toggle_fold(world: &mut hecs::World, e: Entity) {
+    if let Ok(mut f) = world.get::<&mut Fold>(e) {
+        f.folded = !f.folded;
+    }
+}
+
+pub fn toggle_layout(world: &mut hecs::World, e: Entity) {
+    if let Ok(mut l) = world.get::<&mut Layout>(e) {
+        l.0 = match l.0 {
+            LayoutKind::Grid => LayoutKind::Linear,
+            LayoutKind::Linear => LayoutKind::Grid,
+        };
+    }
+}
+
+/// Moves every fold animation `dt` seconds on (a whole fold takes [`FOLD_SECONDS`]).
+pub fn animate_folds(world: &mut hecs::World, dt: f32) {
+    let step = (dt / FOLD_SECONDS).max(0.0);
+    for f in world.query_mut::<&mut Fold>() {
+        let target = f.target();
+        f.progress = if f.progress < target {
+            (f.progress + step).min(target)
+        } else {
+            (f.progress - step).max(target)
+        };
+    }
+}
+
+/// Whether any block is still folding or expanding.
+pub fn animating(world: &mut hecs::World) -> bool {
+    world.query_mut::<&Fold>().into_iter().any(|f| f.animating())
+}
+
+/// Every block back to its place, expanded, grid; the root to its place; grabs let go.
+pub fn reset(scene: &mut Scene) {
+    for (layout, fold) in scene.world.query_mut::<(&mut Layout, &mut Fold)>() {
+        layout.0 = LayoutKind::Grid;
+        *fold = Fold::default();
+    }
+    for h in &mut scene.hands {
+        if h.grab.is_some() {
+            h.grab = Some(GrabTarget::Nothing);
+        }
+    }
+    scene.two_hand = None;
+    scene.arrange();
+}
+
+fn specs(scene: &Scene) -> Vec<BlockSpec> {
+    scene
+        .blocks
+        .iter()
+        .filter_map(|&e| scene.world.get::<&Block>(e).ok().map(|b| b.spec.clone()))
+        .collect()
+}
+
+/// Selects neuron `n` (or nothing) and fills the inspect panel from the model's neuron query.
+pub fn select(scene: &mut Scene, net: &Network, n: Option<NeuronRef>) -> Result<(), NnError> {
+    let panel = match &n {
+        Some(n) => Some(inspect::explain(net, &specs(scene), n)?),
+        None => None,
+    };
+    let old: Vec<Entity> = scene.world.query_mut::<(Entity, &Selected)>().into_iter().map(|(e, _)| e).collect();
+    for e in old {
+        let _ = scene.world.remove_one::<Selected>(e);
+    }
+    if let Some(n) = &n
+        && let Some(e) = scene.block_entity(n.block)
+    {
+        let _ = scene.world.insert_one(e, Selected { index: n.index.clone() });
+    }
+    if let Ok(mut p) = scene.world.get::<&mut InspectPanel>(scene.panel) {
+        p.0 = panel;
+    }
+    scene.selection = n;
+    Ok(())
+}
+
+/// One step back from the selected neuron: selects its strongest input (largest
+/// |weight × activation|, or its only input) where that input is displayed. Returns whether the
+/// selection moved (not at the input, not without a selection).
+pub fn trace(scene: &mut Scene, net: &Network) -> Result<bool, NnError> {
+    let Some(panel) = scene.panel() else { return Ok(false) };
+    let Some(next) = panel.inputs.iter().find_map(|i| i.shown.clone()) else { return Ok(false) };
+    select(scene, net, Some(next))?;
+    Ok(true)
+}
+
+/// Re-explains the selection (after the activations or weights changed: new input, checkpoint).
+pub fn refresh_selection(scene: &mut Scene, net: &Network) -> Result<(), NnError> {
+    let n = scene.selection.clone();
+    select(scene, net, n)
+}

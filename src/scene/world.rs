@@ -1,0 +1,430 @@
+//! The scene's hecs world: one entity per displayed block, the network root and the inspect panel,
+//! and the rapier colliders that follow the blocks.
+
+use glam::{Mat4, Quat, Vec3};
+use hecs::{Entity, World};
+use rapier3d::prelude::ColliderHandle;
+
+use super::inspect::Panel;
+use super::layout::{self, BlockSpec, LayerPlacement, LayoutKind};
+use super::picking::Picking;
+use super::room::{self, Scale, Stage};
+use super::transform::Transform;
+use crate::input::Hand;
+use crate::nn::{Activations, Model, Weights};
+
+/// What the systems read about the network: its structure, weights and current activations.
+#[derive(Clone, Copy)]
+pub struct Network<'a> {
+    pub model: &'a Model,
+    pub weights: &'a Weights,
+    pub acts: &'a Activations,
+}
+
+/// A displayed block: its position among the blocks (0 = the input) and what it shows.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub index: usize,
+    pub spec: BlockSpec,
+}
+
+/// `root_from_block`: where the block stands on the network root.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Local(pub Transform);
+
+/// `stage_from_block` (= `stage_from_root * root_from_block`), updated by [`sync`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed(pub Transform);
+
+/// Grid or linear arrangement of the block's tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout(pub LayoutKind);
+
+/// How long a fold or expand takes.
+pub const FOLD_SECONDS: f32 = 0.25;
+
+/// Folded or not, and where the animation is: `progress` runs from 0 (expanded) to 1 (folded)
+/// towards `folded` in [`FOLD_SECONDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Fold {
+    pub folded: bool,
+    pub progress: f32,
+}
+
+impl Fold {
+    pub fn target(&self) -> f32 {
+        if self.folded { 1.0 } else { 0.0 }
+    }
+    pub fn animating(&self) -> bool {
+        self.progress != self.target()
+    }
+}
+
+/// The block's current arrangement in block space (fold and layout applied) and its bounds
+/// there; rebuilt by [`sync`] when `key` (layout, fold progress) changes.
+#[derive(Debug, Clone)]
+pub struct Geometry {
+    pub local: LayerPlacement,
+    pub min: Vec3,
+    pub max: Vec3,
+    key: Option<(LayoutKind, u32)>,
+}
+
+/// The block can be grabbed.
+#[derive(Debug, Clone, Copy)]
+pub struct Grabbable;
+
+/// Pointed at by at least one hand this frame; `neuron` is the one under the first hand's ray.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hovered {
+    pub hands: Vec<Hand>,
+    pub neuron: Option<Vec<usize>>,
+}
+
+/// Holds the selected neuron.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selected {
+    pub index: Vec<usize>,
+}
+
+/// The block's collider.
+#[derive(Debug, Clone, Copy)]
+pub struct Body(pub ColliderHandle);
+
+/// The network root: one transform places the whole network in the stage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NetworkRoot(pub Transform);
+
+/// The inspect panel's content: the selected neuron explained, if any.
+#[derive(Debug, Clone, Default)]
+pub struct InspectPanel(pub Option<Panel>);
+
+/// A neuron as shown: which block, and its index in the block's shape (`[c, y, x]` or `[i]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NeuronRef {
+    pub block: usize,
+    pub index: Vec<usize>,
+}
+
+/// A checkpoint of the model's timeline whose weights are shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRef {
+    pub index: usize,
+    pub label: String,
+}
+
+/// What a hand's ray hits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PickHit {
+    pub entity: Entity,
+    pub block: usize,
+    /// Distance along the ray and the point hit (stage space).
+    pub distance: f32,
+    pub point: Vec3,
+    /// The neuron under the ray; `None` in the gaps between tiles or cubes.
+    pub neuron: Option<Vec<usize>>,
+}
+
+/// What a hand holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GrabTarget {
+    /// A block, which keeps this pose relative to the grip.
+    Block { entity: Entity, grip_from_block: Transform },
+    /// Squeezing in empty space: with the other hand squeezing too, the network root is held.
+    Nothing,
+}
+
+/// Both hands on the network: the hands' positions and the root when the second hand closed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TwoHandGrab {
+    pub left: Vec3,
+    pub right: Vec3,
+    pub root: Transform,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HandState {
+    pub hover: Option<PickHit>,
+    pub grab: Option<GrabTarget>,
+    /// Where the ray was cast from and where it ends (its hit, or [`RAY_LENGTH`] away).
+    pub ray: Option<(Vec3, Vec3)>,
+}
+
+/// Rays that hit nothing are drawn this long; picking looks this far.
+pub const RAY_LENGTH: f32 = 10.0;
+
+/// The whole scene state. The hecs world holds the blocks, the root and the panel; the rest is
+/// per-hand interaction state and settings.
+pub struct Scene {
+    pub world: World,
+    pub picking: Picking,
+    pub root: Entity,
+    pub panel: Entity,
+    /// Block entities in display order (`Block::index`).
+    pub blocks: Vec<Entity>,
+    pub stage: Stage,
+    pub scale: Scale,
+    pub hands: [HandState; 2],
+    pub two_hand: Option<TwoHandGrab>,
+    /// The selected neuron (its block also has [`Selected`]).
+    pub selection: Option<NeuronRef>,
+    /// The checkpoint whose weights are shown; `None`: the model's final weights.
+    pub checkpoint: Option<CheckpointRef>,
+}
+
+impl Scene {
+    /// Spawns the blocks of `model`, arranged for `scale` in `stage`.
+    pub fn new(model: &Model, stage: Stage, scale: Scale) -> Scene {
+        let mut world = World::new();
+        let mut picking = Picking::default();
+        let root = world.spawn((NetworkRoot(Transform::IDENTITY),));
+        let panel = world.spawn((InspectPanel(None),));
+        let specs = layout::blocks(model);
+        let mut blocks = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.into_iter().enumerate() {
+            let e = world.spawn((
+                Block { index, spec },
+                Local(Transform::IDENTITY),
+                Placed(Transform::IDENTITY),
+                Layout(LayoutKind::Grid),
+                Fold::default(),
+                Grabbable,
+            ));
+            let body = picking.add(e);
+            let _ = world.insert_one(e, Body(body));
+            blocks.push(e);
+        }
+        let mut scene = Scene {
+            world,
+            picking,
+            root,
+            panel,
+            blocks,
+            stage,
+            scale,
+            hands: Default::default(),
+            two_hand: None,
+            selection: None,
+            checkpoint: None,
+        };
+        scene.arrange();
+        scene
+    }
+
+    /// Puts every block back on its path place (walk-in) or row (tabletop) for the current scale,
+    /// sizes taken from the blocks' default (grid, expanded) arrangement.
+    pub fn arrange(&mut self) {
+        let sizes: Vec<_> = self
+            .blocks
+            .iter()
+            .map(|&e| {
+                let b = self.world.get::<&Block>(e).expect("block entity");
+                layout::local_placement(&b.spec, LayoutKind::Grid, 0.0).size
+            })
+            .collect();
+        let (stage_from_root, root_from_blocks) = room::arrange(&sizes, &self.stage, self.scale);
+        if let Ok(mut r) = self.world.get::<&mut NetworkRoot>(self.root) {
+            r.0 = stage_from_root;
+        }
+        for (&e, t) in self.blocks.iter().zip(root_from_blocks) {
+            if let Ok(mut l) = self.world.get::<&mut Local>(e) {
+                l.0 = t;
+            }
+        }
+        sync(&mut self.world, &mut self.picking);
+    }
+
+    /// Switches between walk-in and tabletop scale (re-arranging the blocks).
+    pub fn set_scale(&mut self, scale: Scale) {
+        self.scale = scale;
+        self.arrange();
+    }
+
+    pub fn block_entity(&self, block: usize) -> Option<Entity> {
+        self.blocks.get(block).copied()
+    }
+
+    pub fn stage_from_root(&self) -> Transform {
+        self.world.get::<&NetworkRoot>(self.root).map(|r| r.0).unwrap_or_default()
+    }
+
+    /// `stage_from_block` of block `block`.
+    pub fn placed(&self, block: usize) -> Option<Transform> {
+        let e = self.block_entity(block)?;
+        self.world.get::<&Placed>(e).ok().map(|p| p.0)
+    }
+
+    /// Block `block`'s current arrangement in block space.
+    pub fn geometry(&self, block: usize) -> Option<Geometry> {
+        let e = self.block_entity(block)?;
+        self.world.get::<&Geometry>(e).ok().map(|g| (*g).clone())
+    }
+
+    /// Block `block` as it stands now, in stage space.
+    pub fn placement(&self, block: usize) -> Option<LayerPlacement> {
+        let (g, p) = (self.geometry(block)?, self.placed(block)?);
+        Some(layout::transformed(&g.local, p.to_mat4(), p.scale))
+    }
+
+    /// Stage-space bounds (min, max) of block `block`'s current box.
+    pub fn bounds(&self, block: usize) -> Option<(Vec3, Vec3)> {
+        let (g, p) = (self.geometry(block)?, self.placed(block)?);
+        Some(box_bounds(&p, g.min, g.max))
+    }
+
+    pub fn panel(&self) -> Option<Panel> {
+        self.world.get::<&InspectPanel>(self.panel).ok().and_then(|p| p.0.clone())
+    }
+
+    /// The entity and block index a hand holds, if it holds a block.
+    pub fn grabbed(&self, hand: Hand) -> Option<(Entity, usize)> {
+        match self.hands[hand_slot(hand)].grab {
+            Some(GrabTarget::Block { entity, .. }) => {
+                let b = self.world.get::<&Block>(entity).ok()?;
+                Some((entity, b.index))
+            }
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn hand_slot(hand: Hand) -> usize {
+    match hand {
+        Hand::Left => 0,
+        Hand::Right => 1,
+    }
+}
+
+/// Stage-space axis-aligned bounds of the block-space box `min..max` placed by `t`.
+pub fn box_bounds(t: &Transform, min: Vec3, max: Vec3) -> (Vec3, Vec3) {
+    let mut lo = Vec3::splat(f32::INFINITY);
+    let mut hi = Vec3::splat(f32::NEG_INFINITY);
+    for k in 0..8 {
+        let c = Vec3::new(
+            if k & 1 == 0 { min.x } else { max.x },
+            if k & 2 == 0 { min.y } else { max.y },
+            if k & 4 == 0 { min.z } else { max.z },
+        );
+        let p = t.transform_point(c);
+        (lo, hi) = (lo.min(p), hi.max(p));
+    }
+    (lo, hi)
+}
+
+/// Brings every block's geometry (after layout/fold changes), stage placement (after root or
+/// block moves) and collider up to date, then the picking structure.
+pub fn sync(world: &mut World, picking: &mut Picking) {
+    let root = world
+        .query_mut::<&NetworkRoot>()
+        .into_iter()
+        .next()
+        .map(|r| r.0)
+        .unwrap_or_default();
+    let mut missing = Vec::new();
+    for (e, (block, local, placed, layout, fold, geometry, body)) in world
+        .query_mut::<(Entity, (&Block, &Local, &mut Placed, &Layout, &Fold, Option<&mut Geometry>, &Body))>()
+        .into_iter()
+        .map(|(e, rest)| (e, rest))
+    {
+        let key = Some((layout.0, fold.progress.to_bits()));
+        let fresh;
+        let g = match geometry {
+            Some(g) if g.key == key => &*g,
+            Some(g) => {
+                *g = build_geometry(&block.spec, layout.0, fold.progress);
+                &*g
+            }
+            None => {
+                fresh = build_geometry(&block.spec, layout.0, fold.progress);
+                missing.push((e, fresh.clone()));
+                &fresh
+            }
+        };
+        placed.0 = root * local.0;
+        let center = placed.0.transform_point((g.min + g.max) / 2.0);
+        let half = (g.max - g.min) / 2.0 * placed.0.scale;
+        picking.set_box(body.0, center, placed.0.rotation, half);
+    }
+    for (e, g) in missing {
+        let _ = world.insert_one(e, g);
+    }
+    picking.refresh();
+}
+
+fn build_geometry(spec: &BlockSpec, kind: LayoutKind, fold: f32) -> Geometry {
+    let local = layout::local_placement(spec, kind, fold);
+    let (min, max) = layout::extent(&local);
+    Geometry {
+        local,
+        min,
+        max,
+        key: Some((kind, fold.to_bits())),
+    }
+}
+
+/// The neuron of block-space geometry `local` under the ray `origin + t·dir` (block space), and
+/// its `t`: the nearest tile cell or cube the ray passes through.
+pub fn neuron_under_ray(local: &LayerPlacement, origin: Vec3, dir: Vec3) -> Option<(Vec<usize>, f32)> {
+    let mut best: Option<(Vec<usize>, f32)> = None;
+    let mut consider = |index: Vec<usize>, t: f32| {
+        if t >= 0.0 && best.as_ref().is_none_or(|(_, b)| t < *b) {
+            best = Some((index, t));
+        }
+    };
+    for tile in &local.tiles {
+        let tile_from_block = tile.world_from_tile.inverse();
+        let o = tile_from_block.transform_point3(origin);
+        let d = tile_from_block.transform_vector3(dir);
+        if d.z.abs() < 1e-9 {
+            continue;
+        }
+        let t = -o.z / d.z;
+        let p = o + d * t;
+        if p.x.abs() > 0.5 || p.y.abs() > 0.5 {
+            continue;
+        }
+        let col = (((p.x + 0.5) * tile.w as f32) as usize).min(tile.w - 1);
+        let row = (((0.5 - p.y) * tile.h as f32) as usize).min(tile.h - 1);
+        consider(vec![tile.channel, row, col], t);
+    }
+    for n in &local.neurons {
+        let half = Vec3::splat(n.size / 2.0);
+        if let Some(t) = ray_box(origin, dir, n.center - half, n.center + half) {
+            consider(vec![n.index], t);
+        }
+    }
+    best
+}
+
+/// Entry distance of a ray into an axis-aligned box (0 when it starts inside).
+fn ray_box(origin: Vec3, dir: Vec3, min: Vec3, max: Vec3) -> Option<f32> {
+    let inv = dir.recip();
+    let (a, b) = ((min - origin) * inv, (max - origin) * inv);
+    let (near, far) = (a.min(b).max_element(), a.max(b).min_element());
+    (near <= far && far >= 0.0 && !near.is_nan()).then_some(near.max(0.0))
+}
+
+/// Maps the unit quad (−0.5..0.5, facing +Z) onto rows `y` and columns `x` (inclusive) of a tile,
+/// lifted a little off the tile so it draws in front of it.
+pub fn cell_quad(tile: &layout::TileRect, y: (usize, usize), x: (usize, usize)) -> Mat4 {
+    let (w, h) = (tile.w as f32, tile.h as f32);
+    let x0 = x.0 as f32 / w - 0.5;
+    let x1 = (x.1 + 1) as f32 / w - 0.5;
+    let y0 = 0.5 - y.0 as f32 / h;
+    let y1 = 0.5 - (y.1 + 1) as f32 / h;
+    tile.world_from_tile
+        * Mat4::from_translation(Vec3::new((x0 + x1) / 2.0, (y0 + y1) / 2.0, HIGHLIGHT_LIFT))
+        * Mat4::from_scale(Vec3::new(x1 - x0, y0 - y1, 1.0))
+}
+
+/// A quad on the front face of a neuron cube.
+pub fn cube_quad(cube: &layout::NeuronCube) -> Mat4 {
+    Mat4::from_scale_rotation_translation(
+        Vec3::new(cube.size, cube.size, 1.0),
+        Quat::IDENTITY,
+        cube.center + Vec3::new(0.0, 0.0, cube.size / 2.0 + HIGHLIGHT_LIFT),
+    )
+}
+
+/// How far highlight quads stand in front of what they mark (block space, meters).
+pub const HIGHLIGHT_LIFT: f32 = 0.002;
