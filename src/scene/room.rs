@@ -32,9 +32,9 @@ impl Default for Stage {
 }
 
 /// Distance from the user to the input block (walk-in).
-pub const WALK_IN_START: f32 = 1.0;
+pub const WALK_IN_START: f32 = 0.5;
 /// Block centers keep this far from the stage edges where they can.
-pub const STAGE_MARGIN: f32 = 0.25;
+pub const STAGE_MARGIN: f32 = 0.15;
 /// Lowest edge of a block above the floor.
 pub const MIN_CLEARANCE: f32 = 0.3;
 /// Tabletop: the network's width fits in this many meters...

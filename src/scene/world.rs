@@ -428,3 +428,73 @@ pub fn cube_quad(cube: &layout::NeuronCube) -> Mat4 {
 
 /// How far highlight quads stand in front of what they mark (block space, meters).
 pub const HIGHLIGHT_LIFT: f32 = 0.002;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Shape, Source};
+
+    fn spec(shape: Shape) -> BlockSpec {
+        BlockSpec {
+            source: Source::Layer(0),
+            name: "b".into(),
+            shape,
+            layers: vec![0],
+        }
+    }
+
+    /// Center of pixel (y, x) of `tile`, in the tile's space.
+    fn pixel(tile: &layout::TileRect, y: usize, x: usize) -> Vec3 {
+        let u = (x as f32 + 0.5) / tile.w as f32 - 0.5;
+        let v = 0.5 - (y as f32 + 0.5) / tile.h as f32;
+        tile.world_from_tile.transform_point3(Vec3::new(u, v, 0.0))
+    }
+
+    #[test]
+    fn a_ray_through_a_pixel_resolves_to_its_channel_row_and_column() {
+        for kind in [LayoutKind::Grid, LayoutKind::Linear] {
+            let local = layout::local_placement(&spec(Shape::Chw(5, 6, 4)), kind, 0.0);
+            for (c, y, x) in [(0, 0, 0), (3, 5, 3), (4, 2, 1)] {
+                let p = pixel(&local.tiles[c], y, x);
+                // Straight on and at a slant.
+                for from in [p + Vec3::Z, p + Vec3::new(0.3, -0.2, 0.5)] {
+                    let (index, t) = neuron_under_ray(&local, from, p - from).unwrap();
+                    assert_eq!(index, vec![c, y, x], "{kind:?} from {from}");
+                    assert!((t - 1.0).abs() < 1e-4);
+                }
+            }
+            // Between two tiles: nothing.
+            let gap = (local.tiles[0].world_from_tile.transform_point3(Vec3::new(0.5, 0.0, 0.0))
+                + local.tiles[1].world_from_tile.transform_point3(Vec3::new(-0.5, 0.0, 0.0)))
+                / 2.0;
+            assert!(neuron_under_ray(&local, gap + Vec3::Z, Vec3::NEG_Z).is_none());
+        }
+    }
+
+    #[test]
+    fn a_folded_stack_answers_with_its_front_tile_and_cubes_by_index() {
+        let local = layout::local_placement(&spec(Shape::Chw(4, 3, 3)), LayoutKind::Grid, 1.0);
+        let (index, _) = neuron_under_ray(&local, Vec3::new(0.0, 0.0, 1.0), Vec3::NEG_Z).unwrap();
+        assert_eq!(index, vec![0, 1, 1]);
+        // From behind, the back tile is nearest.
+        let (index, _) = neuron_under_ray(&local, Vec3::new(0.0, 0.0, -1.0), Vec3::Z).unwrap();
+        assert_eq!(index, vec![3, 1, 1]);
+        let flat = layout::local_placement(&spec(Shape::Flat(40)), LayoutKind::Grid, 0.0);
+        for n in &flat.neurons {
+            let from = n.center + Vec3::new(0.05, 0.05, 1.0);
+            assert_eq!(neuron_under_ray(&flat, from, n.center - from).unwrap().0, vec![n.index]);
+        }
+    }
+
+    #[test]
+    fn cell_quads_cover_exactly_the_cells() {
+        let local = layout::local_placement(&spec(Shape::Chw(2, 10, 10)), LayoutKind::Grid, 0.0);
+        let t = &local.tiles[1];
+        let q = cell_quad(t, (2, 4), (0, 9));
+        let top_left = q.transform_point3(Vec3::new(-0.5, 0.5, 0.0));
+        let bottom_right = q.transform_point3(Vec3::new(0.5, -0.5, 0.0));
+        let want_tl = t.world_from_tile.transform_point3(Vec3::new(-0.5, 0.5 - 0.2, HIGHLIGHT_LIFT));
+        let want_br = t.world_from_tile.transform_point3(Vec3::new(0.5, 0.5 - 0.5, HIGHLIGHT_LIFT));
+        assert!((top_left - want_tl).length() < 1e-6 && (bottom_right - want_br).length() < 1e-6);
+    }
+}
