@@ -8,19 +8,11 @@ use rapier3d::prelude::{ColliderBuilder, ColliderHandle, PhysicsWorld, QueryFilt
 /// still have something to hit.
 pub const MIN_HALF_EXTENT: f32 = 0.005;
 
+#[derive(Default)]
 pub struct Picking {
     physics: PhysicsWorld,
     /// Colliders changed since the last [`Picking::refresh`].
     stale: bool,
-}
-
-impl Default for Picking {
-    fn default() -> Self {
-        Picking {
-            physics: PhysicsWorld::default(),
-            stale: false,
-        }
-    }
 }
 
 impl Picking {

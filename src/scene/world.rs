@@ -323,8 +323,6 @@ pub fn sync(world: &mut World, picking: &mut Picking) {
     let mut missing = Vec::new();
     for (e, (block, local, placed, layout, fold, geometry, body)) in world
         .query_mut::<(Entity, (&Block, &Local, &mut Placed, &Layout, &Fold, Option<&mut Geometry>, &Body))>()
-        .into_iter()
-        .map(|(e, rest)| (e, rest))
     {
         let key = Some((layout.0, fold.progress.to_bits()));
         let fresh;
