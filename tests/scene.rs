@@ -438,3 +438,50 @@ fn menu_resets_moves_folds_and_layouts() {
         assert_eq!(p.scene.bounds(b).unwrap(), *want, "block {b}");
     }
 }
+
+#[test]
+fn the_render_read_out_places_every_tile_and_cube_in_its_block() {
+    let demo = Demo::load();
+    let mut p = Player::new(&demo);
+    let c = p.scene.placed(CONV2).unwrap().translation;
+    p.aim(Hand::Right, in_front(&p.scene, CONV2, c, 0.4), c);
+    p.click(Hand::Right, fold);
+    p.wait(0.1); // mid-animation
+    let draw = scene::scene_draw(&p.scene);
+    assert_eq!(draw.blocks.len(), 8);
+    // The renderer's own draw list accepts the placements as they are: one instance per tile/cube.
+    let list = netwalk::gfx::NetworkDraw::new(&demo.model, &demo.acts, &draw.placements()).list;
+    let flat = netwalk::gfx::NetworkDraw::new(&demo.model, &demo.acts, &scene::layout(&demo.model, LayoutKind::Grid)).list;
+    assert_eq!((list.tiles.len(), list.cubes.len()), (flat.tiles.len(), flat.cubes.len()));
+    for (k, b) in draw.blocks.iter().enumerate() {
+        let (lo, hi) = b.bounds;
+        let inside = |q: Vec3| q.cmpge(lo - 1e-4).all() && q.cmple(hi + 1e-4).all();
+        for t in &b.placement.tiles {
+            for corner in [Vec3::new(-0.5, -0.5, 0.0), Vec3::new(0.5, 0.5, 0.0)] {
+                assert!(inside(t.world_from_tile.transform_point3(corner)), "block {k}");
+            }
+        }
+        assert!(b.placement.neurons.iter().all(|n| inside(n.center)), "block {k}");
+        assert_eq!(b.stage_from_block, p.scene.placed(k).unwrap().to_mat4());
+    }
+    assert!(draw.blocks[CONV2].fold > 0.0 && draw.blocks[CONV2].fold < 1.0 && draw.blocks[CONV2].hovered);
+    assert_eq!(draw.rays.len(), 1);
+    let ray = draw.rays[0];
+    assert!(ray.hit && (ray.end - ray.origin).length() < 0.5);
+}
+
+#[test]
+fn entering_a_block_asks_for_one_haptic_pulse() {
+    let demo = Demo::load();
+    let mut scene = demo.scene();
+    let c = scene.placed(POOL1).unwrap().translation;
+    let mut s = InputSnapshot::default();
+    let h = s.hand_mut(Hand::Left);
+    h.tracked = true;
+    h.aim = Pose::looking_at(in_front(&scene, POOL1, c, 0.3), c).unwrap();
+    let prev = InputSnapshot::default();
+    let first = update(&mut scene, &demo.net(), &s, &prev, 0.01).unwrap();
+    assert_eq!(first.haptic, vec![Hand::Left]);
+    let again = update(&mut scene, &demo.net(), &s, &s, 0.01).unwrap();
+    assert!(again.haptic.is_empty());
+}
