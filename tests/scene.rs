@@ -485,3 +485,67 @@ fn entering_a_block_asks_for_one_haptic_pulse() {
     let again = update(&mut scene, &demo.net(), &s, &s, 0.01).unwrap();
     assert!(again.haptic.is_empty());
 }
+
+fn names(scene: &Scene) -> Vec<String> {
+    scene
+        .blocks
+        .iter()
+        .map(|&e| scene.world.get::<&netwalk::scene::world::Block>(e).unwrap().spec.name.clone())
+        .collect()
+}
+
+#[test]
+fn a_block_expands_into_its_steps_and_folds_back() {
+    let demo = Demo::load();
+    let mut p = Player::new(&demo);
+    let fresh: Vec<_> = (0..p.scene.blocks.len()).map(|b| p.scene.bounds(b).unwrap()).collect();
+    let m = &demo.model;
+    // Select a conv1+relu1 neuron, then flick down on the block.
+    let target = pixel(&p.scene, CONV1, 2, 10, 11);
+    p.aim(Hand::Right, in_front(&p.scene, CONV1, target, 0.4), target);
+    p.click(Hand::Right, select);
+    let value = p.scene.panel().unwrap().activation;
+    p.set(Hand::Right, |h| h.thumbstick.y = -1.0);
+    p.set(Hand::Right, |h| h.thumbstick.y = 0.0);
+    assert_eq!(
+        names(&p.scene),
+        ["image", "conv1", "relu1", "pool1", "conv2+relu2", "pool2", "fc1+relu3", "fc2", "softmax"]
+    );
+    // Side by side where the block stood, facing the same way.
+    let (a, b) = (p.scene.placed(1).unwrap(), p.scene.placed(2).unwrap());
+    let old = (fresh[CONV1].0 + fresh[CONV1].1) / 2.0;
+    assert!(((a.translation + b.translation) / 2.0 - old).length() < 1e-4);
+    assert!(a.rotation.angle_between(b.rotation) < 1e-5);
+    let side = a.rotation.inverse() * (b.translation - a.translation);
+    assert!(side.x > 0.9 && side.y.abs() < 1e-4 && side.z.abs() < 1e-4, "{side}");
+    // The selection moved to the step showing the same values (relu1), the panel re-explained.
+    assert_eq!(p.scene.selection, Some(NeuronRef { block: 2, index: vec![2, 10, 11] }));
+    let panel = p.scene.panel().unwrap();
+    assert_eq!((panel.layer.as_str(), panel.activation), ("relu1", value));
+    assert_eq!(panel.inputs[0].shown, Some(NeuronRef { block: 1, index: vec![2, 10, 11] }));
+    // The conv step shows the conv's own values.
+    let conv_pixel = pixel(&p.scene, 1, 2, 10, 11);
+    p.aim(Hand::Right, in_front(&p.scene, 1, conv_pixel, 0.4), conv_pixel);
+    p.click(Hand::Right, select);
+    let panel = p.scene.panel().unwrap();
+    let conv1 = m.layer_index("conv1").unwrap();
+    assert_eq!(panel.layer, "conv1");
+    assert_eq!(Some(panel.activation), panel.pre_activation);
+    assert_eq!(panel.activation, demo.acts.layers[conv1][(2 * 28 + 10) * 28 + 11]);
+    // Flick down on a step: the block again, where it was.
+    p.set(Hand::Right, |h| h.thumbstick.y = -1.0);
+    p.set(Hand::Right, |h| h.thumbstick.y = 0.0);
+    assert_eq!(names(&p.scene).len(), 8);
+    assert_eq!(p.scene.selection, Some(NeuronRef { block: CONV1, index: vec![2, 10, 11] }));
+    for (k, want) in fresh.iter().enumerate() {
+        let got = p.scene.bounds(k).unwrap();
+        assert!((got.0 - want.0).length() < 1e-4 && (got.1 - want.1).length() < 1e-4, "block {k}");
+    }
+    // Single-layer blocks have no steps; the menu folds any expanded block back.
+    assert!(!systems::toggle_steps(&mut p.scene, &demo.net(), POOL1).unwrap());
+    assert!(systems::toggle_steps(&mut p.scene, &demo.net(), FC1).unwrap());
+    assert_eq!(names(&p.scene)[FC1..FC1 + 2], ["fc1", "relu3"]);
+    p.click(Hand::Right, menu);
+    assert_eq!(names(&p.scene)[FC1], "fc1+relu3");
+    assert_eq!(p.scene.picking.len(), 8);
+}

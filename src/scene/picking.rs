@@ -25,6 +25,22 @@ impl Picking {
         self.physics.insert_collider(c, None)
     }
 
+    /// How many colliders there are.
+    pub fn len(&self) -> usize {
+        self.physics.colliders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.physics.colliders.is_empty()
+    }
+
+    /// Removes a collider (its entity is gone).
+    pub fn remove(&mut self, handle: ColliderHandle) {
+        if self.physics.remove_collider(handle).is_some() {
+            self.stale = true;
+        }
+    }
+
     /// Makes `handle` the box centered at `center`, turned by `rotation`, with the given half extents.
     pub fn set_box(&mut self, handle: ColliderHandle, center: Vec3, rotation: Quat, half: Vec3) {
         let Some(c) = self.physics.colliders.get_mut(handle) else { return };

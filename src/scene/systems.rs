@@ -7,7 +7,8 @@
 //! by the change of the hands' distance and turned about +Y by the change of their direction);
 //! `fold` folds/expands and `layout` switches grid/linear of the pointed-at block; `menu` resets
 //! the layout; a thumbstick flick left walks the selection back to its strongest input (trace),
-//! a flick right switches walk-in/tabletop scale.
+//! a flick right switches walk-in/tabletop scale, a flick down expands the pointed-at block into
+//! its steps (`conv1+relu1` → `conv1`, `relu1`) or folds a step back into its block.
 
 use glam::{Quat, Vec2, Vec3};
 use hecs::Entity;
@@ -17,12 +18,12 @@ use super::layout::{BlockSpec, LayoutKind};
 use super::room::Scale;
 use super::transform::Transform;
 use super::world::{
-    Block, Fold, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, Network, NetworkRoot, NeuronRef,
-    PickHit, Placed, RAY_LENGTH, Scene, Selected, TwoHandGrab, Geometry, FOLD_SECONDS, hand_slot, neuron_under_ray,
-    sync,
+    Block, FOLD_SECONDS, Fold, Geometry, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, Network,
+    NetworkRoot, NeuronRef, PickHit, Placed, RAY_LENGTH, Scene, Selected, StepOf, TwoHandGrab, hand_slot,
+    neuron_under_ray, spawn_block, sync,
 };
 use crate::input::{Button, Hand, InputSnapshot, Pose};
-use crate::nn::NnError;
+use crate::nn::{NnError, Source};
 
 /// Thumbstick deflection that counts as a flick.
 pub const FLICK: f32 = 0.7;
@@ -45,13 +46,20 @@ pub fn update(
 ) -> Result<FrameEvents, NnError> {
     let mut events = FrameEvents::default();
     if Hand::BOTH.iter().any(|&h| input.pressed(prev, h, Button::Menu)) {
-        reset(scene);
+        reset(scene, net)?;
     }
     hover(scene, input, &mut events);
     grab(scene, input, prev);
     for hand in Hand::BOTH {
         let target = scene.hands[hand_slot(hand)].hover.as_ref().map(|h| h.entity);
         if let Some(e) = target {
+            if input.flicked(prev, hand, Vec2::NEG_Y, FLICK) {
+                let block = scene.world.get::<&Block>(e).map(|b| b.index).ok();
+                if let Some(block) = block {
+                    toggle_steps(scene, net, block)?;
+                }
+                continue;
+            }
             if input.pressed(prev, hand, Button::Fold) {
                 toggle_fold(&mut scene.world, e);
             }
@@ -263,8 +271,12 @@ pub fn animating(world: &mut hecs::World) -> bool {
     world.query_mut::<&Fold>().into_iter().any(|f| f.animating())
 }
 
-/// Every block back to its place, expanded, grid; the root to its place; grabs let go.
-pub fn reset(scene: &mut Scene) {
+/// Every block back to its place, expanded, grid, steps folded back into their blocks; the root
+/// to its place; grabs let go.
+pub fn reset(scene: &mut Scene, net: &Network) -> Result<(), NnError> {
+    while let Some(k) = (0..scene.blocks.len()).find(|&k| scene.world.get::<&StepOf>(scene.blocks[k]).is_ok()) {
+        toggle_steps(scene, net, k)?;
+    }
     for (layout, fold) in scene.world.query_mut::<(&mut Layout, &mut Fold)>() {
         layout.0 = LayoutKind::Grid;
         *fold = Fold::default();
@@ -276,6 +288,7 @@ pub fn reset(scene: &mut Scene) {
     }
     scene.two_hand = None;
     scene.arrange();
+    Ok(())
 }
 
 fn specs(scene: &Scene) -> Vec<BlockSpec> {
@@ -322,4 +335,124 @@ pub fn trace(scene: &mut Scene, net: &Network) -> Result<bool, NnError> {
 pub fn refresh_selection(scene: &mut Scene, net: &Network) -> Result<(), NnError> {
     let n = scene.selection.clone();
     select(scene, net, n)
+}
+
+/// Gap between the steps of an expanded block, side by side (meters, block space).
+pub const STEP_GAP: f32 = 0.1;
+
+/// Expands block `block` into its steps (`conv1+relu1` → `conv1`, `relu1`: one block per layer,
+/// side by side where the block stood, the last step showing the block's values), or folds a
+/// step back into its block. Returns whether anything changed (single-layer blocks have no
+/// steps). Block indices after it shift; the selection follows its neuron.
+pub fn toggle_steps(scene: &mut Scene, net: &Network, block: usize) -> Result<bool, NnError> {
+    let Some(e) = scene.block_entity(block) else { return Ok(false) };
+    let group = scene.world.get::<&StepOf>(e).ok().map(|s| s.0.clone());
+    match group {
+        Some(group) => merge_steps(scene, net, &group),
+        None => split_steps(scene, net, block),
+    }
+}
+
+fn split_steps(scene: &mut Scene, net: &Network, block: usize) -> Result<bool, NnError> {
+    let e = scene.blocks[block];
+    let spec = scene.world.get::<&Block>(e).expect("block entity").spec.clone();
+    if spec.layers.len() < 2 {
+        return Ok(false);
+    }
+    let local = scene.world.get::<&Local>(e).map(|l| l.0).unwrap_or_default();
+    let kind = scene.world.get::<&Layout>(e).map(|l| l.0).unwrap_or_default();
+    let fold = scene.world.get::<&Fold>(e).map(|f| *f).unwrap_or_default();
+    let steps: Vec<BlockSpec> = spec
+        .layers
+        .iter()
+        .map(|&i| {
+            let l = &net.model.layers[i];
+            BlockSpec {
+                source: Source::Layer(i),
+                name: l.name.clone(),
+                shape: l.shape,
+                layers: vec![i],
+            }
+        })
+        .collect();
+    let width = super::layout::local_placement(&spec, kind, fold.progress).size.x;
+    let n = steps.len();
+    let mut spawned = Vec::with_capacity(n);
+    for (j, step) in steps.into_iter().enumerate() {
+        let x = (j as f32 - (n as f32 - 1.0) / 2.0) * (width + STEP_GAP);
+        let at = local * Transform::from_translation(Vec3::new(x, 0.0, 0.0));
+        let s = spawn_block(&mut scene.world, &mut scene.picking, Block { index: 0, spec: step }, at, kind, fold);
+        let _ = scene.world.insert_one(s, StepOf(spec.clone()));
+        spawned.push(s);
+    }
+    despawn_block(scene, e);
+    scene.blocks.splice(block..=block, spawned);
+    let shift = |b: usize| if b > block { b + n - 1 } else if b == block { block + n - 1 } else { b };
+    restructure(scene, net, shift)?;
+    Ok(true)
+}
+
+fn merge_steps(scene: &mut Scene, net: &Network, group: &BlockSpec) -> Result<bool, NnError> {
+    let members: Vec<usize> = (0..scene.blocks.len())
+        .filter(|&k| scene.world.get::<&StepOf>(scene.blocks[k]).is_ok_and(|s| s.0.name == group.name))
+        .collect();
+    let (Some(&first), Some(&last)) = (members.first(), members.last()) else { return Ok(false) };
+    let e0 = scene.blocks[first];
+    let kind = scene.world.get::<&Layout>(e0).map(|l| l.0).unwrap_or_default();
+    let fold = scene.world.get::<&Fold>(e0).map(|f| *f).unwrap_or_default();
+    // Where the steps stand now: their mean position, the first one's orientation.
+    let locals: Vec<Transform> = members
+        .iter()
+        .filter_map(|&k| scene.world.get::<&Local>(scene.blocks[k]).ok().map(|l| l.0))
+        .collect();
+    let mut at = locals[0];
+    at.translation = locals.iter().map(|l| l.translation).sum::<Vec3>() / locals.len() as f32;
+    let merged = spawn_block(
+        &mut scene.world,
+        &mut scene.picking,
+        Block { index: 0, spec: group.clone() },
+        at,
+        kind,
+        fold,
+    );
+    for &k in members.iter().rev() {
+        let e = scene.blocks.remove(k);
+        despawn_block(scene, e);
+    }
+    scene.blocks.insert(first, merged);
+    let n = members.len();
+    let shift = |b: usize| if b > last { b + 1 - n } else if b >= first { first } else { b };
+    restructure(scene, net, shift)?;
+    Ok(true)
+}
+
+fn despawn_block(scene: &mut Scene, e: Entity) {
+    if let Ok(body) = scene.world.get::<&super::world::Body>(e).map(|b| b.0) {
+        scene.picking.remove(body);
+    }
+    let _ = scene.world.despawn(e);
+}
+
+/// After blocks were replaced: renumber them, move the selection with `shift` (old block index →
+/// new), drop hovers and grabs of blocks that are gone, re-explain the selection.
+fn restructure(scene: &mut Scene, net: &Network, shift: impl Fn(usize) -> usize) -> Result<(), NnError> {
+    for (k, &e) in scene.blocks.iter().enumerate() {
+        if let Ok(mut b) = scene.world.get::<&mut Block>(e) {
+            b.index = k;
+        }
+    }
+    for h in &mut scene.hands {
+        h.hover = None;
+        if let Some(GrabTarget::Block { entity, .. }) = h.grab
+            && !scene.world.contains(entity)
+        {
+            h.grab = Some(GrabTarget::Nothing);
+        }
+    }
+    sync(&mut scene.world, &mut scene.picking);
+    let selection = scene.selection.take().map(|n| NeuronRef {
+        block: shift(n.block),
+        index: n.index,
+    });
+    select(scene, net, selection)
 }

@@ -70,6 +70,11 @@ pub struct Geometry {
     key: Option<(LayoutKind, u32)>,
 }
 
+/// On the blocks made by expanding a multi-layer block into its steps: the block they came from
+/// (folding them back makes it again).
+#[derive(Debug, Clone)]
+pub struct StepOf(pub BlockSpec);
+
 /// The block can be grabbed.
 #[derive(Debug, Clone, Copy)]
 pub struct Grabbable;
@@ -182,17 +187,14 @@ impl Scene {
         let specs = layout::blocks(model);
         let mut blocks = Vec::with_capacity(specs.len());
         for (index, spec) in specs.into_iter().enumerate() {
-            let e = world.spawn((
+            blocks.push(spawn_block(
+                &mut world,
+                &mut picking,
                 Block { index, spec },
-                Local(Transform::IDENTITY),
-                Placed(Transform::IDENTITY),
-                Layout(LayoutKind::Grid),
+                Transform::IDENTITY,
+                LayoutKind::Grid,
                 Fold::default(),
-                Grabbable,
             ));
-            let body = picking.add(e);
-            let _ = world.insert_one(e, Body(body));
-            blocks.push(e);
         }
         let mut scene = Scene {
             world,
@@ -286,6 +288,21 @@ impl Scene {
             _ => None,
         }
     }
+}
+
+/// Spawns a block entity with its collider.
+pub fn spawn_block(
+    world: &mut World,
+    picking: &mut Picking,
+    block: Block,
+    local: Transform,
+    layout: LayoutKind,
+    fold: Fold,
+) -> Entity {
+    let e = world.spawn((block, Local(local), Placed(Transform::IDENTITY), Layout(layout), fold, Grabbable));
+    let body = picking.add(e);
+    let _ = world.insert_one(e, Body(body));
+    e
 }
 
 pub(crate) fn hand_slot(hand: Hand) -> usize {
