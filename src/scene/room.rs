@@ -53,7 +53,7 @@ pub fn path_spacing(prev: Vec2, next: Vec2) -> f32 {
 ///
 /// Walk-in: the path starts [`WALK_IN_START`] in front of the user and goes away (−Z); where the
 /// next step would leave the stage (less [`STAGE_MARGIN`]) it turns right, so long networks wind
-/// around the user instead of leaving the room. Each block faces back along the path (towards
+/// around the user instead of leaving the room (one lap, see [`MAX_TURNS`]). Each block faces back along the path (towards
 /// whoever walks it from the input). Centers are at eye height, higher for blocks too tall for it.
 /// Tabletop: a left-to-right row facing the user, scaled to [`TABLE_SPAN`].
 pub fn arrange(sizes: &[Vec2], stage: &Stage, scale: Scale) -> (Transform, Vec<Transform>) {
@@ -63,22 +63,28 @@ pub fn arrange(sizes: &[Vec2], stage: &Stage, scale: Scale) -> (Transform, Vec<T
     }
 }
 
+/// Turns the walk-in path makes at most: one lap around the user. Blocks stand across the path
+/// (a block is as wide as the lap is deep), so a second lap inside the first would run through
+/// the first's blocks and the user; a network longer than a lap carries on out of the play area
+/// past its start (where tabletop scale or a two-hand grab brings it back in).
+pub const MAX_TURNS: usize = 4;
+
 fn walk_in(sizes: &[Vec2], stage: &Stage) -> Vec<Transform> {
     let limit = (stage.half_extents - STAGE_MARGIN).max(Vec2::splat(0.1));
-    let inside = |p: Vec2| p.x.abs() <= limit.x + 1e-4 && p.y.abs() <= limit.y + 1e-4;
+    // Only the coordinate along the heading changes with a step.
+    let fits = |p: Vec2, heading: Vec2| (p * heading).abs().max_element() <= limit.dot(heading.abs()) + 1e-4;
     // Path positions in the floor plane: (x, z).
     let mut pos = Vec2::new(0.0, -WALK_IN_START.min(limit.y));
     let mut heading = Vec2::new(0.0, -1.0);
+    let mut turns = 0;
     let mut out = Vec::with_capacity(sizes.len());
     for (k, size) in sizes.iter().enumerate() {
         if k > 0 {
             let step = path_spacing(sizes[k - 1], *size);
-            // Turn right (clockwise seen from above) until the step stays inside, at most 3 times.
-            for _ in 0..3 {
-                if inside(pos + heading * step) {
-                    break;
-                }
+            // Turn right (clockwise seen from above) where the step would leave the play area.
+            while turns < MAX_TURNS && !fits(pos + heading * step, heading) {
                 heading = Vec2::new(-heading.y, heading.x);
+                turns += 1;
             }
             pos += heading * step;
         }
@@ -122,7 +128,7 @@ mod tests {
     fn demo_sizes() -> Vec<Vec2> {
         // Sizes like the demo network's blocks, and a long tail of more.
         let mut v = vec![Vec2::splat(0.28), Vec2::splat(1.0), Vec2::splat(0.6), Vec2::splat(0.67)];
-        v.extend(std::iter::repeat_n(Vec2::new(0.04, 0.6), 10));
+        v.extend(std::iter::repeat_n(Vec2::new(0.04, 0.6), 4));
         v
     }
 
@@ -150,6 +156,23 @@ mod tests {
         assert!(turned, "a long network bends");
         // The first block faces the user.
         assert!((blocks[0].rotation * Vec3::Z - Vec3::Z).length() < 1e-5);
+    }
+
+    #[test]
+    fn a_long_network_goes_once_round_the_user_and_never_onto_itself() {
+        let sizes = vec![Vec2::splat(0.3); 30];
+        let blocks = walk_in(&sizes, &Stage::default());
+        let inside = blocks
+            .iter()
+            .take_while(|b| b.translation.x.abs() <= 1.35 + 1e-3 && b.translation.z.abs() <= 1.35 + 1e-3)
+            .count();
+        // One lap of a 2.7 m square, 0.55 m per step, from 0.5 m in front of the user.
+        assert!(inside >= 16, "{inside} blocks fit");
+        for (i, a) in blocks.iter().enumerate() {
+            let p = a.translation;
+            assert!(blocks[..i].iter().all(|b| b.translation.distance(p) > 0.5), "block {i} at {p}");
+            assert!(Vec2::new(p.x, p.z).length() >= 0.5 - 1e-4, "block {i} at {p} is on the user");
+        }
     }
 
     #[test]
