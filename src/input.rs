@@ -139,6 +139,17 @@ impl InputSnapshot {
         &mut self.hands[hand.slot()]
     }
 
+    /// Real controller poses with scripted buttons and thumbsticks (XR with a script): each hand
+    /// keeps this snapshot's tracking and poses and takes `scripted`'s buttons and thumbstick.
+    pub fn with_scripted_buttons(&self, scripted: &InputSnapshot) -> InputSnapshot {
+        let mut out = *self;
+        for (o, s) in out.hands.iter_mut().zip(&scripted.hands) {
+            (o.select, o.grab, o.fold, o.layout, o.menu) = (s.select, s.grab, s.fold, s.layout, s.menu);
+            o.thumbstick = s.thumbstick;
+        }
+        out
+    }
+
     /// `b` went down between `prev` and this snapshot.
     pub fn pressed(&self, prev: &InputSnapshot, hand: Hand, b: Button) -> bool {
         self.hand(hand).button(b) && !prev.hand(hand).button(b)
@@ -456,6 +467,21 @@ mod tests {
         assert_eq!(left.aim.position, Vec3::new(2.0, 1.0, 0.0));
         assert_eq!(left.thumbstick, Vec2::new(-1.0, 0.0));
         assert!(at(1.0).hand(Hand::Right).grab);
+    }
+
+    #[test]
+    fn scripted_buttons_merge_with_real_poses() {
+        let mut real = InputSnapshot::default();
+        real.hand_mut(Hand::Left).tracked = true;
+        real.hand_mut(Hand::Left).aim.position = Vec3::X;
+        real.hand_mut(Hand::Left).select = true;
+        let s = parse(r#"{"events": [{"t": 0, "hand": "left", "grab": true, "aim": {"origin": [0, 5, 0], "target": [0, 0, 0]}}]}"#)
+            .unwrap()
+            .snapshot_at(1.0);
+        let m = real.with_scripted_buttons(&s);
+        let left = m.hand(Hand::Left);
+        assert_eq!((left.aim.position, left.grab, left.select), (Vec3::X, true, false));
+        assert!(!m.hand(Hand::Right).tracked);
     }
 
     #[test]

@@ -549,3 +549,20 @@ fn a_block_expands_into_its_steps_and_folds_back() {
     assert_eq!(names(&p.scene)[FC1], "fc1+relu3");
     assert_eq!(p.scene.picking.len(), 8);
 }
+
+#[test]
+fn choosing_an_input_on_the_panel_selects_it_where_it_is_shown() {
+    let demo = Demo::load();
+    let mut p = Player::new(&demo);
+    let net = demo.net();
+    systems::select(&mut p.scene, &net, Some(NeuronRef { block: CONV2, index: vec![4, 6, 7] })).unwrap();
+    let panel = p.scene.panel().unwrap();
+    assert_eq!(panel.input_count, 8 * 9);
+    let third = panel.inputs[2].clone();
+    assert!(systems::select_input(&mut p.scene, &net, 2).unwrap());
+    let now = p.scene.selection.clone().unwrap();
+    assert_eq!(now, NeuronRef { block: POOL1, index: third.index.clone() });
+    assert_eq!(p.scene.panel().unwrap().activation, third.activation);
+    assert!(!systems::select_input(&mut p.scene, &net, 99).unwrap());
+    assert_eq!(p.scene.selection, Some(now));
+}

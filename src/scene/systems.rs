@@ -331,6 +331,16 @@ pub fn trace(scene: &mut Scene, net: &Network) -> Result<bool, NnError> {
     Ok(true)
 }
 
+/// Selects input `k` of the panel's list (where it is displayed): what choosing an input on the
+/// panel does. Returns whether the selection moved.
+pub fn select_input(scene: &mut Scene, net: &Network, k: usize) -> Result<bool, NnError> {
+    let Some(next) = scene.panel().and_then(|p| p.inputs.get(k).and_then(|i| i.shown.clone())) else {
+        return Ok(false);
+    };
+    select(scene, net, Some(next))?;
+    Ok(true)
+}
+
 /// Re-explains the selection (after the activations or weights changed: new input, checkpoint).
 pub fn refresh_selection(scene: &mut Scene, net: &Network) -> Result<(), NnError> {
     let n = scene.selection.clone();
