@@ -209,6 +209,9 @@ pub struct Script {
     pub events: Vec<ScriptEvent>,
 }
 
+/// Longest script accepted (seconds): replays run every frame up to the last event.
+pub const MAX_SCRIPT_SECONDS: f64 = 3600.0;
+
 const EVENT_FIELDS: &[&str] = &[
     "t",
     "hand",
@@ -367,6 +370,9 @@ fn parse_event(v: &Value) -> Result<ScriptEvent, String> {
     if t < 0.0 {
         return Err(format!("field `t`: {t} is negative"));
     }
+    if t > MAX_SCRIPT_SECONDS {
+        return Err(format!("field `t`: {t} is past the longest script ({MAX_SCRIPT_SECONDS} s)"));
+    }
     let mut ev = ScriptEvent {
         t: t as f32,
         ..Default::default()
@@ -514,6 +520,7 @@ mod tests {
             (r#"{"events": [{"hand": "left"}]}"#, "event 0: missing field `t`"),
             (r#"{"events": [{"t": "0", "hand": "left"}]}"#, "event 0: field `t`"),
             (r#"{"events": [{"t": -1, "hand": "left"}]}"#, "event 0: field `t`: -1 is negative"),
+            (r#"{"events": [{"t": 1e30, "hand": "left"}]}"#, "event 0: field `t`"),
             (r#"{"events": [{"t": 1, "hand": "left"}, {"t": 0.5, "hand": "left"}]}"#, "event 1: field `t`"),
             (r#"{"events": [{"t": 0, "hand": "middle"}]}"#, "event 0: field `hand`"),
             (r#"{"events": [{"t": 0, "hand": "left", "select": 1}]}"#, "event 0: field `select`"),
@@ -528,5 +535,50 @@ mod tests {
         }
         let e = Script::load(Path::new("/nonexistent/s.json")).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/s.json: cannot read"), "{e}");
+    }
+
+    /// Deterministic mutations of a valid script: every result parses or fails with one line
+    /// naming the file, and whatever parses plays without panicking.
+    #[test]
+    fn mutated_scripts_never_panic() {
+        let base = br#"{"events": [{"t": 0.0, "hand": "right", "aim": {"origin": [0, 1.2, 0], "target": [0, 1.4, -1]}},
+            {"t": 0.1, "hand": "right", "select": true, "thumbstick": [0.5, -0.5]},
+            {"t": 0.2, "hand": "left", "grip": {"origin": [1, 1, 0], "target": [1, 1, -1]}, "grab": true}]}"#;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let pieces: [&[u8]; 10] = [b"-", b"1e39", b"\"", b"[", b"}", b"null", b"\"left\"", b"0.05", b",", b"NaN"];
+        for _ in 0..3000 {
+            let mut b = base.to_vec();
+            for _ in 0..1 + next(3) {
+                let at = next(b.len());
+                match next(3) {
+                    0 => b[at] = next(256) as u8,
+                    1 => b.truncate(at),
+                    _ => {
+                        let piece = pieces[next(pieces.len())];
+                        b.splice(at..at, piece.iter().copied());
+                    }
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&b);
+            match Script::parse(&text, Path::new("s.json")) {
+                Ok(script) => {
+                    let frames = script.frames(90.0);
+                    assert!(frames.windows(2).all(|w| w[1].time > w[0].time));
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(e.starts_with("s.json: ") && !e.contains('\n'), "{e}");
+                }
+            }
+        }
     }
 }

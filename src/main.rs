@@ -539,8 +539,8 @@ fn snapshot(
 }
 
 fn replay(model: Option<PathBuf>, script: &Path, state_out: &Path, sample: usize, fps: f32) -> Result<()> {
-    if !(fps.is_finite() && fps > 0.0) {
-        bail!("--fps must be a positive number, got {fps}");
+    if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
+        bail!("--fps must be a number in (0, 1000], got {fps}");
     }
     // The script first: a bad one fails before any work, and no state file is written.
     let script = netwalk::input::Script::load(script)?;

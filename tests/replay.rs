@@ -188,7 +188,7 @@ fn bad_scripts_fail_with_one_line_naming_the_file_and_write_no_state() {
     // A good script with a bad sample or frame rate fails too.
     let good = dir.path().join("good.json");
     std::fs::write(&good, r#"{"events": []}"#).unwrap();
-    for extra in [["--sample", "100000"], ["--fps", "0"]] {
+    for extra in [["--sample", "100000"], ["--fps", "0"], ["--fps", "1e6"]] {
         let mut args = vec!["replay", "--script", good.to_str().unwrap(), "--state-out", state.to_str().unwrap()];
         args.extend_from_slice(&extra);
         let o = netwalk(&args);
