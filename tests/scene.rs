@@ -566,3 +566,16 @@ fn choosing_an_input_on_the_panel_selects_it_where_it_is_shown() {
     assert!(!systems::select_input(&mut p.scene, &net, 99).unwrap());
     assert_eq!(p.scene.selection, Some(now));
 }
+
+#[test]
+fn the_chosen_checkpoint_is_kept_in_the_state() {
+    let demo = Demo::load();
+    let mut scene = demo.scene();
+    let net = demo.net();
+    assert_eq!(scene::replay::state_json(&scene, &net)["checkpoint"], serde_json::Value::Null);
+    let label = demo.model.checkpoints[3].label.clone();
+    assert_eq!(scene.set_checkpoint(&demo.model, Some(3)).map(|c| c.label.clone()), Some(label.clone()));
+    assert_eq!(scene::replay::state_json(&scene, &net)["checkpoint"], serde_json::json!({"index": 3, "label": label}));
+    assert!(scene.set_checkpoint(&demo.model, Some(999)).is_none());
+    assert_eq!(scene.checkpoint, None);
+}

@@ -11,7 +11,7 @@
 //! its steps (`conv1+relu1` → `conv1`, `relu1`) or folds a step back into its block.
 
 use glam::{Quat, Vec2, Vec3};
-use hecs::Entity;
+use hecs::{CommandBuffer, Entity};
 
 use super::inspect;
 use super::layout::{BlockSpec, LayoutKind};
@@ -137,16 +137,21 @@ pub fn hover(scene: &mut Scene, input: &InputSnapshot, events: &mut FrameEvents)
         scene.hands[slot].ray = Some((origin, end));
         scene.hands[slot].hover = hit;
     }
-    let old: Vec<Entity> = scene.world.query_mut::<(Entity, &Hovered)>().into_iter().map(|(e, _)| e).collect();
-    for e in old {
-        let _ = scene.world.remove_one::<Hovered>(e);
+    let mut cmd = CommandBuffer::new();
+    for (e, _) in scene.world.query_mut::<(Entity, &Hovered)>() {
+        cmd.remove_one::<Hovered>(e);
     }
+    let mut marks: Vec<(Entity, Hovered)> = Vec::new();
     for (e, hand, neuron) in hovered {
-        let added = scene.world.get::<&mut Hovered>(e).map(|mut h| h.hands.push(hand)).is_ok();
-        if !added {
-            let _ = scene.world.insert_one(e, Hovered { hands: vec![hand], neuron });
+        match marks.iter_mut().find(|(m, _)| *m == e) {
+            Some((_, h)) => h.hands.push(hand),
+            None => marks.push((e, Hovered { hands: vec![hand], neuron })),
         }
     }
+    for (e, h) in marks {
+        cmd.insert_one(e, h);
+    }
+    cmd.run_on(&mut scene.world);
 }
 
 fn grip_transform(p: &Pose) -> Transform {
@@ -158,7 +163,7 @@ fn grip_transform(p: &Pose) -> Transform {
 pub fn grab(scene: &mut Scene, input: &InputSnapshot, prev: &InputSnapshot) {
     for hand in Hand::BOTH {
         let slot = hand_slot(hand);
-        if input.released(prev, hand, Button::Grab) || (!input.hand(hand).grab && scene.hands[slot].grab.is_some()) {
+        if !input.hand(hand).grab && scene.hands[slot].grab.is_some() {
             scene.hands[slot].grab = None;
             if scene.two_hand.take().is_some() {
                 // The other hand stays closed but holds nothing until it opens again.
@@ -305,15 +310,16 @@ pub fn select(scene: &mut Scene, net: &Network, n: Option<NeuronRef>) -> Result<
         Some(n) => Some(inspect::explain(net, &specs(scene), n)?),
         None => None,
     };
-    let old: Vec<Entity> = scene.world.query_mut::<(Entity, &Selected)>().into_iter().map(|(e, _)| e).collect();
-    for e in old {
-        let _ = scene.world.remove_one::<Selected>(e);
+    let mut cmd = CommandBuffer::new();
+    for (e, _) in scene.world.query_mut::<(Entity, &Selected)>() {
+        cmd.remove_one::<Selected>(e);
     }
     if let Some(n) = &n
         && let Some(e) = scene.block_entity(n.block)
     {
-        let _ = scene.world.insert_one(e, Selected { index: n.index.clone() });
+        cmd.insert_one(e, Selected { index: n.index.clone() });
     }
+    cmd.run_on(&mut scene.world);
     if let Ok(mut p) = scene.world.get::<&mut InspectPanel>(scene.panel) {
         p.0 = panel;
     }

@@ -242,6 +242,19 @@ impl Scene {
         self.arrange();
     }
 
+    /// Records which checkpoint's weights are shown (`None`: the final weights) and returns it;
+    /// the caller loads those weights and re-runs the forward pass, then re-explains the
+    /// selection (`systems::refresh_selection`). An index past the timeline is refused (`None`).
+    pub fn set_checkpoint(&mut self, model: &Model, index: Option<usize>) -> Option<&CheckpointRef> {
+        self.checkpoint = index.and_then(|i| {
+            model.checkpoints.get(i).map(|c| CheckpointRef {
+                index: i,
+                label: c.label.clone(),
+            })
+        });
+        self.checkpoint.as_ref()
+    }
+
     pub fn block_entity(&self, block: usize) -> Option<Entity> {
         self.blocks.get(block).copied()
     }
