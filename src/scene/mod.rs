@@ -1,7 +1,7 @@
 //! The scene: where each part of the network stands in the room, and what the user does with it
 //! (point, select, grab, fold, switch layout, inspect, trace). No GPU, no XR here.
 //!
-//! - [`layout`]: the model grouped into displayed blocks and each block's own arrangement.
+//! - [`layout`](mod@layout): the model grouped into displayed blocks and each block's own arrangement.
 //! - [`room`]: where the blocks stand in the play area (walk-in path or tabletop).
 //! - [`world`]: the hecs world ([`Scene`]): block entities, network root, inspect panel.
 //! - [`picking`]: rapier colliders for ray-picking. [`systems`]: the per-frame interaction.
