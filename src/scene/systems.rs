@@ -53,13 +53,6 @@ pub fn update(
     for hand in Hand::BOTH {
         let target = scene.hands[hand_slot(hand)].hover.as_ref().map(|h| h.entity);
         if let Some(e) = target {
-            if input.flicked(prev, hand, Vec2::NEG_Y, FLICK) {
-                let block = scene.world.get::<&Block>(e).map(|b| b.index).ok();
-                if let Some(block) = block {
-                    toggle_steps(scene, net, block)?;
-                }
-                continue;
-            }
             if input.pressed(prev, hand, Button::Fold) {
                 toggle_fold(&mut scene.world, e);
             }
@@ -69,9 +62,15 @@ pub fn update(
         }
         if input.pressed(prev, hand, Button::Select) {
             let hit = scene.hands[hand_slot(hand)].hover.clone();
-            match hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })) {
-                Some(n) => select(scene, net, Some(n))?,
-                None => select(scene, net, None)?,
+            select(scene, net, hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })))?;
+        }
+        // Last: it replaces block entities (and clears the hovers).
+        if let Some(e) = target
+            && input.flicked(prev, hand, Vec2::NEG_Y, FLICK)
+        {
+            let block = scene.world.get::<&Block>(e).map(|b| b.index).ok();
+            if let Some(block) = block {
+                toggle_steps(scene, net, block)?;
             }
         }
         if input.flicked(prev, hand, Vec2::NEG_X, FLICK) {

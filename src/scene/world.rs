@@ -239,6 +239,7 @@ impl Scene {
     /// Switches between walk-in and tabletop scale (re-arranging the blocks).
     pub fn set_scale(&mut self, scale: Scale) {
         self.scale = scale;
+        self.two_hand = None;
         self.arrange();
     }
 
