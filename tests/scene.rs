@@ -579,3 +579,34 @@ fn the_chosen_checkpoint_is_kept_in_the_state() {
     assert!(scene.set_checkpoint(&demo.model, Some(999)).is_none());
     assert_eq!(scene.checkpoint, None);
 }
+
+/// A residual network (adds, batchnorm, global pooling): every block gets a place, a collider and
+/// a pickable neuron, and a trace from the logits reaches the input.
+#[test]
+fn a_resnet_lays_out_picks_and_traces_back_to_the_input() {
+    let (model, weights) = nn::synthetic::build("resnet18", 3).unwrap();
+    let raw: Vec<f32> = (0..model.input.shape.elements()).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+    let acts = nn::forward(&model, &weights, &raw).unwrap();
+    let net = Network { model: &model, weights: &weights, acts: &acts };
+    let mut scene = Scene::new(&model, Stage::default(), Scale::Tabletop);
+    let n = scene.blocks.len();
+    assert!(n > 20, "{n} blocks");
+    assert_eq!(scene.picking.len(), n);
+    // The center of every block's first tile or cube picks that block.
+    for b in 0..n {
+        let p = scene.placement(b).unwrap();
+        let at = p.tiles.first().map(|t| t.world_from_tile.transform_point3(Vec3::ZERO)).unwrap_or_else(|| p.neurons[0].center);
+        let from = in_front(&scene, b, at, 0.05);
+        let hit = systems::pick(&scene, from, at - from).unwrap();
+        assert_eq!(hit.block, b, "block {b} ({})", p.name);
+        assert!(hit.neuron.is_some());
+    }
+    let last = n - 1;
+    systems::select(&mut scene, &net, Some(NeuronRef { block: last, index: vec![0] })).unwrap();
+    let mut steps = 0;
+    while systems::trace(&mut scene, &net).unwrap() {
+        steps += 1;
+        assert!(steps < 200);
+    }
+    assert_eq!(scene.selection.as_ref().map(|s| s.block), Some(0));
+}
