@@ -154,6 +154,41 @@ fn replay_reports_a_block_still_held_and_no_selection() {
 }
 
 #[test]
+fn replay_expands_a_block_into_its_steps_and_switches_a_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, scene) = demo_scene();
+    let conv1 = scene.placed(CONV1).unwrap().translation;
+    let conv2 = scene.placed(CONV2).unwrap().translation;
+    let events = vec![
+        aim(0.0, "left", in_front(&scene, CONV2, conv2, 0.4), conv2),
+        json!({"t": 0.1, "hand": "left", "layout": true}),
+        json!({"t": 0.2, "hand": "left", "layout": false}),
+        aim(0.3, "right", in_front(&scene, CONV1, conv1, 0.4), conv1),
+        json!({"t": 0.4, "hand": "right", "thumbstick": [0.0, -1.0]}),
+        json!({"t": 0.5, "hand": "right", "thumbstick": [0.0, 0.0]}),
+    ];
+    let state = run_replay(dir.path(), events, &[]);
+    let layers = state["layers"].as_array().unwrap();
+    let row: Vec<(&str, &str, &str)> = layers
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l["op"].as_str().unwrap(), l["layout"].as_str().unwrap()))
+        .collect();
+    assert_eq!(&row[..5], &[
+        ("image", "input", "grid"),
+        ("conv1", "conv2d", "grid"),
+        ("relu1", "relu", "grid"),
+        ("pool1", "maxpool2d", "grid"),
+        ("conv2+relu2", "conv2d", "linear"),
+    ]);
+    // Linear: 16 tiles of 0.14 m in one row, 20 % gaps.
+    let (lo, hi) = (vec3(&layers[4]["bounds_min"]), vec3(&layers[4]["bounds_max"]));
+    // The block stands across the path (x or z, whichever way it faces).
+    let want = 16.0 * 0.14 * 1.2 - 0.14 * 0.2;
+    let width = Vec3::new(hi.x - lo.x, 0.0, hi.z - lo.z).length();
+    assert!((width - want).abs() < 1e-3 && (hi.y - lo.y - 0.14).abs() < 1e-4, "{lo} {hi}");
+}
+
+#[test]
 fn bad_scripts_fail_with_one_line_naming_the_file_and_write_no_state() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
