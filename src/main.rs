@@ -538,6 +538,9 @@ fn snapshot(
     Ok(())
 }
 
+/// Samples on the replay scene's tray (0..10).
+const REPLAY_TRAY: usize = 10;
+
 fn replay(model: Option<PathBuf>, script: &Path, state_out: &Path, sample: usize, fps: f32) -> Result<()> {
     if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
         bail!("--fps must be a number in (0, 1000], got {fps}");
@@ -548,14 +551,16 @@ fn replay(model: Option<PathBuf>, script: &Path, state_out: &Path, sample: usize
         input: None,
         sample: Some(sample),
     };
-    let (model, weights, acts) = run_on_input(model, &input, &CheckpointArg { checkpoint: None })?;
+    let (model, weights, mut acts) = run_on_input(model, &input, &CheckpointArg { checkpoint: None })?;
+    let samples = load_samples(&model)?;
+    let mut sc = scene::Scene::new(&model, scene::Stage::default(), scene::Scale::WalkIn);
+    sc.set_sample_tray(samples.count.min(REPLAY_TRAY));
+    scene::replay::replay(&mut sc, &model, &weights, Some(&samples), &mut acts, &script, fps)?;
     let net = scene::Network {
         model: &model,
         weights: &weights,
         acts: &acts,
     };
-    let mut sc = scene::Scene::new(&model, scene::Stage::default(), scene::Scale::WalkIn);
-    scene::replay::replay(&mut sc, &net, &script, fps)?;
     let state = scene::replay::state_json(&sc, &net);
     let tmp = state_out.with_extension("json.partial");
     std::fs::write(&tmp, serde_json::to_string_pretty(&state)? + "\n")

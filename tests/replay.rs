@@ -189,6 +189,36 @@ fn replay_expands_a_block_into_its_steps_and_switches_a_layout() {
 }
 
 #[test]
+fn choosing_a_sample_on_the_tray_reruns_the_network_and_the_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut scene) = demo_scene();
+    scene.set_sample_tray(10);
+    let tray3 = netwalk::scene::scene_draw(&scene).tray[3].stage_from_tile.transform_point3(Vec3::ZERO);
+    let target = pixel(&scene, CONV1, 5, 3, 20);
+    let events = vec![
+        aim(0.0, "right", in_front(&scene, CONV1, target, 0.4), target),
+        json!({"t": 0.1, "hand": "right", "select": true}),
+        json!({"t": 0.2, "hand": "right", "select": false}),
+        aim(0.3, "left", in_front(&scene, 0, tray3, 0.3), tray3),
+        json!({"t": 0.4, "hand": "left", "select": true}),
+        json!({"t": 0.5, "hand": "left", "select": false}),
+    ];
+    let state = run_replay(dir.path(), events, &["--sample", "0"]);
+    let sel = &state["selection"];
+    assert_eq!(sel["index"], json!([5, 3, 20]));
+    let conv: Value =
+        serde_json::from_str(&ok(&["neuron", "--sample", "3", "--layer", "conv1", "--index", "5,3,20"])).unwrap();
+    let relu: Value =
+        serde_json::from_str(&ok(&["neuron", "--sample", "3", "--layer", "relu1", "--index", "5,3,20"])).unwrap();
+    assert_eq!(sel["pre_activation"], conv["pre_activation"]);
+    assert_eq!(sel["activation"], relu["activation"]);
+    assert_eq!(sel["inputs"][0]["activation"], conv["inputs"][0]["activation"]);
+    let zero: Value =
+        serde_json::from_str(&ok(&["neuron", "--sample", "0", "--layer", "conv1", "--index", "5,3,20"])).unwrap();
+    assert_ne!(sel["pre_activation"], zero["pre_activation"], "sample 3 differs from sample 0 here");
+}
+
+#[test]
 fn bad_scripts_fail_with_one_line_naming_the_file_and_write_no_state() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [

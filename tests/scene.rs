@@ -610,3 +610,38 @@ fn a_resnet_lays_out_picks_and_traces_back_to_the_input() {
     }
     assert_eq!(scene.selection.as_ref().map(|s| s.block), Some(0));
 }
+
+#[test]
+fn choosing_a_sample_on_the_tray_asks_for_it_and_the_tray_follows_the_input() {
+    let demo = Demo::load();
+    let mut p = Player::new(&demo);
+    p.scene.set_sample_tray(10);
+    assert_eq!(p.scene.picking.len(), 8 + 10);
+    let draw = scene::scene_draw(&p.scene);
+    assert_eq!(draw.tray.len(), 10);
+    // Under the input block, left to right.
+    let (lo, _) = p.scene.bounds(0).unwrap();
+    let item = |d: &scene::SceneDraw, k: usize| d.tray[k].stage_from_tile.transform_point3(Vec3::ZERO);
+    assert!(item(&draw, 0).y < lo.y && item(&draw, 1).x > item(&draw, 0).x);
+    let t3 = item(&draw, 3);
+    p.aim(Hand::Right, in_front(&p.scene, 0, t3, 0.3), t3);
+    assert_eq!(p.scene.hands[1].tray, Some(3));
+    assert!(p.scene.hands[1].hover.is_none());
+    p.set(Hand::Right, |h| h.select = true);
+    assert_eq!(p.scene.sample, Some(3));
+    let draw = scene::scene_draw(&p.scene);
+    assert!(draw.tray[3].hovered && draw.tray[3].current && !draw.tray[2].current);
+    p.set(Hand::Right, |h| h.select = false);
+    // Moving the input block carries the tray along.
+    let c = p.scene.placed(0).unwrap().translation;
+    let from = in_front(&p.scene, 0, c, 0.4);
+    p.aim(Hand::Right, from, c);
+    p.set(Hand::Right, |h| h.grab = true);
+    p.aim(Hand::Right, from + Vec3::Y * 0.2, c + Vec3::Y * 0.2);
+    let moved = item(&scene::scene_draw(&p.scene), 3);
+    assert!((moved - (t3 + Vec3::Y * 0.2)).length() < 1e-4);
+    // And picking follows it.
+    p.set(Hand::Right, |h| h.grab = false);
+    p.aim(Hand::Right, in_front(&p.scene, 0, moved, 0.3), moved);
+    assert_eq!(p.scene.hands[1].tray, Some(3));
+}

@@ -11,6 +11,9 @@
 //!   `selected`: the selected neuron; `receptive_field`: its receptive field in each earlier
 //!   block (the last entry is the previous block).
 //! - `rays`: one per tracked hand, from the aim pose to the hit point (`hit`) or 10 m out.
+//! - `tray`: the sample tray, one tile per bundled sample (draw sample `sample`'s image on the
+//!   unit quad mapped by `stage_from_tile`, row 0 at +y like a tile), `hovered` when a ray points
+//!   at it, `current` for the sample last chosen.
 //! - `panel`: the inspect panel's data and `stage_from_panel`, a pose for a 0.4 m × 0.3 m panel
 //!   (unit quad scaled by the renderer) standing to the right of the selected block, facing the
 //!   same way.
@@ -19,7 +22,7 @@ use glam::{Mat4, Quat, Vec3};
 
 use super::inspect::{self, Panel};
 use super::layout::{LayerPlacement, LayoutKind};
-use super::world::{Fold, GrabTarget, Layout, NeuronRef, Scene};
+use super::world::{Fold, GrabTarget, Layout, NeuronRef, Placed, Scene, TRAY_TILE, TrayItem};
 use crate::input::Hand;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +59,14 @@ pub struct RayDraw {
     pub hit: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrayDraw {
+    pub sample: usize,
+    pub stage_from_tile: Mat4,
+    pub hovered: bool,
+    pub current: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PanelDraw {
     pub panel: Panel,
@@ -69,6 +80,7 @@ pub struct SceneDraw {
     pub selected: Option<Highlight>,
     pub receptive_field: Vec<Highlight>,
     pub rays: Vec<RayDraw>,
+    pub tray: Vec<TrayDraw>,
     pub panel: Option<PanelDraw>,
 }
 
@@ -148,6 +160,17 @@ pub fn scene_draw(scene: &Scene) -> SceneDraw {
         }
     }
     out.selected = scene.selection.as_ref().map(neuron);
+    for &e in &scene.tray {
+        let (Ok(item), Ok(placed)) = (scene.world.get::<&TrayItem>(e), scene.world.get::<&Placed>(e)) else {
+            continue;
+        };
+        out.tray.push(TrayDraw {
+            sample: item.sample,
+            stage_from_tile: placed.0.to_mat4() * Mat4::from_scale(Vec3::new(TRAY_TILE, TRAY_TILE, 1.0)),
+            hovered: scene.hands.iter().any(|h| h.tray == Some(item.sample)),
+            current: scene.sample == Some(item.sample),
+        });
+    }
     if let Some(panel) = scene.panel() {
         out.receptive_field = panel
             .receptive_field

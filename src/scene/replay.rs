@@ -20,34 +20,54 @@
 use serde_json::{Value, json};
 
 use super::layout::LayoutKind;
-use super::systems::{animating, update};
+use super::systems::{animating, refresh_selection, update};
 use super::world::{Block, Fold, Layout, Network, Scene};
 use crate::input::{Hand, InputSnapshot, Script};
-use crate::nn::{NnError, Source};
+use crate::nn::{Activations, Model, NnError, Samples, Source, Weights, forward};
 
 /// Longest the replay keeps running after the script's end for fold animations to finish.
 pub const SETTLE_SECONDS: f32 = 1.0;
 
 /// Runs `script` through the scene at `fps` (plus a frame at every event), then lets running
-/// animations finish with the last input held.
-pub fn replay(scene: &mut Scene, net: &Network, script: &Script, fps: f32) -> Result<(), NnError> {
-    let frames = script.frames(fps);
+/// animations finish with the last input held. `acts` are the network's activations; choosing a
+/// sample on the tray runs the network on that sample of `samples` and re-explains the selection.
+pub fn replay(
+    scene: &mut Scene,
+    model: &Model,
+    weights: &Weights,
+    samples: Option<&Samples>,
+    acts: &mut Activations,
+    script: &Script,
+    fps: f32,
+) -> Result<(), NnError> {
+    let fps = if fps.is_finite() && fps > 0.0 { fps } else { 90.0 };
+    let mut frames = script.frames(fps).into_iter();
     let mut prev = InputSnapshot::default();
-    for frame in &frames {
-        let dt = (frame.time - prev.time).max(0.0);
-        update(scene, net, frame, &prev, dt)?;
-        prev = *frame;
-    }
-    let dt = 1.0 / if fps.is_finite() && fps > 0.0 { fps } else { 90.0 };
     let mut settled = 0.0;
-    while animating(&mut scene.world) && settled < SETTLE_SECONDS {
-        let mut held = prev;
-        held.time += dt;
-        update(scene, net, &held, &prev, dt)?;
-        prev = held;
-        settled += dt;
+    loop {
+        let frame = match frames.next() {
+            Some(f) => f,
+            // After the script: the last input held while animations finish.
+            None if animating(&mut scene.world) && settled < SETTLE_SECONDS => {
+                settled += 1.0 / fps;
+                InputSnapshot {
+                    time: prev.time + 1.0 / fps,
+                    ..prev
+                }
+            }
+            None => return Ok(()),
+        };
+        let dt = (frame.time - prev.time).max(0.0);
+        let net = Network { model, weights, acts };
+        let events = update(scene, &net, &frame, &prev, dt)?;
+        if let (Some(i), Some(s)) = (events.sample, samples)
+            && i < s.count
+        {
+            *acts = forward(model, weights, s.image(i))?;
+            refresh_selection(scene, &Network { model, weights, acts })?;
+        }
+        prev = frame;
     }
-    Ok(())
 }
 
 fn vec3(v: glam::Vec3) -> Value {

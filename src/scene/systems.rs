@@ -3,7 +3,7 @@
 //! switch of the pointed-at block, select, trace, scale switch, fold animation, then [`sync`].
 //!
 //! Controls per hand: `select` picks the neuron under the ray (on empty space: clears the
-//! selection); `grab` holds the pointed-at block (both hands squeezing: the whole network, scaled
+//! selection; on the sample tray: asks for that sample as the input, [`FrameEvents::sample`]); `grab` holds the pointed-at block (both hands squeezing: the whole network, scaled
 //! by the change of the hands' distance and turned about +Y by the change of their direction);
 //! `fold` folds/expands and `layout` switches grid/linear of the pointed-at block; `menu` resets
 //! the layout; a thumbstick flick left walks the selection back to its strongest input (trace),
@@ -19,7 +19,7 @@ use super::room::Scale;
 use super::transform::Transform;
 use super::world::{
     Block, FOLD_SECONDS, Fold, Geometry, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, Network,
-    NetworkRoot, NeuronRef, PickHit, Placed, RAY_LENGTH, Scene, Selected, StepOf, TwoHandGrab, hand_slot,
+    NetworkRoot, NeuronRef, PickHit, Placed, RAY_LENGTH, Scene, Selected, StepOf, TrayItem, TwoHandGrab, hand_slot,
     neuron_under_ray, spawn_block, sync,
 };
 use crate::input::{Button, Hand, InputSnapshot, Pose};
@@ -33,6 +33,9 @@ pub const FLICK: f32 = 0.7;
 pub struct FrameEvents {
     /// Hands whose ray entered a new block this frame (a short haptic pulse in XR).
     pub haptic: Vec<Hand>,
+    /// A bundled sample was chosen on the tray: run the network on it, then
+    /// [`refresh_selection`] with the new activations.
+    pub sample: Option<usize>,
 }
 
 /// Runs one frame of every system (see the module documentation). `prev` is the previous
@@ -61,8 +64,13 @@ pub fn update(
             }
         }
         if input.pressed(prev, hand, Button::Select) {
-            let hit = scene.hands[hand_slot(hand)].hover.clone();
-            select(scene, net, hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })))?;
+            if let Some(sample) = scene.hands[hand_slot(hand)].tray {
+                scene.sample = Some(sample);
+                events.sample = Some(sample);
+            } else {
+                let hit = scene.hands[hand_slot(hand)].hover.clone();
+                select(scene, net, hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })))?;
+            }
         }
         // Last: it replaces block entities (and clears the hovers).
         if let Some(e) = target
@@ -121,9 +129,21 @@ pub fn hover(scene: &mut Scene, input: &InputSnapshot, events: &mut FrameEvents)
         if !h.tracked {
             scene.hands[slot].hover = None;
             scene.hands[slot].ray = None;
+            scene.hands[slot].tray = None;
             continue;
         }
         let (origin, dir) = (h.aim.position, h.aim.forward());
+        // The tray first: its items are not blocks.
+        let tray = scene
+            .picking
+            .cast(origin, dir, RAY_LENGTH)
+            .and_then(|(e, d)| Some((scene.world.get::<&TrayItem>(e).ok()?.sample, d)));
+        scene.hands[slot].tray = tray.map(|t| t.0);
+        if let Some((_, d)) = tray {
+            scene.hands[slot].hover = None;
+            scene.hands[slot].ray = Some((origin, origin + dir * d));
+            continue;
+        }
         let hit = pick(scene, origin, dir);
         let before = scene.hands[slot].hover.as_ref().map(|h| h.entity);
         if let Some(hit) = &hit {

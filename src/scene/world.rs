@@ -75,6 +75,29 @@ pub struct Geometry {
 #[derive(Debug, Clone)]
 pub struct StepOf(pub BlockSpec);
 
+/// A bundled sample on the sample tray, item `sample` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrayItem {
+    pub sample: usize,
+    pub count: usize,
+}
+
+/// Most samples a tray holds.
+pub const MAX_TRAY: usize = 16;
+/// Edge of a tray tile and the gap between tiles (meters, before the root's scale).
+pub const TRAY_TILE: f32 = 0.06;
+pub const TRAY_GAP: f32 = 0.015;
+
+/// Where tray item `k` of `n` stands in the input block's space: a row under the block.
+pub fn tray_offset(k: usize, n: usize, input_min_y: f32) -> Vec3 {
+    let pitch = TRAY_TILE + TRAY_GAP;
+    Vec3::new(
+        (k as f32 - (n as f32 - 1.0) / 2.0) * pitch,
+        input_min_y - 0.05 - TRAY_TILE / 2.0,
+        0.0,
+    )
+}
+
 /// The block can be grabbed.
 #[derive(Debug, Clone, Copy)]
 pub struct Grabbable;
@@ -153,6 +176,8 @@ pub struct HandState {
     pub grab: Option<GrabTarget>,
     /// Where the ray was cast from and where it ends (its hit, or [`RAY_LENGTH`] away).
     pub ray: Option<(Vec3, Vec3)>,
+    /// The sample tray item the ray points at (then `hover` is `None`).
+    pub tray: Option<usize>,
 }
 
 /// Rays that hit nothing are drawn this long; picking looks this far.
@@ -175,6 +200,10 @@ pub struct Scene {
     pub selection: Option<NeuronRef>,
     /// The checkpoint whose weights are shown; `None`: the model's final weights.
     pub checkpoint: Option<CheckpointRef>,
+    /// The sample tray's items (see [`Scene::set_sample_tray`]).
+    pub tray: Vec<Entity>,
+    /// The bundled sample last chosen on the tray; `None`: the input the scene started with.
+    pub sample: Option<usize>,
 }
 
 impl Scene {
@@ -208,6 +237,8 @@ impl Scene {
             two_hand: None,
             selection: None,
             checkpoint: None,
+            tray: Vec::new(),
+            sample: None,
         };
         scene.arrange();
         scene
@@ -241,6 +272,25 @@ impl Scene {
         self.scale = scale;
         self.two_hand = None;
         self.arrange();
+    }
+
+    /// Puts `count` bundled samples (0..count) on a tray: a row of small tiles under the input
+    /// block that follows it. Pointing at one and pressing select makes it the input
+    /// ([`super::systems::FrameEvents::sample`]). Replaces any tray there was.
+    pub fn set_sample_tray(&mut self, count: usize) {
+        for e in std::mem::take(&mut self.tray) {
+            if let Ok(body) = self.world.get::<&Body>(e).map(|b| b.0) {
+                self.picking.remove(body);
+            }
+            let _ = self.world.despawn(e);
+        }
+        for sample in 0..count.min(MAX_TRAY) {
+            let e = self.world.spawn((TrayItem { sample, count: count.min(MAX_TRAY) }, Placed(Transform::IDENTITY)));
+            let body = self.picking.add(e);
+            let _ = self.world.insert_one(e, Body(body));
+            self.tray.push(e);
+        }
+        sync(&mut self.world, &mut self.picking);
     }
 
     /// Records which checkpoint's weights are shown (`None`: the final weights) and returns it;
@@ -376,6 +426,19 @@ pub fn sync(world: &mut World, picking: &mut Picking) {
     }
     for (e, g) in missing {
         let _ = world.insert_one(e, g);
+    }
+    // The sample tray hangs under the input block.
+    let input = world
+        .query_mut::<(&Block, &Placed, &Geometry)>()
+        .into_iter()
+        .find(|(b, _, _)| b.index == 0)
+        .map(|(_, p, g)| (p.0, g.min.y));
+    if let Some((stage_from_input, min_y)) = input {
+        for (item, placed, body) in world.query_mut::<(&TrayItem, &mut Placed, &Body)>() {
+            placed.0 = stage_from_input * Transform::from_translation(tray_offset(item.sample, item.count, min_y));
+            let half = Vec3::new(TRAY_TILE, TRAY_TILE, 0.0) / 2.0 * placed.0.scale;
+            picking.set_box(body.0, placed.0.translation, placed.0.rotation, half);
+        }
     }
     picking.refresh();
 }
