@@ -219,6 +219,44 @@ fn choosing_a_sample_on_the_tray_reruns_the_network_and_the_selection() {
 }
 
 #[test]
+fn drawing_on_the_input_reruns_the_network_on_the_drawing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, scene) = demo_scene();
+    let center = scene.placed(0).unwrap().translation;
+    let px = |y, x| pixel(&scene, 0, 0, y, x);
+    let cube = scene.placement(6).unwrap().neurons[3].center;
+    let events = vec![
+        aim(0.0, "right", in_front(&scene, 0, center, 0.4), center),
+        json!({"t": 0.1, "hand": "right", "layout": true}),
+        json!({"t": 0.15, "hand": "right", "layout": false}),
+        json!({"t": 0.2, "hand": "right", "fold": true}),
+        json!({"t": 0.25, "hand": "right", "fold": false}),
+        aim(0.3, "right", in_front(&scene, 0, px(8, 14), 0.4), px(8, 14)),
+        json!({"t": 0.35, "hand": "right", "select": true}),
+        aim(0.4, "right", in_front(&scene, 0, px(14, 14), 0.4), px(14, 14)),
+        aim(0.45, "right", in_front(&scene, 0, px(20, 14), 0.4), px(20, 14)),
+        json!({"t": 0.5, "hand": "right", "select": false}),
+        aim(0.6, "right", in_front(&scene, 6, cube, 0.3), cube),
+        json!({"t": 0.7, "hand": "right", "select": true}),
+        json!({"t": 0.75, "hand": "right", "select": false}),
+    ];
+    let state = run_replay(dir.path(), events, &[]);
+    assert_eq!((state["selection"]["layer"].as_str(), &state["selection"]["index"]), (Some("fc2"), &json!([3])));
+    // Three 3×3 dabs down column 14: rows 7..=9, 13..=15, 19..=21, columns 13..=15.
+    let raw: Vec<f32> = (0..28 * 28)
+        .map(|i| {
+            let (y, x) = (i / 28, i % 28);
+            let row = (7..=9).contains(&y) || (13..=15).contains(&y) || (19..=21).contains(&y);
+            if row && (13..=15).contains(&x) { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let weights = nn::Weights::load(&model).unwrap();
+    let acts = nn::forward(&model, &weights, &raw).unwrap();
+    let fc2 = model.layer_index("fc2").unwrap();
+    assert_eq!(state["selection"]["activation"].as_f64().unwrap() as f32, acts.layers[fc2][3]);
+}
+
+#[test]
 fn bad_scripts_fail_with_one_line_naming_the_file_and_write_no_state() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [

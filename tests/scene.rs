@@ -48,6 +48,8 @@ struct Player<'a> {
     scene: Scene,
     prev: InputSnapshot,
     now: InputSnapshot,
+    /// What the last frame asked of the app.
+    events: systems::FrameEvents,
 }
 
 impl<'a> Player<'a> {
@@ -57,13 +59,14 @@ impl<'a> Player<'a> {
             scene: demo.scene(),
             prev: InputSnapshot::default(),
             now: InputSnapshot::default(),
+            events: Default::default(),
         }
     }
     fn frame(&mut self, dt: f32, change: impl FnOnce(&mut InputSnapshot)) {
         change(&mut self.now);
         self.now.time += dt;
         let now = self.now;
-        update(&mut self.scene, &self.demo.net(), &now, &self.prev, dt).unwrap();
+        self.events = update(&mut self.scene, &self.demo.net(), &now, &self.prev, dt).unwrap();
         self.prev = now;
     }
     fn aim(&mut self, hand: Hand, from: Vec3, at: Vec3) {
@@ -644,4 +647,41 @@ fn choosing_a_sample_on_the_tray_asks_for_it_and_the_tray_follows_the_input() {
     p.set(Hand::Right, |h| h.grab = false);
     p.aim(Hand::Right, in_front(&p.scene, 0, moved, 0.3), moved);
     assert_eq!(p.scene.hands[1].tray, Some(3));
+}
+
+#[test]
+fn drawing_on_the_input_paints_the_pixels_under_the_ray() {
+    let demo = Demo::load();
+    let mut p = Player::new(&demo);
+    let c = p.scene.placed(0).unwrap().translation;
+    let from = in_front(&p.scene, 0, c, 0.4);
+    p.aim(Hand::Right, from, c);
+    p.click(Hand::Right, layout);
+    assert!(p.scene.canvas.is_some() && scene::scene_draw(&p.scene).drawing);
+    // The canvas starts as the input as given: the sample's own pixels.
+    let samples = nn::Samples::load(&demo.model, demo.model.samples.as_ref().unwrap()).unwrap();
+    let start = p.scene.canvas.clone().unwrap();
+    assert!(start.iter().zip(samples.image(0)).all(|(a, b)| (a - b).abs() < 1e-5));
+    // Clear, then drag along row 5 from column 10 to 12.
+    p.click(Hand::Right, fold);
+    assert_eq!(p.scene.canvas.as_ref().unwrap().iter().sum::<f32>(), 0.0);
+    let at = |p: &Player, x: usize| pixel(&p.scene, 0, 0, 5, x);
+    p.aim(Hand::Right, in_front(&p.scene, 0, at(&p, 10), 0.4), at(&p, 10));
+    p.set(Hand::Right, |h| h.select = true);
+    let first = p.events.input.clone().expect("painting asks for a new input");
+    p.aim(Hand::Right, in_front(&p.scene, 0, at(&p, 12), 0.4), at(&p, 12));
+    let painted = p.events.input.clone().unwrap();
+    p.set(Hand::Right, |h| h.select = false);
+    // A 3×3 brush at (5, 10) then (5, 12): rows 4..=6, columns 9..=13.
+    let want: Vec<f32> = (0..28 * 28)
+        .map(|i| if (4..=6).contains(&(i / 28)) && (9..=13).contains(&(i % 28)) { 1.0 } else { 0.0 })
+        .collect();
+    assert_eq!(painted, want);
+    assert_eq!(first.iter().sum::<f32>(), 9.0);
+    // Painting does not select; leaving draw mode makes select inspect again.
+    assert_eq!(p.scene.selection, None);
+    p.click(Hand::Right, layout);
+    assert!(p.scene.canvas.is_none());
+    p.click(Hand::Right, select);
+    assert_eq!(p.scene.selection.map(|s| s.block), Some(0));
 }

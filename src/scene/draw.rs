@@ -14,6 +14,7 @@
 //! - `tray`: the sample tray, one tile per bundled sample (draw sample `sample`'s image on the
 //!   unit quad mapped by `stage_from_tile`, row 0 at +y like a tile), `hovered` when a ray points
 //!   at it, `current` for the sample last chosen.
+//! - `drawing`: the input block is in draw mode (the user paints the input on it).
 //! - `panel`: the inspect panel's data and `stage_from_panel`, a pose for a 0.4 m × 0.3 m panel
 //!   (unit quad scaled by the renderer) standing to the right of the selected block, facing the
 //!   same way.
@@ -81,6 +82,8 @@ pub struct SceneDraw {
     pub receptive_field: Vec<Highlight>,
     pub rays: Vec<RayDraw>,
     pub tray: Vec<TrayDraw>,
+    /// Draw mode is on for the input block (show it as a canvas).
+    pub drawing: bool,
     pub panel: Option<PanelDraw>,
 }
 
@@ -160,6 +163,7 @@ pub fn scene_draw(scene: &Scene) -> SceneDraw {
         }
     }
     out.selected = scene.selection.as_ref().map(neuron);
+    out.drawing = scene.canvas.is_some();
     for &e in &scene.tray {
         let (Ok(item), Ok(placed)) = (scene.world.get::<&TrayItem>(e), scene.world.get::<&Placed>(e)) else {
             continue;

@@ -30,7 +30,8 @@ pub const SETTLE_SECONDS: f32 = 1.0;
 
 /// Runs `script` through the scene at `fps` (plus a frame at every event), then lets running
 /// animations finish with the last input held. `acts` are the network's activations; choosing a
-/// sample on the tray runs the network on that sample of `samples` and re-explains the selection.
+/// sample on the tray runs the network on that sample of `samples`, drawing on the input runs it
+/// on the drawing, and either re-explains the selection.
 pub fn replay(
     scene: &mut Scene,
     model: &Model,
@@ -60,10 +61,13 @@ pub fn replay(
         let dt = (frame.time - prev.time).max(0.0);
         let net = Network { model, weights, acts };
         let events = update(scene, &net, &frame, &prev, dt)?;
-        if let (Some(i), Some(s)) = (events.sample, samples)
-            && i < s.count
-        {
-            *acts = forward(model, weights, s.image(i))?;
+        let raw = match (events.input, events.sample, samples) {
+            (Some(drawn), _, _) => Some(drawn),
+            (None, Some(i), Some(s)) if i < s.count => Some(s.image(i).to_vec()),
+            _ => None,
+        };
+        if let Some(raw) = raw {
+            *acts = forward(model, weights, &raw)?;
             refresh_selection(scene, &Network { model, weights, acts })?;
         }
         prev = frame;

@@ -6,7 +6,9 @@
 //! selection; on the sample tray: asks for that sample as the input, [`FrameEvents::sample`]); `grab` holds the pointed-at block (both hands squeezing: the whole network, scaled
 //! by the change of the hands' distance and turned about +Y by the change of their direction);
 //! `fold` folds/expands and `layout` switches grid/linear of the pointed-at block; `menu` resets
-//! the layout; a thumbstick flick left walks the selection back to its strongest input (trace),
+//! the layout. On the input block, `layout` toggles draw mode instead: `select` held paints the
+//! pixels under the ray (a 3×3 brush of 1.0, [`FrameEvents::input`]) and `fold` clears the
+//! picture. A thumbstick flick left walks the selection back to its strongest input (trace),
 //! a flick right switches walk-in/tabletop scale, a flick down expands the pointed-at block into
 //! its steps (`conv1+relu1` → `conv1`, `relu1`) or folds a step back into its block.
 
@@ -36,6 +38,9 @@ pub struct FrameEvents {
     /// A bundled sample was chosen on the tray: run the network on it, then
     /// [`refresh_selection`] with the new activations.
     pub sample: Option<usize>,
+    /// The input was drawn on: run the network on these raw input values (as given, before
+    /// normalization), then [`refresh_selection`].
+    pub input: Option<Vec<f32>>,
 }
 
 /// Runs one frame of every system (see the module documentation). `prev` is the previous
@@ -55,6 +60,10 @@ pub fn update(
     grab(scene, input, prev);
     for hand in Hand::BOTH {
         let target = scene.hands[hand_slot(hand)].hover.as_ref().map(|h| h.entity);
+        let on_input = scene.hands[hand_slot(hand)].hover.as_ref().is_some_and(|h| h.block == 0);
+        if on_input && draw(scene, net, input, prev, hand, &mut events) {
+            continue;
+        }
         if let Some(e) = target {
             if input.pressed(prev, hand, Button::Fold) {
                 toggle_fold(&mut scene.world, e);
@@ -95,6 +104,72 @@ pub fn update(
     animate_folds(&mut scene.world, dt);
     sync(&mut scene.world, &mut scene.picking);
     Ok(events)
+}
+
+/// Half-width of the drawing brush in pixels (3×3).
+pub const BRUSH: usize = 1;
+
+/// Draw mode on the input block for `hand` (which points at it): `layout` toggles it, `select`
+/// held paints, `fold` clears. Returns whether the hand's buttons were used up here.
+fn draw(
+    scene: &mut Scene,
+    net: &Network,
+    input: &InputSnapshot,
+    prev: &InputSnapshot,
+    hand: Hand,
+    events: &mut FrameEvents,
+) -> bool {
+    if input.pressed(prev, hand, Button::Layout) {
+        scene.canvas = match scene.canvas {
+            Some(_) => None,
+            None => Some(raw_input(net)),
+        };
+        return true;
+    }
+    let Some(canvas) = scene.canvas.as_mut() else { return false };
+    let mut changed = false;
+    if input.pressed(prev, hand, Button::Fold) {
+        canvas.iter_mut().for_each(|v| *v = 0.0);
+        changed = true;
+    }
+    let pixel = scene.hands[hand_slot(hand)].hover.as_ref().and_then(|h| h.neuron.clone());
+    if input.hand(hand).select
+        && let (Some([_, y, x]), crate::nn::Shape::Chw(c, h, w)) = (pixel.as_deref(), net.model.input.shape)
+    {
+        for ch in 0..c {
+            for yy in y.saturating_sub(BRUSH)..=(y + BRUSH).min(h - 1) {
+                for xx in x.saturating_sub(BRUSH)..=(x + BRUSH).min(w - 1) {
+                    let v = &mut canvas[(ch * h + yy) * w + xx];
+                    changed |= *v != 1.0;
+                    *v = 1.0;
+                }
+            }
+        }
+    }
+    if changed {
+        events.input = Some(canvas.clone());
+    }
+    input.hand(hand).select || input.pressed(prev, hand, Button::Fold)
+}
+
+/// The network's input as given (normalization undone).
+fn raw_input(net: &Network) -> Vec<f32> {
+    let spec = &net.model.input;
+    let plane = match spec.shape {
+        crate::nn::Shape::Chw(_, h, w) => h * w,
+        crate::nn::Shape::Flat(_) => net.acts.input.len().max(1),
+    };
+    let pick = |v: &[f32], c: usize, default: f32| match v {
+        [] => default,
+        [x] => *x,
+        v => v.get(c).copied().unwrap_or(default),
+    };
+    net.acts
+        .input
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x * pick(&spec.std, i / plane, 1.0) + pick(&spec.mean, i / plane, 0.0))
+        .collect()
 }
 
 /// The block and neuron under a ray (stage space), if any.

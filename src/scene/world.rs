@@ -204,6 +204,9 @@ pub struct Scene {
     pub tray: Vec<Entity>,
     /// The bundled sample last chosen on the tray; `None`: the input the scene started with.
     pub sample: Option<usize>,
+    /// Drawing on the input: the raw input values (as given, before normalization) being drawn,
+    /// `None` when not in draw mode (see `systems`).
+    pub canvas: Option<Vec<f32>>,
 }
 
 impl Scene {
@@ -239,6 +242,7 @@ impl Scene {
             checkpoint: None,
             tray: Vec::new(),
             sample: None,
+            canvas: None,
         };
         scene.arrange();
         scene
