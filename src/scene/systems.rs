@@ -1,16 +1,18 @@
 //! The interaction systems, run once per frame by [`update`] in this order: reset (menu), hover
-//! (ray-pick), grab (one hand: a block; both hands: the network root), fold/expand and layout
-//! switch of the pointed-at block, select, trace, scale switch, fold animation, then [`sync`].
+//! (ray-pick), grab (one hand: a block; both hands: the network root), then per hand: drawing on
+//! the input, fold/expand and layout switch of the pointed-at block, select, trace, scale switch,
+//! expand into steps; last the fold animation and [`sync`].
 //!
 //! Controls per hand: `select` picks the neuron under the ray (on empty space: clears the
-//! selection; on the sample tray: asks for that sample as the input, [`FrameEvents::sample`]); `grab` holds the pointed-at block (both hands squeezing: the whole network, scaled
-//! by the change of the hands' distance and turned about +Y by the change of their direction);
-//! `fold` folds/expands and `layout` switches grid/linear of the pointed-at block; `menu` resets
-//! the layout. On the input block, `layout` toggles draw mode instead: `select` held paints the
-//! pixels under the ray (a 3×3 brush of 1.0, [`FrameEvents::input`]) and `fold` clears the
-//! picture. A thumbstick flick left walks the selection back to its strongest input (trace),
-//! a flick right switches walk-in/tabletop scale, a flick down expands the pointed-at block into
-//! its steps (`conv1+relu1` → `conv1`, `relu1`) or folds a step back into its block.
+//! selection; on the sample tray: asks for that sample as the input, [`FrameEvents::sample`]);
+//! `grab` holds the pointed-at block (both hands squeezing: the whole network, scaled by the
+//! change of the hands' distance and turned about +Y by the change of their direction); `fold`
+//! folds/expands and `layout` switches grid/linear of the pointed-at block; `menu` resets the
+//! layout. On the input block, `layout` toggles draw mode instead: `select` held paints the pixels
+//! under the ray (a 3×3 brush of 1.0, [`FrameEvents::input`]) and `fold` clears the picture.
+//! A thumbstick flick left walks the selection back to its strongest input (trace), a flick right
+//! switches walk-in/tabletop scale, a flick down expands the pointed-at block into its steps
+//! (`conv1+relu1` → `conv1`, `relu1`) or folds a step back into its block.
 
 use glam::{Quat, Vec2, Vec3};
 use hecs::{CommandBuffer, Entity};
@@ -75,13 +77,15 @@ pub fn update(
         if input.pressed(prev, hand, Button::Select) {
             if let Some(sample) = scene.hands[hand_slot(hand)].tray {
                 scene.sample = Some(sample);
+                // A new picture: the drawing (of the old one) ends.
+                scene.canvas = None;
                 events.sample = Some(sample);
             } else {
                 let hit = scene.hands[hand_slot(hand)].hover.clone();
                 select(scene, net, hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })))?;
             }
         }
-        // Last: it replaces block entities (and clears the hovers).
+        // After the buttons above: it replaces block entities (and clears the hovers).
         if let Some(e) = target
             && input.flicked(prev, hand, Vec2::NEG_Y, FLICK)
         {
