@@ -106,6 +106,10 @@ enum Command {
         /// Put each layer's feature maps in one row instead of a grid.
         #[arg(long)]
         linear: bool,
+        /// Play this input script (the `replay` format) first, then render: what it hovered,
+        /// selected, moved or folded shows.
+        #[arg(long)]
+        script: Option<PathBuf>,
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
@@ -363,18 +367,38 @@ fn run(cli: Cli) -> Result<()> {
             look,
             stereo,
             linear,
+            script,
             ckpt,
         } => {
-            let input = InputArgs {
-                input: None,
-                sample: Some(sample),
-            };
-            let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
+            // The script first: a bad one fails before any work.
+            let script = script.as_deref().map(netwalk::input::Script::load).transpose()?;
+            let mut app = build_app(model, sample, &ckpt)?;
+            if linear {
+                app.all_linear();
+            }
+            if let Some(script) = &script {
+                for frame in script.frames(90.0) {
+                    app.step(&frame)?;
+                }
+            }
+            // Settle the fold animations (at most a second).
+            let end = script.as_ref().map_or(0.0, |s| s.duration());
+            for k in 1..=90 {
+                let mut still = netwalk::input::InputSnapshot {
+                    time: end + k as f32 / 90.0,
+                    ..Default::default()
+                };
+                if let Some(s) = &script {
+                    still = s.snapshot_at(end);
+                    still.time = end + k as f32 / 90.0;
+                }
+                app.step(&still)?;
+            }
             let camera = match eye.zip(look) {
                 Some((eye, look)) => View::Camera(gfx::Camera::look_at(eye, look)),
                 None => View::Named(view),
             };
-            snapshot(&model, &acts, &out, size, camera, stereo, linear)
+            snapshot(&mut app, &out, size, camera, stereo)
         }
         Command::Run {
             model,
@@ -388,12 +412,8 @@ fn run(cli: Cli) -> Result<()> {
             if !desktop {
                 bail!("say where to run: --desktop (VR is not there yet)");
             }
-            let input = InputArgs {
-                input: None,
-                sample: Some(sample),
-            };
-            let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
-            run_desktop(&model, &acts, size, frames, screenshot.as_deref())
+            let app = build_app(model, sample, &ckpt)?;
+            run_desktop(app, size, frames, screenshot.as_deref())
         }
         Command::Replay {
             model,
@@ -588,35 +608,21 @@ fn view_camera(model: &Model, placements: &[scene::LayerPlacement], name: &str, 
     })
 }
 
-fn snapshot(
-    model: &Model,
-    acts: &nn::Activations,
-    out: &Path,
-    (width, height): (u32, u32),
-    view: View,
-    stereo: bool,
-    linear: bool,
-) -> Result<()> {
-    let kind = if linear { scene::LayoutKind::Linear } else { scene::LayoutKind::Grid };
-    let placements = scene::layout(model, kind);
+fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32), view: View, stereo: bool) -> Result<()> {
+    let placements = app.placements();
     let aspect = width as f32 / height as f32;
     let camera = match view {
         View::Camera(c) if c.eye.distance(c.target) < 1e-4 => bail!("--eye and --look must be different points"),
         View::Camera(c) => c,
-        View::Named(name) => view_camera(model, &placements, &name, aspect)?,
+        View::Named(name) => view_camera(&app.model, &placements, &name, aspect)?,
     };
     let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
     let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
     tracing::info!(device = renderer.device_name(), "rendering");
     let log = renderer.validation_log();
-    let draw = gfx::NetworkDraw::new(model, acts, &placements);
-    renderer.set_values(&draw.values)?;
     // Close-up neurons as voxels, for the eye (or between the eyes).
     let eye = views.iter().map(|v| v.eye).sum::<glam::Vec3>() / views.len() as f32;
-    let mut list = draw.list.clone();
-    list.cubes
-        .extend(gfx::lod::voxels(&placements, &draw.styles, eye, gfx::lod::VOXEL_BUDGET));
-    renderer.set_draw_list(&list)?;
+    app.upload(&mut renderer, eye)?;
     let image = gfx::RgbaImage::side_by_side(&renderer.render_offscreen(width, height, &views)?);
     // Teardown is validated too (leaks are reported when the device is destroyed).
     drop(renderer);
@@ -634,9 +640,26 @@ fn snapshot(
     Ok(())
 }
 
+/// The app on `model` (default: the demo) with `sample` as its input and its samples on the tray.
+fn build_app(model: Option<PathBuf>, sample: usize, ckpt: &CheckpointArg) -> Result<netwalk::app::App> {
+    let input = InputArgs {
+        input: None,
+        sample: Some(sample),
+    };
+    let (model, weights, acts) = run_on_input(model, &input, ckpt)?;
+    let samples = load_samples(&model).ok();
+    Ok(netwalk::app::App::new(
+        model,
+        weights,
+        samples,
+        acts,
+        scene::Stage::default(),
+        scene::Scale::WalkIn,
+    ))
+}
+
 fn run_desktop(
-    model: &Model,
-    acts: &nn::Activations,
+    mut app: netwalk::app::App,
     (width, height): (u32, u32),
     frames: Option<u64>,
     screenshot: Option<&Path>,
@@ -644,10 +667,8 @@ fn run_desktop(
     if frames == Some(0) {
         bail!("--frames must be at least 1");
     }
-    let placements = scene::layout(model, scene::LayoutKind::Grid);
-    let (min, max) = scene::layout::bounds(&placements);
-    let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
-    let draw = gfx::NetworkDraw::new(model, acts, &placements);
+    let camera = app.overview(width as f32 / height as f32);
+    let model = &app.model;
     let options = gfx::window::DesktopOptions {
         title: format!("netwalk: {}", model.name),
         size: (width, height),
@@ -667,7 +688,7 @@ fn run_desktop(
         gfx::window::DesktopEvent::Paused { after_frame } => println!("paused after frame {after_frame}"),
         gfx::window::DesktopEvent::Resumed => println!("resumed"),
     };
-    let outcome = gfx::window::run_desktop(&gfx::RendererConfig::from_env(), draw, camera, options, &mut on_event)?;
+    let outcome = gfx::window::run_desktop(&gfx::RendererConfig::from_env(), &mut app, camera, options, &mut on_event)?;
     if let Some(first) = outcome.validation.first() {
         bail!(
             "Vulkan validation reported {} problem(s); first: {first}",

@@ -11,6 +11,7 @@ pub mod device;
 pub mod annotate;
 pub mod draw;
 pub mod lod;
+pub mod overlay;
 pub mod text;
 mod pipeline;
 mod renderer;
@@ -55,6 +56,8 @@ pub enum GfxError {
     },
     #[error("desktop window: {0}")]
     Window(String),
+    #[error("{0}")]
+    Scene(String),
     #[error("invalid render request: {0}")]
     Invalid(String),
 }
