@@ -7,13 +7,27 @@ use glam::{Mat4, Vec3};
 
 use crate::gfx::colormap::Colormap;
 use crate::gfx::{self, DrawList, NetworkDraw, Renderer, TileInstance};
-use crate::input::InputSnapshot;
+use crate::input::{InputSnapshot, Script};
+use crate::nn::timeline::Timeline;
 use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
 use crate::scene::systems::{self, FrameEvents};
 use crate::scene::{LayoutKind, Network, Scale, Scene, SceneDraw, Stage, scene_draw};
 
 /// Samples on the tray (at most).
 pub const TRAY_SAMPLES: usize = 10;
+
+/// Where the timeline panel stands: left of the user, at chest height, turned toward them.
+fn timeline_pose() -> Mat4 {
+    let at = Vec3::new(-0.75, 1.15, -0.45);
+    // Its front (+Z) toward the user standing at the origin.
+    let yaw = (-at.x).atan2(-at.z);
+    Mat4::from_translation(at) * Mat4::from_rotation_y(yaw)
+}
+
+/// Whether the frame's events change what the network computes.
+fn raw_changed(events: &FrameEvents) -> bool {
+    events.input.is_some() || events.sample.is_some() || events.timeline.is_some()
+}
 
 /// What moves a block's drawing: its placement, fold and layout.
 type BlockKey = (Mat4, f32, LayoutKind);
@@ -24,6 +38,10 @@ pub struct App {
     pub samples: Option<Samples>,
     pub acts: Activations,
     pub scene: Scene,
+    /// The checkpoints to scrub through (`None`: the model has none).
+    pub timeline: Option<Timeline>,
+    /// The input the network runs on (raw, before normalization).
+    input: Vec<f32>,
     prev: InputSnapshot,
     /// The network's drawing and the block state it was made for.
     network: Option<(Vec<BlockKey>, NetworkDraw)>,
@@ -35,34 +53,62 @@ pub struct App {
 }
 
 impl App {
-    /// The scene for `model` with `acts` (the network run on the current input), the sample tray
-    /// filled from `samples`.
+    /// The scene for `model` running on `input` (raw values, before normalization), the sample
+    /// tray filled from `samples`.
     pub fn new(
         model: Model,
         weights: Weights,
         samples: Option<Samples>,
-        acts: Activations,
+        input: Vec<f32>,
         stage: Stage,
         scale: Scale,
-    ) -> App {
+    ) -> Result<App, NnError> {
+        let acts = nn::forward(&model, &weights, &input)?;
         let mut scene = Scene::new(&model, stage, scale);
         scene.set_sample_tray(samples.as_ref().map_or(0, |s| s.count.min(TRAY_SAMPLES)));
-        App {
+        Ok(App {
             model,
             weights,
             samples,
             acts,
             scene,
+            timeline: None,
+            input,
             prev: InputSnapshot::default(),
             network: None,
             tray_offsets: Vec::new(),
             values_dirty: true,
             network_dirty: true,
+        })
+    }
+
+    /// Adds the checkpoints to scrub through (the left thumbstick, arrow keys, scripts).
+    pub fn with_timeline(mut self, timeline: Option<Timeline>) -> App {
+        self.timeline = timeline;
+        self
+    }
+
+    /// Plays `script` at `fps` frames per second (plus a frame at each event), then holds its last
+    /// input for up to a second while fold animations finish.
+    pub fn play(&mut self, script: &Script, fps: f32) -> Result<(), NnError> {
+        const SETTLE_SECONDS: f32 = 1.0;
+        let fps = if fps.is_finite() && fps > 0.0 { fps } else { 90.0 };
+        let mut last = InputSnapshot::default();
+        for frame in script.frames(fps) {
+            self.step(&frame)?;
+            last = frame;
         }
+        let mut settled = 0.0;
+        while systems::animating(&mut self.scene.world) && settled < SETTLE_SECONDS {
+            settled += 1.0 / fps;
+            last.time += 1.0 / fps;
+            self.step(&last)?;
+        }
+        Ok(())
     }
 
     /// Runs one frame of the scene systems on `input` (its `time` gives the frame's length). A
-    /// new input image (a tray sample, a drawing) reruns the network at once.
+    /// new input image (a tray sample, a drawing) or timeline position reruns the network at once.
     pub fn step(&mut self, input: &InputSnapshot) -> Result<FrameEvents, NnError> {
         let dt = (input.time - self.prev.time).clamp(0.0, 0.1);
         let net = Network {
@@ -76,8 +122,14 @@ impl App {
             (None, Some(i), Some(s)) if i < s.count => Some(s.image(i).to_vec()),
             _ => None,
         };
+        if let (Some(p), Some(t)) = (events.timeline, &self.timeline) {
+            self.weights = t.weights_at(p)?;
+        }
         if let Some(raw) = raw {
-            self.acts = nn::forward(&self.model, &self.weights, &raw)?;
+            self.input = raw;
+        }
+        if raw_changed(&events) {
+            self.acts = nn::forward(&self.model, &self.weights, &self.input)?;
             systems::refresh_selection(
                 &mut self.scene,
                 &Network {
@@ -180,6 +232,10 @@ impl App {
         self.refresh_network(&sd);
         let tray = self.tray_tiles(&sd);
         let mut overlay = gfx::overlay::build(&sd, tray);
+        if let Some(t) = &self.timeline {
+            let position = self.scene.checkpoint.as_ref().map(|c| c.position);
+            gfx::overlay::timeline_panel(timeline_pose(), &t.info, position, &mut overlay);
+        }
         let Some((_, draw)) = &self.network else {
             unreachable!("made by refresh_network")
         };

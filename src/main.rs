@@ -377,22 +377,7 @@ fn run(cli: Cli) -> Result<()> {
                 app.all_linear();
             }
             if let Some(script) = &script {
-                for frame in script.frames(90.0) {
-                    app.step(&frame)?;
-                }
-            }
-            // Settle the fold animations (at most a second).
-            let end = script.as_ref().map_or(0.0, |s| s.duration());
-            for k in 1..=90 {
-                let mut still = netwalk::input::InputSnapshot {
-                    time: end + k as f32 / 90.0,
-                    ..Default::default()
-                };
-                if let Some(s) = &script {
-                    still = s.snapshot_at(end);
-                    still.time = end + k as f32 / 90.0;
-                }
-                app.step(&still)?;
+                app.play(script, 90.0)?;
             }
             let camera = match eye.zip(look) {
                 Some((eye, look)) => View::Camera(gfx::Camera::look_at(eye, look)),
@@ -640,22 +625,32 @@ fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32)
     Ok(())
 }
 
-/// The app on `model` (default: the demo) with `sample` as its input and its samples on the tray.
+/// The app on `model` (default: the demo) with `sample` as its input, its samples on the tray
+/// and its checkpoints as the timeline.
 fn build_app(model: Option<PathBuf>, sample: usize, ckpt: &CheckpointArg) -> Result<netwalk::app::App> {
+    let model = load_model(model)?;
+    let weights = load_weights(&model, ckpt)?;
     let input = InputArgs {
         input: None,
         sample: Some(sample),
     };
-    let (model, weights, acts) = run_on_input(model, &input, ckpt)?;
+    let raw = load_one_input(&model, &input)?;
     let samples = load_samples(&model).ok();
-    Ok(netwalk::app::App::new(
+    let timeline = nn::timeline::Timeline::load(&model)?;
+    let mut app = netwalk::app::App::new(
         model,
         weights,
         samples,
-        acts,
+        raw,
         scene::Stage::default(),
         scene::Scale::WalkIn,
-    ))
+    )?
+    .with_timeline(timeline);
+    if let Some(key) = &ckpt.checkpoint {
+        let index = app.model.checkpoints.iter().position(|c| &c.label == key).or_else(|| key.parse().ok());
+        app.scene.set_checkpoint(&app.model, index);
+    }
+    Ok(app)
 }
 
 fn run_desktop(
@@ -711,30 +706,20 @@ fn run_desktop(
     Ok(())
 }
 
-/// Samples on the replay scene's tray (0..10).
-const REPLAY_TRAY: usize = 10;
-
 fn replay(model: Option<PathBuf>, script: &Path, state_out: &Path, sample: usize, fps: f32) -> Result<()> {
     if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
         bail!("--fps must be a number in (0, 1000], got {fps}");
     }
     // The script first: a bad one fails before any work, and no state file is written.
     let script = netwalk::input::Script::load(script)?;
-    let input = InputArgs {
-        input: None,
-        sample: Some(sample),
-    };
-    let (model, weights, mut acts) = run_on_input(model, &input, &CheckpointArg { checkpoint: None })?;
-    let samples = load_samples(&model)?;
-    let mut sc = scene::Scene::new(&model, scene::Stage::default(), scene::Scale::WalkIn);
-    sc.set_sample_tray(samples.count.min(REPLAY_TRAY));
-    scene::replay::replay(&mut sc, &model, &weights, Some(&samples), &mut acts, &script, fps)?;
+    let mut app = build_app(model, sample, &CheckpointArg { checkpoint: None })?;
+    app.play(&script, fps)?;
     let net = scene::Network {
-        model: &model,
-        weights: &weights,
-        acts: &acts,
+        model: &app.model,
+        weights: &app.weights,
+        acts: &app.acts,
     };
-    let state = scene::replay::state_json(&sc, &net);
+    let state = scene::replay::state_json(&app.scene, &net);
     let tmp = state_out.with_extension("json.partial");
     std::fs::write(&tmp, serde_json::to_string_pretty(&state)? + "\n")
         .with_context(|| format!("{}: cannot write", tmp.display()))?;

@@ -299,3 +299,46 @@ fn bad_scripts_fail_with_one_line_naming_the_file_and_write_no_state() {
         assert!(!state.exists());
     }
 }
+
+#[test]
+fn the_left_thumbstick_scrubs_the_timeline_and_the_network_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, scene) = demo_scene();
+    let n = model.checkpoints.len();
+    assert!(n >= 4, "the demo has a timeline");
+    // Point at a conv1 pixel and select it, then scrub back for one second at full deflection:
+    // SCRUB_SPEED checkpoints a second, from the last checkpoint.
+    let at = pixel(&scene, 1, 2, 10, 12);
+    let from = in_front(&scene, 1, at, 0.8);
+    let speed = netwalk::scene::systems::SCRUB_SPEED;
+    let events = vec![
+        aim(0.0, "right", from, at),
+        json!({"t": 0.1, "hand": "right", "select": true}),
+        json!({"t": 0.2, "hand": "right", "select": false}),
+        json!({"t": 0.5, "hand": "left", "thumbstick": [-1.0, 0.0]}),
+        json!({"t": 1.5, "hand": "left", "thumbstick": [0.0, 0.0]}),
+    ];
+    let state = run_replay(dir.path(), events.clone(), &[]);
+    let c = &state["checkpoint"];
+    let position = c["position"].as_f64().unwrap() as f32;
+    let want = (n - 1) as f32 - speed;
+    assert!((position - want).abs() < 0.05, "{c}");
+    assert_eq!(c["index"], json!(want.round() as usize));
+    assert_eq!(c["label"], json!(model.checkpoints[want.round() as usize].label));
+
+    // Scrubbed all the way back: exactly the first checkpoint, and the selected neuron's numbers
+    // are `netwalk neuron --checkpoint 0`'s.
+    let mut back = events;
+    back[4] = json!({"t": 9.0, "hand": "left", "thumbstick": [0.0, 0.0]});
+    let state = run_replay(dir.path(), back, &[]);
+    assert_eq!(state["checkpoint"], json!({"index": 0, "label": model.checkpoints[0].label, "position": 0.0}));
+    let sel = &state["selection"];
+    let index: Vec<String> = sel["index"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+    let out = ok(&[
+        "neuron", "--sample", "0", "--layer", sel["layer"].as_str().unwrap(), "--index", &index.join(","),
+        "--checkpoint", "0",
+    ]);
+    let neuron: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sel["pre_activation"], neuron["pre_activation"], "{sel} vs {neuron}");
+    assert_eq!(sel["bias"], neuron["bias"]);
+}

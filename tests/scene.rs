@@ -578,7 +578,7 @@ fn the_chosen_checkpoint_is_kept_in_the_state() {
     assert_eq!(scene::replay::state_json(&scene, &net)["checkpoint"], serde_json::Value::Null);
     let label = demo.model.checkpoints[3].label.clone();
     assert_eq!(scene.set_checkpoint(&demo.model, Some(3)).map(|c| c.label.clone()), Some(label.clone()));
-    assert_eq!(scene::replay::state_json(&scene, &net)["checkpoint"], serde_json::json!({"index": 3, "label": label}));
+    assert_eq!(scene::replay::state_json(&scene, &net)["checkpoint"], serde_json::json!({"index": 3, "label": label, "position": 3.0}));
     assert!(scene.set_checkpoint(&demo.model, Some(999)).is_none());
     assert_eq!(scene.checkpoint, None);
 }

@@ -201,12 +201,124 @@ fn panel(p: &PanelDraw, list: &mut DrawList) {
     }
 }
 
+/// Timeline panel size (meters) and curve colors.
+pub const TIMELINE_SIZE: (f32, f32) = (0.5, 0.25);
+pub const ACCURACY_COLOR: [f32; 3] = [0.35, 0.85, 0.45];
+pub const LOSS_COLOR: [f32; 3] = [0.95, 0.55, 0.25];
+pub const MARKER_COLOR: [f32; 3] = [1.0, 1.0, 1.0];
+
+/// Where the curve area of the timeline panel is, in panel units (meters from its center).
+fn curve_box() -> (glam::Vec2, glam::Vec2) {
+    let (w, h) = TIMELINE_SIZE;
+    (glam::Vec2::new(-w / 2.0 + 0.02, -h / 2.0 + 0.04), glam::Vec2::new(w / 2.0 - 0.02, h / 2.0 - 0.06))
+}
+
+/// The x (panel units) of a timeline position on the curve, for `n` checkpoints.
+pub fn timeline_x(position: f32, n: usize) -> f32 {
+    let (lo, hi) = curve_box();
+    lo.x + (hi.x - lo.x) * position / (n.max(2) - 1) as f32
+}
+
+/// The training timeline: held-out accuracy (green, 0..1) and training loss (orange, scaled to
+/// its largest value) per checkpoint, the current position as a white marker, and the nearest
+/// checkpoint's label. `position` `None`: the final weights (the end).
+pub fn timeline_panel(
+    stage_from_panel: Mat4,
+    info: &[crate::nn::timeline::CheckpointInfo],
+    position: Option<f32>,
+    list: &mut DrawList,
+) {
+    let n = info.len();
+    if n == 0 {
+        return;
+    }
+    let (w, h) = TIMELINE_SIZE;
+    let frame = stage_from_panel;
+    list.tiles.push(solid_quad(frame * Mat4::from_scale(Vec3::new(w, h, 1.0)), PANEL_COLOR));
+    let at = |x: f32, y: f32| frame.transform_point3(Vec3::new(x, y, 0.001));
+    let (lo, hi) = curve_box();
+    let y_of = |v: f32| lo.y + (hi.y - lo.y) * v.clamp(0.0, 1.0);
+    // Axes.
+    list.lines.push(LineInstance::new(at(lo.x, lo.y), at(hi.x, lo.y), 0.0015, PANEL_BORDER));
+    list.lines.push(LineInstance::new(at(lo.x, lo.y), at(lo.x, hi.y), 0.0015, PANEL_BORDER));
+    let max_loss = info.iter().filter_map(|c| c.train_loss).fold(0f32, f32::max);
+    let curves: [(Box<dyn Fn(&crate::nn::timeline::CheckpointInfo) -> Option<f32>>, [f32; 3]); 2] = [
+        (Box::new(|c| c.heldout_accuracy), ACCURACY_COLOR),
+        (Box::new(move |c| c.train_loss.filter(|_| max_loss > 0.0).map(|l| l / max_loss)), LOSS_COLOR),
+    ];
+    for (value, color) in &curves {
+        let points: Vec<Option<Vec3>> = info
+            .iter()
+            .enumerate()
+            .map(|(i, c)| value(c).map(|v| at(timeline_x(i as f32, n), y_of(v))))
+            .collect();
+        for pair in points.windows(2) {
+            if let [Some(a), Some(b)] = pair {
+                list.lines.push(LineInstance::new(*a, *b, 0.003, *color));
+            }
+        }
+    }
+    let p = position.unwrap_or((n - 1) as f32).clamp(0.0, (n - 1) as f32);
+    let x = timeline_x(p, n);
+    list.lines.push(LineInstance::new(at(x, lo.y - 0.01), at(x, hi.y + 0.01), 0.003, MARKER_COLOR));
+    let atlas = Atlas::get();
+    let nearest = (p.round() as usize).min(n - 1);
+    let acc = info[nearest]
+        .heldout_accuracy
+        .map_or(String::new(), |a| format!("  held-out accuracy {:.1}%", a * 100.0));
+    let title = format!("training: {} ({p:.2}){acc}", info[nearest].label);
+    let rgba = |c: [f32; 3]| [c[0], c[1], c[2], 1.0];
+    let text_at = |x: f32, y: f32| frame * Mat4::from_translation(Vec3::new(x, y, 0.001));
+    list.glyphs
+        .extend(atlas.layout(&title, text_at(-w / 2.0 + 0.02, h / 2.0 - 0.035), 0.012, Align::Left, rgba(LABEL_COLOR)));
+    list.glyphs.extend(atlas.layout(
+        &info[0].label,
+        text_at(lo.x, lo.y - 0.025),
+        0.009,
+        Align::Left,
+        rgba(LABEL_COLOR),
+    ));
+    list.glyphs.extend(atlas.layout(
+        &info[n - 1].label,
+        text_at(hi.x, lo.y - 0.025),
+        0.009,
+        Align::Right,
+        rgba(LABEL_COLOR),
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gfx::colormap::pack_srgb;
     use crate::input::Hand;
     use crate::scene::RayDraw;
+
+    #[test]
+    fn the_timeline_panel_draws_both_curves_and_the_marker_at_the_position() {
+        use crate::nn::timeline::CheckpointInfo;
+        let info: Vec<CheckpointInfo> = (0..5)
+            .map(|i| CheckpointInfo {
+                label: format!("c{i}"),
+                heldout_accuracy: Some(0.2 * i as f32),
+                train_loss: Some(2.0 - 0.4 * i as f32),
+                ..CheckpointInfo::default()
+            })
+            .collect();
+        let mut list = DrawList::default();
+        timeline_panel(Mat4::IDENTITY, &info, Some(2.5), &mut list);
+        let count = |c: [f32; 3]| list.lines.iter().filter(|l| l.color[..3] == c).count();
+        assert_eq!((count(ACCURACY_COLOR), count(LOSS_COLOR), count(MARKER_COLOR)), (4, 4, 1));
+        let marker = list.lines.iter().find(|l| l.color[..3] == MARKER_COLOR).expect("marker");
+        assert!((marker.a[0] - timeline_x(2.5, 5)).abs() < 1e-6);
+        // Halfway along the curve's width at 2 of 4 steps, the accuracy curve passes 0.4 of its height.
+        let (lo, hi) = curve_box();
+        let acc: Vec<&LineInstance> = list.lines.iter().filter(|l| l.color[..3] == ACCURACY_COLOR).collect();
+        assert!((acc[2].a[0] - (lo.x + hi.x) / 2.0).abs() < 1e-6);
+        assert!((acc[2].a[1] - (lo.y + 0.4 * (hi.y - lo.y))).abs() < 1e-6);
+        assert_eq!(list.tiles.len(), 1);
+        assert!(!list.glyphs.is_empty());
+    }
 
     #[test]
     fn highlights_become_outlines_in_their_colors() {

@@ -396,7 +396,7 @@ impl OrbitCamera {
 /// per frame. The mouse is the right controller: its ray goes through the cursor; left button =
 /// select, right button = grab (drag to move the layer), F = fold, L = layout, M = menu (reset
 /// the layout), Backspace = trace back, Tab = walk-in/tabletop, X = expand a block into its
-/// steps. The camera: middle-drag (or Shift + left-drag) looks around, the wheel zooms,
+/// steps, left/right arrows = scrub the training timeline. The camera: middle-drag (or Shift + left-drag) looks around, the wheel zooms,
 /// W/A/S/D move, Q/E down/up, R resets the view.
 #[derive(Debug, Default)]
 pub struct DesktopInput {
@@ -476,6 +476,10 @@ impl DesktopInput {
             time,
             ..InputSnapshot::default()
         };
+        // Left/right arrows: the left thumbstick, which scrubs the training timeline.
+        let arrows = f32::from(u8::from(self.held.contains(&KeyCode::ArrowRight)))
+            - f32::from(u8::from(self.held.contains(&KeyCode::ArrowLeft)));
+        snap.hand_mut(Hand::Left).thumbstick.x = arrows;
         let Some(cursor) = self.cursor.filter(|_| width > 0 && height > 0) else {
             return snap;
         };
@@ -568,6 +572,9 @@ mod tests {
         // Backspace traces back: a flick of the thumbstick to the left.
         input.held.insert(KeyCode::Backspace);
         assert_eq!(input.snapshot(&camera, (800, 600), 2.6).hand(Hand::Right).thumbstick, Vec2::NEG_X);
+        // The arrows scrub the timeline: the left thumbstick, with or without the cursor.
+        input.held.insert(KeyCode::ArrowLeft);
+        assert_eq!(input.snapshot(&camera, (800, 600), 2.65).hand(Hand::Left).thumbstick, Vec2::NEG_X);
         // No cursor in the window: no ray.
         input.cursor = None;
         assert!(!input.snapshot(&camera, (800, 600), 2.7).hand(Hand::Right).tracked);

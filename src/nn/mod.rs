@@ -9,6 +9,7 @@ pub mod fuzz;
 pub mod model;
 pub mod query;
 pub mod synthetic;
+pub mod timeline;
 pub mod train;
 pub mod weights;
 

@@ -1,11 +1,11 @@
-//! Headless replay: the scene systems driven by a script, and the final state as JSON
-//! (`netwalk replay`). The state's format is fixed (other tools read it):
+//! Headless replay's final state as JSON (`netwalk replay`; the app plays the script,
+//! `crate::app::App::play`). The state's format is fixed (other tools read it):
 //!
 //! ```text
 //! { "layers": [ {"name", "op", "center": [x,y,z], "bounds_min", "bounds_max", "folded", "layout", "hovered"}, ... ],
 //!   "selection": {"layer", "index", "activation", "pre_activation", "bias",
 //!                 "inputs": [{"layer", "index", "weight", "activation"}, ...], "input_count"} | null,
-//!   "grabbed": "<block name>" | null, "checkpoint": {"index", "label"} | null }
+//!   "grabbed": "<block name>" | null, "checkpoint": {"index", "label", "position"} | null }
 //! ```
 //!
 //! `layers` has one entry per displayed block, in order: `name` is the block's name
@@ -20,59 +20,12 @@
 use serde_json::{Value, json};
 
 use super::layout::LayoutKind;
-use super::systems::{animating, refresh_selection, update};
 use super::world::{Block, Fold, Layout, Network, Scene};
-use crate::input::{Hand, InputSnapshot, Script};
-use crate::nn::{Activations, Model, NnError, Samples, Source, Weights, forward};
+use crate::input::Hand;
+use crate::nn::Source;
 
 /// Longest the replay keeps running after the script's end for fold animations to finish.
 pub const SETTLE_SECONDS: f32 = 1.0;
-
-/// Runs `script` through the scene at `fps` (plus a frame at every event), then lets running
-/// animations finish with the last input held. `acts` are the network's activations; choosing a
-/// sample on the tray runs the network on that sample of `samples`, drawing on the input runs it
-/// on the drawing, and either re-explains the selection.
-pub fn replay(
-    scene: &mut Scene,
-    model: &Model,
-    weights: &Weights,
-    samples: Option<&Samples>,
-    acts: &mut Activations,
-    script: &Script,
-    fps: f32,
-) -> Result<(), NnError> {
-    let fps = if fps.is_finite() && fps > 0.0 { fps } else { 90.0 };
-    let mut frames = script.frames(fps).into_iter();
-    let mut prev = InputSnapshot::default();
-    let mut settled = 0.0;
-    loop {
-        let frame = match frames.next() {
-            Some(f) => f,
-            // After the script: the last input held while animations finish.
-            None if animating(&mut scene.world) && settled < SETTLE_SECONDS => {
-                settled += 1.0 / fps;
-                InputSnapshot {
-                    time: prev.time + 1.0 / fps,
-                    ..prev
-                }
-            }
-            None => return Ok(()),
-        };
-        let dt = (frame.time - prev.time).max(0.0);
-        let net = Network { model, weights, acts };
-        let events = update(scene, &net, &frame, &prev, dt)?;
-        let raw = match (events.input, events.sample, samples) {
-            (Some(drawn), _, _) => Some(drawn),
-            (None, Some(i), Some(s)) if i < s.count => Some(s.image(i).to_vec()),
-            _ => None,
-        };
-        if let Some(raw) = raw {
-            *acts = forward(model, weights, &raw)?;
-            refresh_selection(scene, &Network { model, weights, acts })?;
-        }
-        prev = frame;
-    }
-}
 
 fn vec3(v: glam::Vec3) -> Value {
     json!([v.x, v.y, v.z])
@@ -128,6 +81,9 @@ pub fn state_json(scene: &Scene, net: &Network) -> Value {
         let (e, _) = scene.grabbed(h)?;
         Some(scene.world.get::<&Block>(e).ok()?.spec.name.clone())
     });
-    let checkpoint = scene.checkpoint.as_ref().map(|c| json!({"index": c.index, "label": c.label}));
+    let checkpoint = scene
+        .checkpoint
+        .as_ref()
+        .map(|c| json!({"index": c.index, "label": c.label, "position": c.position}));
     json!({"layers": layers, "selection": selection, "grabbed": grabbed, "checkpoint": checkpoint})
 }

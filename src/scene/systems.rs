@@ -10,8 +10,9 @@
 //! folds/expands and `layout` switches grid/linear of the pointed-at block; `menu` resets the
 //! layout. On the input block, `layout` toggles draw mode instead: `select` held paints the pixels
 //! under the ray (a 3×3 brush of 1.0, [`FrameEvents::input`]) and `fold` clears the picture.
-//! A thumbstick flick left walks the selection back to its strongest input (trace), a flick right
-//! switches walk-in/tabletop scale, a flick down expands the pointed-at block into its steps
+//! A right thumbstick flick left walks the selection back to its strongest input (trace), a flick
+//! right switches walk-in/tabletop scale; the left thumbstick's x scrubs the training timeline
+//! ([`scrub`]); a flick down (either hand) expands the pointed-at block into its steps
 //! (`conv1+relu1` → `conv1`, `relu1`) or folds a step back into its block.
 
 use glam::{Quat, Vec2, Vec3};
@@ -43,6 +44,29 @@ pub struct FrameEvents {
     /// The input was drawn on: run the network on these raw input values (as given, before
     /// normalization), then [`refresh_selection`].
     pub input: Option<Vec<f32>>,
+    /// The timeline was scrubbed to this position: load the weights there (interpolated between
+    /// checkpoints), rerun the network, then [`refresh_selection`].
+    pub timeline: Option<f32>,
+}
+
+/// Checkpoints per second at full thumbstick deflection.
+pub const SCRUB_SPEED: f32 = 2.0;
+/// Thumbstick deflection below which the timeline stays put.
+pub const SCRUB_DEADZONE: f32 = 0.2;
+
+/// The left thumbstick's x scrubs the training timeline continuously (right: later). From the
+/// final weights, the first scrub starts at the last checkpoint.
+pub fn scrub(scene: &mut Scene, net: &Network, input: &InputSnapshot, dt: f32, events: &mut FrameEvents) {
+    let n = net.model.checkpoints.len();
+    let x = input.hand(Hand::Left).thumbstick.x;
+    if n == 0 || x.abs() < SCRUB_DEADZONE || !x.is_finite() {
+        return;
+    }
+    let start = scene.checkpoint.as_ref().map_or((n - 1) as f32, |c| c.position);
+    let moved = scene.checkpoint.is_none() || (start > 0.0 && x < 0.0) || (start < (n - 1) as f32 && x > 0.0);
+    if moved && let Some(c) = scene.set_timeline_position(net.model, start + x * SCRUB_SPEED * dt) {
+        events.timeline = Some(c.position);
+    }
 }
 
 /// Runs one frame of every system (see the module documentation). `prev` is the previous
@@ -60,6 +84,7 @@ pub fn update(
     }
     hover(scene, input, &mut events);
     grab(scene, input, prev);
+    scrub(scene, net, input, dt, &mut events);
     for hand in Hand::BOTH {
         let target = scene.hands[hand_slot(hand)].hover.as_ref().map(|h| h.entity);
         let on_input = scene.hands[hand_slot(hand)].hover.as_ref().is_some_and(|h| h.block == 0);
@@ -94,10 +119,11 @@ pub fn update(
                 toggle_steps(scene, net, block)?;
             }
         }
-        if input.flicked(prev, hand, Vec2::NEG_X, FLICK) {
+        // The left thumbstick's x scrubs the timeline; its flicks are the right hand's.
+        if hand == Hand::Right && input.flicked(prev, hand, Vec2::NEG_X, FLICK) {
             trace(scene, net)?;
         }
-        if input.flicked(prev, hand, Vec2::X, FLICK) {
+        if hand == Hand::Right && input.flicked(prev, hand, Vec2::X, FLICK) {
             let next = match scene.scale {
                 Scale::WalkIn => Scale::Tabletop,
                 Scale::Tabletop => Scale::WalkIn,

@@ -137,8 +137,11 @@ pub struct NeuronRef {
 /// A checkpoint of the model's timeline whose weights are shown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointRef {
+    /// The checkpoint nearest to `position`, and its label.
     pub index: usize,
     pub label: String,
+    /// Where on the timeline the weights are: checkpoint `i` at `i`, a mix between them.
+    pub position: f32,
 }
 
 /// What a hand's ray hits.
@@ -309,7 +312,24 @@ impl Scene {
             model.checkpoints.get(i).map(|c| CheckpointRef {
                 index: i,
                 label: c.label.clone(),
+                position: i as f32,
             })
+        });
+        self.checkpoint.as_ref()
+    }
+
+    /// Records a continuous timeline position (clamped to the checkpoints; none: `None`).
+    pub fn set_timeline_position(&mut self, model: &Model, position: f32) -> Option<&CheckpointRef> {
+        let n = model.checkpoints.len();
+        if n == 0 || !position.is_finite() {
+            return None;
+        }
+        let position = position.clamp(0.0, (n - 1) as f32);
+        let index = (position.round() as usize).min(n - 1);
+        self.checkpoint = Some(CheckpointRef {
+            index,
+            label: model.checkpoints[index].label.clone(),
+            position,
         });
         self.checkpoint.as_ref()
     }

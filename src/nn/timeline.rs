@@ -1,0 +1,124 @@
+//! A model's training timeline: its checkpoints' weights, in order, with what `netwalk train`
+//! recorded about each (step, training loss, held-out accuracy), and the weights at any
+//! continuous position between them (linear interpolation), so scrubbing is smooth.
+
+use std::path::PathBuf;
+
+use super::error::{NnError, Result};
+use super::model::Model;
+use super::weights::{SafetensorsFile, Weights};
+
+/// What training recorded about one checkpoint (from its file's metadata; absent: `None`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CheckpointInfo {
+    pub label: String,
+    pub step: Option<u64>,
+    pub epoch: Option<f32>,
+    pub train_loss: Option<f32>,
+    pub heldout_accuracy: Option<f32>,
+}
+
+pub struct Timeline {
+    pub info: Vec<CheckpointInfo>,
+    weights: Vec<Weights>,
+}
+
+impl Timeline {
+    /// Loads every checkpoint of `model` (memory-mapped). `None` when the model has none.
+    pub fn load(model: &Model) -> Result<Option<Timeline>> {
+        if model.checkpoints.is_empty() {
+            return Ok(None);
+        }
+        let mut info = Vec::with_capacity(model.checkpoints.len());
+        let mut weights = Vec::with_capacity(model.checkpoints.len());
+        for c in &model.checkpoints {
+            let file = SafetensorsFile::open(&c.weights)?;
+            let meta = file.metadata()?;
+            let num = |k: &str| meta.get(k).and_then(|v| v.parse::<f32>().ok()).filter(|v| v.is_finite());
+            info.push(CheckpointInfo {
+                label: c.label.clone(),
+                step: meta.get("step").and_then(|v| v.parse().ok()),
+                epoch: num("epoch"),
+                train_loss: num("train_loss"),
+                heldout_accuracy: num("heldout_accuracy"),
+            });
+            weights.push(Weights::from_safetensors(model, &file.tensors()?, &c.weights)?);
+        }
+        Ok(Some(Timeline { info, weights }))
+    }
+
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    /// The last position (the last checkpoint).
+    pub fn end(&self) -> f32 {
+        self.len().saturating_sub(1) as f32
+    }
+
+    /// The checkpoint nearest to `position`.
+    pub fn nearest(&self, position: f32) -> usize {
+        (position.clamp(0.0, self.end()).round() as usize).min(self.len().saturating_sub(1))
+    }
+
+    /// The weights at `position` (clamped to the timeline): checkpoint `i` at `i`, the linear
+    /// mix of `i` and `i + 1` between them.
+    pub fn weights_at(&self, position: f32) -> Result<Weights> {
+        let p = if position.is_finite() { position.clamp(0.0, self.end()) } else { self.end() };
+        let i = p.floor() as usize;
+        let t = p - i as f32;
+        match (self.weights.get(i), self.weights.get(i + 1)) {
+            (Some(a), _) if t == 0.0 => Ok(a.clone()),
+            (Some(a), Some(b)) => Weights::lerp(a, b, t).map_err(|source| NnError::Compute {
+                layer: format!("checkpoints {i} and {}", i + 1),
+                source,
+            }),
+            (Some(a), None) => Ok(a.clone()),
+            (None, _) => Err(NnError::Usage("the model has no checkpoints".into())),
+        }
+    }
+
+    /// Where checkpoint `i` was read from.
+    pub fn source(&self, i: usize) -> Option<&PathBuf> {
+        self.weights.get(i).map(|w| &w.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{demo, forward};
+
+    #[test]
+    fn the_demo_timeline_interpolates_between_checkpoints() {
+        let model = Model::load(&demo::demo_dir().expect("demo")).expect("demo model");
+        let t = Timeline::load(&model).expect("load").expect("the demo has checkpoints");
+        assert_eq!(t.len(), model.checkpoints.len());
+        assert_eq!(t.info[0].label, "init");
+        // Training recorded its held-out accuracy, which rises from init to the end.
+        let first = t.info[0].heldout_accuracy.expect("init accuracy");
+        let last = t.info[t.len() - 1].heldout_accuracy.expect("last accuracy");
+        assert!(first < 0.3 && last > 0.95, "{first} → {last}");
+        // Whole positions are the checkpoints themselves; halfway is the mean of the two.
+        let input = vec![0.25f32; model.input.shape.elements()];
+        let at = |p: f32| forward(&model, &t.weights_at(p).expect("weights"), &input).expect("forward");
+        let (a, b, mid) = (at(3.0), at(4.0), at(3.5));
+        let lerped = Weights::lerp(&t.weights[3], &t.weights[4], 0.5).expect("lerp");
+        let want = forward(&model, &lerped, &input).expect("forward");
+        assert_eq!(mid.layers, want.layers);
+        assert_ne!(a.layers, b.layers);
+        // The first layer is linear in the weights (before its relu): exactly halfway.
+        let (l0a, l0b, l0m) = (&a.layers[0], &b.layers[0], &mid.layers[0]);
+        for k in (0..l0a.len()).step_by(97) {
+            assert!((l0m[k] - (l0a[k] + l0b[k]) / 2.0).abs() < 1e-4, "{k}");
+        }
+        // Out of range clamps to the ends.
+        assert_eq!(at(-3.0).layers, at(0.0).layers);
+        assert_eq!(at(99.0).layers, at(t.end()).layers);
+        assert_eq!((t.nearest(3.4), t.nearest(3.6), t.nearest(50.0)), (3, 4, t.len() - 1));
+    }
+}
