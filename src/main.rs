@@ -739,15 +739,10 @@ fn ms_stats(mut times: Vec<f64>) -> (f64, f64) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
-fn bench_render(
-    model: Option<PathBuf>,
-    synthetic: Option<String>,
-    frames: usize,
-    (width, height): (u32, u32),
-    stereo: bool,
-) -> Result<()> {
-    let frames = frames.max(1);
-    let (model, weights, name) = match &synthetic {
+/// The model a benchmark runs (a synthetic one with random weights, or a model's own), its name,
+/// and a fixed input.
+fn bench_model(model: Option<PathBuf>, synthetic: Option<&str>) -> Result<(Model, Weights, String, Vec<f32>)> {
+    let (model, weights, name) = match synthetic {
         Some(name) => {
             let (m, w) = nn::synthetic::build(name, 7)?;
             (m, w, format!("synthetic {name}"))
@@ -762,6 +757,18 @@ fn bench_render(
     let raw: Vec<f32> = (0..model.input.shape.elements())
         .map(|i| ((i * 7919) % 256) as f32 / 255.0)
         .collect();
+    Ok((model, weights, name, raw))
+}
+
+fn bench_render(
+    model: Option<PathBuf>,
+    synthetic: Option<String>,
+    frames: usize,
+    (width, height): (u32, u32),
+    stereo: bool,
+) -> Result<()> {
+    let frames = frames.max(1);
+    let (model, weights, name, raw) = bench_model(model, synthetic.as_deref())?;
     let acts = nn::forward(&model, &weights, &raw)?;
     let placements = scene::layout(&model, scene::LayoutKind::Grid);
     let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
@@ -833,21 +840,7 @@ fn bench_forward(
     per_layer: bool,
 ) -> Result<()> {
     let iters = iters.max(1);
-    let (model, weights, name) = match &synthetic {
-        Some(name) => {
-            let (m, w) = nn::synthetic::build(name, 7)?;
-            (m, w, format!("synthetic {name}"))
-        }
-        None => {
-            let m = load_model(model)?;
-            let w = Weights::load(&m)?;
-            let n = m.name.clone();
-            (m, w, n)
-        }
-    };
-    let raw: Vec<f32> = (0..model.input.shape.elements())
-        .map(|i| ((i * 7919) % 256) as f32 / 255.0)
-        .collect();
+    let (model, weights, name, raw) = bench_model(model, synthetic.as_deref())?;
     let warmup = (iters / 10).clamp(1, 20);
     // Weights are prepared once, as the app does for each checkpoint; the loop times the forward.
     let engine = nn::Engine::new(&model, &weights)?;
