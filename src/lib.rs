@@ -1,3 +1,4 @@
 pub mod gfx;
 pub mod nn;
 pub mod scene;
+pub mod xr;

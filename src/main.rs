@@ -12,8 +12,10 @@ use netwalk::scene;
 #[derive(Parser)]
 #[command(name = "netwalk", version, about = "Walk through a neural network: VR, desktop, or PNG snapshots")]
 struct Cli {
+    /// Without a command: the demo network in a headset when an OpenXR runtime and headset are
+    /// there, else in a desktop window, else (no display) a PNG overview.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -109,13 +111,24 @@ enum Command {
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
-    /// Open the network in a window (--desktop): left-drag orbits, the wheel zooms, W/A/S/D move,
-    /// Q/E down/up, R resets the view, Esc closes.
+    /// Walk through the network: in a headset (OpenXR) when there is one, else in a desktop window
+    /// (left-drag orbits, the wheel zooms, W/A/S/D move, Q/E down/up, R resets the view, Esc
+    /// closes), else (no display) a PNG overview.
     Run {
         model: Option<PathBuf>,
-        /// Show it in a desktop window (the only mode so far; VR comes later).
+        /// Only in a headset (OpenXR); fail when there is none.
+        #[arg(long, conflicts_with = "desktop")]
+        xr: bool,
+        /// Only in a desktop window.
         #[arg(long)]
         desktop: bool,
+        /// XR: log frame timing (CPU time per frame, missed frames) when the session ends.
+        #[arg(long)]
+        stats: bool,
+        /// XR: load the controller binding files from this folder (default: the built-in copies
+        /// of xr-config/; also NETWALK_XR_CONFIG).
+        #[arg(long)]
+        xr_config: Option<PathBuf>,
         /// Index into the model's bundled samples.
         #[arg(long, default_value_t = 0)]
         sample: usize,
@@ -282,7 +295,15 @@ fn run_on_input(
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let input = InputArgs {
+            input: None,
+            sample: Some(0),
+        };
+        let (model, _, acts) = run_on_input(None, &input, &CheckpointArg { checkpoint: None })?;
+        return run_any(&model, &acts, Mode::Auto, &RunOptions::default());
+    };
+    match command {
         Command::Info { model, ckpt } => info(&load_model(model)?, &ckpt),
         Command::Activations {
             model,
@@ -362,22 +383,34 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run {
             model,
+            xr,
             desktop,
+            stats,
+            xr_config,
             sample,
             size,
             frames,
             screenshot,
             ckpt,
         } => {
-            if !desktop {
-                bail!("say where to run: --desktop (VR is not there yet)");
-            }
             let input = InputArgs {
                 input: None,
                 sample: Some(sample),
             };
             let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
-            run_desktop(&model, &acts, size, frames, screenshot.as_deref())
+            let mode = match (xr, desktop) {
+                (true, _) => Mode::Xr,
+                (_, true) => Mode::Desktop,
+                _ => Mode::Auto,
+            };
+            let options = RunOptions {
+                size,
+                frames,
+                screenshot,
+                stats,
+                xr_config: xr_config.or(RunOptions::default().xr_config),
+            };
+            run_any(&model, &acts, mode, &options)
         }
         Command::Bench { what } => match what {
             BenchCommand::Forward {
@@ -609,6 +642,173 @@ fn snapshot(
     std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
     println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Xr,
+    Desktop,
+    /// XR if a runtime and headset are there, else a window, else a PNG overview.
+    Auto,
+}
+
+struct RunOptions {
+    size: (u32, u32),
+    frames: Option<u64>,
+    screenshot: Option<PathBuf>,
+    stats: bool,
+    xr_config: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            size: (1280, 720),
+            frames: None,
+            screenshot: None,
+            stats: false,
+            xr_config: std::env::var_os("NETWALK_XR_CONFIG").map(PathBuf::from),
+        }
+    }
+}
+
+const OVERVIEW_PNG: &str = "netwalk-overview.png";
+
+fn run_any(model: &Model, acts: &nn::Activations, mode: Mode, options: &RunOptions) -> Result<()> {
+    if options.frames == Some(0) {
+        bail!("--frames must be at least 1");
+    }
+    if mode != Mode::Desktop {
+        match run_xr(model, acts, options) {
+            Err(e) if mode == Mode::Auto && e.downcast_ref::<netwalk::xr::XrError>().is_some_and(|e| e.is_unavailable()) => {
+                eprintln!("no headset: {e:#}");
+            }
+            other => return other,
+        }
+    }
+    let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
+    if mode == Mode::Auto && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
+        let out = Path::new(OVERVIEW_PNG);
+        snapshot(model, acts, out, options.size, View::Named("overview".into()), false, false)?;
+        println!(
+            "no headset and no display, so this is a picture: {OVERVIEW_PNG}. For VR start an OpenXR runtime \
+             (SteamVR, or monado-service; see the README's OpenXR section) with a headset and run `netwalk` again \
+             (or `netwalk run --xr`); for a window run it in a desktop session (DISPLAY or WAYLAND_DISPLAY set) \
+             or use `netwalk run --desktop`."
+        );
+        return Ok(());
+    }
+    run_desktop(model, acts, options.size, options.frames, options.screenshot.as_deref())
+}
+
+/// Set by SIGINT/SIGTERM: the XR loop then asks the runtime to end the session.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn run_xr(model: &Model, acts: &nn::Activations, options: &RunOptions) -> Result<()> {
+    use netwalk::xr::{Hand, XrEvent, XrOptions};
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
+    }
+    let placements = scene::layout(model, scene::LayoutKind::Grid);
+    let draw = gfx::NetworkDraw::new(model, acts, &placements);
+    let validation = gfx::RendererConfig::from_env().validation;
+    let xr_options = XrOptions {
+        frames: options.frames,
+        validation,
+        bindings_dir: options.xr_config.clone(),
+        readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
+    };
+    let mut shot = None;
+    let mut on_event = |event: XrEvent| match event {
+        XrEvent::Ready {
+            system,
+            device,
+            width,
+            height,
+            space,
+            stage_bounds,
+        } => {
+            let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
+            println!("xr: {system} on {device}, {width}x{height} per eye, {space} space, play area {bounds}");
+        }
+        XrEvent::State(state) => println!("state {state}"),
+        XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),
+        XrEvent::Frame {
+            index,
+            input,
+            views,
+            readback,
+        } => {
+            if index == 1 || readback.is_some() {
+                for hand in Hand::BOTH {
+                    let h = input.hand(hand);
+                    match h.aim {
+                        Some(aim) => {
+                            let (p, f) = (aim.position, aim.forward());
+                            println!(
+                                "frame {index}: {} aim {:.3} {:.3} {:.3} forward {:.3} {:.3} {:.3} select {}",
+                                hand.name(), p.x, p.y, p.z, f.x, f.y, f.z, h.select
+                            );
+                        }
+                        None => println!("frame {index}: {} aim untracked", hand.name()),
+                    }
+                }
+            }
+            if let Some(images) = readback {
+                for (i, v) in views.iter().enumerate() {
+                    let (p, o, f) = (v.position, v.orientation, v.fov);
+                    println!(
+                        "frame {index}: eye {i} position {} {} {} orientation {} {} {} {} fov {} {} {} {}",
+                        p.x, p.y, p.z, o.x, o.y, o.z, o.w, f.left, f.right, f.up, f.down
+                    );
+                }
+                shot = Some(gfx::RgbaImage::side_by_side(images));
+            }
+        }
+    };
+    let outcome = netwalk::xr::run_xr(&draw, &xr_options, &STOP, &mut on_event)?;
+    println!("xr: ended ({:?}) after {} frames", outcome.end, outcome.frames);
+    if options.stats && outcome.stats.cpu.is_empty() {
+        println!("stats: no frames rendered");
+    } else if options.stats {
+        let mut ms: Vec<f64> = outcome.stats.cpu.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+        println!(
+            "stats: {} frames, CPU per frame mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, missed {}, not rendered {}",
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(0.0),
+            outcome.stats.missed,
+            outcome.stats.not_rendered
+        );
+    }
+    if let Some(first) = outcome.xr_validation.first() {
+        bail!("OpenXR validation reported {} problem(s); first: {first}", outcome.xr_validation.len());
+    }
+    if let Some(first) = outcome.vulkan_validation.first() {
+        bail!("Vulkan validation reported {} problem(s); first: {first}", outcome.vulkan_validation.len());
+    }
+    if let Some(out) = &options.screenshot {
+        let image = shot.context("the session ended before the screenshot frame was rendered")?;
+        let file = std::fs::File::create(out).with_context(|| format!("{}: cannot write", out.display()))?;
+        image
+            .write_png(std::io::BufWriter::new(file))
+            .with_context(|| format!("{}: cannot write", out.display()))?;
+        println!("wrote {}x{} screenshot (left eye | right eye) to {}", image.width, image.height, out.display());
+    }
+    match outcome.end {
+        netwalk::xr::EndReason::Exited | netwalk::xr::EndReason::Interrupted => Ok(()),
+        other => bail!("the OpenXR runtime ended the session ({other:?}) after {} frames", outcome.frames),
+    }
 }
 
 fn run_desktop(

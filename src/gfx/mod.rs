@@ -19,8 +19,8 @@ mod swapchain;
 mod target;
 pub mod window;
 
-pub use camera::Camera;
-pub use device::{Device, ValidationLog};
+pub use camera::{Camera, EyeView, Fov};
+pub use device::{Device, ValidationLog, VulkanCreator};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
 pub use renderer::{FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame};
 

@@ -113,6 +113,10 @@ enum Finish {
     /// Blit the color into a swapchain image that is then presented; with `readback`, that
     /// image is also copied into the target's readback buffer.
     Window { image: vk::Image, readback: bool },
+    /// Copy both layers into an acquired XR swapchain image (2 layers, the color format), left
+    /// in COLOR_ATTACHMENT_OPTIMAL as OpenXR wants it released; with `readback`, that image is
+    /// also copied into the target's readback buffer.
+    Xr { image: vk::Image, readback: bool },
 }
 
 /// A storage buffer slot of the scene descriptor set.
@@ -180,6 +184,16 @@ impl Renderer {
     /// window alive until its surface is destroyed.
     pub fn new_windowed(config: &RendererConfig, window: Arc<winit::window::Window>) -> Result<Renderer> {
         Renderer::with_device(Device::with_window(config.validation, window)?)
+    }
+
+    /// A renderer on a device made elsewhere ([`Device::through`] an XR runtime).
+    pub fn from_device(device: Device) -> Result<Renderer> {
+        Renderer::with_device(device)
+    }
+
+    /// The device, for whoever must hand its handles to an XR session.
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
     }
 
     fn with_device(device: Device) -> Result<Renderer> {
@@ -575,6 +589,47 @@ impl Renderer {
         Ok(())
     }
 
+    /// Renders the current draw list in one multiview pass (left eye = layer 0) with the given
+    /// clip_from_world matrices and copies both layers into `image`, an acquired and waited-for
+    /// 2-layer XR swapchain image of `extent` in [`super::COLOR_FORMAT`]; returns when the GPU is
+    /// done, with the image in COLOR_ATTACHMENT_OPTIMAL, ready to be released. With `readback`,
+    /// also returns the two layers of that image as read back from it.
+    ///
+    /// # Safety
+    /// `image` must be such an image of this renderer's device, not in use by anyone else until
+    /// this returns.
+    pub unsafe fn render_to_xr_image(
+        &mut self,
+        image: vk::Image,
+        extent: vk::Extent2D,
+        clip_from_world: [glam::Mat4; 2],
+        readback: bool,
+    ) -> Result<Option<Vec<RgbaImage>>> {
+        self.ensure_target(extent.width, extent.height, 2)?;
+        let Some(target) = &self.target else {
+            unreachable!("made by ensure_target")
+        };
+        let matrices = clip_from_world.map(|m| m.to_cols_array());
+        self.record(target, 2, bytemuck::cast_slice(&matrices), Finish::Xr { image, readback })?;
+        self.submit_and_wait(&[], &[])?;
+        self.window_readback = None;
+        if !readback {
+            return Ok(None);
+        }
+        let bytes = target.readback.mapped()?;
+        let layer = extent.width as usize * extent.height as usize * 4;
+        Ok(Some(
+            bytes[..layer * 2]
+                .chunks_exact(layer)
+                .map(|pixels| RgbaImage {
+                    width: extent.width,
+                    height: extent.height,
+                    pixels: pixels.to_vec(),
+                })
+                .collect(),
+        ))
+    }
+
     /// Notes that the window changed size: the swapchain is recreated before the next frame.
     pub fn window_resized(&mut self) {
         self.swapchain_stale = true;
@@ -822,6 +877,7 @@ impl Renderer {
             match finish {
                 Finish::Readback => self.record_readback(cb, target, target.color.handle, views),
                 Finish::Window { image, readback } => self.record_blit(cb, target, image, readback),
+                Finish::Xr { image, readback } => self.record_xr_copy(cb, target, image, readback),
                 Finish::Timestamps => unreachable!("returned after the pass"),
             }
             d.end_command_buffer(cb).vk("end command buffer")?;
@@ -920,6 +976,83 @@ impl Renderer {
                 )
             };
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&[to_present]));
+        }
+    }
+
+    /// Records the copy of the target's two layers (in TRANSFER_SRC_OPTIMAL) into an XR swapchain
+    /// image, optionally its readback, and its transition to COLOR_ATTACHMENT_OPTIMAL.
+    ///
+    /// # Safety
+    /// `cb` is recording; `image` is an acquired (and waited-for) 2-layer XR swapchain image of
+    /// the target's size and format.
+    unsafe fn record_xr_copy(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image, readback: bool) {
+        let d = &self.device.device;
+        let range = full_range(vk::ImageAspectFlags::COLOR, 2);
+        let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
+            vk::ImageMemoryBarrier2::default()
+                .src_stage_mask(src_stage)
+                .src_access_mask(src_access)
+                .dst_stage_mask(dst_stage)
+                .dst_access_mask(dst_access)
+                .old_layout(old)
+                .new_layout(new)
+                .image(image)
+                .subresource_range(range)
+        };
+        use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
+        let layers = vk::ImageSubresourceLayers::default()
+            .aspect_mask(vk::ImageAspectFlags::COLOR)
+            .layer_count(2);
+        let region = vk::ImageCopy::default()
+            .src_subresource(layers)
+            .dst_subresource(layers)
+            .extent(target.extent.into());
+        // SAFETY: per the function's contract.
+        unsafe {
+            // The runtime's compositor read the image before handing it out again; the old
+            // contents are discarded.
+            let to_dst = [barrier(
+                S::ALL_COMMANDS,
+                A::NONE,
+                S::COPY,
+                A::TRANSFER_WRITE,
+                L::UNDEFINED,
+                L::TRANSFER_DST_OPTIMAL,
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
+            d.cmd_copy_image(
+                cb,
+                target.color.handle,
+                L::TRANSFER_SRC_OPTIMAL,
+                image,
+                L::TRANSFER_DST_OPTIMAL,
+                &[region],
+            );
+            let (last_stage, old) = if readback {
+                let to_src = [barrier(
+                    S::COPY,
+                    A::TRANSFER_WRITE,
+                    S::COPY,
+                    A::TRANSFER_READ,
+                    L::TRANSFER_DST_OPTIMAL,
+                    L::TRANSFER_SRC_OPTIMAL,
+                )];
+                d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_src));
+                self.record_readback(cb, target, image, 2);
+                (S::COPY, L::TRANSFER_SRC_OPTIMAL)
+            } else {
+                (S::COPY, L::TRANSFER_DST_OPTIMAL)
+            };
+            // The compositor samples it after release (the submission is finished by then).
+            let to_release = [barrier(
+                last_stage,
+                if readback { A::NONE } else { A::TRANSFER_WRITE },
+                S::ALL_COMMANDS,
+                A::MEMORY_READ,
+                old,
+                L::COLOR_ATTACHMENT_OPTIMAL,
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_release));
         }
     }
 
