@@ -1,4 +1,5 @@
 pub mod gfx;
+pub mod input;
 pub mod nn;
 pub mod scene;
 pub mod xr;

@@ -144,6 +144,22 @@ enum Command {
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
+    /// Run the scene with scripted input (no GPU, no window) and write its final state as JSON.
+    Replay {
+        model: Option<PathBuf>,
+        /// Input script (JSON events: t, hand, aim, select, grab, fold, layout, menu, ...).
+        #[arg(long)]
+        script: PathBuf,
+        /// Where to write the final state.
+        #[arg(long)]
+        state_out: PathBuf,
+        /// Index into the model's bundled samples.
+        #[arg(long, default_value_t = 0)]
+        sample: usize,
+        /// Frames per second the systems run at.
+        #[arg(long, default_value_t = 90.0)]
+        fps: f32,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -412,6 +428,13 @@ fn run(cli: Cli) -> Result<()> {
             };
             run_any(&model, &acts, mode, &options)
         }
+        Command::Replay {
+            model,
+            script,
+            state_out,
+            sample,
+            fps,
+        } => replay(model, &script, &state_out, sample, fps),
         Command::Bench { what } => match what {
             BenchCommand::Forward {
                 model,
@@ -864,6 +887,38 @@ fn run_desktop(
         std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
         println!("wrote {}x{} screenshot to {}", image.width, image.height, out.display());
     }
+    Ok(())
+}
+
+/// Samples on the replay scene's tray (0..10).
+const REPLAY_TRAY: usize = 10;
+
+fn replay(model: Option<PathBuf>, script: &Path, state_out: &Path, sample: usize, fps: f32) -> Result<()> {
+    if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
+        bail!("--fps must be a number in (0, 1000], got {fps}");
+    }
+    // The script first: a bad one fails before any work, and no state file is written.
+    let script = netwalk::input::Script::load(script)?;
+    let input = InputArgs {
+        input: None,
+        sample: Some(sample),
+    };
+    let (model, weights, mut acts) = run_on_input(model, &input, &CheckpointArg { checkpoint: None })?;
+    let samples = load_samples(&model)?;
+    let mut sc = scene::Scene::new(&model, scene::Stage::default(), scene::Scale::WalkIn);
+    sc.set_sample_tray(samples.count.min(REPLAY_TRAY));
+    scene::replay::replay(&mut sc, &model, &weights, Some(&samples), &mut acts, &script, fps)?;
+    let net = scene::Network {
+        model: &model,
+        weights: &weights,
+        acts: &acts,
+    };
+    let state = scene::replay::state_json(&sc, &net);
+    let tmp = state_out.with_extension("json.partial");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&state)? + "\n")
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, state_out).with_context(|| format!("{}: cannot write", state_out.display()))?;
+    println!("wrote the state after {:.2} s of script to {}", script.duration(), state_out.display());
     Ok(())
 }
 

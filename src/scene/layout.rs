@@ -76,23 +76,29 @@ impl LayerPlacement {
     }
 }
 
-/// A block before it is given a place: its source, name and shape.
-struct Block {
-    source: Source,
-    name: String,
-    shape: Shape,
-    /// Conv/dense blocks absorb the elementwise layers that follow them.
-    absorbs: bool,
+/// A displayed block before it is given a place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockSpec {
+    /// Whose values the block shows: the input, or the last layer folded into the block.
+    pub source: Source,
+    /// The block's layers joined by `+` (e.g. `conv1+relu1`), or the input's name.
+    pub name: String,
+    pub shape: Shape,
+    /// The model layers the block shows, first (the "head": conv, dense, pool, ...) to last
+    /// (`source`); empty for the input.
+    pub layers: Vec<usize>,
 }
 
 /// Groups the model into displayed blocks, in model order.
-fn blocks(model: &Model) -> Vec<Block> {
-    let mut blocks = vec![Block {
+pub fn blocks(model: &Model) -> Vec<BlockSpec> {
+    let mut blocks = vec![BlockSpec {
         source: Source::Input,
         name: model.input.name.clone(),
         shape: model.input.shape,
-        absorbs: false,
+        layers: Vec::new(),
     }];
+    // Conv/dense blocks absorb the elementwise layers that follow them.
+    let mut absorbs = vec![false];
     for (i, layer) in model.layers.iter().enumerate() {
         let input = match layer.inputs.as_slice() {
             [src] => Some(*src),
@@ -101,18 +107,22 @@ fn blocks(model: &Model) -> Vec<Block> {
         // The block currently showing this layer's (single) input, if it is the last block.
         let last = blocks.last_mut().filter(|b| input == Some(b.source));
         match (&layer.op, last) {
-            (op, Some(b)) if op.is_elementwise() && b.absorbs => {
+            (op, Some(b)) if op.is_elementwise() && absorbs[absorbs.len() - 1] => {
                 b.source = Source::Layer(i);
                 b.name = format!("{}+{}", b.name, layer.name);
+                b.layers.push(i);
             }
             // Same values as the block before, reshaped.
             (Op::Flatten, Some(_)) => {}
-            (op, _) => blocks.push(Block {
-                source: Source::Layer(i),
-                name: layer.name.clone(),
-                shape: layer.shape,
-                absorbs: matches!(op, Op::Conv2d { .. } | Op::Dense { .. }),
-            }),
+            (op, _) => {
+                blocks.push(BlockSpec {
+                    source: Source::Layer(i),
+                    name: layer.name.clone(),
+                    shape: layer.shape,
+                    layers: vec![i],
+                });
+                absorbs.push(matches!(op, Op::Conv2d { .. } | Op::Dense { .. }));
+            }
         }
     }
     blocks
@@ -138,59 +148,125 @@ fn grid_offset(k: usize, cols: usize, rows: usize, pitch: f32) -> Vec2 {
     )
 }
 
+/// Depth between the tiles of a folded block (they stand one behind the other, tile 0 in front).
+pub const FOLD_STACK_PITCH: f32 = 0.01;
+/// A folded vector block shrinks to this fraction of its size.
+pub const FOLDED_CUBE_SCALE: f32 = 0.3;
+
+/// The block's arrangement around its own origin (block space: facing +Z, +Y up, meters), for
+/// `fold` from 0 (expanded) to 1 (folded: the tiles stacked one behind the other, the cubes
+/// shrunk to [`FOLDED_CUBE_SCALE`]); values between are the fold animation.
+pub fn local_placement(spec: &BlockSpec, kind: LayoutKind, fold: f32) -> LayerPlacement {
+    let fold = fold.clamp(0.0, 1.0);
+    let mut p = LayerPlacement {
+        source: spec.source,
+        name: spec.name.clone(),
+        shape: spec.shape,
+        center: Vec3::ZERO,
+        size: Vec2::ZERO,
+        tiles: Vec::new(),
+        neurons: Vec::new(),
+    };
+    match spec.shape {
+        Shape::Chw(c, h, w) => {
+            // A grey or RGB input is one picture; other maps are one tile per channel.
+            let picture = spec.source == Source::Input && (c == 1 || c == 3);
+            let tiles = if picture { 1 } else { c };
+            let edge = h.max(w) as f32 * TILE_METERS_PER_ROW;
+            let tile = Vec2::new(w as f32, h as f32) * TILE_METERS_PER_ROW;
+            let pitch = edge * (1.0 + TILE_GAP);
+            let (cols, rows) = grid(tiles, kind);
+            let spread = Vec2::new(cols as f32, rows as f32) * pitch - edge * TILE_GAP;
+            p.size = spread.lerp(tile, fold);
+            p.tiles = (0..tiles)
+                .map(|k| {
+                    let open = grid_offset(k, cols, rows, pitch).extend(0.0);
+                    let stacked = Vec3::new(0.0, 0.0, -(k as f32) * FOLD_STACK_PITCH);
+                    TileRect {
+                        channel: k,
+                        world_from_tile: Mat4::from_translation(open.lerp(stacked, fold))
+                            * Mat4::from_scale(tile.extend(1.0)),
+                        h,
+                        w,
+                    }
+                })
+                .collect();
+        }
+        Shape::Flat(n) => {
+            let (cols, rows) = if n <= MAX_COLUMN {
+                (1, n.max(1))
+            } else {
+                grid(n, LayoutKind::Grid)
+            };
+            let shrink = 1.0 + (FOLDED_CUBE_SCALE - 1.0) * fold;
+            p.size = (Vec2::new(cols as f32, rows as f32) * CUBE_PITCH - (CUBE_PITCH - CUBE_SIZE)) * shrink;
+            p.neurons = (0..n)
+                .map(|k| NeuronCube {
+                    index: k,
+                    center: grid_offset(k, cols, rows, CUBE_PITCH * shrink).extend(0.0),
+                    size: CUBE_SIZE * shrink,
+                })
+                .collect();
+        }
+    }
+    p
+}
+
+/// `p` moved by `world_from_block` (a rigid transform with uniform scale `scale`): tiles, cubes
+/// and center; `size` is scaled and stays the block's own width and height.
+pub fn transformed(p: &LayerPlacement, world_from_block: Mat4, scale: f32) -> LayerPlacement {
+    LayerPlacement {
+        source: p.source,
+        name: p.name.clone(),
+        shape: p.shape,
+        center: world_from_block.transform_point3(p.center),
+        size: p.size * scale,
+        tiles: p
+            .tiles
+            .iter()
+            .map(|t| TileRect {
+                world_from_tile: world_from_block * t.world_from_tile,
+                ..t.clone()
+            })
+            .collect(),
+        neurons: p
+            .neurons
+            .iter()
+            .map(|n| NeuronCube {
+                index: n.index,
+                center: world_from_block.transform_point3(n.center),
+                size: n.size * scale,
+            })
+            .collect(),
+    }
+}
+
+/// Bounds (min, max) of everything in `p` in its own space: every tile corner and cube corner.
+pub fn extent(p: &LayerPlacement) -> (Vec3, Vec3) {
+    let mut lo = Vec3::splat(f32::INFINITY);
+    let mut hi = Vec3::splat(f32::NEG_INFINITY);
+    for t in &p.tiles {
+        for (x, y) in [(-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5)] {
+            let c = t.world_from_tile.transform_point3(Vec3::new(x, y, 0.0));
+            (lo, hi) = (lo.min(c), hi.max(c));
+        }
+    }
+    for n in &p.neurons {
+        let half = Vec3::splat(n.size / 2.0);
+        (lo, hi) = (lo.min(n.center - half), hi.max(n.center + half));
+    }
+    if lo.x > hi.x {
+        return (p.center, p.center);
+    }
+    (lo, hi)
+}
+
 /// Places the blocks of `model` (see the module documentation).
 pub fn layout(model: &Model, kind: LayoutKind) -> Vec<LayerPlacement> {
     // First the arrangement of each block around its own center, then the distances along −Z.
     let mut placed: Vec<LayerPlacement> = blocks(model)
-        .into_iter()
-        .map(|b| {
-            let mut p = LayerPlacement {
-                source: b.source,
-                name: b.name,
-                shape: b.shape,
-                center: Vec3::ZERO,
-                size: Vec2::ZERO,
-                tiles: Vec::new(),
-                neurons: Vec::new(),
-            };
-            match b.shape {
-                Shape::Chw(c, h, w) => {
-                    // A grey or RGB input is one picture; other maps are one tile per channel.
-                    let picture = b.source == Source::Input && (c == 1 || c == 3);
-                    let tiles = if picture { 1 } else { c };
-                    let edge = h.max(w) as f32 * TILE_METERS_PER_ROW;
-                    let tile = Vec2::new(w as f32, h as f32) * TILE_METERS_PER_ROW;
-                    let pitch = edge * (1.0 + TILE_GAP);
-                    let (cols, rows) = grid(tiles, kind);
-                    p.size = Vec2::new(cols as f32, rows as f32) * pitch - edge * TILE_GAP;
-                    p.tiles = (0..tiles)
-                        .map(|k| TileRect {
-                            channel: k,
-                            world_from_tile: Mat4::from_translation(grid_offset(k, cols, rows, pitch).extend(0.0))
-                                * Mat4::from_scale(tile.extend(1.0)),
-                            h,
-                            w,
-                        })
-                        .collect();
-                }
-                Shape::Flat(n) => {
-                    let (cols, rows) = if n <= MAX_COLUMN {
-                        (1, n.max(1))
-                    } else {
-                        grid(n, LayoutKind::Grid)
-                    };
-                    p.size = Vec2::new(cols as f32, rows as f32) * CUBE_PITCH - (CUBE_PITCH - CUBE_SIZE);
-                    p.neurons = (0..n)
-                        .map(|k| NeuronCube {
-                            index: k,
-                            center: grid_offset(k, cols, rows, CUBE_PITCH).extend(0.0),
-                            size: CUBE_SIZE,
-                        })
-                        .collect();
-                }
-            }
-            p
-        })
+        .iter()
+        .map(|b| local_placement(b, kind, 0.0))
         .collect();
 
     let mut z = -FIRST_DISTANCE;
@@ -201,14 +277,7 @@ pub fn layout(model: &Model, kind: LayoutKind) -> Vec<LayerPlacement> {
             z -= 0.4 + 0.5 * extent(&placed[k - 1]).max(extent(&placed[k]));
         }
         let world_from_layer = Mat4::from_translation(Vec3::new(0.0, EYE_HEIGHT, z));
-        let p = &mut placed[k];
-        p.center = world_from_layer.transform_point3(Vec3::ZERO);
-        for t in &mut p.tiles {
-            t.world_from_tile = world_from_layer * t.world_from_tile;
-        }
-        for n in &mut p.neurons {
-            n.center = world_from_layer.transform_point3(n.center);
-        }
+        placed[k] = transformed(&placed[k], world_from_layer, 1.0);
     }
     placed
 }
