@@ -138,9 +138,18 @@ enum Command {
         /// Close the window after this many presented frames.
         #[arg(long)]
         frames: Option<u64>,
-        /// Save the last presented frame as a PNG when the window closes.
+        /// Save the last presented frame as a PNG when the window closes (XR: frame --frames,
+        /// both eyes side by side, read back from the runtime's swapchain image).
         #[arg(long)]
         screenshot: Option<PathBuf>,
+        /// XR: lay the network out for a play area of WxD meters instead of the runtime's (or, when
+        /// it reports none, 3x3).
+        #[arg(long, value_parser = parse_play_area)]
+        play_area: Option<glam::Vec2>,
+        /// XR: merge this script's buttons and thumbsticks (see `netwalk replay`) with the real
+        /// controller poses; its time starts at the first frame.
+        #[arg(long)]
+        script: Option<PathBuf>,
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
@@ -316,8 +325,8 @@ fn run(cli: Cli) -> Result<()> {
             input: None,
             sample: Some(0),
         };
-        let (model, _, acts) = run_on_input(None, &input, &CheckpointArg { checkpoint: None })?;
-        return run_any(&model, &acts, Mode::Auto, &RunOptions::default());
+        let (model, weights, acts) = run_on_input(None, &input, &CheckpointArg { checkpoint: None })?;
+        return run_any(&model, &weights, &acts, Mode::Auto, &RunOptions::default());
     };
     match command {
         Command::Info { model, ckpt } => info(&load_model(model)?, &ckpt),
@@ -407,13 +416,20 @@ fn run(cli: Cli) -> Result<()> {
             size,
             frames,
             screenshot,
+            script,
+            play_area,
             ckpt,
         } => {
+            // A bad script fails before any work.
+            let script = script.map(|s| netwalk::input::Script::load(&s)).transpose()?;
+            if script.is_some() && desktop {
+                bail!("--script works with XR (real poses, scripted buttons); for scripted desktop-free runs see `netwalk replay`");
+            }
             let input = InputArgs {
                 input: None,
                 sample: Some(sample),
             };
-            let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
+            let (model, weights, acts) = run_on_input(model, &input, &ckpt)?;
             let mode = match (xr, desktop) {
                 (true, _) => Mode::Xr,
                 (_, true) => Mode::Desktop,
@@ -425,8 +441,10 @@ fn run(cli: Cli) -> Result<()> {
                 screenshot,
                 stats,
                 xr_config: xr_config.or(RunOptions::default().xr_config),
+                script,
+                play_area,
             };
-            run_any(&model, &acts, mode, &options)
+            run_any(&model, &weights, &acts, mode, &options)
         }
         Command::Replay {
             model,
@@ -590,6 +608,17 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     }
 }
 
+/// `WxD` in meters, both positive.
+fn parse_play_area(s: &str) -> Result<glam::Vec2, String> {
+    let bad = || format!("`{s}`: expected WIDTHxDEPTH in meters, e.g. 3x4.5");
+    let (w, d) = s.split_once('x').ok_or_else(bad)?;
+    let (w, d): (f32, f32) = (w.trim().parse().map_err(|_| bad())?, d.trim().parse().map_err(|_| bad())?);
+    if !(w.is_finite() && d.is_finite() && w > 0.0 && d > 0.0) {
+        return Err(bad());
+    }
+    Ok(glam::Vec2::new(w, d))
+}
+
 fn parse_vec3(s: &str) -> Result<glam::Vec3, String> {
     let v: Vec<f32> = s
         .split(',')
@@ -681,6 +710,8 @@ struct RunOptions {
     screenshot: Option<PathBuf>,
     stats: bool,
     xr_config: Option<PathBuf>,
+    script: Option<netwalk::input::Script>,
+    play_area: Option<glam::Vec2>,
 }
 
 impl Default for RunOptions {
@@ -691,18 +722,20 @@ impl Default for RunOptions {
             screenshot: None,
             stats: false,
             xr_config: std::env::var_os("NETWALK_XR_CONFIG").map(PathBuf::from),
+            script: None,
+            play_area: None,
         }
     }
 }
 
 const OVERVIEW_PNG: &str = "netwalk-overview.png";
 
-fn run_any(model: &Model, acts: &nn::Activations, mode: Mode, options: &RunOptions) -> Result<()> {
+fn run_any(model: &Model, weights: &Weights, acts: &nn::Activations, mode: Mode, options: &RunOptions) -> Result<()> {
     if options.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
     if mode != Mode::Desktop {
-        match run_xr(model, acts, options) {
+        match run_xr(model, weights, acts, options) {
             Err(e) if mode == Mode::Auto && e.downcast_ref::<netwalk::xr::XrError>().is_some_and(|e| e.is_unavailable()) => {
                 eprintln!("no headset: {e:#}");
             }
@@ -732,8 +765,8 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn run_xr(model: &Model, acts: &nn::Activations, options: &RunOptions) -> Result<()> {
-    use netwalk::xr::{Hand, XrEvent, XrOptions};
+fn run_xr(model: &Model, weights: &Weights, acts: &nn::Activations, options: &RunOptions) -> Result<()> {
+    use netwalk::xr::{Feedback, Hand, XrEvent, XrOptions};
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
@@ -749,7 +782,17 @@ fn run_xr(model: &Model, acts: &nn::Activations, options: &RunOptions) -> Result
         readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
     };
     let mut shot = None;
-    let mut on_event = |event: XrEvent| match event {
+    // The scene: the XR input drives its systems; hover and selection changes are printed.
+    let mut acts = acts.clone();
+    let mut sc: Option<scene::Scene> = None;
+    let mut prev = netwalk::input::InputSnapshot::default();
+    let mut player = options.script.as_ref().map(netwalk::input::ScriptPlayer::new);
+    let mut first_frame: Option<std::time::Instant> = None;
+    let mut shown: ([Option<usize>; 2], Option<scene::NeuronRef>) = ([None, None], None);
+    let mut scene_error: Option<anyhow::Error> = None;
+    let mut on_event = |event: XrEvent| -> Feedback {
+        let mut feedback = Feedback::default();
+        match event {
         XrEvent::Ready {
             system,
             device,
@@ -760,6 +803,11 @@ fn run_xr(model: &Model, acts: &nn::Activations, options: &RunOptions) -> Result
         } => {
             let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
             println!("xr: {system} on {device}, {width}x{height} per eye, {space} space, play area {bounds}");
+            let stage = options
+                .play_area
+                .or(stage_bounds)
+                .map_or_else(scene::Stage::default, |b| scene::Stage { half_extents: b / 2.0 });
+            sc = Some(scene::Scene::new(model, stage, scene::Scale::WalkIn));
         }
         XrEvent::State(state) => println!("state {state}"),
         XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),
@@ -794,9 +842,28 @@ fn run_xr(model: &Model, acts: &nn::Activations, options: &RunOptions) -> Result
                 }
                 shot = Some(gfx::RgbaImage::side_by_side(images));
             }
+            let now = std::time::Instant::now();
+            let t = now.duration_since(*first_frame.get_or_insert(now)).as_secs_f32();
+            let mut snapshot = input.to_snapshot(t);
+            if let Some(p) = player.as_mut() {
+                snapshot = snapshot.with_scripted_buttons(&p.advance(t));
+            }
+            if let (Some(sc), None) = (sc.as_mut(), &scene_error) {
+                match step_scene(sc, model, weights, &mut acts, &snapshot, &prev, &mut shown) {
+                    Ok(pulse) => feedback.pulse = pulse,
+                    // Reported after the session ended (the runtime must see it end first).
+                    Err(e) => scene_error = Some(e),
+                }
+            }
+            prev = snapshot;
         }
+        }
+        feedback
     };
     let outcome = netwalk::xr::run_xr(&draw, &xr_options, &STOP, &mut on_event)?;
+    if let Some(e) = scene_error {
+        return Err(e);
+    }
     println!("xr: ended ({:?}) after {} frames", outcome.end, outcome.frames);
     if options.stats && outcome.stats.cpu.is_empty() {
         println!("stats: no frames rendered");
@@ -832,6 +899,44 @@ fn run_xr(model: &Model, acts: &nn::Activations, options: &RunOptions) -> Result
         netwalk::xr::EndReason::Exited | netwalk::xr::EndReason::Interrupted => Ok(()),
         other => bail!("the OpenXR runtime ended the session ({other:?}) after {} frames", outcome.frames),
     }
+}
+
+/// One frame of the scene's systems; prints hover and selection changes; returns the hands to
+/// pulse.
+fn step_scene(
+    sc: &mut scene::Scene,
+    model: &Model,
+    weights: &Weights,
+    acts: &mut nn::Activations,
+    input: &netwalk::input::InputSnapshot,
+    prev: &netwalk::input::InputSnapshot,
+    shown: &mut ([Option<usize>; 2], Option<scene::NeuronRef>),
+) -> Result<Vec<netwalk::input::Hand>> {
+    use netwalk::input::Hand;
+    let dt = (input.time - prev.time).max(0.0);
+    let events = scene::systems::update(sc, &scene::Network { model, weights, acts }, input, prev, dt)?;
+    if let Some(raw) = events.input.clone() {
+        *acts = nn::forward(model, weights, &raw)?;
+        scene::systems::refresh_selection(sc, &scene::Network { model, weights, acts })?;
+    }
+    for (i, hand) in Hand::BOTH.into_iter().enumerate() {
+        let hover = sc.hands[i].hover.as_ref().map(|h| h.block);
+        if hover != shown.0[i] {
+            shown.0[i] = hover;
+            match hover.and_then(|k| sc.placement(k)) {
+                Some(p) => println!("hover {}: block {} ({})", hand.name(), hover.unwrap_or_default(), p.name),
+                None => println!("hover {}: none", hand.name()),
+            }
+        }
+    }
+    if sc.selection != shown.1 {
+        shown.1 = sc.selection.clone();
+        match &sc.selection {
+            Some(n) => println!("selected block {} neuron {:?}", n.block, n.index),
+            None => println!("selected none"),
+        }
+    }
+    Ok(events.haptic)
 }
 
 fn run_desktop(

@@ -458,3 +458,49 @@ fn without_a_runtime_netwalk_falls_back_to_an_overview_png_and_run_xr_fails_clea
         assert!(!dir.path().join("netwalk-overview.png").exists(), "{what}: --xr must not fall back");
     }
 }
+
+#[test]
+fn the_right_controller_hovers_the_block_on_its_ray_and_a_scripted_select_selects_the_neuron_under_it() {
+    let Some(env) = runtime_env() else { return };
+    // A 1 m × 8 m play area: the walk-in path goes straight ahead, so the first conv block stands
+    // across the simulated right controller's ray, (0.2, 1.3, −0.5) along −Z.
+    let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
+    let stage = scene::Stage {
+        half_extents: glam::Vec2::new(0.5, 4.0),
+    };
+    let expected_scene = scene::Scene::new(&model, stage, scene::Scale::WalkIn);
+    let hit = scene::systems::pick(&expected_scene, Vec3::new(0.2, 1.3, -0.5), Vec3::NEG_Z)
+        .expect("a block on the right controller's ray");
+    let neuron = hit.neuron.clone().expect("a neuron (not a gap) under the ray");
+    let name = expected_scene.placement(hit.block).expect("placement").name;
+
+    let monado = Monado::start(&env);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("select.json");
+    // Real poses, scripted buttons: the trigger goes down at 1 s and up at 1.3 s (frame 20 is
+    // at ~1 s with Monado's 20 Hz null compositor).
+    std::fs::write(
+        &script,
+        r#"{"events": [{"t": 1.0, "hand": "right", "select": true}, {"t": 1.3, "hand": "right", "select": false}]}"#,
+    )
+    .expect("write script");
+    let out = monado
+        .netwalk(&env, &["run", "--xr", "--frames", "40", "--play-area", "1x8", "--script"])
+        .arg(&script)
+        .output()
+        .expect("run netwalk");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let events: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("hover right") || l.starts_with("selected"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            format!("hover right: block {} ({name})", hit.block),
+            format!("selected block {} neuron {neuron:?}", hit.block),
+        ],
+        "{stdout}"
+    );
+}

@@ -7,7 +7,7 @@ pub mod input;
 mod session;
 
 pub use input::{Hand, HandInput, Pose, XrInput};
-pub use session::{EndReason, FrameStats, XrEvent, XrOptions, XrOutcome, run_xr};
+pub use session::{EndReason, Feedback, FrameStats, XrEvent, XrOptions, XrOutcome, run_xr};
 
 use crate::gfx::GfxError;
 

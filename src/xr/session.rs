@@ -17,7 +17,7 @@ use glam::{Quat, Vec2, Vec3};
 use openxr as xr;
 
 use super::bindings::{ActionName, load_bindings};
-use super::input::{Hand, HandInput, Pose, XrInput};
+use super::input::{Hand, HandInput, Pose, XrInput, hand_index};
 use super::{XrContext, XrError};
 use crate::gfx::{COLOR_FORMAT, Device, EyeView, Fov, GfxError, NetworkDraw, Renderer, RgbaImage, ValidationLog, VulkanCreator};
 
@@ -66,6 +66,13 @@ pub enum XrEvent<'a> {
         /// Both eyes of this frame's swapchain image, on [`XrOptions::readback_frame`].
         readback: Option<&'a [RgbaImage]>,
     },
+}
+
+/// What the app wants the runtime to do after an event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Feedback {
+    /// Hands to give a short haptic pulse.
+    pub pulse: Vec<Hand>,
 }
 
 /// Why the run ended.
@@ -397,7 +404,7 @@ impl Actions {
             .duration(xr::Duration::from_nanos(20_000_000))
             .frequency(xr::FREQUENCY_UNSPECIFIED);
         self.haptic
-            .apply_feedback(session, self.hands[hand as usize], &vibration)
+            .apply_feedback(session, self.hands[hand_index(hand)], &vibration)
             .xr("apply haptic feedback")
     }
 }
@@ -450,7 +457,7 @@ pub fn run_xr(
     draw: &NetworkDraw,
     options: &XrOptions,
     stop: &AtomicBool,
-    on_event: &mut dyn FnMut(XrEvent),
+    on_event: &mut dyn FnMut(XrEvent) -> Feedback,
 ) -> Result<XrOutcome, XrError> {
     // SAFETY: loads the system's OpenXR loader, a conforming library.
     let entry = unsafe { xr::Entry::load(&()) }.map_err(|e| XrError::NoLoader(e.to_string()))?;
@@ -566,7 +573,7 @@ fn run_session(
     draw: &NetworkDraw,
     options: &XrOptions,
     stop: &AtomicBool,
-    on_event: &mut dyn FnMut(XrEvent),
+    on_event: &mut dyn FnMut(XrEvent) -> Feedback,
 ) -> Result<(u64, bool, EndReason, FrameStats), XrError> {
     let Some((instance, messenger)) = xr_handles else {
         unreachable!("always given")
@@ -677,7 +684,6 @@ fn run_session(
     let mut frames = 0u64;
     let mut stats = FrameStats::default();
     let mut last_display: Option<xr::Time> = None;
-    let mut was_selecting = [false; 2];
     let end = 'run: loop {
         if stop.load(Ordering::Relaxed) && !exit_requested {
             if running {
@@ -833,20 +839,16 @@ fn run_session(
             stream.end(time, blend, &[&layer]).xr("end the frame")?;
             stats.cpu.push(started.elapsed());
             frames += 1;
-            for hand in Hand::BOTH {
-                let i = hand as usize;
-                if hands[i].select && !was_selecting[i] {
-                    actions.pulse(&session, hand)?;
-                }
-                was_selecting[i] = hands[i].select;
-            }
             let input = XrInput { hands, head };
-            on_event(XrEvent::Frame {
+            let feedback = on_event(XrEvent::Frame {
                 index: frames,
                 input: &input,
                 views: &eye_views,
                 readback: pictures.as_deref(),
             });
+            for hand in feedback.pulse {
+                actions.pulse(&session, hand)?;
+            }
             Ok(Some(()))
         })();
         match frame {
