@@ -457,6 +457,12 @@ fn without_a_runtime_netwalk_falls_back_to_an_overview_png_and_run_xr_fails_clea
         assert!(last.starts_with("error: no OpenXR"), "{what}: {stderr}");
         assert!(!dir.path().join("netwalk-overview.png").exists(), "{what}: --xr must not fall back");
     }
+    // `netwalk` alone is the demo, with the same fallback.
+    let (out, dir) = without_runtime(&mut Command::new(env!("CARGO_BIN_EXE_netwalk")), &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("netwalk-overview.png"), "{stdout}");
+    assert_eq!(read_png(&dir.path().join("netwalk-overview.png")).width, 1280);
 }
 
 #[test]
