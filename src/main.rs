@@ -800,9 +800,11 @@ fn run_xr(model: &Model, weights: &Weights, acts: &nn::Activations, options: &Ru
             height,
             space,
             stage_bounds,
+            depth,
         } => {
             let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
-            println!("xr: {system} on {device}, {width}x{height} per eye, {space} space, play area {bounds}");
+            let depth = if depth { "color + depth" } else { "color" };
+            println!("xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}");
             let stage = options
                 .play_area
                 .or(stage_bounds)

@@ -215,6 +215,8 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     );
     assert!(stdout.contains("xr: ended (Exited) after 60 frames"), "{stdout}");
     assert!(stdout.contains("stage space"), "{stdout}");
+    // Monado offers XR_KHR_composition_layer_depth and D32_SFLOAT: depth goes with every frame.
+    assert!(stdout.contains("320x240 per eye (color + depth)"), "{stdout}");
     let stats = stdout.lines().find(|l| l.starts_with("stats: ")).expect("--stats line");
     assert!(stats.starts_with("stats: 60 frames, CPU per frame mean"), "{stats}");
 

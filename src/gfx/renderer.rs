@@ -115,8 +115,14 @@ enum Finish {
     Window { image: vk::Image, readback: bool },
     /// Copy both layers into an acquired XR swapchain image (2 layers, the color format), left
     /// in COLOR_ATTACHMENT_OPTIMAL as OpenXR wants it released; with `readback`, that image is
-    /// also copied into the target's readback buffer.
-    Xr { image: vk::Image, readback: bool },
+    /// also copied into the target's readback buffer. With `depth`, the depth (both layers) is
+    /// also copied into that XR depth swapchain image (D32_SFLOAT), left in
+    /// DEPTH_STENCIL_ATTACHMENT_OPTIMAL.
+    Xr {
+        image: vk::Image,
+        depth: Option<vk::Image>,
+        readback: bool,
+    },
 }
 
 /// A storage buffer slot of the scene descriptor set.
@@ -593,14 +599,17 @@ impl Renderer {
     /// clip_from_world matrices and copies both layers into `image`, an acquired and waited-for
     /// 2-layer XR swapchain image of `extent` in [`super::COLOR_FORMAT`]; returns when the GPU is
     /// done, with the image in COLOR_ATTACHMENT_OPTIMAL, ready to be released. With `readback`,
-    /// also returns the two layers of that image as read back from it.
+    /// also returns the two layers of that image as read back from it. With `depth` (an acquired
+    /// 2-layer D32_SFLOAT XR depth swapchain image of `extent`), the pass's depth (0 near, 1 far;
+    /// [`super::EyeView`]'s planes) is copied into it.
     ///
     /// # Safety
-    /// `image` must be such an image of this renderer's device, not in use by anyone else until
+    /// `image` (and `depth`) must be such an image of this renderer's device, not in use by anyone else until
     /// this returns.
     pub unsafe fn render_to_xr_image(
         &mut self,
         image: vk::Image,
+        depth: Option<vk::Image>,
         extent: vk::Extent2D,
         clip_from_world: [glam::Mat4; 2],
         readback: bool,
@@ -610,7 +619,12 @@ impl Renderer {
             unreachable!("made by ensure_target")
         };
         let matrices = clip_from_world.map(|m| m.to_cols_array());
-        self.record(target, 2, bytemuck::cast_slice(&matrices), Finish::Xr { image, readback })?;
+        self.record(
+            target,
+            2,
+            bytemuck::cast_slice(&matrices),
+            Finish::Xr { image, depth, readback },
+        )?;
         self.submit_and_wait(&[], &[])?;
         self.window_readback = None;
         if !readback {
@@ -818,7 +832,12 @@ impl Renderer {
                 .image_view(target.depth.view)
                 .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
                 .load_op(vk::AttachmentLoadOp::CLEAR)
-                .store_op(vk::AttachmentStoreOp::DONT_CARE)
+                // Kept only when it goes on to an XR depth swapchain.
+                .store_op(if matches!(finish, Finish::Xr { depth: Some(_), .. }) {
+                    vk::AttachmentStoreOp::STORE
+                } else {
+                    vk::AttachmentStoreOp::DONT_CARE
+                })
                 .clear_value(vk::ClearValue {
                     depth_stencil: vk::ClearDepthStencilValue { depth: 1.0, stencil: 0 },
                 });
@@ -877,7 +896,12 @@ impl Renderer {
             match finish {
                 Finish::Readback => self.record_readback(cb, target, target.color.handle, views),
                 Finish::Window { image, readback } => self.record_blit(cb, target, image, readback),
-                Finish::Xr { image, readback } => self.record_xr_copy(cb, target, image, readback),
+                Finish::Xr { image, depth, readback } => {
+                    self.record_xr_copy(cb, target, image, readback);
+                    if let Some(depth) = depth {
+                        self.record_xr_depth_copy(cb, target, depth);
+                    }
+                }
                 Finish::Timestamps => unreachable!("returned after the pass"),
             }
             d.end_command_buffer(cb).vk("end command buffer")?;
@@ -1053,6 +1077,70 @@ impl Renderer {
                 L::COLOR_ATTACHMENT_OPTIMAL,
             )];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_release));
+        }
+    }
+
+    /// Records the copy of the target's depth (both layers, just written by the pass) into an XR
+    /// depth swapchain image, left in DEPTH_STENCIL_ATTACHMENT_OPTIMAL as OpenXR wants it released.
+    ///
+    /// # Safety
+    /// `cb` is recording after the scene pass; `image` is an acquired (and waited-for) 2-layer
+    /// D32_SFLOAT XR swapchain image of the target's size.
+    unsafe fn record_xr_depth_copy(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image) {
+        let d = &self.device.device;
+        let range = full_range(vk::ImageAspectFlags::DEPTH, 2);
+        use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
+        let barrier = |img, src_stage, src_access, dst_stage, dst_access, old, new| {
+            vk::ImageMemoryBarrier2::default()
+                .src_stage_mask(src_stage)
+                .src_access_mask(src_access)
+                .dst_stage_mask(dst_stage)
+                .dst_access_mask(dst_access)
+                .old_layout(old)
+                .new_layout(new)
+                .image(img)
+                .subresource_range(range)
+        };
+        let layers = vk::ImageSubresourceLayers::default()
+            .aspect_mask(vk::ImageAspectFlags::DEPTH)
+            .layer_count(2);
+        let region = vk::ImageCopy::default()
+            .src_subresource(layers)
+            .dst_subresource(layers)
+            .extent(target.extent.into());
+        // SAFETY: per the function's contract.
+        unsafe {
+            let before = [
+                barrier(
+                    target.depth.handle,
+                    S::LATE_FRAGMENT_TESTS,
+                    A::DEPTH_STENCIL_ATTACHMENT_WRITE,
+                    S::COPY,
+                    A::TRANSFER_READ,
+                    L::DEPTH_ATTACHMENT_OPTIMAL,
+                    L::TRANSFER_SRC_OPTIMAL,
+                ),
+                barrier(image, S::ALL_COMMANDS, A::NONE, S::COPY, A::TRANSFER_WRITE, L::UNDEFINED, L::TRANSFER_DST_OPTIMAL),
+            ];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&before));
+            d.cmd_copy_image(
+                cb,
+                target.depth.handle,
+                L::TRANSFER_SRC_OPTIMAL,
+                image,
+                L::TRANSFER_DST_OPTIMAL,
+                &[region],
+            );
+            let after = [barrier(
+                image,
+                S::COPY,
+                A::TRANSFER_WRITE,
+                S::ALL_COMMANDS,
+                A::MEMORY_READ,
+                L::TRANSFER_DST_OPTIMAL,
+                L::DEPTH_STENCIL_ATTACHMENT_OPTIMAL,
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&after));
         }
     }
 

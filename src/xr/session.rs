@@ -52,6 +52,8 @@ pub enum XrEvent<'a> {
         space: &'static str,
         /// Width (x) and depth (z) of the play area, when the runtime knows it.
         stage_bounds: Option<Vec2>,
+        /// Depth is submitted too (XR_KHR_composition_layer_depth).
+        depth: bool,
     },
     /// The session state changed (IDLE, READY, SYNCHRONIZED, VISIBLE, FOCUSED, STOPPING,
     /// LOSS_PENDING, EXITING).
@@ -479,6 +481,8 @@ pub fn run_xr(
     let mut extensions = xr::ExtensionSet::default();
     extensions.khr_vulkan_enable2 = true;
     extensions.ext_hand_interaction = available.ext_hand_interaction;
+    // The depth layer helps the compositor reproject; used when offered.
+    extensions.khr_composition_layer_depth = available.khr_composition_layer_depth;
     extensions.ext_debug_utils = options.validation && available.ext_debug_utils;
     let mut layers = Vec::new();
     if options.validation {
@@ -652,6 +656,42 @@ fn run_session(
             mip_count: 1,
         })
         .xr("create the swapchain")?;
+    // Depth for XR_KHR_composition_layer_depth, when the runtime offers it and the format.
+    let depth_format = vk::Format::D32_SFLOAT;
+    let mut depth_swapchain = if instance.exts().khr_composition_layer_depth.is_some()
+        && formats.contains(&(depth_format.as_raw() as u32))
+    {
+        Some(
+            session
+                .create_swapchain(&xr::SwapchainCreateInfo {
+                    create_flags: xr::SwapchainCreateFlags::EMPTY,
+                    usage_flags: xr::SwapchainUsageFlags::DEPTH_STENCIL_ATTACHMENT
+                        | xr::SwapchainUsageFlags::TRANSFER_DST,
+                    format: depth_format.as_raw() as u32,
+                    sample_count: 1,
+                    width: extent.width,
+                    height: extent.height,
+                    face_count: 1,
+                    array_size: 2,
+                    mip_count: 1,
+                })
+                .xr("create the depth swapchain")?,
+        )
+    } else {
+        None
+    };
+    let depth_images: Vec<vk::Image> = match &depth_swapchain {
+        Some(d) => d
+            .enumerate_images()
+            .xr("list depth swapchain images")?
+            .into_iter()
+            .map(vk::Image::from_raw)
+            .collect(),
+        None => Vec::new(),
+    };
+    for (i, &image) in depth_images.iter().enumerate() {
+        device.name_object(image, &format!("XR depth swapchain image {i}"));
+    }
     let images: Vec<vk::Image> = swapchain
         .enumerate_images()
         .xr("list swapchain images")?
@@ -675,6 +715,7 @@ fn run_session(
         height: extent.height,
         space: space_name,
         stage_bounds: stage_bounds(&session),
+        depth: depth_swapchain.is_some(),
     });
 
     let mut buffer = xr::EventDataBuffer::new();
@@ -795,6 +836,18 @@ fn run_session(
             let eye_views = [eye(&views[0]), eye(&views[1])];
             let index = swapchain.acquire_image().xr("acquire a swapchain image")?;
             swapchain.wait_image(xr::Duration::INFINITE).xr("wait for the swapchain image")?;
+            let depth_image = match depth_swapchain.as_mut() {
+                Some(d) => {
+                    let i = d.acquire_image().xr("acquire a depth swapchain image")?;
+                    d.wait_image(xr::Duration::INFINITE).xr("wait for the depth swapchain image")?;
+                    Some(
+                        *depth_images
+                            .get(i as usize)
+                            .ok_or_else(|| XrError::MissingFeature(format!("depth swapchain image {i}")))?,
+                    )
+                }
+                None => None,
+            };
             let readback = options.readback_frame == Some(frames + 1);
             let Some(r) = renderer.as_mut() else {
                 unreachable!("the renderer outlives the session")
@@ -807,6 +860,7 @@ fn run_session(
             let rendered = unsafe {
                 r.render_to_xr_image(
                     image,
+                    depth_image,
                     extent,
                     eye_views.map(|e| e.clip_from_world()),
                     readback,
@@ -814,6 +868,9 @@ fn run_session(
             };
             // Released even when rendering failed: the runtime must get it back.
             swapchain.release_image().xr("release the swapchain image")?;
+            if let Some(d) = depth_swapchain.as_mut() {
+                d.release_image().xr("release the depth swapchain image")?;
+            }
             let pictures = rendered?;
             let rect = xr::Rect2Di {
                 offset: xr::Offset2Di { x: 0, y: 0 },
@@ -822,8 +879,24 @@ fn run_session(
                     height: extent.height as i32,
                 },
             };
+            // Depth per eye: the same layer of the depth swapchain, with the planes the pass used.
+            let depth_infos = depth_swapchain.as_ref().map(|d| {
+                [0u32, 1].map(|i| xr::sys::CompositionLayerDepthInfoKHR {
+                    ty: xr::sys::CompositionLayerDepthInfoKHR::TYPE,
+                    next: std::ptr::null(),
+                    sub_image: xr::sys::SwapchainSubImage {
+                        swapchain: d.as_raw(),
+                        image_rect: rect,
+                        image_array_index: i,
+                    },
+                    min_depth: 0.0,
+                    max_depth: 1.0,
+                    near_z: eye_views[i as usize].near,
+                    far_z: eye_views[i as usize].far,
+                })
+            });
             let projection_views = [0, 1].map(|i| {
-                xr::CompositionLayerProjectionView::new()
+                let view = xr::CompositionLayerProjectionView::new()
                     .pose(views[i].pose)
                     .fov(views[i].fov)
                     .sub_image(
@@ -831,7 +904,16 @@ fn run_session(
                             .swapchain(&swapchain)
                             .image_array_index(i as u32)
                             .image_rect(rect),
-                    )
+                    );
+                match &depth_infos {
+                    Some(infos) => {
+                        let mut raw = view.into_raw();
+                        raw.next = &infos[i] as *const _ as *const c_void;
+                        // SAFETY: `infos` outlives the xrEndFrame call below.
+                        unsafe { xr::CompositionLayerProjectionView::from_raw(raw) }
+                    }
+                    None => view,
+                }
             });
             let layer = xr::CompositionLayerProjection::new()
                 .space(&world)
@@ -867,6 +949,7 @@ fn run_session(
     // Teardown: XR handles (spaces, swapchain, actions, session, messenger, instance) before
     // the caller destroys the Vulkan objects and the device.
     drop(actions);
+    drop(depth_swapchain);
     drop(swapchain);
     drop((world, head_space));
     drop((stream, waiter));
