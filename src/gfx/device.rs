@@ -252,7 +252,7 @@ impl Device {
                 .and_then(|required| pick_physical_device(&instance, on, required))
                 .and_then(|p| {
                     Ok((
-                        create_device(&instance, p.physical, p.queue_family, surface.is_some(), creator)?,
+                        create_device(&entry, &instance, p.physical, p.queue_family, surface.is_some(), creator)?,
                         p,
                     ))
                 });
@@ -475,6 +475,7 @@ fn pick_physical_device(
 }
 
 fn create_device(
+    entry: &ash::Entry,
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
     family: u32,
@@ -504,7 +505,7 @@ fn create_device(
     match creator {
         Some(c) => {
             // SAFETY: as above; the creator returns a live device of `physical`.
-            let raw = unsafe { c.create_device(instance, physical, &info) }?;
+            let raw = unsafe { c.create_device(entry, physical, &info) }?;
             // SAFETY: `raw` is a live device created from `instance`.
             Ok(unsafe { ash::Device::load(instance.fp_v1_0(), raw) })
         }
@@ -524,10 +525,11 @@ pub trait VulkanCreator {
     /// `instance` was made by [`VulkanCreator::create_instance`] and is live.
     unsafe fn physical_device(&self, instance: vk::Instance) -> Result<vk::PhysicalDevice>;
     /// # Safety
-    /// `info` is valid for `physical`, a device of `instance`; the caller owns the result.
+    /// `info` is valid for `physical`, a device of the instance made through `entry` by
+    /// [`VulkanCreator::create_instance`]; the caller owns the result.
     unsafe fn create_device(
         &self,
-        instance: &ash::Instance,
+        entry: &ash::Entry,
         physical: vk::PhysicalDevice,
         info: &vk::DeviceCreateInfo<'_>,
     ) -> Result<vk::Device>;

@@ -162,19 +162,15 @@ impl VulkanCreator for RuntimeCreator<'_> {
 
     unsafe fn create_device(
         &self,
-        instance: &ash::Instance,
+        entry: &ash::Entry,
         physical: vk::PhysicalDevice,
         info: &vk::DeviceCreateInfo<'_>,
     ) -> Result<vk::Device, GfxError> {
-        // The loader's vkGetInstanceProcAddr (the instance's own table came from it).
-        // SAFETY: loading the loader again only returns the already loaded library.
-        let entry = unsafe { ash::Entry::load() }?;
-        let _ = instance;
         // SAFETY: per the trait's contract.
         let made = unsafe {
             self.instance.create_vulkan_device(
                 self.system,
-                get_instance_proc_addr(&entry),
+                get_instance_proc_addr(entry),
                 physical.as_raw() as _,
                 info as *const _ as *const _,
             )
@@ -806,6 +802,12 @@ fn run_session(
                 stats.missed += skipped.max(0) as u64;
             }
             last_display = Some(time);
+            let done = options.frames.is_some_and(|n| frames >= n);
+            if done {
+                // Exit was requested: frames go on until STOPPING, but nothing more is drawn.
+                stream.end(time, blend, &[]).xr("end a frame after the last")?;
+                return Ok(None);
+            }
             if !state.should_render {
                 stats.not_rendered += 1;
                 stream.end(time, blend, &[]).xr("end an empty frame")?;
