@@ -303,11 +303,11 @@ impl Actions {
         let haptic = set.create_action::<xr::Haptic>("haptic", "Haptic", &hands).xr("create action haptic")?;
 
         for profile in load_bindings(options.bindings_dir.as_deref())? {
-            if let Some(ext) = &profile.requires_extension {
-                if !(ext == "XR_EXT_hand_interaction" && hand_interaction) {
-                    tracing::info!(file = %profile.file, extension = %ext, "skipping bindings: the runtime lacks the extension");
-                    continue;
-                }
+            if let Some(ext) = &profile.requires_extension
+                && !(ext == "XR_EXT_hand_interaction" && hand_interaction)
+            {
+                tracing::info!(file = %profile.file, extension = %ext, "skipping bindings: the runtime lacks the extension");
+                continue;
             }
             let err = |problem: String| XrError::Bindings {
                 file: profile.file.clone(),
