@@ -122,6 +122,9 @@ enum Command {
         /// Only in a desktop window.
         #[arg(long)]
         desktop: bool,
+        /// XR: also show the left eye in a desktop window (closing it ends the session).
+        #[arg(long, requires = "xr")]
+        mirror: bool,
         /// XR: log frame timing (CPU time per frame, missed frames) when the session ends.
         #[arg(long)]
         stats: bool,
@@ -418,6 +421,7 @@ fn run(cli: Cli) -> Result<()> {
             screenshot,
             script,
             play_area,
+            mirror,
             ckpt,
         } => {
             // A bad script fails before any work.
@@ -443,6 +447,7 @@ fn run(cli: Cli) -> Result<()> {
                 xr_config: xr_config.or(RunOptions::default().xr_config),
                 script,
                 play_area,
+                mirror,
             };
             run_any(&model, &weights, &acts, mode, &options)
         }
@@ -712,6 +717,7 @@ struct RunOptions {
     xr_config: Option<PathBuf>,
     script: Option<netwalk::input::Script>,
     play_area: Option<glam::Vec2>,
+    mirror: bool,
 }
 
 impl Default for RunOptions {
@@ -724,6 +730,7 @@ impl Default for RunOptions {
             xr_config: std::env::var_os("NETWALK_XR_CONFIG").map(PathBuf::from),
             script: None,
             play_area: None,
+            mirror: false,
         }
     }
 }
@@ -775,7 +782,14 @@ fn run_xr(model: &Model, weights: &Weights, acts: &nn::Activations, options: &Ru
     let placements = scene::layout(model, scene::LayoutKind::Grid);
     let draw = gfx::NetworkDraw::new(model, acts, &placements);
     let validation = gfx::RendererConfig::from_env().validation;
+    // Dropped after run_xr returns, so after the renderer (and its surface) that draws into it.
+    let mut mirror = if options.mirror {
+        Some(gfx::mirror::MirrorWindow::open(&format!("netwalk (mirror): {}", model.name), options.size)?)
+    } else {
+        None
+    };
     let xr_options = XrOptions {
+        mirror: mirror.as_ref().and_then(|m| m.window()),
         frames: options.frames,
         validation,
         bindings_dir: options.xr_config.clone(),
@@ -810,6 +824,16 @@ fn run_xr(model: &Model, weights: &Weights, acts: &nn::Activations, options: &Ru
                 .or(stage_bounds)
                 .map_or_else(scene::Stage::default, |b| scene::Stage { half_extents: b / 2.0 });
             sc = Some(scene::Scene::new(model, stage, scene::Scale::WalkIn));
+        }
+        XrEvent::Poll => {
+            if let Some(m) = mirror.as_mut() {
+                let events = m.pump();
+                if events.close_requested {
+                    println!("mirror window closed");
+                }
+                feedback.exit = events.close_requested;
+                feedback.mirror_resized = events.resized;
+            }
         }
         XrEvent::State(state) => println!("state {state}"),
         XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),

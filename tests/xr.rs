@@ -512,3 +512,118 @@ fn the_right_controller_hovers_the_block_on_its_ray_and_a_scripted_select_select
         "{stdout}"
     );
 }
+
+/// An Xvfb server for the mirror window test; killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Xvfb {
+    fn start() -> Option<Xvfb> {
+        let spawned = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(!in_ci(), "CI needs Xvfb for the mirror window test (Debian: xvfb)");
+                eprintln!("SKIPPED (mirror window test): Xvfb is not installed (Debian: xvfb)");
+                return None;
+            }
+            Err(e) => panic!("cannot start Xvfb: {e}"),
+        };
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read Xvfb's display number");
+        let number: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb printed {line:?}"));
+        Some(Xvfb {
+            child,
+            display: format!(":{number}"),
+            _stdout: stdout,
+        })
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_the_runtime() {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask, ImageFormat};
+
+    let Some(env) = runtime_env() else { return };
+    let Some(x) = Xvfb::start() else { return };
+    let monado = Monado::start(&env);
+    // 800x480 for a 320x240 eye: scaled ×2 to 640x480, with 80-pixel bars left and right.
+    let mut child = monado
+        .netwalk(&env, &["run", "--xr", "--mirror", "--size", "800x480"])
+        .env("DISPLAY", &x.display)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netwalk");
+    let rx = lines_of(&mut child);
+    let mut seen = Vec::new();
+    wait_for_line(&rx, "state FOCUSED", &mut seen);
+    // A few frames (20 Hz) into the window.
+    std::thread::sleep(Duration::from_millis(800));
+
+    let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect to Xvfb");
+    let root = conn.setup().roots[screen].root;
+    let tree = conn.query_tree(root).expect("query tree").reply().expect("tree");
+    let window = tree
+        .children
+        .into_iter()
+        .find(|&w| {
+            conn.get_property(false, w, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|p| p.value.starts_with(b"netwalk (mirror)"))
+        })
+        .expect("the mirror window");
+    let image = conn
+        .get_image(ImageFormat::Z_PIXMAP, window, 0, 0, 800, 480, !0)
+        .expect("get image")
+        .reply()
+        .expect("image");
+    // 24-bit Xvfb: 4 bytes per pixel, B G R x.
+    let pixel = |px: usize, py: usize| {
+        let i = (py * 800 + px) * 4;
+        [image.data[i + 2], image.data[i + 1], image.data[i], 255]
+    };
+    for (px, py) in [(10, 10), (40, 240), (760, 400), (795, 5)] {
+        assert!(near(pixel(px, py), background(), 3), "bar at ({px}, {py}): {:?}", pixel(px, py));
+    }
+    // The eye's picture fills the middle: the network and the floor grid, not just background.
+    let lit = (0..480)
+        .flat_map(|py| (80..720).map(move |px| (px, py)))
+        .filter(|&(px, py)| !near(pixel(px, py), background(), 12))
+        .count();
+    assert!(lit > 2000, "{lit} non-background pixels in the mirrored eye");
+
+    // The close button: WM_DELETE_WINDOW, as a window manager sends it.
+    let atom = |name: &str| conn.intern_atom(false, name.as_bytes()).expect("atom").reply().expect("atom").atom;
+    let event = ClientMessageEvent::new(32, window, atom("WM_PROTOCOLS"), [atom("WM_DELETE_WINDOW"), 0, 0, 0, 0]);
+    conn.send_event(false, window, EventMask::NO_EVENT, event).expect("send close");
+    conn.flush().expect("flush");
+    let status = exits_within_5_s(&mut child).expect("netwalk still running 5 s after the window was closed");
+    seen.extend(rx.try_iter());
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(status.success(), "{status}: {seen:#?}\n{stderr}");
+    let closed = seen.iter().position(|l| l == "mirror window closed").expect("close seen");
+    let stopping = seen.iter().position(|l| l == "state STOPPING").expect("STOPPING");
+    assert!(closed < stopping && seen.iter().any(|l| l == "state EXITING"), "{seen:#?}");
+}

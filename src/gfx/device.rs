@@ -100,6 +100,12 @@ impl Device {
         Device::create_with(validation, None, Some(creator))
     }
 
+    /// [`Device::through`] with a surface for `window` (see [`Device::with_window`]): the XR
+    /// mirror window.
+    pub fn through_with_window(validation: bool, window: Arc<Window>, creator: &dyn VulkanCreator) -> Result<Device> {
+        Device::create_with(validation, Some(window), Some(creator))
+    }
+
     fn create(validation: bool, window: Option<Arc<Window>>) -> Result<Device> {
         Device::create_with(validation, window, None)
     }

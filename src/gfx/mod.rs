@@ -11,6 +11,7 @@ pub mod device;
 pub mod annotate;
 pub mod draw;
 pub mod lod;
+pub mod mirror;
 pub mod text;
 mod pipeline;
 mod renderer;

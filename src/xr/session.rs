@@ -38,6 +38,9 @@ pub struct XrOptions {
     pub bindings_dir: Option<PathBuf>,
     /// Read this rendered frame (from 1) back from its swapchain image ([`XrEvent::Frame`]).
     pub readback_frame: Option<u64>,
+    /// Also show the left eye in this window (`--mirror`); its events are pumped on
+    /// [`XrEvent::Poll`].
+    pub mirror: Option<std::sync::Arc<winit::window::Window>>,
 }
 
 /// What happened, as it happens.
@@ -60,6 +63,9 @@ pub enum XrEvent<'a> {
     State(&'static str),
     /// A hand's interaction profile changed (`profile` empty: none).
     Profile { hand: Hand, profile: &'a str },
+    /// Once per loop iteration (every frame, and while waiting for the session to start): pump
+    /// the mirror window's events here; [`Feedback::exit`] ends the session through the runtime.
+    Poll,
     /// Frame `index` (from 1) was rendered and submitted.
     Frame {
         index: u64,
@@ -75,6 +81,10 @@ pub enum XrEvent<'a> {
 pub struct Feedback {
     /// Hands to give a short haptic pulse.
     pub pulse: Vec<Hand>,
+    /// End the session through the runtime (e.g. the mirror window was closed).
+    pub exit: bool,
+    /// The mirror window changed size.
+    pub mirror_resized: bool,
 }
 
 /// Why the run ended.
@@ -529,13 +539,15 @@ pub fn run_xr(
     tracing::info!(system = %system_name, min = %requirements.min_api_version_supported,
         max = %requirements.max_api_version_supported, "OpenXR system");
 
-    let renderer = Renderer::from_device(Device::through(
-        options.validation,
-        &RuntimeCreator {
-            instance: &instance,
-            system,
-        },
-    )?)?;
+    let creator = RuntimeCreator {
+        instance: &instance,
+        system,
+    };
+    let device = match &options.mirror {
+        Some(window) => Device::through_with_window(options.validation, window.clone(), &creator)?,
+        None => Device::through(options.validation, &creator)?,
+    };
+    let renderer = Renderer::from_device(device)?;
     let vk_log = renderer.validation_log();
     let mut renderer = Some(renderer);
     let xr_handles = Some((instance, messenger));
@@ -721,8 +733,16 @@ fn run_session(
     let mut frames = 0u64;
     let mut stats = FrameStats::default();
     let mut last_display: Option<xr::Time> = None;
+    let mut stop_requested = false;
     let end = 'run: loop {
-        if stop.load(Ordering::Relaxed) && !exit_requested {
+        let polled = on_event(XrEvent::Poll);
+        stop_requested |= polled.exit;
+        if polled.mirror_resized
+            && let Some(r) = renderer.as_mut()
+        {
+            r.window_resized();
+        }
+        if (stop_requested || stop.load(Ordering::Relaxed)) && !exit_requested {
             if running {
                 // Through the runtime: it takes the session to STOPPING, then EXITING.
                 match session.request_exit() {
