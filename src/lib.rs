@@ -1,3 +1,4 @@
+pub mod app;
 pub mod gfx;
 pub mod input;
 pub mod nn;

@@ -108,6 +108,10 @@ enum Command {
         /// Put each layer's feature maps in one row instead of a grid.
         #[arg(long)]
         linear: bool,
+        /// Play this input script (the `replay` format) first, then render: what it hovered,
+        /// selected, moved or folded shows.
+        #[arg(long)]
+        script: Option<PathBuf>,
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
@@ -324,12 +328,8 @@ fn run_on_input(
 
 fn run(cli: Cli) -> Result<()> {
     let Some(command) = cli.command else {
-        let input = InputArgs {
-            input: None,
-            sample: Some(0),
-        };
-        let (model, weights, acts) = run_on_input(None, &input, &CheckpointArg { checkpoint: None })?;
-        return run_any(&model, &weights, &acts, Mode::Auto, &RunOptions::default());
+        let app = build_app(None, 0, &CheckpointArg { checkpoint: None })?;
+        return run_any(app, Mode::Auto, &RunOptions::default());
     };
     match command {
         Command::Info { model, ckpt } => info(&load_model(model)?, &ckpt),
@@ -396,18 +396,38 @@ fn run(cli: Cli) -> Result<()> {
             look,
             stereo,
             linear,
+            script,
             ckpt,
         } => {
-            let input = InputArgs {
-                input: None,
-                sample: Some(sample),
-            };
-            let (model, _, acts) = run_on_input(model, &input, &ckpt)?;
+            // The script first: a bad one fails before any work.
+            let script = script.as_deref().map(netwalk::input::Script::load).transpose()?;
+            let mut app = build_app(model, sample, &ckpt)?;
+            if linear {
+                app.all_linear();
+            }
+            if let Some(script) = &script {
+                for frame in script.frames(90.0) {
+                    app.step(&frame)?;
+                }
+            }
+            // Settle the fold animations (at most a second).
+            let end = script.as_ref().map_or(0.0, |s| s.duration());
+            for k in 1..=90 {
+                let mut still = netwalk::input::InputSnapshot {
+                    time: end + k as f32 / 90.0,
+                    ..Default::default()
+                };
+                if let Some(s) = &script {
+                    still = s.snapshot_at(end);
+                    still.time = end + k as f32 / 90.0;
+                }
+                app.step(&still)?;
+            }
             let camera = match eye.zip(look) {
                 Some((eye, look)) => View::Camera(gfx::Camera::look_at(eye, look)),
                 None => View::Named(view),
             };
-            snapshot(&model, &acts, &out, size, camera, stereo, linear)
+            snapshot(&mut app, &out, size, camera, stereo)
         }
         Command::Run {
             model,
@@ -429,11 +449,7 @@ fn run(cli: Cli) -> Result<()> {
             if script.is_some() && desktop {
                 bail!("--script works with XR (real poses, scripted buttons); for scripted desktop-free runs see `netwalk replay`");
             }
-            let input = InputArgs {
-                input: None,
-                sample: Some(sample),
-            };
-            let (model, weights, acts) = run_on_input(model, &input, &ckpt)?;
+            let app = build_app(model, sample, &ckpt)?;
             let mode = match (xr, desktop) {
                 (true, _) => Mode::Xr,
                 (_, true) => Mode::Desktop,
@@ -449,7 +465,7 @@ fn run(cli: Cli) -> Result<()> {
                 play_area,
                 mirror,
             };
-            run_any(&model, &weights, &acts, mode, &options)
+            run_any(app, mode, &options)
         }
         Command::Replay {
             model,
@@ -655,35 +671,21 @@ fn view_camera(model: &Model, placements: &[scene::LayerPlacement], name: &str, 
     })
 }
 
-fn snapshot(
-    model: &Model,
-    acts: &nn::Activations,
-    out: &Path,
-    (width, height): (u32, u32),
-    view: View,
-    stereo: bool,
-    linear: bool,
-) -> Result<()> {
-    let kind = if linear { scene::LayoutKind::Linear } else { scene::LayoutKind::Grid };
-    let placements = scene::layout(model, kind);
+fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32), view: View, stereo: bool) -> Result<()> {
+    let placements = app.placements();
     let aspect = width as f32 / height as f32;
     let camera = match view {
         View::Camera(c) if c.eye.distance(c.target) < 1e-4 => bail!("--eye and --look must be different points"),
         View::Camera(c) => c,
-        View::Named(name) => view_camera(model, &placements, &name, aspect)?,
+        View::Named(name) => view_camera(&app.model, &placements, &name, aspect)?,
     };
     let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
     let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
     tracing::info!(device = renderer.device_name(), "rendering");
     let log = renderer.validation_log();
-    let draw = gfx::NetworkDraw::new(model, acts, &placements);
-    renderer.set_values(&draw.values)?;
     // Close-up neurons as voxels, for the eye (or between the eyes).
     let eye = views.iter().map(|v| v.eye).sum::<glam::Vec3>() / views.len() as f32;
-    let mut list = draw.list.clone();
-    list.cubes
-        .extend(gfx::lod::voxels(&placements, &draw.styles, eye, gfx::lod::VOXEL_BUDGET));
-    renderer.set_draw_list(&list)?;
+    app.upload(&mut renderer, eye)?;
     let image = gfx::RgbaImage::side_by_side(&renderer.render_offscreen(width, height, &views)?);
     // Teardown is validated too (leaks are reported when the device is destroyed).
     drop(renderer);
@@ -737,12 +739,12 @@ impl Default for RunOptions {
 
 const OVERVIEW_PNG: &str = "netwalk-overview.png";
 
-fn run_any(model: &Model, weights: &Weights, acts: &nn::Activations, mode: Mode, options: &RunOptions) -> Result<()> {
+fn run_any(mut app: netwalk::app::App, mode: Mode, options: &RunOptions) -> Result<()> {
     if options.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
     if mode != Mode::Desktop {
-        match run_xr(model, weights, acts, options) {
+        match run_xr(&mut app, options) {
             Err(e) if mode == Mode::Auto && e.downcast_ref::<netwalk::xr::XrError>().is_some_and(|e| e.is_unavailable()) => {
                 eprintln!("no headset: {e:#}");
             }
@@ -752,7 +754,7 @@ fn run_any(model: &Model, weights: &Weights, acts: &nn::Activations, mode: Mode,
     let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
     if mode == Mode::Auto && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
         let out = Path::new(OVERVIEW_PNG);
-        snapshot(model, acts, out, options.size, View::Named("overview".into()), false, false)?;
+        snapshot(&mut app, out, options.size, View::Named("overview".into()), false)?;
         println!(
             "no headset and no display, so this is a picture: {OVERVIEW_PNG}. For VR start an OpenXR runtime \
              (SteamVR, or monado-service; see the README's OpenXR section) with a headset and run `netwalk` again \
@@ -761,7 +763,7 @@ fn run_any(model: &Model, weights: &Weights, acts: &nn::Activations, mode: Mode,
         );
         return Ok(());
     }
-    run_desktop(model, acts, options.size, options.frames, options.screenshot.as_deref())
+    run_desktop(app, options.size, options.frames, options.screenshot.as_deref())
 }
 
 /// Set by SIGINT/SIGTERM: the XR loop then asks the runtime to end the session.
@@ -772,19 +774,17 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn run_xr(model: &Model, weights: &Weights, acts: &nn::Activations, options: &RunOptions) -> Result<()> {
+fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
     use netwalk::xr::{Feedback, Hand, XrEvent, XrOptions};
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
     }
-    let placements = scene::layout(model, scene::LayoutKind::Grid);
-    let draw = gfx::NetworkDraw::new(model, acts, &placements);
     let validation = gfx::RendererConfig::from_env().validation;
     // Dropped after run_xr returns, so after the renderer (and its surface) that draws into it.
     let mut mirror = if options.mirror {
-        Some(gfx::mirror::MirrorWindow::open(&format!("netwalk (mirror): {}", model.name), options.size)?)
+        Some(gfx::mirror::MirrorWindow::open(&format!("netwalk (mirror): {}", app.model.name), options.size)?)
     } else {
         None
     };
@@ -796,98 +796,109 @@ fn run_xr(model: &Model, weights: &Weights, acts: &nn::Activations, options: &Ru
         readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
     };
     let mut shot = None;
-    // The scene: the XR input drives its systems; hover and selection changes are printed.
-    let mut acts = acts.clone();
-    let mut sc: Option<scene::Scene> = None;
-    let mut prev = netwalk::input::InputSnapshot::default();
     let mut player = options.script.as_ref().map(netwalk::input::ScriptPlayer::new);
     let mut first_frame: Option<std::time::Instant> = None;
+    // What was last printed: each hand's hovered block, the selection.
     let mut shown: ([Option<usize>; 2], Option<scene::NeuronRef>) = ([None, None], None);
-    let mut scene_error: Option<anyhow::Error> = None;
+    // An error of the app's frame: the session is ended through the runtime, then it is reported.
+    let mut app_error: Option<anyhow::Error> = None;
     let mut on_event = |event: XrEvent| -> Feedback {
         let mut feedback = Feedback::default();
         match event {
-        XrEvent::Ready {
-            system,
-            device,
-            width,
-            height,
-            space,
-            stage_bounds,
-            depth,
-        } => {
-            let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
-            let depth = if depth { "color + depth" } else { "color" };
-            println!("xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}");
-            let stage = options
-                .play_area
-                .or(stage_bounds)
-                .map_or_else(scene::Stage::default, |b| scene::Stage { half_extents: b / 2.0 });
-            sc = Some(scene::Scene::new(model, stage, scene::Scale::WalkIn));
-        }
-        XrEvent::Poll => {
-            if let Some(m) = mirror.as_mut() {
-                let events = m.pump();
-                if events.close_requested {
-                    println!("mirror window closed");
+            XrEvent::Ready {
+                system,
+                device,
+                width,
+                height,
+                space,
+                stage_bounds,
+                depth,
+            } => {
+                let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
+                let depth = if depth { "color + depth" } else { "color" };
+                println!("xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}");
+                // The network winds through the play area.
+                if let Some(area) = options.play_area.or(stage_bounds) {
+                    app.scene.stage = scene::Stage { half_extents: area / 2.0 };
+                    app.scene.arrange();
                 }
-                feedback.exit = events.close_requested;
-                feedback.mirror_resized = events.resized;
             }
-        }
-        XrEvent::State(state) => println!("state {state}"),
-        XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),
-        XrEvent::Frame {
-            index,
-            input,
-            views,
-            readback,
-        } => {
-            if index == 1 || readback.is_some() {
-                for hand in Hand::BOTH {
-                    let h = input.hand(hand);
-                    match h.aim {
-                        Some(aim) => {
-                            let (p, f) = (aim.position, aim.forward());
-                            println!(
-                                "frame {index}: {} aim {:.3} {:.3} {:.3} forward {:.3} {:.3} {:.3} select {}",
-                                hand.name(), p.x, p.y, p.z, f.x, f.y, f.z, h.select
-                            );
-                        }
-                        None => println!("frame {index}: {} aim untracked", hand.name()),
+            XrEvent::Poll => {
+                if let Some(m) = mirror.as_mut() {
+                    let events = m.pump();
+                    if events.close_requested {
+                        println!("mirror window closed");
+                    }
+                    feedback.exit = events.close_requested;
+                    feedback.mirror_resized = events.resized;
+                }
+            }
+            XrEvent::State(state) => println!("state {state}"),
+            XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),
+            XrEvent::Update { input, renderer } => {
+                if app_error.is_some() {
+                    feedback.exit = true;
+                    return feedback;
+                }
+                let now = std::time::Instant::now();
+                let t = now.duration_since(*first_frame.get_or_insert(now)).as_secs_f32();
+                let mut snapshot = input.to_snapshot(t);
+                if let Some(p) = player.as_mut() {
+                    snapshot = snapshot.with_scripted_buttons(&p.advance(t));
+                }
+                let eye = input.head.map_or(glam::Vec3::new(0.0, 1.6, 0.0), |h| h.position);
+                let stepped = app
+                    .step(&snapshot)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|events| app.upload(renderer, eye).map(|()| events).map_err(anyhow::Error::from));
+                match stepped {
+                    Ok(events) => {
+                        feedback.pulse = events.haptic;
+                        print_scene_changes(&app.scene, &mut shown);
+                    }
+                    Err(e) => {
+                        app_error = Some(e);
+                        feedback.exit = true;
                     }
                 }
             }
-            if let Some(images) = readback {
-                for (i, v) in views.iter().enumerate() {
-                    let (p, o, f) = (v.position, v.orientation, v.fov);
-                    println!(
-                        "frame {index}: eye {i} position {} {} {} orientation {} {} {} {} fov {} {} {} {}",
-                        p.x, p.y, p.z, o.x, o.y, o.z, o.w, f.left, f.right, f.up, f.down
-                    );
+            XrEvent::Frame {
+                index,
+                input,
+                views,
+                readback,
+            } => {
+                if index == 1 || readback.is_some() {
+                    for hand in Hand::BOTH {
+                        let h = input.hand(hand);
+                        match h.aim {
+                            Some(aim) => {
+                                let (p, f) = (aim.position, aim.forward());
+                                println!(
+                                    "frame {index}: {} aim {:.3} {:.3} {:.3} forward {:.3} {:.3} {:.3} select {}",
+                                    hand.name(), p.x, p.y, p.z, f.x, f.y, f.z, h.select
+                                );
+                            }
+                            None => println!("frame {index}: {} aim untracked", hand.name()),
+                        }
+                    }
                 }
-                shot = Some(gfx::RgbaImage::side_by_side(images));
-            }
-            let now = std::time::Instant::now();
-            let t = now.duration_since(*first_frame.get_or_insert(now)).as_secs_f32();
-            let mut snapshot = input.to_snapshot(t);
-            if let Some(p) = player.as_mut() {
-                snapshot = snapshot.with_scripted_buttons(&p.advance(t));
-            }
-            if let (Some(sc), None) = (sc.as_mut(), &scene_error) {
-                match step_scene(sc, model, weights, &mut acts, &snapshot, &prev, &mut shown) {
-                    Ok(pulse) => feedback.pulse = pulse,
-                    // Reported after the session ended (the runtime must see it end first).
-                    Err(e) => scene_error = Some(e),
+                if let Some(images) = readback {
+                    for (i, v) in views.iter().enumerate() {
+                        let (p, o, f) = (v.position, v.orientation, v.fov);
+                        println!(
+                            "frame {index}: eye {i} position {} {} {} orientation {} {} {} {} fov {} {} {} {}",
+                            p.x, p.y, p.z, o.x, o.y, o.z, o.w, f.left, f.right, f.up, f.down
+                        );
+                    }
+                    shot = Some(gfx::RgbaImage::side_by_side(images));
                 }
             }
-            prev = snapshot;
-        }
         }
         feedback
     };
-    let outcome = netwalk::xr::run_xr(&draw, &xr_options, &STOP, &mut on_event)?;
-    if let Some(e) = scene_error {
+    let outcome = netwalk::xr::run_xr(&xr_options, &STOP, &mut on_event)?;
+    if let Some(e) = app_error {
         return Err(e);
     }
     println!("xr: ended ({:?}) after {} frames", outcome.end, outcome.frames);
@@ -927,30 +938,14 @@ fn run_xr(model: &Model, weights: &Weights, acts: &nn::Activations, options: &Ru
     }
 }
 
-/// One frame of the scene's systems; prints hover and selection changes; returns the hands to
-/// pulse.
-fn step_scene(
-    sc: &mut scene::Scene,
-    model: &Model,
-    weights: &Weights,
-    acts: &mut nn::Activations,
-    input: &netwalk::input::InputSnapshot,
-    prev: &netwalk::input::InputSnapshot,
-    shown: &mut ([Option<usize>; 2], Option<scene::NeuronRef>),
-) -> Result<Vec<netwalk::input::Hand>> {
-    use netwalk::input::Hand;
-    let dt = (input.time - prev.time).max(0.0);
-    let events = scene::systems::update(sc, &scene::Network { model, weights, acts }, input, prev, dt)?;
-    if let Some(raw) = events.input.clone() {
-        *acts = nn::forward(model, weights, &raw)?;
-        scene::systems::refresh_selection(sc, &scene::Network { model, weights, acts })?;
-    }
-    for (i, hand) in Hand::BOTH.into_iter().enumerate() {
+/// Prints what each hand points at and the selection when they changed since `shown`.
+fn print_scene_changes(sc: &scene::Scene, shown: &mut ([Option<usize>; 2], Option<scene::NeuronRef>)) {
+    for (i, hand) in netwalk::input::Hand::BOTH.into_iter().enumerate() {
         let hover = sc.hands[i].hover.as_ref().map(|h| h.block);
         if hover != shown.0[i] {
             shown.0[i] = hover;
-            match hover.and_then(|k| sc.placement(k)) {
-                Some(p) => println!("hover {}: block {} ({})", hand.name(), hover.unwrap_or_default(), p.name),
+            match hover.and_then(|k| Some((k, sc.placement(k)?))) {
+                Some((k, p)) => println!("hover {}: block {k} ({})", hand.name(), p.name),
                 None => println!("hover {}: none", hand.name()),
             }
         }
@@ -962,12 +957,28 @@ fn step_scene(
             None => println!("selected none"),
         }
     }
-    Ok(events.haptic)
+}
+
+/// The app on `model` (default: the demo) with `sample` as its input and its samples on the tray.
+fn build_app(model: Option<PathBuf>, sample: usize, ckpt: &CheckpointArg) -> Result<netwalk::app::App> {
+    let input = InputArgs {
+        input: None,
+        sample: Some(sample),
+    };
+    let (model, weights, acts) = run_on_input(model, &input, ckpt)?;
+    let samples = load_samples(&model).ok();
+    Ok(netwalk::app::App::new(
+        model,
+        weights,
+        samples,
+        acts,
+        scene::Stage::default(),
+        scene::Scale::WalkIn,
+    ))
 }
 
 fn run_desktop(
-    model: &Model,
-    acts: &nn::Activations,
+    mut app: netwalk::app::App,
     (width, height): (u32, u32),
     frames: Option<u64>,
     screenshot: Option<&Path>,
@@ -975,10 +986,8 @@ fn run_desktop(
     if frames == Some(0) {
         bail!("--frames must be at least 1");
     }
-    let placements = scene::layout(model, scene::LayoutKind::Grid);
-    let (min, max) = scene::layout::bounds(&placements);
-    let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
-    let draw = gfx::NetworkDraw::new(model, acts, &placements);
+    let camera = app.overview(width as f32 / height as f32);
+    let model = &app.model;
     let options = gfx::window::DesktopOptions {
         title: format!("netwalk: {}", model.name),
         size: (width, height),
@@ -998,7 +1007,7 @@ fn run_desktop(
         gfx::window::DesktopEvent::Paused { after_frame } => println!("paused after frame {after_frame}"),
         gfx::window::DesktopEvent::Resumed => println!("resumed"),
     };
-    let outcome = gfx::window::run_desktop(&gfx::RendererConfig::from_env(), draw, camera, options, &mut on_event)?;
+    let outcome = gfx::window::run_desktop(&gfx::RendererConfig::from_env(), &mut app, camera, options, &mut on_event)?;
     if let Some(first) = outcome.validation.first() {
         bail!(
             "Vulkan validation reported {} problem(s); first: {first}",

@@ -430,6 +430,15 @@ fn render_rejects_bad_requests() {
     assert_eq!(log.messages(), Vec::<String>::new());
 }
 
+/// The demo network's app with `sample` as its input, as `netwalk snapshot` and `run` make it.
+fn demo_app(sample: usize) -> netwalk::app::App {
+    let model = Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo model");
+    let weights = netwalk::nn::Weights::load(&model).expect("demo weights");
+    let samples = netwalk::nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
+    let acts = netwalk::nn::forward(&model, &weights, samples.image(sample)).expect("forward");
+    netwalk::app::App::new(model, weights, Some(samples), acts, scene::Stage::default(), scene::Scale::WalkIn)
+}
+
 fn decode_png(path: &Path) -> RgbaImage {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("open PNG")));
     let mut reader = decoder.read_info().expect("PNG header");
@@ -469,10 +478,10 @@ fn snapshot_command_writes_the_network_to_a_png() {
 
     // The default camera frames the demo network: the input picture and the first conv block
     // cover their projected centers (whatever the values, no tile has the background color).
-    let model = Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo model");
-    let placements = scene::layout(&model, LayoutKind::Grid);
-    let (min, max) = scene::layout::bounds(&placements);
-    let camera = Camera::overview(min, max, 320.0 / 200.0);
+    // The room-scale scene `snapshot` (and `run`) shows for sample 1.
+    let app = demo_app(1);
+    let placements = app.placements();
+    let camera = app.overview(320.0 / 200.0);
     let background = srgb8(BACKGROUND_SRGB);
     for block in &placements[..2] {
         let at = camera.project(block.center, 320, 200).expect("in front");
@@ -597,6 +606,65 @@ fn bench_render_reports_gpu_and_cpu_times_with_constant_draw_calls() {
     assert!(big_tiles > 20 * demo_tiles, "{demo_tiles} vs {big_tiles} tiles");
     assert_eq!(demo_calls, 4);
     assert_eq!(big_calls, demo_calls, "draw calls grew with the feature maps");
+}
+
+#[test]
+fn snapshot_script_shows_the_selection_and_its_inspect_panel() {
+    use netwalk::gfx::overlay::PANEL_COLOR;
+    if renderer().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Aim at the first conv block's center from in front of it, and pull the trigger.
+    let mut app = demo_app(0);
+    let conv = app.placements()[1].clone();
+    let normal = netwalk::gfx::annotate::block_frame(&conv).z_axis.truncate();
+    let origin = conv.center + normal * 0.6;
+    let script = dir.path().join("select.json");
+    let text = format!(
+        r#"{{"events": [{{"t": 0.0, "hand": "right", "aim": {{"origin": [{}, {}, {}], "target": [{}, {}, {}]}}}},
+            {{"t": 0.1, "hand": "right", "select": true}}, {{"t": 0.2, "hand": "right", "select": false}}]}}"#,
+        origin.x, origin.y, origin.z, conv.center.x, conv.center.y, conv.center.z
+    );
+    std::fs::write(&script, &text).expect("write script");
+    // Where the panel stands after the script, by the app's own systems.
+    let parsed = netwalk::input::Script::parse(&text, &script).expect("script");
+    for frame in parsed.frames(90.0) {
+        app.step(&frame).expect("step");
+    }
+    let sd = app.scene_draw();
+    let panel = sd.panel.as_ref().expect("a neuron is selected");
+    assert_eq!(panel.panel.neuron.block, 1);
+    // Look at the panel's empty lower right from its front.
+    let spot = panel.stage_from_panel.transform_point3(Vec3::new(0.13, -0.11, 0.0));
+    let front = panel.stage_from_panel.transform_vector3(Vec3::Z).normalize();
+    let eye = spot + front * 0.5;
+    let out = dir.path().join("selected.png");
+    let arg = |v: Vec3| format!("{},{},{}", v.x, v.y, v.z);
+    let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args(["snapshot", "--size", "200x200", "--script"])
+        .arg(&script)
+        .args(["--eye", &arg(eye), "--look", &arg(spot), "--out"])
+        .arg(&out)
+        .env("NETWALK_VALIDATION", "1")
+        .output()
+        .expect("run netwalk");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let image = decode_png(&out);
+    assert_color(image.pixel(100, 100), srgb8(PANEL_COLOR), "the inspect panel");
+    // A bad script fails before rendering and writes nothing.
+    std::fs::write(&script, "{\"events\": [{\"t\": -1}]}").expect("write");
+    let bad = dir.path().join("bad.png");
+    let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args(["snapshot", "--script"])
+        .arg(&script)
+        .arg("--out")
+        .arg(&bad)
+        .output()
+        .expect("run netwalk");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("select.json"));
+    assert!(!bad.exists());
 }
 
 #[test]

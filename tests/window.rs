@@ -9,9 +9,9 @@ use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
-use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, NetworkDraw, Renderer, RendererConfig, RgbaImage};
+use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, Renderer, RendererConfig, RgbaImage};
 use netwalk::nn::{self, Model, Weights};
-use netwalk::scene::{self, LayoutKind};
+use netwalk::scene;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, EventMask, PropMode, Window,
@@ -127,17 +127,17 @@ fn srgb8(c: [f32; 3]) -> [u8; 3] {
     c.map(|v| (v * 255.0).round() as u8)
 }
 
-/// The demo network for sample 0, as `run` shows it, and the camera `run` starts with for a
-/// window of `aspect`.
-fn demo_scene(aspect: f32) -> (NetworkDraw, Camera, Vec<scene::LayerPlacement>) {
+/// The demo network for sample 0 as `run` shows it (the room-scale scene), and the camera `run`
+/// starts with for a window of `aspect`.
+fn demo_scene(aspect: f32) -> (netwalk::app::App, Camera, Vec<scene::LayerPlacement>) {
     let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
     let weights = Weights::load(&model).expect("demo weights");
     let samples = nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
     let acts = nn::forward(&model, &weights, samples.image(0)).expect("forward");
-    let placements = scene::layout(&model, LayoutKind::Grid);
-    let (min, max) = scene::layout::bounds(&placements);
-    let draw = NetworkDraw::new(&model, &acts, &placements);
-    (draw, Camera::overview(min, max, aspect), placements)
+    let app = netwalk::app::App::new(model, weights, Some(samples), acts, scene::Stage::default(), scene::Scale::WalkIn);
+    let camera = app.overview(aspect);
+    let placements = app.placements();
+    (app, camera, placements)
 }
 
 /// Checks a window screenshot: its size, the background in a corner, the input picture where the
@@ -145,7 +145,7 @@ fn demo_scene(aspect: f32) -> (NetworkDraw, Camera, Vec<scene::LayerPlacement>) 
 #[track_caller]
 fn check_screenshot(image: &RgbaImage, (width, height): (u32, u32), start_aspect: f32) {
     assert_eq!((image.width, image.height), (width, height), "screenshot size");
-    let (draw, camera, placements) = demo_scene(start_aspect);
+    let (mut app, camera, placements) = demo_scene(start_aspect);
     let background = srgb8(BACKGROUND_SRGB);
     for (x, y) in [(0, 0), (width - 1, 0)] {
         let p = image.pixel(x, y);
@@ -166,7 +166,7 @@ fn check_screenshot(image: &RgbaImage, (width, height): (u32, u32), start_aspect
     assert!(seen, "the input picture `{}` is not visible at {at}", input.name);
 
     let mut r = Renderer::new(&RendererConfig { validation: true }).expect("renderer");
-    r.set_network(&draw).expect("upload");
+    app.upload(&mut r, camera.eye).expect("upload");
     let reference = r.render_offscreen(width, height, &[camera]).expect("render").remove(0);
     let log = r.validation_log();
     drop(r);

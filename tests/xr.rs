@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use glam::{Quat, Vec3};
 use netwalk::gfx::{BACKGROUND_SRGB, EyeView, Fov, RgbaImage};
 use netwalk::nn::{self, Model};
-use netwalk::scene::{self, LayoutKind};
+use netwalk::scene;
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -175,9 +175,16 @@ fn read_png(path: &Path) -> RgbaImage {
     }
 }
 
-fn demo_placements() -> Vec<scene::LayerPlacement> {
+/// The demo app as `netwalk run` makes it (sample 0, the tray), for a `w`×`d` m play area.
+fn demo_app(w: f32, d: f32) -> netwalk::app::App {
     let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
-    scene::layout(&model, LayoutKind::Grid)
+    let weights = nn::Weights::load(&model).expect("demo weights");
+    let samples = nn::Samples::load(&model, model.samples.as_ref().expect("demo samples")).expect("samples");
+    let acts = nn::forward(&model, &weights, samples.image(0)).expect("forward");
+    let stage = scene::Stage {
+        half_extents: glam::Vec2::new(w / 2.0, d / 2.0),
+    };
+    netwalk::app::App::new(model, weights, Some(samples), acts, stage, scene::Scale::WalkIn)
 }
 
 fn background() -> [u8; 3] {
@@ -198,7 +205,7 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     let dir = tempfile::tempdir().expect("temp dir");
     let shot = dir.path().join("xr.png");
     let out = monado
-        .netwalk(&env, &["run", "--xr", "--frames", "60", "--stats", "--screenshot"])
+        .netwalk(&env, &["run", "--xr", "--frames", "60", "--play-area", "1x8", "--stats", "--screenshot"])
         .arg(&shot)
         .output()
         .expect("run netwalk");
@@ -257,7 +264,8 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
         })
         .collect();
     assert!((eyes[1].position - eyes[0].position).length() > 0.05, "two eyes an IPD apart");
-    let placements = demo_placements();
+    // A 1 m × 8 m play area: the walk-in path goes straight ahead (−Z).
+    let placements = demo_app(1.0, 8.0).placements();
     // The first conv block's top-left feature map: a lit tile straight ahead, behind the input.
     let conv = placements.iter().find(|p| p.tiles.len() > 1).expect("a conv block");
     let tile = conv.tiles[0].world_from_tile.transform_point3(Vec3::ZERO);
@@ -472,15 +480,11 @@ fn the_right_controller_hovers_the_block_on_its_ray_and_a_scripted_select_select
     let Some(env) = runtime_env() else { return };
     // A 1 m × 8 m play area: the walk-in path goes straight ahead, so the first conv block stands
     // across the simulated right controller's ray, (0.2, 1.3, −0.5) along −Z.
-    let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
-    let stage = scene::Stage {
-        half_extents: glam::Vec2::new(0.5, 4.0),
-    };
-    let expected_scene = scene::Scene::new(&model, stage, scene::Scale::WalkIn);
-    let hit = scene::systems::pick(&expected_scene, Vec3::new(0.2, 1.3, -0.5), Vec3::NEG_Z)
+    let app = demo_app(1.0, 8.0);
+    let hit = scene::systems::pick(&app.scene, Vec3::new(0.2, 1.3, -0.5), Vec3::NEG_Z)
         .expect("a block on the right controller's ray");
     let neuron = hit.neuron.clone().expect("a neuron (not a gap) under the ray");
-    let name = expected_scene.placement(hit.block).expect("placement").name;
+    let name = app.scene.placement(hit.block).expect("placement").name;
 
     let monado = Monado::start(&env);
     let dir = tempfile::tempdir().expect("temp dir");

@@ -8,8 +8,7 @@ use super::camera::Camera;
 use super::colormap::{Colormap, pack_srgb};
 use super::draw::{CubeInstance, DrawList, LineInstance, TileInstance};
 use super::text::{Align, Atlas};
-use crate::nn::query::Region;
-use crate::nn::{Model, Shape, Source};
+use crate::nn::{Model, Shape};
 use crate::scene::LayerPlacement;
 
 /// Label text colors (sRGB).
@@ -78,53 +77,6 @@ pub fn neuron_cell(p: &LayerPlacement, index: &[usize]) -> Option<(Vec3, f32)> {
         }
         (Shape::Flat(_), &[i]) => p.neurons.iter().find(|n| n.index == i).map(|n| (n.center, n.size)),
         _ => None,
-    }
-}
-
-/// A square outline of edge `edge` around `center`, in the block's plane, lifted toward the viewer
-/// so it is not hidden by the tile.
-fn square(frame: Mat4, center: Vec3, half: Vec3, width: f32, color: [f32; 3]) -> [LineInstance; 4] {
-    let right = frame.x_axis.truncate() * half.x;
-    let up = frame.y_axis.truncate() * half.y;
-    let c = center + frame.z_axis.truncate() * (0.004 + half.z);
-    let corners = [c - right - up, c + right - up, c + right + up, c - right + up];
-    std::array::from_fn(|k| LineInstance::new(corners[k], corners[(k + 1) % 4], width, color))
-}
-
-/// An outline around one neuron.
-pub fn neuron_outline(p: &LayerPlacement, index: &[usize], color: [f32; 3]) -> Vec<LineInstance> {
-    let Some((center, edge)) = neuron_cell(p, index) else {
-        return Vec::new();
-    };
-    let width = (edge * 0.15).clamp(0.001, 0.006);
-    // Cubes stand out of the block by half their edge.
-    let depth = if p.tiles.is_empty() { edge / 2.0 } else { 0.0 };
-    square(block_frame(p), center, Vec3::new(edge * 0.6, edge * 0.6, depth), width, color).to_vec()
-}
-
-/// Outlines of a region (a receptive field) of a block: per channel, a box around the rows and
-/// columns; for vectors, each neuron.
-pub fn region_outline(p: &LayerPlacement, region: &Region, color: [f32; 3]) -> Vec<LineInstance> {
-    let frame = block_frame(p);
-    match region {
-        Region::Map { channels, y, x } => channels
-            .iter()
-            .filter_map(|&c| {
-                let (a, edge) = neuron_cell(p, &[c, y.0, x.0])?;
-                let (b, _) = neuron_cell(p, &[c, y.1, x.1])?;
-                let center = (a + b) / 2.0;
-                let right = frame.x_axis.truncate();
-                let up = frame.y_axis.truncate();
-                let half = Vec3::new(
-                    (b - a).dot(right).abs() / 2.0 + edge / 2.0,
-                    (b - a).dot(up).abs() / 2.0 + edge / 2.0,
-                    0.0,
-                );
-                Some(square(frame, center, half, (edge * 0.2).clamp(0.001, 0.004), color))
-            })
-            .flatten()
-            .collect(),
-        Region::Flat(set) => set.iter().flat_map(|&i| neuron_outline(p, &[i], color)).collect(),
     }
 }
 
@@ -342,11 +294,6 @@ pub fn named_view(placements: &[LayerPlacement], name: &str, aspect: f32) -> Opt
     ))
 }
 
-/// Which placement shows `source` (its block's values), if any.
-pub fn block_of(placements: &[LayerPlacement], source: Source) -> Option<usize> {
-    placements.iter().position(|p| p.source == source)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,25 +326,6 @@ mod tests {
         assert_eq!(neuron_cell(fc, &[2]).map(|c| c.0), Some(fc.neurons[2].center));
         // The picture input: every channel is the one tile.
         assert!(neuron_cell(&p[0], &[0, 5, 5]).is_some());
-    }
-
-    #[test]
-    fn region_outline_boxes_the_rows_and_columns_of_each_channel() {
-        let p = layout(&model(), LayoutKind::Grid);
-        let conv = &p[1];
-        let region = Region::Map {
-            channels: [0, 1].into(),
-            y: (1, 2),
-            x: (0, 3),
-        };
-        let lines = region_outline(conv, &region, FIELD_COLOR);
-        assert_eq!(lines.len(), 8);
-        // Channel 0's box spans columns 0..=3 (the tile's full 0.04 m) and rows 1..=2 (0.02 m).
-        let xs: Vec<f32> = lines[..4].iter().flat_map(|l| [l.a[0], l.b[0]]).collect();
-        let ys: Vec<f32> = lines[..4].iter().flat_map(|l| [l.a[1], l.b[1]]).collect();
-        let span = |v: &[f32]| v.iter().fold(f32::MIN, |m, &x| m.max(x)) - v.iter().fold(f32::MAX, |m, &x| m.min(x));
-        assert!((span(&xs) - 0.04).abs() < 1e-5, "{xs:?}");
-        assert!((span(&ys) - 0.02).abs() < 1e-5, "{ys:?}");
     }
 
     #[test]

@@ -105,6 +105,15 @@ impl Camera {
         })
     }
 
+    /// The world point at pixel `pixel` (as [`Camera::project`] gives it) halfway into the depth
+    /// range: with the eye, it makes the ray through that pixel.
+    pub fn unproject(&self, pixel: Vec2, width: u32, height: u32) -> Vec3 {
+        let size = Vec2::new(width as f32, height as f32);
+        let ndc = pixel / size * 2.0 - Vec2::ONE;
+        let world_from_clip = self.clip_from_world(size.x / size.y).inverse();
+        world_from_clip.project_point3(ndc.extend(0.5))
+    }
+
     /// Left and right eye of a viewer with interpupillary distance `ipd` (parallel view axes).
     pub fn stereo(&self, ipd: f32) -> [Camera; 2] {
         let half = self.right() * (ipd / 2.0);
@@ -214,6 +223,17 @@ mod tests {
         let above = eye.project(Vec3::new(-2.0, 1.8, 0.0), 400, 200).expect("in front");
         assert!(above.y < 100.0);
         assert!(eye.project(Vec3::new(2.0, 1.6, 0.0), 400, 200).is_none());
+    }
+
+    #[test]
+    fn unproject_inverts_project() {
+        let cam = Camera::look_at(Vec3::new(0.3, 1.6, 1.0), Vec3::new(0.0, 1.4, -2.0));
+        let p = Vec3::new(0.25, 1.2, -1.5);
+        let pixel = cam.project(p, 640, 480).expect("in front");
+        let through = cam.unproject(pixel, 640, 480);
+        let dir = (through - cam.eye).normalize();
+        // p lies on the ray from the eye through the pixel.
+        assert!(dir.cross((p - cam.eye).normalize()).length() < 1e-4, "{dir} vs {}", p - cam.eye);
     }
 
     #[test]

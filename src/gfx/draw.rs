@@ -189,7 +189,7 @@ fn value_colormap(values: &[f32]) -> (Colormap, f32) {
 }
 
 /// `x · std + mean` per channel: the input as it was before normalization.
-fn denormalized_input(model: &Model, input: &[f32]) -> Vec<f32> {
+pub(crate) fn denormalized_input(model: &Model, input: &[f32]) -> Vec<f32> {
     let spec = &model.input;
     let plane = match spec.shape {
         Shape::Chw(_, h, w) => h * w,

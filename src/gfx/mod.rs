@@ -12,6 +12,7 @@ pub mod annotate;
 pub mod draw;
 pub mod lod;
 pub mod mirror;
+pub mod overlay;
 pub mod text;
 mod pipeline;
 mod renderer;
@@ -56,6 +57,8 @@ pub enum GfxError {
     },
     #[error("desktop window: {0}")]
     Window(String),
+    #[error("{0}")]
+    Scene(String),
     #[error("invalid render request: {0}")]
     Invalid(String),
 }

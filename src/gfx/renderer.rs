@@ -128,25 +128,51 @@ enum Finish {
     },
 }
 
-/// A storage buffer slot of the scene descriptor set.
+/// Which instance list: the network (changes with the layout) or the overlay (highlights, rays,
+/// panels, voxels: rebuilt every frame). Each has its own buffers and descriptor set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum List {
+    Network = 0,
+    Overlay = 1,
+}
+
+/// A storage buffer slot: the values (shared by both lists) or one kind of instance of a list.
 #[derive(Clone, Copy)]
 enum Slot {
     Values,
-    Tiles,
-    Cubes,
-    Lines,
-    Glyphs,
+    Instances(List, Kind),
 }
 
-const SLOTS: [Slot; 5] = [Slot::Values, Slot::Tiles, Slot::Cubes, Slot::Lines, Slot::Glyphs];
+/// Kinds of instance, in draw order (glyphs last: they blend).
+#[derive(Clone, Copy)]
+enum Kind {
+    Tiles = 0,
+    Cubes = 1,
+    Lines = 2,
+    Glyphs = 3,
+}
+
+const KINDS: [Kind; 4] = [Kind::Tiles, Kind::Cubes, Kind::Lines, Kind::Glyphs];
+const LISTS: [List; 2] = [List::Network, List::Overlay];
 
 impl Slot {
     fn name(self) -> &'static str {
-        ["values", "tile instances", "cube instances", "line instances", "glyph instances"][self as usize]
+        match self {
+            Slot::Values => "values",
+            Slot::Instances(List::Network, k) => {
+                ["tile instances", "cube instances", "line instances", "glyph instances"][k as usize]
+            }
+            Slot::Instances(List::Overlay, k) => {
+                ["overlay tiles", "overlay cubes", "overlay lines", "overlay glyphs"][k as usize]
+            }
+        }
     }
 
     fn binding(self) -> u32 {
-        [BINDING_VALUES, BINDING_TILES, BINDING_CUBES, BINDING_LINES, BINDING_GLYPHS][self as usize]
+        match self {
+            Slot::Values => BINDING_VALUES,
+            Slot::Instances(_, k) => [BINDING_TILES, BINDING_CUBES, BINDING_LINES, BINDING_GLYPHS][k as usize],
+        }
     }
 }
 
@@ -163,15 +189,17 @@ pub struct Renderer {
     /// The target's readback buffer holds the last presented frame: its size and whether its
     /// bytes are in BGRA order.
     window_readback: Option<(vk::Extent2D, bool)>,
-    /// Values and the instances of each kind (host-visible storage buffers, in [`SLOTS`] order).
-    /// They are written only between frames: every render waits for its fence before returning.
-    buffers: [Option<Buffer>; 5],
-    /// Instances to draw per kind: tiles, cubes, lines, glyphs.
-    counts: [u32; 4],
+    /// The values, and each list's instances per kind (host-visible storage buffers). They are
+    /// written only between frames: every render waits for its fence before returning.
+    values: Option<Buffer>,
+    instances: [[Option<Buffer>; 4]; 2],
+    /// Instances to draw per list and kind.
+    counts: [[u32; 4]; 2],
     atlas: Option<Image>,
     sampler: vk::Sampler,
     descriptor_pool: vk::DescriptorPool,
-    descriptor_set: vk::DescriptorSet,
+    /// One set per list: the values, that list's instances and the glyph atlas.
+    descriptor_sets: [vk::DescriptorSet; 2],
     pipelines: Pipelines,
     command_pool: vk::CommandPool,
     command_buffer: vk::CommandBuffer,
@@ -228,12 +256,13 @@ impl Renderer {
             swapchain: None,
             swapchain_stale: false,
             window_readback: None,
-            buffers: [None, None, None, None, None],
-            counts: [0; 4],
+            values: None,
+            instances: Default::default(),
+            counts: [[0; 4]; 2],
             atlas: None,
             sampler: vk::Sampler::null(),
             descriptor_pool: vk::DescriptorPool::null(),
-            descriptor_set: vk::DescriptorSet::null(),
+            descriptor_sets: [vk::DescriptorSet::null(); 2],
             pipelines: Pipelines::default(),
             command_pool: vk::CommandPool::null(),
             command_buffer: vk::CommandBuffer::null(),
@@ -254,22 +283,24 @@ impl Renderer {
         let sizes = [
             vk::DescriptorPoolSize::default()
                 .ty(vk::DescriptorType::STORAGE_BUFFER)
-                .descriptor_count(SLOTS.len() as u32),
+                .descriptor_count(2 * 5),
             vk::DescriptorPoolSize::default()
                 .ty(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
-                .descriptor_count(1),
+                .descriptor_count(2),
         ];
-        let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
+        let info = vk::DescriptorPoolCreateInfo::default().max_sets(2).pool_sizes(&sizes);
         // SAFETY: valid create infos on a live device (for every call in this function).
         self.descriptor_pool = unsafe { d.create_descriptor_pool(&info, None) }.vk("create descriptor pool")?;
         self.device.name_object(self.descriptor_pool, "scene descriptor pool");
-        let layouts = [self.pipelines.set_layout];
+        let layouts = [self.pipelines.set_layout; 2];
         let info = vk::DescriptorSetAllocateInfo::default()
             .descriptor_pool(self.descriptor_pool)
             .set_layouts(&layouts);
         // SAFETY: as above.
-        self.descriptor_set = unsafe { d.allocate_descriptor_sets(&info) }.vk("allocate descriptor set")?[0];
-        self.device.name_object(self.descriptor_set, "scene descriptor set");
+        let sets = unsafe { d.allocate_descriptor_sets(&info) }.vk("allocate descriptor sets")?;
+        self.descriptor_sets = [sets[0], sets[1]];
+        self.device.name_object(sets[0], "network descriptor set");
+        self.device.name_object(sets[1], "overlay descriptor set");
         let info = vk::CommandPoolCreateInfo::default()
             .queue_family_index(self.device.queue_family)
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
@@ -307,8 +338,11 @@ impl Renderer {
             self.timestamp_period = f64::from(limits.timestamp_period);
         }
         // Every binding must hold a buffer, even before the first scene.
-        for slot in SLOTS {
-            self.write(slot, &[])?;
+        self.write(Slot::Values, &[])?;
+        for list in LISTS {
+            for kind in KINDS {
+                self.write(Slot::Instances(list, kind), &[])?;
+            }
         }
         self.upload_atlas()
     }
@@ -396,13 +430,15 @@ impl Renderer {
             .sampler(self.sampler)
             .image_view(image.view)
             .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
-        let write = vk::WriteDescriptorSet::default()
-            .dst_set(self.descriptor_set)
-            .dst_binding(BINDING_ATLAS)
-            .descriptor_type(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
-            .image_info(&images);
-        // SAFETY: the set is not in use (no submission in flight).
-        unsafe { d.update_descriptor_sets(&[write], &[]) };
+        let writes = self.descriptor_sets.map(|set| {
+            vk::WriteDescriptorSet::default()
+                .dst_set(set)
+                .dst_binding(BINDING_ATLAS)
+                .descriptor_type(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
+                .image_info(&images)
+        });
+        // SAFETY: the sets are not in use (no submission in flight).
+        unsafe { d.update_descriptor_sets(&writes, &[]) };
         Ok(())
     }
 
@@ -426,14 +462,24 @@ impl Renderer {
         self.write(Slot::Values, bytemuck::cast_slice(values))
     }
 
-    /// Uploads the instances to draw.
+    /// Uploads the network's instances: when the layout changes, not per frame.
     pub fn set_draw_list(&mut self, list: &DrawList) -> Result<()> {
+        self.write_list(List::Network, list)
+    }
+
+    /// Uploads the overlay's instances (highlights, rays, panels, voxels), drawn after the
+    /// network's: small, so rebuilt every frame.
+    pub fn set_overlay(&mut self, list: &DrawList) -> Result<()> {
+        self.write_list(List::Overlay, list)
+    }
+
+    fn write_list(&mut self, which: List, list: &DrawList) -> Result<()> {
         let count = |n: usize| u32::try_from(n).map_err(|_| GfxError::Invalid(format!("{n} instances")));
-        self.write(Slot::Tiles, bytemuck::cast_slice(&list.tiles))?;
-        self.write(Slot::Cubes, bytemuck::cast_slice(&list.cubes))?;
-        self.write(Slot::Lines, bytemuck::cast_slice(&list.lines))?;
-        self.write(Slot::Glyphs, bytemuck::cast_slice(&list.glyphs))?;
-        self.counts = [
+        self.write(Slot::Instances(which, Kind::Tiles), bytemuck::cast_slice(&list.tiles))?;
+        self.write(Slot::Instances(which, Kind::Cubes), bytemuck::cast_slice(&list.cubes))?;
+        self.write(Slot::Instances(which, Kind::Lines), bytemuck::cast_slice(&list.lines))?;
+        self.write(Slot::Instances(which, Kind::Glyphs), bytemuck::cast_slice(&list.glyphs))?;
+        self.counts[which as usize] = [
             count(list.tiles.len())?,
             count(list.cubes.len())?,
             count(list.lines.len())?,
@@ -442,9 +488,10 @@ impl Renderer {
         Ok(())
     }
 
-    /// Draw calls a frame records: one per kind of instance present, however many instances.
+    /// Draw calls a frame records: one per list and kind of instance present, however many
+    /// instances (at most 8).
     pub fn draw_calls(&self) -> usize {
-        self.counts.iter().filter(|&&n| n > 0).count()
+        self.counts.iter().flatten().filter(|&&n| n > 0).count()
     }
 
     /// Uploads a network's values and draw list.
@@ -456,18 +503,23 @@ impl Renderer {
     /// Writes `bytes` into a slot's buffer, replacing the buffer (and its descriptor) when it is
     /// too small. Only called between frames (no submission in flight).
     fn write(&mut self, slot: Slot, bytes: &[u8]) -> Result<()> {
-        let i = slot as usize;
-        let buffer = match &mut self.buffers[i] {
+        let (current, sets) = match slot {
+            Slot::Values => (&mut self.values, &self.descriptor_sets[..]),
+            Slot::Instances(list, kind) => (
+                &mut self.instances[list as usize][kind as usize],
+                &self.descriptor_sets[list as usize..list as usize + 1],
+            ),
+        };
+        let buffer = match current {
             Some(b) if b.size >= bytes.len() as u64 => b,
             current => {
                 // At least 256 bytes: Vulkan has no empty buffers, and small scenes then never regrow.
                 let size = (bytes.len() as u64).next_power_of_two().max(256);
-                let name = slot.name();
                 let usage = vk::BufferUsageFlags::STORAGE_BUFFER;
                 let buffer = Buffer::new(
                     &self.device,
                     &mut self.allocator,
-                    name,
+                    slot.name(),
                     size,
                     usage,
                     MemoryLocation::CpuToGpu,
@@ -475,15 +527,20 @@ impl Renderer {
                 let infos = [vk::DescriptorBufferInfo::default()
                     .buffer(buffer.handle)
                     .range(vk::WHOLE_SIZE)];
-                let write = vk::WriteDescriptorSet::default()
-                    .dst_set(self.descriptor_set)
-                    .dst_binding(slot.binding())
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                    .buffer_info(&infos);
+                let writes: Vec<vk::WriteDescriptorSet> = sets
+                    .iter()
+                    .map(|&set| {
+                        vk::WriteDescriptorSet::default()
+                            .dst_set(set)
+                            .dst_binding(slot.binding())
+                            .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                            .buffer_info(&infos)
+                    })
+                    .collect();
                 // SAFETY: no submission is in flight (every render waits for its fence), so
-                // neither the set nor the old buffer is in use.
+                // neither the sets nor the old buffer are in use.
                 unsafe {
-                    self.device.device.update_descriptor_sets(&[write], &[]);
+                    self.device.device.update_descriptor_sets(&writes, &[]);
                     if let Some(mut old) = current.take() {
                         old.destroy(&self.device, &mut self.allocator);
                     }
@@ -917,14 +974,6 @@ impl Renderer {
             d.cmd_set_viewport(cb, 0, &[viewport]);
             d.cmd_set_scissor(cb, 0, &[area]);
             let layout = self.pipelines.layout;
-            d.cmd_bind_descriptor_sets(
-                cb,
-                vk::PipelineBindPoint::GRAPHICS,
-                layout,
-                0,
-                &[self.descriptor_set],
-                &[],
-            );
             d.cmd_push_constants(cb, layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
             self.record_draws(cb, views);
             d.cmd_end_rendering(cb);
@@ -1336,17 +1385,36 @@ impl Renderer {
     fn record_draws(&self, cb: vk::CommandBuffer, views: u32) {
         let d = &self.device.device;
         // SAFETY: `cb` is recording inside a rendering scope with this renderer's pipeline layout
-        // bound; the pipelines and buffers are live.
+        // and push constants; the pipelines, sets and buffers are live.
         unsafe {
-            // One instanced draw per kind, the vertices made in the shaders: 6 per tile, line
-            // and glyph quad, 36 per cube. Glyphs last: they blend over the rest.
+            // One instanced draw per list and kind, the vertices made in the shaders: 6 per tile,
+            // line and glyph quad, 36 per cube. Glyphs of both lists last: they blend over the rest.
             let p = &self.pipelines;
-            let draws = [(p.tiles(views), 6), (p.cubes(views), 36), (p.lines(views), 6), (p.glyphs(views), 6)];
-            for ((pipeline, vertices), instances) in draws.into_iter().zip(self.counts) {
-                if instances > 0 {
-                    d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
-                    d.cmd_draw(cb, vertices, instances, 0, 0);
+            let pipelines = [p.tiles(views), p.cubes(views), p.lines(views), p.glyphs(views)];
+            let vertices = [6, 36, 6, 6];
+            let order = LISTS
+                .iter()
+                .flat_map(|&l| [Kind::Tiles, Kind::Cubes, Kind::Lines].map(|k| (l, k)))
+                .chain(LISTS.iter().map(|&l| (l, Kind::Glyphs)));
+            let mut bound = None;
+            for (list, kind) in order {
+                let instances = self.counts[list as usize][kind as usize];
+                if instances == 0 {
+                    continue;
                 }
+                if bound != Some(list) {
+                    d.cmd_bind_descriptor_sets(
+                        cb,
+                        vk::PipelineBindPoint::GRAPHICS,
+                        p.layout,
+                        0,
+                        &[self.descriptor_sets[list as usize]],
+                        &[],
+                    );
+                    bound = Some(list);
+                }
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipelines[kind as usize]);
+                d.cmd_draw(cb, vertices[kind as usize], instances, 0, 0);
             }
         }
     }
@@ -1395,7 +1463,7 @@ impl Drop for Renderer {
             if let Some(mut s) = self.swapchain.take() {
                 s.destroy(device);
             }
-            for b in &mut self.buffers {
+            for b in self.instances.iter_mut().flatten().chain([&mut self.values]) {
                 if let Some(mut b) = b.take() {
                     b.destroy(device, &mut self.allocator);
                 }

@@ -1,8 +1,9 @@
 //! The desktop window: a winit event loop that draws the scene every frame (vsync-paced) with
 //! [`Renderer::render_to_window`], and the mouse/keyboard camera control.
 //!
-//! Input is gathered in one place, [`DesktopInput`], and applied once per frame; the scene
-//! interaction will later read it as an `InputSnapshot` instead of moving the camera directly.
+//! Input is gathered in one place, [`DesktopInput`], once per frame: it moves the camera and
+//! becomes the scene's [`InputSnapshot`] (the right hand's ray through the mouse cursor), which
+//! the window hands to its [`DesktopScene`] before drawing.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{Window, WindowId};
 
 use super::camera::Camera;
-use super::draw::NetworkDraw;
+use crate::input::{Hand, InputSnapshot, Pose};
 use super::renderer::{Renderer, RendererConfig, RgbaImage, WindowFrame};
 use super::{GfxError, Result, ValidationLog};
 
@@ -59,11 +60,18 @@ pub enum DesktopEvent {
     Resumed,
 }
 
-/// Opens a window and draws `draw` in it until it is closed (or `options.frames` frames were
+/// What the window shows: told each frame what the user does, it uploads what to draw.
+pub trait DesktopScene {
+    /// One frame: `input` is the mouse and keyboard as controllers, `camera` the view about to
+    /// be drawn (its eye decides the close-up detail).
+    fn frame(&mut self, renderer: &mut Renderer, input: &InputSnapshot, camera: &Camera) -> Result<()>;
+}
+
+/// Opens a window and draws `scene` in it until it is closed (or `options.frames` frames were
 /// presented), starting from `camera`. `on_event` hears of each presented frame and each pause.
 pub fn run_desktop(
     config: &RendererConfig,
-    draw: NetworkDraw,
+    scene: &mut dyn DesktopScene,
     camera: Camera,
     options: DesktopOptions,
     on_event: &mut dyn FnMut(DesktopEvent),
@@ -89,7 +97,8 @@ pub fn run_desktop(
     let mut app = DesktopApp {
         config: config.clone(),
         options,
-        draw: Some(draw),
+        scene,
+        started: Instant::now(),
         orbit: OrbitCamera::from_camera(&camera),
         home: camera,
         input: DesktopInput::default(),
@@ -132,8 +141,9 @@ fn winit_message(e: &impl std::fmt::Display) -> String {
 struct DesktopApp<'a> {
     config: RendererConfig,
     options: DesktopOptions,
-    /// Uploaded when the renderer is made.
-    draw: Option<NetworkDraw>,
+    scene: &'a mut dyn DesktopScene,
+    /// Input times count from here.
+    started: Instant,
     orbit: OrbitCamera,
     /// The starting view (R returns to it).
     home: Camera,
@@ -168,12 +178,9 @@ impl DesktopApp<'_> {
                 .create_window(attributes)
                 .map_err(|e| GfxError::Window(format!("cannot create the window: {}", winit_message(&e))))?,
         );
-        let mut renderer = Renderer::new_windowed(&self.config, window.clone())?;
+        let renderer = Renderer::new_windowed(&self.config, window.clone())?;
         tracing::info!(device = renderer.device_name(), "window renderer ready");
         self.log = Some(renderer.validation_log());
-        if let Some(draw) = self.draw.take() {
-            renderer.set_network(&draw)?;
-        }
         window.request_redraw();
         self.window = Some(window);
         self.renderer = Some(renderer);
@@ -195,7 +202,14 @@ impl DesktopApp<'_> {
         if self.input.apply(&mut self.orbit, dt) {
             self.orbit = OrbitCamera::from_camera(&self.home);
         }
-        match renderer.render_to_window(&self.orbit.camera(), self.options.readback)? {
+        let camera = self.orbit.camera();
+        let size = self.window.as_ref().map_or(self.options.size, |w| {
+            let s = w.inner_size();
+            (s.width, s.height)
+        });
+        let input = self.input.snapshot(&camera, size, (now - self.started).as_secs_f32());
+        self.scene.frame(renderer, &input, &camera)?;
+        match renderer.render_to_window(&camera, self.options.readback)? {
             WindowFrame::Presented { width, height } => {
                 self.frames += 1;
                 (self.on_event)(DesktopEvent::Presented {
@@ -379,11 +393,18 @@ impl OrbitCamera {
 }
 
 /// Mouse and keyboard state of the desktop window, gathered from its events and applied once
-/// per frame. Controls: left-drag orbits, the wheel zooms, W/A/S/D move, Q/E down/up, R resets.
+/// per frame. The mouse is the right controller: its ray goes through the cursor; left button =
+/// select, right button = grab (drag to move the layer), F = fold, L = layout, M = menu (reset
+/// the layout), Backspace = trace back, Tab = walk-in/tabletop, X = expand a block into its
+/// steps. The camera: middle-drag (or Shift + left-drag) looks around, the wheel zooms,
+/// W/A/S/D move, Q/E down/up, R resets the view.
 #[derive(Debug, Default)]
 pub struct DesktopInput {
     cursor: Option<Vec2>,
+    /// Looking around (middle button, or Shift with the left button).
     dragging: bool,
+    left: bool,
+    right: bool,
     /// Cursor movement while dragging since the last frame, pixels.
     drag: Vec2,
     /// Wheel lines since the last frame (positive: away from the user, zoom in).
@@ -405,11 +426,18 @@ impl DesktopInput {
                 self.cursor = Some(p);
             }
             WindowEvent::CursorLeft { .. } => self.cursor = None,
-            WindowEvent::MouseInput {
-                button: MouseButton::Left,
-                state,
-                ..
-            } => self.dragging = state.is_pressed(),
+            WindowEvent::MouseInput { button, state, .. } => {
+                let shift = self.held.contains(&KeyCode::ShiftLeft) || self.held.contains(&KeyCode::ShiftRight);
+                match button {
+                    MouseButton::Middle => self.dragging = state.is_pressed(),
+                    MouseButton::Left if shift || (self.dragging && !state.is_pressed()) => {
+                        self.dragging = state.is_pressed();
+                    }
+                    MouseButton::Left => self.left = state.is_pressed(),
+                    MouseButton::Right => self.right = state.is_pressed(),
+                    _ => {}
+                }
+            }
             WindowEvent::MouseWheel { delta, .. } => {
                 self.scroll += match delta {
                     MouseScrollDelta::LineDelta(_, y) => *y,
@@ -434,9 +462,47 @@ impl DesktopInput {
             WindowEvent::Focused(false) => {
                 self.held.clear();
                 self.dragging = false;
+                self.left = false;
+                self.right = false;
             }
             _ => {}
         }
+    }
+
+    /// The mouse and keys as the scene's controllers at `time` seconds: the right hand aims from
+    /// the eye through the cursor (untracked when the cursor is outside the window).
+    pub fn snapshot(&self, camera: &Camera, (width, height): (u32, u32), time: f32) -> InputSnapshot {
+        let mut snap = InputSnapshot {
+            time,
+            ..InputSnapshot::default()
+        };
+        let Some(cursor) = self.cursor.filter(|_| width > 0 && height > 0) else {
+            return snap;
+        };
+        let through = camera.unproject(cursor, width, height);
+        let Some(aim) = Pose::looking_at(camera.eye, through) else {
+            return snap;
+        };
+        let key = |k: KeyCode| self.held.contains(&k);
+        let hand = snap.hand_mut(Hand::Right);
+        hand.tracked = true;
+        hand.aim = aim;
+        hand.grip = aim;
+        hand.select = self.left;
+        hand.grab = self.right;
+        hand.fold = key(KeyCode::KeyF);
+        hand.layout = key(KeyCode::KeyL);
+        hand.menu = key(KeyCode::KeyM);
+        hand.thumbstick = if key(KeyCode::Backspace) {
+            Vec2::NEG_X
+        } else if key(KeyCode::Tab) {
+            Vec2::X
+        } else if key(KeyCode::KeyX) {
+            Vec2::NEG_Y
+        } else {
+            Vec2::ZERO
+        };
+        snap
     }
 
     /// Moves `orbit` by the input since the last call (`dt` seconds ago) and clears the
@@ -478,6 +544,33 @@ mod tests {
         let o = orbit.camera();
         assert!((o.eye - c.eye).length() < 1e-4, "{} vs {}", o.eye, c.eye);
         assert_eq!(o.target, c.target);
+    }
+
+    #[test]
+    fn the_mouse_is_the_right_controller_aiming_through_the_cursor() {
+        let camera = Camera::look_at(Vec3::new(0.0, 1.6, 1.0), Vec3::new(0.0, 1.4, -2.0));
+        let target = Vec3::new(0.3, 1.2, -1.5);
+        let cursor = camera.project(target, 800, 600).expect("in front");
+        let mut input = DesktopInput {
+            cursor: Some(cursor),
+            left: true,
+            ..DesktopInput::default()
+        };
+        input.held.insert(KeyCode::KeyF);
+        let snap = input.snapshot(&camera, (800, 600), 2.5);
+        let right = snap.hand(Hand::Right);
+        assert!(right.tracked && right.select && right.fold && !right.grab && !right.layout);
+        assert_eq!(snap.time, 2.5);
+        assert!((right.aim.position - camera.eye).length() < 1e-6);
+        let to_target = (target - camera.eye).normalize();
+        assert!(right.aim.forward().dot(to_target) > 0.99999, "{} vs {to_target}", right.aim.forward());
+        assert!(!snap.hand(Hand::Left).tracked);
+        // Backspace traces back: a flick of the thumbstick to the left.
+        input.held.insert(KeyCode::Backspace);
+        assert_eq!(input.snapshot(&camera, (800, 600), 2.6).hand(Hand::Right).thumbstick, Vec2::NEG_X);
+        // No cursor in the window: no ray.
+        input.cursor = None;
+        assert!(!input.snapshot(&camera, (800, 600), 2.7).hand(Hand::Right).tracked);
     }
 
     #[test]

@@ -128,6 +128,42 @@ pub fn blocks(model: &Model) -> Vec<BlockSpec> {
     blocks
 }
 
+/// Each block's rank in the network's graph: the input is 0, and every other block is one more
+/// than the highest rank among the blocks it reads from. A chain ranks 0, 1, 2, ...; parallel
+/// branches (a residual block's shortcut conv, an inception module's towers) share ranks, so the
+/// room can stand them side by side.
+pub fn ranks(model: &Model, specs: &[BlockSpec]) -> Vec<usize> {
+    // The block showing each layer's values; hidden layers (flatten) show their input's block.
+    let mut block_of: Vec<Option<usize>> = vec![None; model.layers.len()];
+    for (k, spec) in specs.iter().enumerate() {
+        for &i in &spec.layers {
+            block_of[i] = Some(k);
+        }
+    }
+    let source_block = |block_of: &[Option<usize>], s: Source| match s {
+        Source::Input => Some(0),
+        Source::Layer(i) => block_of[i],
+    };
+    for (i, layer) in model.layers.iter().enumerate() {
+        if block_of[i].is_none() {
+            block_of[i] = layer.inputs.first().and_then(|&s| source_block(&block_of, s));
+        }
+    }
+    let mut ranks = vec![0; specs.len()];
+    for (k, spec) in specs.iter().enumerate().skip(1) {
+        let Some(&head) = spec.layers.first() else { continue };
+        ranks[k] = model.layers[head]
+            .inputs
+            .iter()
+            .filter_map(|&s| source_block(&block_of, s))
+            .filter(|&b| b < k)
+            .map(|b| ranks[b] + 1)
+            .max()
+            .unwrap_or(ranks[k - 1] + 1);
+    }
+    ranks
+}
+
 /// Columns and rows of a grid of `n` items.
 fn grid(n: usize, kind: LayoutKind) -> (usize, usize) {
     let cols = match kind {
@@ -301,6 +337,30 @@ mod tests {
                 "input": {{"name": "image", "shape": {input}}}, "layers": [{layers}]}}"#
         );
         Model::parse(&json, Path::new("/nonexistent/model.json")).expect("valid test model")
+    }
+
+    #[test]
+    fn parallel_branches_share_a_rank() {
+        // A residual block with a shortcut conv: stem, (a → b) beside (shortcut), add, then a
+        // flatten (hidden) and a dense layer.
+        let m = model(
+            r#"{"name": "stem", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1},
+               {"name": "relu0", "op": "relu"},
+               {"name": "a", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1},
+               {"name": "b", "op": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1},
+               {"name": "shortcut", "op": "conv2d", "out_channels": 8, "kernel": 1, "inputs": ["relu0"]},
+               {"name": "sum", "op": "add", "inputs": ["b", "shortcut"]},
+               {"name": "flat", "op": "flatten"},
+               {"name": "fc", "op": "dense", "out_features": 3}"#,
+            "[1, 6, 6]",
+        );
+        let specs = blocks(&m);
+        let names: Vec<&str> = specs.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["image", "stem+relu0", "a", "b", "shortcut", "sum", "fc"]);
+        // The shortcut stands beside `a` (both read the stem); the sum waits for the longer branch.
+        assert_eq!(ranks(&m, &specs), [0, 1, 2, 3, 2, 4, 5]);
+        let chain = demo_like();
+        assert_eq!(ranks(&chain, &blocks(&chain)), [0, 1, 2, 3, 4]);
     }
 
     fn demo_like() -> Model {

@@ -18,7 +18,7 @@ pub mod systems;
 pub mod transform;
 pub mod world;
 
-pub use draw::{BlockDraw, Highlight, PanelDraw, RayDraw, SceneDraw, scene_draw};
+pub use draw::{BlockDraw, Highlight, PanelDraw, RayDraw, SceneDraw, TrayDraw, scene_draw};
 pub use layout::{LayerPlacement, LayoutKind, NeuronCube, TileRect, layout};
 pub use room::{Scale, Stage};
 pub use transform::Transform;

@@ -56,11 +56,59 @@ pub fn path_spacing(prev: Vec2, next: Vec2) -> f32 {
 /// around the user instead of leaving the room (one lap, see [`MAX_TURNS`]). Each block faces back along the path (towards
 /// whoever walks it from the input). Centers are at eye height, higher for blocks too tall for it.
 /// Tabletop: a left-to-right row facing the user, scaled to [`TABLE_SPAN`].
-pub fn arrange(sizes: &[Vec2], stage: &Stage, scale: Scale) -> (Transform, Vec<Transform>) {
-    match scale {
-        Scale::WalkIn => (Transform::IDENTITY, walk_in(sizes, stage)),
-        Scale::Tabletop => tabletop(sizes),
+///
+/// `ranks` (see [`super::layout::ranks`]) groups the blocks: blocks of one rank are parallel
+/// branches and share one place, side by side across the path (walk-in) or stacked (tabletop),
+/// [`BRANCH_GAP`] apart, in block order.
+pub fn arrange(sizes: &[Vec2], ranks: &[usize], stage: &Stage, scale: Scale) -> (Transform, Vec<Transform>) {
+    let groups = rank_groups(ranks, sizes.len());
+    // Side by side across the path, or stacked on the table.
+    let across = match scale {
+        Scale::WalkIn => Vec2::X,
+        Scale::Tabletop => Vec2::Y,
+    };
+    let group_sizes: Vec<Vec2> = groups
+        .iter()
+        .map(|g| {
+            let along: f32 = g.iter().map(|&k| sizes[k].dot(across)).sum::<f32>() + BRANCH_GAP * (g.len() - 1) as f32;
+            let other = g.iter().map(|&k| sizes[k].dot(Vec2::ONE - across)).fold(0.0, f32::max);
+            across * along + (Vec2::ONE - across) * other
+        })
+        .collect();
+    let (root, places) = match scale {
+        Scale::WalkIn => (Transform::IDENTITY, walk_in(&group_sizes, stage)),
+        Scale::Tabletop => tabletop(&group_sizes),
+    };
+    let mut out = vec![Transform::IDENTITY; sizes.len()];
+    for ((g, place), gsize) in groups.iter().zip(places).zip(&group_sizes) {
+        // From one end of the group to the other, each block centered on its own share.
+        let mut at = -gsize.dot(across) / 2.0;
+        for &k in g {
+            let w = sizes[k].dot(across);
+            let offset = (across * (at + w / 2.0)).extend(0.0);
+            out[k] = place * Transform::from_translation(offset);
+            at += w + BRANCH_GAP;
+        }
     }
+    (root, out)
+}
+
+/// Space between parallel branches of one rank.
+pub const BRANCH_GAP: f32 = 0.3;
+
+/// Block indices by rank (ranks without blocks are skipped), each group in block order. Without
+/// ranks for every block, each block is its own group.
+fn rank_groups(ranks: &[usize], n: usize) -> Vec<Vec<usize>> {
+    if ranks.len() != n {
+        return (0..n).map(|k| vec![k]).collect();
+    }
+    let max = ranks.iter().copied().max().unwrap_or(0);
+    let mut groups = vec![Vec::new(); max + 1];
+    for (k, &r) in ranks.iter().enumerate() {
+        groups[r].push(k);
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
 }
 
 /// Turns the walk-in path makes at most: one lap around the user. Blocks stand across the path
@@ -136,7 +184,8 @@ mod tests {
     fn walk_in_path_starts_near_the_user_turns_at_the_walls_and_stays_inside() {
         let stage = Stage::default();
         let sizes = demo_sizes();
-        let (root, blocks) = arrange(&sizes, &stage, Scale::WalkIn);
+        let chain: Vec<usize> = (0..sizes.len()).collect();
+        let (root, blocks) = arrange(&sizes, &chain, &stage, Scale::WalkIn);
         assert_eq!(root, Transform::IDENTITY);
         assert!((blocks[0].translation - Vec3::new(0.0, EYE_HEIGHT, -WALK_IN_START)).length() < 1e-6);
         let mut turned = false;
@@ -176,9 +225,35 @@ mod tests {
     }
 
     #[test]
+    fn parallel_branches_stand_side_by_side_across_the_path() {
+        // input, conv_a, conv_b (both from the input), add: ranks 0, 1, 1, 2.
+        let sizes = vec![Vec2::splat(0.3), Vec2::new(0.4, 0.3), Vec2::new(0.2, 0.3), Vec2::splat(0.3)];
+        let (_, blocks) = arrange(&sizes, &[0, 1, 1, 2], &Stage::default(), Scale::WalkIn);
+        let (a, b) = (blocks[1], blocks[2]);
+        // Same distance along the path, facing the same way, apart across it by half of each
+        // width plus the gap.
+        assert_eq!(a.rotation, b.rotation);
+        let across = a.rotation * Vec3::X;
+        let d = b.translation - a.translation;
+        assert!((d.dot(across) - (0.2 + BRANCH_GAP + 0.1)).abs() < 1e-5, "{d}");
+        assert!((d - across * d.dot(across)).length() < 1e-5, "{d}");
+        // The group's middle stands one path step from the input, as one block as wide as the
+        // group would.
+        let middle = ((a.translation - across * 0.2) + (b.translation + across * 0.1)) / 2.0;
+        let step = path_spacing(sizes[0], Vec2::new(0.4 + BRANCH_GAP + 0.2, 0.3));
+        let flat = (middle - blocks[0].translation) * Vec3::new(1.0, 0.0, 1.0);
+        assert!((flat.length() - step).abs() < 1e-4, "{flat} vs {step}");
+        // Tabletop: stacked in height at one place in the row.
+        let (_, t) = arrange(&sizes, &[0, 1, 1, 2], &Stage::default(), Scale::Tabletop);
+        assert!((t[1].translation.x - t[2].translation.x).abs() < 1e-6);
+        assert!((t[2].translation.y - t[1].translation.y - (0.15 + BRANCH_GAP + 0.15)).abs() < 1e-5);
+    }
+
+    #[test]
     fn tabletop_fits_the_network_in_front_of_the_user() {
         let sizes = demo_sizes();
-        let (root, blocks) = arrange(&sizes, &Stage::default(), Scale::Tabletop);
+        let chain: Vec<usize> = (0..sizes.len()).collect();
+        let (root, blocks) = arrange(&sizes, &chain, &Stage::default(), Scale::Tabletop);
         let mut lo = Vec3::splat(f32::INFINITY);
         let mut hi = Vec3::splat(f32::NEG_INFINITY);
         for (b, s) in blocks.iter().zip(&sizes) {

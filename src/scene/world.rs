@@ -192,6 +192,8 @@ pub struct Scene {
     pub panel: Entity,
     /// Block entities in display order (`Block::index`).
     pub blocks: Vec<Entity>,
+    /// Each block's rank in the graph ([`layout::ranks`]): parallel branches share one.
+    pub ranks: Vec<usize>,
     pub stage: Stage,
     pub scale: Scale,
     pub hands: [HandState; 2],
@@ -217,6 +219,7 @@ impl Scene {
         let root = world.spawn((NetworkRoot(Transform::IDENTITY),));
         let panel = world.spawn((InspectPanel(None),));
         let specs = layout::blocks(model);
+        let ranks = layout::ranks(model, &specs);
         let mut blocks = Vec::with_capacity(specs.len());
         for (index, spec) in specs.into_iter().enumerate() {
             blocks.push(spawn_block(
@@ -234,6 +237,7 @@ impl Scene {
             root,
             panel,
             blocks,
+            ranks,
             stage,
             scale,
             hands: Default::default(),
@@ -259,7 +263,7 @@ impl Scene {
                 layout::local_placement(&b.spec, LayoutKind::Grid, 0.0).size
             })
             .collect();
-        let (stage_from_root, root_from_blocks) = room::arrange(&sizes, &self.stage, self.scale);
+        let (stage_from_root, root_from_blocks) = room::arrange(&sizes, &self.ranks, &self.stage, self.scale);
         if let Ok(mut r) = self.world.get::<&mut NetworkRoot>(self.root) {
             r.0 = stage_from_root;
         }

@@ -19,7 +19,7 @@ use openxr as xr;
 use super::bindings::{ActionName, load_bindings};
 use super::input::{Hand, HandInput, Pose, XrInput, hand_index};
 use super::{XrContext, XrError};
-use crate::gfx::{COLOR_FORMAT, Device, EyeView, Fov, GfxError, NetworkDraw, Renderer, RgbaImage, ValidationLog, VulkanCreator};
+use crate::gfx::{COLOR_FORMAT, Device, EyeView, Fov, GfxError, Renderer, RgbaImage, ValidationLog, VulkanCreator};
 
 const CORE_VALIDATION: &str = "XR_APILAYER_LUNARG_core_validation";
 const VIEW_TYPE: xr::ViewConfigurationType = xr::ViewConfigurationType::PRIMARY_STEREO;
@@ -66,6 +66,12 @@ pub enum XrEvent<'a> {
     /// Once per loop iteration (every frame, and while waiting for the session to start): pump
     /// the mirror window's events here; [`Feedback::exit`] ends the session through the runtime.
     Poll,
+    /// This frame's input, before it is rendered: update the scene and upload what changed to
+    /// `renderer` (its draw list is what the frame shows). Its [`Feedback::pulse`] is applied.
+    Update {
+        input: &'a XrInput,
+        renderer: &'a mut Renderer,
+    },
     /// Frame `index` (from 1) was rendered and submitted.
     Frame {
         index: u64,
@@ -462,7 +468,6 @@ fn runtime_gone(e: &XrError) -> bool {
 /// through the runtime). Errors of kind [`XrError::is_unavailable`] come before anything was
 /// set up: the caller may fall back to another mode.
 pub fn run_xr(
-    draw: &NetworkDraw,
     options: &XrOptions,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(XrEvent) -> Feedback,
@@ -556,7 +561,6 @@ pub fn run_xr(
         system,
         &system_name,
         &mut renderer,
-        draw,
         options,
         stop,
         on_event,
@@ -582,7 +586,6 @@ fn run_session(
     system: xr::SystemId,
     system_name: &str,
     renderer: &mut Option<Renderer>,
-    draw: &NetworkDraw,
     options: &XrOptions,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(XrEvent) -> Feedback,
@@ -593,7 +596,6 @@ fn run_session(
     let Some(r) = renderer.as_mut() else {
         unreachable!("always given")
     };
-    r.set_network(draw)?;
     let device = r.device();
     let info = xr::vulkan::SessionCreateInfo {
         instance: device.instance.handle().as_raw() as _,
@@ -856,6 +858,17 @@ fn run_session(
                 )
             };
             let eye_views = [eye(&views[0]), eye(&views[1])];
+            let input = XrInput { hands, head };
+            let Some(r) = renderer.as_mut() else {
+                unreachable!("the renderer outlives the session")
+            };
+            let update = on_event(XrEvent::Update { input: &input, renderer: r });
+            for &hand in &update.pulse {
+                actions.pulse(&session, hand)?;
+            }
+            if update.exit {
+                stop_requested = true;
+            }
             let index = swapchain.acquire_image().xr("acquire a swapchain image")?;
             swapchain.wait_image(xr::Duration::INFINITE).xr("wait for the swapchain image")?;
             let depth_image = match depth_swapchain.as_mut() {
@@ -943,16 +956,12 @@ fn run_session(
             stream.end(time, blend, &[&layer]).xr("end the frame")?;
             stats.cpu.push(started.elapsed());
             frames += 1;
-            let input = XrInput { hands, head };
-            let feedback = on_event(XrEvent::Frame {
+            on_event(XrEvent::Frame {
                 index: frames,
                 input: &input,
                 views: &eye_views,
                 readback: pictures.as_deref(),
             });
-            for hand in feedback.pulse {
-                actions.pulse(&session, hand)?;
-            }
             Ok(Some(()))
         })();
         match frame {
