@@ -35,6 +35,13 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# The XR tests (tests/xr.rs): a headless Monado 25 runtime, unpacked from Debian trixie packages into a
+# cache folder once (needs root and the package mirror; tests/xr.rs runs the script again for its
+# environment). Without it the XR tests skip, except under CI, where they fail.
+if [ "$(id -u)" = 0 ]; then
+  xr-config/setup-monado.sh >/dev/null || echo "scripts/test.sh: the OpenXR runtime could not be set up" >&2
+fi
+
 # Keep CI's build cache between runs when the machine is reused; a fresh machine builds from scratch.
 if [ -n "${CI:-}" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
   export CARGO_TARGET_DIR=/var/tmp/netwalk-ci-target

@@ -3,3 +3,4 @@ pub mod gfx;
 pub mod input;
 pub mod nn;
 pub mod scene;
+pub mod xr;

@@ -12,8 +12,10 @@ use netwalk::scene;
 #[derive(Parser)]
 #[command(name = "netwalk", version, about = "Walk through a neural network: VR, desktop, or PNG snapshots")]
 struct Cli {
+    /// Without a command: the demo network in a headset when an OpenXR runtime and headset are
+    /// there, else in a desktop window, else (no display) a PNG overview.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -113,13 +115,27 @@ enum Command {
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
-    /// Open the network in a window (--desktop): left-drag orbits, the wheel zooms, W/A/S/D move,
-    /// Q/E down/up, R resets the view, Esc closes.
+    /// Walk through the network: in a headset (OpenXR) when there is one, else in a desktop window
+    /// (left-drag orbits, the wheel zooms, W/A/S/D move, Q/E down/up, R resets the view, Esc
+    /// closes), else (no display) a PNG overview.
     Run {
         model: Option<PathBuf>,
-        /// Show it in a desktop window (the only mode so far; VR comes later).
+        /// Only in a headset (OpenXR); fail when there is none.
+        #[arg(long, conflicts_with = "desktop")]
+        xr: bool,
+        /// Only in a desktop window.
         #[arg(long)]
         desktop: bool,
+        /// XR: also show the left eye in a desktop window (closing it ends the session).
+        #[arg(long, requires = "xr")]
+        mirror: bool,
+        /// XR: log frame timing (CPU time per frame, missed frames) when the session ends.
+        #[arg(long)]
+        stats: bool,
+        /// XR: load the controller binding files from this folder (default: the built-in copies
+        /// of xr-config/; also NETWALK_XR_CONFIG).
+        #[arg(long)]
+        xr_config: Option<PathBuf>,
         /// Index into the model's bundled samples.
         #[arg(long, default_value_t = 0)]
         sample: usize,
@@ -129,9 +145,18 @@ enum Command {
         /// Close the window after this many presented frames.
         #[arg(long)]
         frames: Option<u64>,
-        /// Save the last presented frame as a PNG when the window closes.
+        /// Save the last presented frame as a PNG when the window closes (XR: frame --frames,
+        /// both eyes side by side, read back from the runtime's swapchain image).
         #[arg(long)]
         screenshot: Option<PathBuf>,
+        /// XR: lay the network out for a play area of WxD meters instead of the runtime's (or, when
+        /// it reports none, 3x3).
+        #[arg(long, value_parser = parse_play_area)]
+        play_area: Option<glam::Vec2>,
+        /// XR: merge this script's buttons and thumbsticks (see `netwalk replay`) with the real
+        /// controller poses; its time starts at the first frame.
+        #[arg(long)]
+        script: Option<PathBuf>,
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
@@ -302,7 +327,11 @@ fn run_on_input(
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let app = build_app(None, 0, &CheckpointArg { checkpoint: None })?;
+        return run_any(app, Mode::Auto, &RunOptions::default());
+    };
+    match command {
         Command::Info { model, ckpt } => info(&load_model(model)?, &ckpt),
         Command::Activations {
             model,
@@ -387,18 +416,41 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run {
             model,
+            xr,
             desktop,
+            stats,
+            xr_config,
             sample,
             size,
             frames,
             screenshot,
+            script,
+            play_area,
+            mirror,
             ckpt,
         } => {
-            if !desktop {
-                bail!("say where to run: --desktop (VR is not there yet)");
+            // A bad script fails before any work.
+            let script = script.map(|s| netwalk::input::Script::load(&s)).transpose()?;
+            if script.is_some() && desktop {
+                bail!("--script works with XR (real poses, scripted buttons); for scripted desktop-free runs see `netwalk replay`");
             }
             let app = build_app(model, sample, &ckpt)?;
-            run_desktop(app, size, frames, screenshot.as_deref())
+            let mode = match (xr, desktop) {
+                (true, _) => Mode::Xr,
+                (_, true) => Mode::Desktop,
+                _ => Mode::Auto,
+            };
+            let options = RunOptions {
+                size,
+                frames,
+                screenshot,
+                stats,
+                xr_config: xr_config.or(RunOptions::default().xr_config),
+                script,
+                play_area,
+                mirror,
+            };
+            run_any(app, mode, &options)
         }
         Command::Replay {
             model,
@@ -562,6 +614,17 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     }
 }
 
+/// `WxD` in meters, both positive.
+fn parse_play_area(s: &str) -> Result<glam::Vec2, String> {
+    let bad = || format!("`{s}`: expected WIDTHxDEPTH in meters, e.g. 3x4.5");
+    let (w, d) = s.split_once('x').ok_or_else(bad)?;
+    let (w, d): (f32, f32) = (w.trim().parse().map_err(|_| bad())?, d.trim().parse().map_err(|_| bad())?);
+    if !(w.is_finite() && d.is_finite() && w > 0.0 && d > 0.0) {
+        return Err(bad());
+    }
+    Ok(glam::Vec2::new(w, d))
+}
+
 fn parse_vec3(s: &str) -> Result<glam::Vec3, String> {
     let v: Vec<f32> = s
         .split(',')
@@ -623,6 +686,262 @@ fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32)
     std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
     println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Xr,
+    Desktop,
+    /// XR if a runtime and headset are there, else a window, else a PNG overview.
+    Auto,
+}
+
+struct RunOptions {
+    size: (u32, u32),
+    frames: Option<u64>,
+    screenshot: Option<PathBuf>,
+    stats: bool,
+    xr_config: Option<PathBuf>,
+    script: Option<netwalk::input::Script>,
+    play_area: Option<glam::Vec2>,
+    mirror: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            size: (1280, 720),
+            frames: None,
+            screenshot: None,
+            stats: false,
+            xr_config: std::env::var_os("NETWALK_XR_CONFIG").map(PathBuf::from),
+            script: None,
+            play_area: None,
+            mirror: false,
+        }
+    }
+}
+
+const OVERVIEW_PNG: &str = "netwalk-overview.png";
+
+fn run_any(mut app: netwalk::app::App, mode: Mode, options: &RunOptions) -> Result<()> {
+    if options.frames == Some(0) {
+        bail!("--frames must be at least 1");
+    }
+    if mode != Mode::Desktop {
+        match run_xr(&mut app, options) {
+            Err(e) if mode == Mode::Auto && e.downcast_ref::<netwalk::xr::XrError>().is_some_and(|e| e.is_unavailable()) => {
+                eprintln!("no headset: {e:#}");
+            }
+            other => return other,
+        }
+    }
+    let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
+    if mode == Mode::Auto && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
+        let out = Path::new(OVERVIEW_PNG);
+        snapshot(&mut app, out, options.size, View::Named("overview".into()), false)?;
+        println!(
+            "no headset and no display, so this is a picture: {OVERVIEW_PNG}. For VR start an OpenXR runtime \
+             (SteamVR, or monado-service; see the README's OpenXR section) with a headset and run `netwalk` again \
+             (or `netwalk run --xr`); for a window run it in a desktop session (DISPLAY or WAYLAND_DISPLAY set) \
+             or use `netwalk run --desktop`."
+        );
+        return Ok(());
+    }
+    run_desktop(app, options.size, options.frames, options.screenshot.as_deref())
+}
+
+/// Set by SIGINT/SIGTERM: the XR loop then asks the runtime to end the session.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
+    use netwalk::xr::{Feedback, Hand, XrEvent, XrOptions};
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
+    }
+    let validation = gfx::RendererConfig::from_env().validation;
+    // Dropped after run_xr returns, so after the renderer (and its surface) that draws into it.
+    let mut mirror = if options.mirror {
+        Some(gfx::mirror::MirrorWindow::open(&format!("netwalk (mirror): {}", app.model.name), options.size)?)
+    } else {
+        None
+    };
+    let xr_options = XrOptions {
+        mirror: mirror.as_ref().and_then(|m| m.window()),
+        frames: options.frames,
+        validation,
+        bindings_dir: options.xr_config.clone(),
+        readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
+    };
+    let mut shot = None;
+    let mut player = options.script.as_ref().map(netwalk::input::ScriptPlayer::new);
+    let mut first_frame: Option<std::time::Instant> = None;
+    // What was last printed: each hand's hovered block, the selection.
+    let mut shown: ([Option<usize>; 2], Option<scene::NeuronRef>) = ([None, None], None);
+    // An error of the app's frame: the session is ended through the runtime, then it is reported.
+    let mut app_error: Option<anyhow::Error> = None;
+    let mut on_event = |event: XrEvent| -> Feedback {
+        let mut feedback = Feedback::default();
+        match event {
+            XrEvent::Ready {
+                system,
+                device,
+                width,
+                height,
+                space,
+                stage_bounds,
+                depth,
+            } => {
+                let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
+                let depth = if depth { "color + depth" } else { "color" };
+                println!("xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}");
+                // The network winds through the play area.
+                if let Some(area) = options.play_area.or(stage_bounds) {
+                    app.scene.stage = scene::Stage { half_extents: area / 2.0 };
+                    app.scene.arrange();
+                }
+            }
+            XrEvent::Poll => {
+                if let Some(m) = mirror.as_mut() {
+                    let events = m.pump();
+                    if events.close_requested {
+                        println!("mirror window closed");
+                    }
+                    feedback.exit = events.close_requested;
+                    feedback.mirror_resized = events.resized;
+                }
+            }
+            XrEvent::State(state) => println!("state {state}"),
+            XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),
+            XrEvent::Update { input, renderer } => {
+                if app_error.is_some() {
+                    feedback.exit = true;
+                    return feedback;
+                }
+                let now = std::time::Instant::now();
+                let t = now.duration_since(*first_frame.get_or_insert(now)).as_secs_f32();
+                let mut snapshot = input.to_snapshot(t);
+                if let Some(p) = player.as_mut() {
+                    snapshot = snapshot.with_scripted_buttons(&p.advance(t));
+                }
+                let eye = input.head.map_or(glam::Vec3::new(0.0, 1.6, 0.0), |h| h.position);
+                let stepped = app
+                    .step(&snapshot)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|events| app.upload(renderer, eye).map(|()| events).map_err(anyhow::Error::from));
+                match stepped {
+                    Ok(events) => {
+                        feedback.pulse = events.haptic;
+                        print_scene_changes(&app.scene, &mut shown);
+                    }
+                    Err(e) => {
+                        app_error = Some(e);
+                        feedback.exit = true;
+                    }
+                }
+            }
+            XrEvent::Frame {
+                index,
+                input,
+                views,
+                readback,
+            } => {
+                if index == 1 || readback.is_some() {
+                    for hand in Hand::BOTH {
+                        let h = input.hand(hand);
+                        match h.aim {
+                            Some(aim) => {
+                                let (p, f) = (aim.position, aim.forward());
+                                println!(
+                                    "frame {index}: {} aim {:.3} {:.3} {:.3} forward {:.3} {:.3} {:.3} select {}",
+                                    hand.name(), p.x, p.y, p.z, f.x, f.y, f.z, h.select
+                                );
+                            }
+                            None => println!("frame {index}: {} aim untracked", hand.name()),
+                        }
+                    }
+                }
+                if let Some(images) = readback {
+                    for (i, v) in views.iter().enumerate() {
+                        let (p, o, f) = (v.position, v.orientation, v.fov);
+                        println!(
+                            "frame {index}: eye {i} position {} {} {} orientation {} {} {} {} fov {} {} {} {}",
+                            p.x, p.y, p.z, o.x, o.y, o.z, o.w, f.left, f.right, f.up, f.down
+                        );
+                    }
+                    shot = Some(gfx::RgbaImage::side_by_side(images));
+                }
+            }
+        }
+        feedback
+    };
+    let outcome = netwalk::xr::run_xr(&xr_options, &STOP, &mut on_event)?;
+    if let Some(e) = app_error {
+        return Err(e);
+    }
+    println!("xr: ended ({:?}) after {} frames", outcome.end, outcome.frames);
+    if options.stats && outcome.stats.cpu.is_empty() {
+        println!("stats: no frames rendered");
+    } else if options.stats {
+        let mut ms: Vec<f64> = outcome.stats.cpu.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+        println!(
+            "stats: {} frames, CPU per frame mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, missed {}, not rendered {}",
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(0.0),
+            outcome.stats.missed,
+            outcome.stats.not_rendered
+        );
+    }
+    if let Some(first) = outcome.xr_validation.first() {
+        bail!("OpenXR validation reported {} problem(s); first: {first}", outcome.xr_validation.len());
+    }
+    if let Some(first) = outcome.vulkan_validation.first() {
+        bail!("Vulkan validation reported {} problem(s); first: {first}", outcome.vulkan_validation.len());
+    }
+    if let Some(out) = &options.screenshot {
+        let image = shot.context("the session ended before the screenshot frame was rendered")?;
+        let file = std::fs::File::create(out).with_context(|| format!("{}: cannot write", out.display()))?;
+        image
+            .write_png(std::io::BufWriter::new(file))
+            .with_context(|| format!("{}: cannot write", out.display()))?;
+        println!("wrote {}x{} screenshot (left eye | right eye) to {}", image.width, image.height, out.display());
+    }
+    match outcome.end {
+        netwalk::xr::EndReason::Exited | netwalk::xr::EndReason::Interrupted => Ok(()),
+        other => bail!("the OpenXR runtime ended the session ({other:?}) after {} frames", outcome.frames),
+    }
+}
+
+/// Prints what each hand points at and the selection when they changed since `shown`.
+fn print_scene_changes(sc: &scene::Scene, shown: &mut ([Option<usize>; 2], Option<scene::NeuronRef>)) {
+    for (i, hand) in netwalk::input::Hand::BOTH.into_iter().enumerate() {
+        let hover = sc.hands[i].hover.as_ref().map(|h| h.block);
+        if hover != shown.0[i] {
+            shown.0[i] = hover;
+            match hover.and_then(|k| Some((k, sc.placement(k)?))) {
+                Some((k, p)) => println!("hover {}: block {k} ({})", hand.name(), p.name),
+                None => println!("hover {}: none", hand.name()),
+            }
+        }
+    }
+    if sc.selection != shown.1 {
+        shown.1 = sc.selection.clone();
+        match &sc.selection {
+            Some(n) => println!("selected block {} neuron {:?}", n.block, n.index),
+            None => println!("selected none"),
+        }
+    }
 }
 
 /// The app on `model` (default: the demo) with `sample` as its input, its samples on the tray

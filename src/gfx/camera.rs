@@ -2,7 +2,7 @@
 //! (y down, depth 0..1). Transforms are named `a_from_b` and compose right to left.
 
 use glam::camera::rh::{proj, view};
-use glam::{Mat4, Vec2, Vec3};
+use glam::{Mat4, Quat, Vec2, Vec3, Vec4};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Camera {
@@ -126,9 +126,104 @@ impl Camera {
     }
 }
 
+/// Half-angles of an asymmetric view frustum (radians; left and down are usually negative), as
+/// an OpenXR runtime gives them per eye.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fov {
+    pub left: f32,
+    pub right: f32,
+    pub up: f32,
+    pub down: f32,
+}
+
+/// One eye of a head-mounted display: its pose in the world (STAGE space) and its frustum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EyeView {
+    pub position: Vec3,
+    pub orientation: Quat,
+    pub fov: Fov,
+    pub near: f32,
+    pub far: f32,
+}
+
+impl EyeView {
+    pub fn new(position: Vec3, orientation: Quat, fov: Fov) -> EyeView {
+        EyeView {
+            position,
+            orientation,
+            fov,
+            near: 0.05,
+            far: 200.0,
+        }
+    }
+
+    pub fn view_from_world(&self) -> Mat4 {
+        Mat4::from_rotation_translation(self.orientation, self.position).inverse()
+    }
+
+    /// Vulkan clip space (y down, depth 0..1) of the asymmetric frustum; no aspect: the angles
+    /// fix it.
+    pub fn clip_from_view(&self) -> Mat4 {
+        let (l, r) = (self.fov.left.tan(), self.fov.right.tan());
+        let (u, d) = (self.fov.up.tan(), self.fov.down.tan());
+        let (n, f) = (self.near, self.far);
+        // x_ndc = (2·x/−z − (r+l)) / (r−l); y flipped for Vulkan; z from 0 (near) to 1 (far).
+        Mat4::from_cols(
+            Vec4::new(2.0 / (r - l), 0.0, 0.0, 0.0),
+            Vec4::new(0.0, -2.0 / (u - d), 0.0, 0.0),
+            Vec4::new((r + l) / (r - l), -(u + d) / (u - d), f / (n - f), -1.0),
+            Vec4::new(0.0, 0.0, n * f / (n - f), 0.0),
+        )
+    }
+
+    pub fn clip_from_world(&self) -> Mat4 {
+        self.clip_from_view() * self.view_from_world()
+    }
+
+    /// Pixel position (x right, y down) of a world point in a `width`×`height` eye image, or
+    /// `None` when it is behind the eye.
+    pub fn project(&self, world: Vec3, width: u32, height: u32) -> Option<Vec2> {
+        let clip = self.clip_from_world() * world.extend(1.0);
+        (clip.w > 0.0).then(|| {
+            let ndc = clip.truncate().truncate() / clip.w;
+            (ndc + Vec2::ONE) / 2.0 * Vec2::new(width as f32, height as f32)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symmetric_eye_view_projects_like_the_pinhole_camera() {
+        let cam = Camera::look_at(Vec3::new(0.0, 1.6, 0.0), Vec3::new(0.0, 1.6, -1.0));
+        let half_y = cam.fov_y / 2.0;
+        let half_x = (half_y.tan() * 2.0).atan();
+        let fov = Fov { left: -half_x, right: half_x, up: half_y, down: -half_y };
+        let eye = EyeView::new(cam.eye, Quat::IDENTITY, fov);
+        for p in [Vec3::new(0.3, 1.2, -2.0), Vec3::new(-1.0, 2.0, -3.0), Vec3::new(0.0, 1.6, -0.5)] {
+            let a = cam.project(p, 200, 100).expect("in front");
+            let b = eye.project(p, 200, 100).expect("in front");
+            assert!((a - b).length() < 1e-2, "{p}: {a} vs {b}");
+        }
+        let clip = eye.clip_from_world() * Vec3::new(0.0, 1.6, -eye.near).extend(1.0);
+        assert!((clip.z / clip.w).abs() < 1e-5, "near plane at depth 0");
+    }
+
+    #[test]
+    fn an_asymmetric_eye_view_puts_the_forward_axis_off_center_and_follows_the_head() {
+        // Wider to the left than to the right: straight ahead lands right of the center.
+        let fov = Fov { left: -0.8, right: 0.4, up: 0.5, down: -0.5 };
+        let turned = Quat::from_rotation_y(std::f32::consts::FRAC_PI_2); // looking along −X
+        let eye = EyeView::new(Vec3::new(0.0, 1.6, 0.0), turned, fov);
+        let ahead = eye.project(Vec3::new(-2.0, 1.6, 0.0), 400, 200).expect("in front");
+        let want = 400.0 * 0.8f32.tan() / (0.8f32.tan() + 0.4f32.tan());
+        assert!((ahead.x - want).abs() < 0.5 && (ahead.y - 100.0).abs() < 0.5, "{ahead}");
+        let above = eye.project(Vec3::new(-2.0, 1.8, 0.0), 400, 200).expect("in front");
+        assert!(above.y < 100.0);
+        assert!(eye.project(Vec3::new(2.0, 1.6, 0.0), 400, 200).is_none());
+    }
 
     #[test]
     fn unproject_inverts_project() {

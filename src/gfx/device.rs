@@ -23,7 +23,7 @@ impl ValidationLog {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn push(&self, message: String) {
+    pub(crate) fn push(&self, message: String) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(message);
     }
 }
@@ -93,7 +93,28 @@ impl Device {
         Device::create(validation, Some(window))
     }
 
+    /// Like [`Device::new`], but the instance and device are created by `creator` (an OpenXR
+    /// runtime, through XR_KHR_vulkan_enable2), which may add extensions of its own, and the
+    /// physical device is the one it names.
+    pub fn through(validation: bool, creator: &dyn VulkanCreator) -> Result<Device> {
+        Device::create_with(validation, None, Some(creator))
+    }
+
+    /// [`Device::through`] with a surface for `window` (see [`Device::with_window`]): the XR
+    /// mirror window.
+    pub fn through_with_window(validation: bool, window: Arc<Window>, creator: &dyn VulkanCreator) -> Result<Device> {
+        Device::create_with(validation, Some(window), Some(creator))
+    }
+
     fn create(validation: bool, window: Option<Arc<Window>>) -> Result<Device> {
+        Device::create_with(validation, window, None)
+    }
+
+    fn create_with(
+        validation: bool,
+        window: Option<Arc<Window>>,
+        creator: Option<&dyn VulkanCreator>,
+    ) -> Result<Device> {
         let handles = match &window {
             Some(w) => {
                 let display = w
@@ -187,7 +208,15 @@ impl Device {
                 .push_next(&mut validation_features);
         }
         // SAFETY: valid create info; the log behind user_data lives in the returned Device.
-        let instance = match unsafe { entry.create_instance(&instance_info, None) } {
+        let created = match creator {
+            Some(c) => {
+                let raw = unsafe { c.create_instance(&entry, &instance_info) }?;
+                // SAFETY: a live instance made through `entry`'s loader.
+                Ok(unsafe { ash::Instance::load(entry.static_fn(), raw) })
+            }
+            None => unsafe { entry.create_instance(&instance_info, None) },
+        };
+        let instance = match created {
             Ok(i) => i,
             Err(vk::Result::ERROR_INCOMPATIBLE_DRIVER) => {
                 return Err(GfxError::NoDevice("the Vulkan loader found no driver (ICD)".into()));
@@ -220,12 +249,19 @@ impl Device {
         };
         let picked = surface.and_then(|surface| {
             let on = surface.map(|s| (&surface_loader, s));
-            let picked = pick_physical_device(&instance, on).and_then(|p| {
-                Ok((
-                    create_device(&instance, p.physical, p.queue_family, surface.is_some())?,
-                    p,
-                ))
-            });
+            let required = match creator {
+                // SAFETY: a live instance made by the creator.
+                Some(c) => unsafe { c.physical_device(instance.handle()) }.map(Some),
+                None => Ok(None),
+            };
+            let picked = required
+                .and_then(|required| pick_physical_device(&instance, on, required))
+                .and_then(|p| {
+                    Ok((
+                        create_device(&entry, &instance, p.physical, p.queue_family, surface.is_some(), creator)?,
+                        p,
+                    ))
+                });
             if picked.is_err()
                 && let Some(s) = surface
             {
@@ -359,9 +395,14 @@ struct Picked {
 fn pick_physical_device(
     instance: &ash::Instance,
     surface: Option<(&khr::surface::Instance, vk::SurfaceKHR)>,
+    required: Option<vk::PhysicalDevice>,
 ) -> Result<Picked> {
     // SAFETY: queries on a live instance.
-    let devices = unsafe { instance.enumerate_physical_devices() }.vk("list physical devices")?;
+    let mut devices = unsafe { instance.enumerate_physical_devices() }.vk("list physical devices")?;
+    if let Some(required) = required {
+        // The XR runtime names the device its compositor reads from: only that one will do.
+        devices.retain(|&d| d == required);
+    }
     if devices.is_empty() {
         return Err(GfxError::NoDevice(
             "the Vulkan loader found no device (no ICD installed?)".into(),
@@ -440,10 +481,12 @@ fn pick_physical_device(
 }
 
 fn create_device(
+    entry: &ash::Entry,
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
     family: u32,
     swapchain: bool,
+    creator: Option<&dyn VulkanCreator>,
 ) -> Result<ash::Device> {
     let priorities = [1.0];
     let queues = [vk::DeviceQueueCreateInfo::default()
@@ -465,5 +508,35 @@ fn create_device(
         .push_next(&mut f13);
     // SAFETY: the features (and VK_KHR_swapchain, when asked) were checked to be supported by
     // `physical`.
-    unsafe { instance.create_device(physical, &info, None) }.vk("create device")
+    match creator {
+        Some(c) => {
+            // SAFETY: as above; the creator returns a live device of `physical`.
+            let raw = unsafe { c.create_device(entry, physical, &info) }?;
+            // SAFETY: `raw` is a live device created from `instance`.
+            Ok(unsafe { ash::Device::load(instance.fp_v1_0(), raw) })
+        }
+        None => unsafe { instance.create_device(physical, &info, None) }.vk("create device"),
+    }
+}
+
+/// Creates the Vulkan instance and device on someone else's behalf (an OpenXR runtime with
+/// XR_KHR_vulkan_enable2 adds the extensions it needs and names the physical device).
+pub trait VulkanCreator {
+    /// # Safety
+    /// `info` is a valid create info; the returned instance is owned by the caller.
+    unsafe fn create_instance(&self, entry: &ash::Entry, info: &vk::InstanceCreateInfo<'_>) -> Result<vk::Instance>;
+    /// The physical device to use.
+    ///
+    /// # Safety
+    /// `instance` was made by [`VulkanCreator::create_instance`] and is live.
+    unsafe fn physical_device(&self, instance: vk::Instance) -> Result<vk::PhysicalDevice>;
+    /// # Safety
+    /// `info` is valid for `physical`, a device of the instance made through `entry` by
+    /// [`VulkanCreator::create_instance`]; the caller owns the result.
+    unsafe fn create_device(
+        &self,
+        entry: &ash::Entry,
+        physical: vk::PhysicalDevice,
+        info: &vk::DeviceCreateInfo<'_>,
+    ) -> Result<vk::Device>;
 }

@@ -11,6 +11,7 @@ pub mod device;
 pub mod annotate;
 pub mod draw;
 pub mod lod;
+pub mod mirror;
 pub mod overlay;
 pub mod text;
 mod pipeline;
@@ -20,8 +21,8 @@ mod swapchain;
 mod target;
 pub mod window;
 
-pub use camera::Camera;
-pub use device::{Device, ValidationLog};
+pub use camera::{Camera, EyeView, Fov};
+pub use device::{Device, ValidationLog, VulkanCreator};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
 pub use renderer::{FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame};
 

@@ -113,6 +113,19 @@ enum Finish {
     /// Blit the color into a swapchain image that is then presented; with `readback`, that
     /// image is also copied into the target's readback buffer.
     Window { image: vk::Image, readback: bool },
+    /// Copy both layers into an acquired XR swapchain image (2 layers, the color format), left
+    /// in COLOR_ATTACHMENT_OPTIMAL as OpenXR wants it released; with `readback`, that image is
+    /// also copied into the target's readback buffer. With `depth`, the depth (both layers) is
+    /// also copied into that XR depth swapchain image (D32_SFLOAT), left in
+    /// DEPTH_STENCIL_ATTACHMENT_OPTIMAL.
+    /// With `mirror`, the left eye is also blitted (scaled to fit) into that acquired window
+    /// swapchain image of that size, left in PRESENT_SRC.
+    Xr {
+        image: vk::Image,
+        depth: Option<vk::Image>,
+        readback: bool,
+        mirror: Option<(vk::Image, vk::Extent2D)>,
+    },
 }
 
 /// Which instance list: the network (changes with the layout) or the overlay (highlights, rays,
@@ -208,6 +221,21 @@ impl Renderer {
     /// window alive until its surface is destroyed.
     pub fn new_windowed(config: &RendererConfig, window: Arc<winit::window::Window>) -> Result<Renderer> {
         Renderer::with_device(Device::with_window(config.validation, window)?)
+    }
+
+    /// A renderer on a device made elsewhere ([`Device::through`] an XR runtime).
+    pub fn from_device(device: Device) -> Result<Renderer> {
+        Renderer::with_device(device)
+    }
+
+    /// The device, for whoever must hand its handles to an XR session.
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Whether it draws into a window too (a device with a surface).
+    pub fn has_window(&self) -> bool {
+        self.device.surface.is_some()
     }
 
     fn with_device(device: Device) -> Result<Renderer> {
@@ -632,6 +660,101 @@ impl Renderer {
         Ok(())
     }
 
+    /// Renders the current draw list in one multiview pass (left eye = layer 0) with the given
+    /// clip_from_world matrices and copies both layers into `image`, an acquired and waited-for
+    /// 2-layer XR swapchain image of `extent` in [`super::COLOR_FORMAT`]; returns when the GPU is
+    /// done, with the image in COLOR_ATTACHMENT_OPTIMAL, ready to be released. With `readback`,
+    /// also returns the two layers of that image as read back from it. With `depth` (an acquired
+    /// 2-layer D32_SFLOAT XR depth swapchain image of `extent`), the pass's depth (0 near, 1 far;
+    /// [`super::EyeView`]'s planes) is copied into it.
+    ///
+    /// # Safety
+    /// `image` (and `depth`) must be such an image of this renderer's device, not in use by anyone else until
+    /// this returns.
+    pub unsafe fn render_to_xr_image(
+        &mut self,
+        image: vk::Image,
+        depth: Option<vk::Image>,
+        extent: vk::Extent2D,
+        clip_from_world: [glam::Mat4; 2],
+        readback: bool,
+    ) -> Result<Option<Vec<RgbaImage>>> {
+        self.ensure_target(extent.width, extent.height, 2)?;
+        // The mirror window (renderers on a device with a surface): a swapchain image for the
+        // left eye, unless the window has no area or none is free (then this frame skips it).
+        let mut mirror = None;
+        if self.device.surface.is_some() {
+            if self.swapchain.is_none() || self.swapchain_stale {
+                self.recreate_swapchain()?;
+            }
+            if let Some(swapchain) = &self.swapchain {
+                match swapchain.acquire()? {
+                    Acquired::Image { index, matches } => mirror = Some((index, matches)),
+                    Acquired::NotReady => {}
+                    Acquired::OutOfDate => self.swapchain_stale = true,
+                }
+            }
+        }
+        let Some(target) = &self.target else {
+            unreachable!("made by ensure_target")
+        };
+        let matrices = clip_from_world.map(|m| m.to_cols_array());
+        let (waits, signals, window) = match (mirror, &self.swapchain) {
+            (Some((index, _)), Some(s)) => (
+                vec![vk::SemaphoreSubmitInfo::default()
+                    .semaphore(s.acquired)
+                    .stage_mask(vk::PipelineStageFlags2::CLEAR | vk::PipelineStageFlags2::BLIT)],
+                vec![vk::SemaphoreSubmitInfo::default()
+                    .semaphore(s.rendered[index as usize])
+                    .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)],
+                Some((s.images[index as usize], s.extent)),
+            ),
+            _ => (Vec::new(), Vec::new(), None),
+        };
+        let recorded = self.record(
+            target,
+            2,
+            bytemuck::cast_slice(&matrices),
+            Finish::Xr {
+                image,
+                depth,
+                readback,
+                mirror: window,
+            },
+        );
+        if let Err(e) = recorded {
+            // An acquired window image's semaphore is signaled: start the swapchain over.
+            self.swapchain_stale |= mirror.is_some();
+            return Err(e);
+        }
+        self.submit_and_wait(&waits, &signals)?;
+        if let (Some((index, matches)), Some(swapchain)) = (mirror, &self.swapchain) {
+            let still_matches = swapchain.present(self.device.queue, index)?;
+            if !matches || !still_matches {
+                self.swapchain_stale = true;
+            }
+        }
+        let Some(target) = &self.target else {
+            unreachable!("made by ensure_target")
+        };
+        self.window_readback = None;
+        if !readback {
+            return Ok(None);
+        }
+        let bytes = target.readback.mapped()?;
+        let layer = extent.width as usize * extent.height as usize * 4;
+        Ok(Some(
+            bytes[..layer * 2]
+                .chunks_exact(layer)
+                .map(|pixels| RgbaImage {
+                    width: extent.width,
+                    height: extent.height,
+                    pixels: pixels.to_vec(),
+                })
+                .collect(),
+        ))
+    }
+
     /// Notes that the window changed size: the swapchain is recreated before the next frame.
     pub fn window_resized(&mut self) {
         self.swapchain_stale = true;
@@ -820,7 +943,12 @@ impl Renderer {
                 .image_view(target.depth.view)
                 .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
                 .load_op(vk::AttachmentLoadOp::CLEAR)
-                .store_op(vk::AttachmentStoreOp::DONT_CARE)
+                // Kept only when it goes on to an XR depth swapchain.
+                .store_op(if matches!(finish, Finish::Xr { depth: Some(_), .. }) {
+                    vk::AttachmentStoreOp::STORE
+                } else {
+                    vk::AttachmentStoreOp::DONT_CARE
+                })
                 .clear_value(vk::ClearValue {
                     depth_stencil: vk::ClearDepthStencilValue { depth: 1.0, stencil: 0 },
                 });
@@ -871,6 +999,20 @@ impl Renderer {
             match finish {
                 Finish::Readback => self.record_readback(cb, target, target.color.handle, views),
                 Finish::Window { image, readback } => self.record_blit(cb, target, image, readback),
+                Finish::Xr {
+                    image,
+                    depth,
+                    readback,
+                    mirror,
+                } => {
+                    self.record_xr_copy(cb, target, image, readback);
+                    if let Some(depth) = depth {
+                        self.record_xr_depth_copy(cb, target, depth);
+                    }
+                    if let Some((window_image, window_extent)) = mirror {
+                        self.record_mirror_blit(cb, target, window_image, window_extent);
+                    }
+                }
                 Finish::Timestamps => unreachable!("returned after the pass"),
             }
             d.end_command_buffer(cb).vk("end command buffer")?;
@@ -969,6 +1111,227 @@ impl Renderer {
                 )
             };
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&[to_present]));
+        }
+    }
+
+    /// Records the copy of the target's two layers (in TRANSFER_SRC_OPTIMAL) into an XR swapchain
+    /// image, optionally its readback, and its transition to COLOR_ATTACHMENT_OPTIMAL.
+    ///
+    /// # Safety
+    /// `cb` is recording; `image` is an acquired (and waited-for) 2-layer XR swapchain image of
+    /// the target's size and format.
+    unsafe fn record_xr_copy(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image, readback: bool) {
+        let d = &self.device.device;
+        let range = full_range(vk::ImageAspectFlags::COLOR, 2);
+        let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
+            vk::ImageMemoryBarrier2::default()
+                .src_stage_mask(src_stage)
+                .src_access_mask(src_access)
+                .dst_stage_mask(dst_stage)
+                .dst_access_mask(dst_access)
+                .old_layout(old)
+                .new_layout(new)
+                .image(image)
+                .subresource_range(range)
+        };
+        use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
+        let layers = vk::ImageSubresourceLayers::default()
+            .aspect_mask(vk::ImageAspectFlags::COLOR)
+            .layer_count(2);
+        let region = vk::ImageCopy::default()
+            .src_subresource(layers)
+            .dst_subresource(layers)
+            .extent(target.extent.into());
+        // SAFETY: per the function's contract.
+        unsafe {
+            // The runtime's compositor read the image before handing it out again; the old
+            // contents are discarded.
+            let to_dst = [barrier(
+                S::ALL_COMMANDS,
+                A::NONE,
+                S::COPY,
+                A::TRANSFER_WRITE,
+                L::UNDEFINED,
+                L::TRANSFER_DST_OPTIMAL,
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
+            d.cmd_copy_image(
+                cb,
+                target.color.handle,
+                L::TRANSFER_SRC_OPTIMAL,
+                image,
+                L::TRANSFER_DST_OPTIMAL,
+                &[region],
+            );
+            let (last_stage, old) = if readback {
+                let to_src = [barrier(
+                    S::COPY,
+                    A::TRANSFER_WRITE,
+                    S::COPY,
+                    A::TRANSFER_READ,
+                    L::TRANSFER_DST_OPTIMAL,
+                    L::TRANSFER_SRC_OPTIMAL,
+                )];
+                d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_src));
+                self.record_readback(cb, target, image, 2);
+                (S::COPY, L::TRANSFER_SRC_OPTIMAL)
+            } else {
+                (S::COPY, L::TRANSFER_DST_OPTIMAL)
+            };
+            // The compositor samples it after release (the submission is finished by then).
+            let to_release = [barrier(
+                last_stage,
+                if readback { A::NONE } else { A::TRANSFER_WRITE },
+                S::ALL_COMMANDS,
+                A::MEMORY_READ,
+                old,
+                L::COLOR_ATTACHMENT_OPTIMAL,
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_release));
+        }
+    }
+
+    /// Records the blit of the target's left eye (layer 0, in TRANSFER_SRC_OPTIMAL) into a window
+    /// swapchain image: cleared to the background, the eye scaled to fit in the middle, then
+    /// PRESENT_SRC. The submission waits for the image's acquire at the CLEAR/BLIT stages.
+    ///
+    /// # Safety
+    /// `cb` is recording after the scene pass; `image` is an acquired window swapchain image of
+    /// `extent` of this renderer.
+    unsafe fn record_mirror_blit(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image, extent: vk::Extent2D) {
+        let d = &self.device.device;
+        let range = full_range(vk::ImageAspectFlags::COLOR, 1);
+        use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
+        let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
+            vk::ImageMemoryBarrier2::default()
+                .src_stage_mask(src_stage)
+                .src_access_mask(src_access)
+                .dst_stage_mask(dst_stage)
+                .dst_access_mask(dst_access)
+                .old_layout(old)
+                .new_layout(new)
+                .image(image)
+                .subresource_range(range)
+        };
+        let (tw, th) = (target.extent.width as f32, target.extent.height as f32);
+        let scale = (extent.width as f32 / tw).min(extent.height as f32 / th);
+        let (w, h) = ((tw * scale).round() as i32, (th * scale).round() as i32);
+        let (x, y) = ((extent.width as i32 - w) / 2, (extent.height as i32 - h) / 2);
+        let layer0 = vk::ImageSubresourceLayers::default()
+            .aspect_mask(vk::ImageAspectFlags::COLOR)
+            .layer_count(1);
+        let region = vk::ImageBlit::default()
+            .src_subresource(layer0)
+            .src_offsets([
+                vk::Offset3D::default(),
+                vk::Offset3D {
+                    x: target.extent.width as i32,
+                    y: target.extent.height as i32,
+                    z: 1,
+                },
+            ])
+            .dst_subresource(layer0)
+            .dst_offsets([vk::Offset3D { x, y, z: 0 }, vk::Offset3D { x: x + w, y: y + h, z: 1 }]);
+        let [r, g, b] = BACKGROUND_SRGB.map(srgb_to_linear);
+        // SAFETY: per the function's contract.
+        unsafe {
+            let to_dst = [barrier(S::CLEAR | S::BLIT, A::NONE, S::CLEAR, A::TRANSFER_WRITE, L::UNDEFINED, L::TRANSFER_DST_OPTIMAL)];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
+            d.cmd_clear_color_image(
+                cb,
+                image,
+                L::TRANSFER_DST_OPTIMAL,
+                &vk::ClearColorValue {
+                    float32: [r, g, b, 1.0],
+                },
+                &[range],
+            );
+            let cleared = [barrier(
+                S::CLEAR,
+                A::TRANSFER_WRITE,
+                S::BLIT,
+                A::TRANSFER_WRITE,
+                L::TRANSFER_DST_OPTIMAL,
+                L::TRANSFER_DST_OPTIMAL,
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&cleared));
+            if w > 0 && h > 0 {
+                d.cmd_blit_image(
+                    cb,
+                    target.color.handle,
+                    L::TRANSFER_SRC_OPTIMAL,
+                    image,
+                    L::TRANSFER_DST_OPTIMAL,
+                    &[region],
+                    vk::Filter::LINEAR,
+                );
+            }
+            let to_present = [barrier(S::BLIT, A::TRANSFER_WRITE, S::NONE, A::NONE, L::TRANSFER_DST_OPTIMAL, L::PRESENT_SRC_KHR)];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_present));
+        }
+    }
+
+    /// Records the copy of the target's depth (both layers, just written by the pass) into an XR
+    /// depth swapchain image, left in DEPTH_STENCIL_ATTACHMENT_OPTIMAL as OpenXR wants it released.
+    ///
+    /// # Safety
+    /// `cb` is recording after the scene pass; `image` is an acquired (and waited-for) 2-layer
+    /// D32_SFLOAT XR swapchain image of the target's size.
+    unsafe fn record_xr_depth_copy(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image) {
+        let d = &self.device.device;
+        let range = full_range(vk::ImageAspectFlags::DEPTH, 2);
+        use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
+        let barrier = |img, src_stage, src_access, dst_stage, dst_access, old, new| {
+            vk::ImageMemoryBarrier2::default()
+                .src_stage_mask(src_stage)
+                .src_access_mask(src_access)
+                .dst_stage_mask(dst_stage)
+                .dst_access_mask(dst_access)
+                .old_layout(old)
+                .new_layout(new)
+                .image(img)
+                .subresource_range(range)
+        };
+        let layers = vk::ImageSubresourceLayers::default()
+            .aspect_mask(vk::ImageAspectFlags::DEPTH)
+            .layer_count(2);
+        let region = vk::ImageCopy::default()
+            .src_subresource(layers)
+            .dst_subresource(layers)
+            .extent(target.extent.into());
+        // SAFETY: per the function's contract.
+        unsafe {
+            let before = [
+                barrier(
+                    target.depth.handle,
+                    S::LATE_FRAGMENT_TESTS,
+                    A::DEPTH_STENCIL_ATTACHMENT_WRITE,
+                    S::COPY,
+                    A::TRANSFER_READ,
+                    L::DEPTH_ATTACHMENT_OPTIMAL,
+                    L::TRANSFER_SRC_OPTIMAL,
+                ),
+                barrier(image, S::ALL_COMMANDS, A::NONE, S::COPY, A::TRANSFER_WRITE, L::UNDEFINED, L::TRANSFER_DST_OPTIMAL),
+            ];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&before));
+            d.cmd_copy_image(
+                cb,
+                target.depth.handle,
+                L::TRANSFER_SRC_OPTIMAL,
+                image,
+                L::TRANSFER_DST_OPTIMAL,
+                &[region],
+            );
+            let after = [barrier(
+                image,
+                S::COPY,
+                A::TRANSFER_WRITE,
+                S::ALL_COMMANDS,
+                A::MEMORY_READ,
+                L::TRANSFER_DST_OPTIMAL,
+                L::DEPTH_STENCIL_ATTACHMENT_OPTIMAL,
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&after));
         }
     }
 

@@ -36,7 +36,8 @@ impl Target {
             extent,
             views,
             DEPTH_FORMAT,
-            vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT,
+            // TRANSFER_SRC: copied into the XR depth swapchain (XR_KHR_composition_layer_depth).
+            vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT | vk::ImageUsageFlags::TRANSFER_SRC,
         );
         let mut depth = match depth {
             Ok(d) => d,
