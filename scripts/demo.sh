@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs netwalk on the bundled MNIST demo model (Debian 12, as root or a user with cargo):
-# model summary, held-out accuracy, one neuron explained, and a rendered snapshot (netwalk-demo.png).
+# model summary, held-out accuracy, one neuron explained, a rendered snapshot (netwalk-demo.png), then
+# netwalk itself (XR, else a desktop window, else netwalk-overview.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
@@ -23,3 +24,6 @@ nw=target/release/netwalk
 echo "--- what made output neuron 7 fire for sample 7 (a handwritten 7):"
 "$nw" neuron --sample 7 --layer fc2 --index 7 --top 5
 "$nw" snapshot --sample 7 --size 1280x720 --out netwalk-demo.png
+echo "--- netwalk itself: in a headset when an OpenXR runtime and headset are there, else in a window,"
+echo "    else (no display) an overview picture, netwalk-overview.png"
+"$nw"
