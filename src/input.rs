@@ -128,6 +128,9 @@ pub struct InputSnapshot {
     /// Seconds since the start (of the script, session, ...).
     pub time: f32,
     pub hands: [HandInput; 2],
+    /// Checkpoints to step the training timeline by in this frame, on top of the left
+    /// thumbstick's continuous scrub (the desktop's mouse wheel).
+    pub scrub: f32,
 }
 
 impl InputSnapshot {

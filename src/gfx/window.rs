@@ -392,12 +392,16 @@ impl OrbitCamera {
     }
 }
 
+/// Checkpoints a wheel notch scrubs the timeline by.
+pub const WHEEL_SCRUB: f32 = 0.25;
+
 /// Mouse and keyboard state of the desktop window, gathered from its events and applied once
 /// per frame. The mouse is the right controller: its ray goes through the cursor; left button =
 /// select, right button = grab (drag to move the layer), F = fold, L = layout, M = menu (reset
 /// the layout), Backspace = trace back, Tab = walk-in/tabletop, X = expand a block into its
-/// steps, left/right arrows = scrub the training timeline. The camera: middle-drag (or Shift + left-drag) looks around, the wheel zooms,
-/// W/A/S/D move, Q/E down/up, R resets the view.
+/// steps, the wheel or left/right arrows = scrub the training timeline. The camera: middle-drag
+/// (or Shift + left-drag) looks around, Ctrl + wheel zooms, W/A/S/D move, Q/E down/up, R resets
+/// the view.
 #[derive(Debug, Default)]
 pub struct DesktopInput {
     cursor: Option<Vec2>,
@@ -409,6 +413,8 @@ pub struct DesktopInput {
     drag: Vec2,
     /// Wheel lines since the last frame (positive: away from the user, zoom in).
     scroll: f32,
+    /// Wheel lines without Ctrl since the last snapshot: timeline steps.
+    scrub: f32,
     held: HashSet<KeyCode>,
     reset: bool,
 }
@@ -439,11 +445,17 @@ impl DesktopInput {
                 }
             }
             WindowEvent::MouseWheel { delta, .. } => {
-                self.scroll += match delta {
+                let lines = match delta {
                     MouseScrollDelta::LineDelta(_, y) => *y,
                     // Touchpads: about 40 pixels a line.
                     MouseScrollDelta::PixelDelta(p) => p.y as f32 / 40.0,
                 };
+                // The wheel scrubs the training timeline; with Ctrl it zooms.
+                if self.held.contains(&KeyCode::ControlLeft) || self.held.contains(&KeyCode::ControlRight) {
+                    self.scroll += lines;
+                } else {
+                    self.scrub += lines * WHEEL_SCRUB;
+                }
             }
             WindowEvent::KeyboardInput { event, .. } => {
                 if let PhysicalKey::Code(code) = event.physical_key {
@@ -471,9 +483,10 @@ impl DesktopInput {
 
     /// The mouse and keys as the scene's controllers at `time` seconds: the right hand aims from
     /// the eye through the cursor (untracked when the cursor is outside the window).
-    pub fn snapshot(&self, camera: &Camera, (width, height): (u32, u32), time: f32) -> InputSnapshot {
+    pub fn snapshot(&mut self, camera: &Camera, (width, height): (u32, u32), time: f32) -> InputSnapshot {
         let mut snap = InputSnapshot {
             time,
+            scrub: std::mem::take(&mut self.scrub),
             ..InputSnapshot::default()
         };
         // Left/right arrows: the left thumbstick, which scrubs the training timeline.
@@ -575,6 +588,10 @@ mod tests {
         // The arrows scrub the timeline: the left thumbstick, with or without the cursor.
         input.held.insert(KeyCode::ArrowLeft);
         assert_eq!(input.snapshot(&camera, (800, 600), 2.65).hand(Hand::Left).thumbstick, Vec2::NEG_X);
+        // Wheel notches scrub once: the snapshot takes them.
+        input.scrub = 2.0 * WHEEL_SCRUB;
+        assert_eq!(input.snapshot(&camera, (800, 600), 2.66).scrub, 0.5);
+        assert_eq!(input.snapshot(&camera, (800, 600), 2.67).scrub, 0.0);
         // No cursor in the window: no ray.
         input.cursor = None;
         assert!(!input.snapshot(&camera, (800, 600), 2.7).hand(Hand::Right).tracked);

@@ -54,17 +54,20 @@ pub const SCRUB_SPEED: f32 = 2.0;
 /// Thumbstick deflection below which the timeline stays put.
 pub const SCRUB_DEADZONE: f32 = 0.2;
 
-/// The left thumbstick's x scrubs the training timeline continuously (right: later). From the
-/// final weights, the first scrub starts at the last checkpoint.
+/// The left thumbstick's x scrubs the training timeline continuously (right: later), and
+/// `InputSnapshot::scrub` steps it (the mouse wheel). From the final weights, the first scrub
+/// starts at the last checkpoint.
 pub fn scrub(scene: &mut Scene, net: &Network, input: &InputSnapshot, dt: f32, events: &mut FrameEvents) {
     let n = net.model.checkpoints.len();
     let x = input.hand(Hand::Left).thumbstick.x;
-    if n == 0 || x.abs() < SCRUB_DEADZONE || !x.is_finite() {
+    let stick = if x.is_finite() && x.abs() >= SCRUB_DEADZONE { x * SCRUB_SPEED * dt } else { 0.0 };
+    let step = stick + if input.scrub.is_finite() { input.scrub } else { 0.0 };
+    if n == 0 || step == 0.0 {
         return;
     }
     let start = scene.checkpoint.as_ref().map_or((n - 1) as f32, |c| c.position);
-    let moved = scene.checkpoint.is_none() || (start > 0.0 && x < 0.0) || (start < (n - 1) as f32 && x > 0.0);
-    if moved && let Some(c) = scene.set_timeline_position(net.model, start + x * SCRUB_SPEED * dt) {
+    let moved = scene.checkpoint.is_none() || (start > 0.0 && step < 0.0) || (start < (n - 1) as f32 && step > 0.0);
+    if moved && let Some(c) = scene.set_timeline_position(net.model, start + step) {
         events.timeline = Some(c.position);
     }
 }
