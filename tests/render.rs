@@ -435,9 +435,11 @@ fn demo_app(sample: usize) -> netwalk::app::App {
     let model = Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo model");
     let weights = netwalk::nn::Weights::load(&model).expect("demo weights");
     let samples = netwalk::nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
+    let timeline = netwalk::nn::timeline::Timeline::load(&model).expect("timeline");
     let input = samples.image(sample).to_vec();
     netwalk::app::App::new(model, weights, Some(samples), input, scene::Stage::default(), scene::Scale::WalkIn)
         .expect("the demo runs")
+        .with_timeline(timeline)
 }
 
 fn decode_png(path: &Path) -> RgbaImage {

@@ -133,9 +133,11 @@ fn demo_scene(aspect: f32) -> (netwalk::app::App, Camera, Vec<scene::LayerPlacem
     let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
     let weights = Weights::load(&model).expect("demo weights");
     let samples = nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
+    let timeline = netwalk::nn::timeline::Timeline::load(&model).expect("timeline");
     let input = samples.image(0).to_vec();
     let app = netwalk::app::App::new(model, weights, Some(samples), input, scene::Stage::default(), scene::Scale::WalkIn)
-        .expect("the demo runs");
+        .expect("the demo runs")
+        .with_timeline(timeline);
     let camera = app.overview(aspect);
     let placements = app.placements();
     (app, camera, placements)

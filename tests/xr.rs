@@ -180,11 +180,13 @@ fn demo_app(w: f32, d: f32) -> netwalk::app::App {
     let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
     let weights = nn::Weights::load(&model).expect("demo weights");
     let samples = nn::Samples::load(&model, model.samples.as_ref().expect("demo samples")).expect("samples");
+    let timeline = netwalk::nn::timeline::Timeline::load(&model).expect("timeline");
     let input = samples.image(0).to_vec();
     let stage = scene::Stage {
         half_extents: glam::Vec2::new(w / 2.0, d / 2.0),
     };
     netwalk::app::App::new(model, weights, Some(samples), input, stage, scene::Scale::WalkIn).expect("the demo runs")
+        .with_timeline(timeline)
 }
 
 fn background() -> [u8; 3] {
