@@ -219,6 +219,19 @@ pub struct LiveConfig {
     pub every: usize,
 }
 
+impl Default for LiveConfig {
+    /// `netwalk train`'s defaults, a checkpoint every 25 steps.
+    fn default() -> LiveConfig {
+        LiveConfig {
+            epochs: 8,
+            seed: 1,
+            batch: 64,
+            lr: 2e-3,
+            every: 25,
+        }
+    }
+}
+
 /// Trains like [`train`] (same initialization, data order and schedule for a seed) but writes no
 /// files: each checkpoint (the schedule's, and one every `cfg.every` steps) goes to `publish` as
 /// a copy of the weights with its metadata (step, epoch, training loss, held-out accuracy, as in
