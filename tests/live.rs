@@ -232,3 +232,68 @@ fn a_read_checkpoint_is_checked_against_the_model() {
     assert!(t.append_file(&model, &bad).is_err());
     assert_eq!(t.len(), 1, "a bad file adds nothing");
 }
+
+#[test]
+fn live_training_matches_netwalk_train_for_a_seed() {
+    let model = demo();
+    let full = Samples::load(&model, &nn::demo::demo_train_data().expect("train data")).expect("train set");
+    let n = 320;
+    let small = Samples {
+        count: n,
+        per_item: full.per_item,
+        images: full.images[..n * full.per_item].to_vec(),
+        labels: full.labels[..n].to_vec(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = nn::train::TrainConfig {
+        epochs: 1,
+        seed: 9,
+        batch: 32,
+        lr: 2e-3,
+        out: dir.path().to_path_buf(),
+    };
+    nn::train::train(&model, &small, None, &cfg, |_| {}).expect("train");
+    let written = Model::load(dir.path()).expect("trained model");
+    let live_cfg = LiveConfig {
+        epochs: 1,
+        seed: 9,
+        batch: 32,
+        lr: 2e-3,
+        every: 4,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut published = Vec::new();
+    let last = nn::train::train_live(&model, &small, None, &live_cfg, &stop, |c| {
+        published.push(c);
+        true
+    })
+    .expect("train live")
+    .expect("ran to the end");
+    // The schedule's checkpoints (in files) are among the published ones, with the same values.
+    let input = vec![0.4f32; model.input.shape.elements()];
+    for c in &written.checkpoints {
+        let live = published.iter().find(|p| p.info.label == c.label).unwrap_or_else(|| panic!("{} published", c.label));
+        let file = Weights::load_file(&model, &c.weights).expect("checkpoint");
+        assert_eq!(
+            nn::forward(&model, &file, &input).expect("forward").layers,
+            nn::forward(&model, &live.weights, &input).expect("forward").layers,
+            "{}",
+            c.label
+        );
+    }
+    let labels: Vec<&str> = published.iter().map(|p| p.info.label.as_str()).collect();
+    assert_eq!(labels, ["init", "epoch 1/8", "epoch 1/4", "step 4", "epoch 1/2", "step 8", "epoch 1"]);
+    let final_file = Weights::load(&written).expect("final");
+    assert_eq!(
+        nn::forward(&model, &final_file, &input).expect("forward").layers,
+        nn::forward(&model, &last, &input).expect("forward").layers
+    );
+    // Asked to stop at the first checkpoint: no more are published, and no final weights.
+    let mut count = 0;
+    let stopped = nn::train::train_live(&model, &small, None, &live_cfg, &stop, |_| {
+        count += 1;
+        false
+    })
+    .expect("train live");
+    assert!(stopped.is_none() && count == 1, "{count}");
+}
