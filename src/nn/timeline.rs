@@ -1,13 +1,16 @@
 //! A model's training timeline: its checkpoints' weights, in order, with what `netwalk train`
 //! recorded about each (step, training loss, held-out accuracy), and the weights at any
-//! continuous position between them (linear interpolation), so scrubbing is smooth.
+//! continuous position between them (linear interpolation), so scrubbing is smooth. It grows
+//! while the app runs ([`Timeline::push`]) as checkpoints arrive (`nn::live`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::error::{NnError, Result};
 use super::model::Model;
-use super::weights::{SafetensorsFile, Weights};
+use safetensors::SafeTensors;
+
+use super::weights::{Weights, parse_safetensors};
 
 /// What training recorded about one checkpoint (from its file's metadata; absent: `None`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -35,10 +38,16 @@ impl LoadedCheckpoint {
     /// Reads the checkpoint file at `path` and validates it as [`Weights::load_file`] does (every
     /// tensor the model needs, with its shape). Its label: `label` when given (model.json's),
     /// else the file's metadata `label`, else the file's stem.
+    /// The file is read into memory, not mapped: a file truncated while it is read (a writer
+    /// not following the watch protocol) is then an error, never a crash.
     pub fn read(model: &Model, path: &Path, label: Option<&str>) -> Result<LoadedCheckpoint> {
-        let file = SafetensorsFile::open(path)?;
-        let meta = file.metadata()?;
-        let weights = Weights::from_safetensors(model, &file.tensors()?, path)?;
+        let bytes = std::fs::read(path).map_err(|e| NnError::io(path, e))?;
+        let weights = Weights::from_safetensors(model, &parse_safetensors(&bytes, path)?, path)?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| NnError::Safetensors {
+            file: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        let meta = header.metadata().clone().unwrap_or_default();
         let stem = || path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let label = match label {
             Some(l) => l.to_owned(),
@@ -75,7 +84,7 @@ impl Timeline {
         }
     }
 
-    /// Loads every checkpoint of `model` (memory-mapped). `None` when the model has none.
+    /// Loads every checkpoint of `model`. `None` when the model has none.
     pub fn load(model: &Model) -> Result<Option<Timeline>> {
         if model.checkpoints.is_empty() {
             return Ok(None);
