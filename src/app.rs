@@ -8,7 +8,9 @@ use glam::{Mat4, Vec3};
 use crate::gfx::colormap::Colormap;
 use crate::gfx::{self, DrawList, NetworkDraw, Renderer, TileInstance};
 use crate::input::{InputSnapshot, Script};
-use crate::nn::timeline::Timeline;
+use crate::nn::live::{Feed, LiveEvent};
+use crate::nn::model::Checkpoint;
+use crate::nn::timeline::{LoadedCheckpoint, Timeline};
 use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
 use crate::scene::systems::{self, FrameEvents};
 use crate::scene::{LayoutKind, Network, Scale, Scene, SceneDraw, Stage, scene_draw};
@@ -40,6 +42,10 @@ pub struct App {
     pub scene: Scene,
     /// The checkpoints to scrub through (`None`: the model has none).
     pub timeline: Option<Timeline>,
+    /// Checkpoints arriving while the app runs (a watched folder, live training).
+    feed: Option<Feed>,
+    /// The feed's messages (skipped files, training's end) since the last [`App::take_messages`].
+    messages: Vec<String>,
     /// The input the network runs on (raw, before normalization).
     input: Vec<f32>,
     prev: InputSnapshot,
@@ -73,6 +79,8 @@ impl App {
             acts,
             scene,
             timeline: None,
+            feed: None,
+            messages: Vec::new(),
             input,
             prev: InputSnapshot::default(),
             network: None,
@@ -86,6 +94,91 @@ impl App {
     pub fn with_timeline(mut self, timeline: Option<Timeline>) -> App {
         self.timeline = timeline;
         self
+    }
+
+    /// Appends the checkpoints `feed` delivers to the timeline as they arrive (taken at the start
+    /// of each [`App::step`], without waiting).
+    pub fn with_feed(mut self, feed: Feed) -> App {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Empties the timeline (live training starts a new one) and shows the model's weights.
+    pub fn clear_timeline(&mut self) -> Result<(), NnError> {
+        self.timeline = None;
+        self.model.checkpoints.clear();
+        if self.scene.checkpoint.take().is_some() {
+            self.weights = Weights::load(&self.model)?;
+            self.rerun()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the feed's thread has ended (no feed: `true`).
+    pub fn feed_finished(&self) -> bool {
+        self.feed.as_ref().is_none_or(Feed::is_finished)
+    }
+
+    /// The feed's messages since the last call (each is also logged).
+    pub fn take_messages(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.messages)
+    }
+
+    /// Appends `checkpoint` (checked against the model, see [`LoadedCheckpoint::read`]) to the
+    /// timeline; returns its index. When the view was at the end of the timeline (or on the final
+    /// weights, never scrubbed), it follows: the new checkpoint is shown.
+    pub fn append_checkpoint(&mut self, checkpoint: LoadedCheckpoint) -> Result<usize, NnError> {
+        let at_end = match (&self.scene.checkpoint, &self.timeline) {
+            (Some(c), Some(t)) => c.position >= t.end() - 1e-3,
+            _ => true,
+        };
+        self.model.checkpoints.push(Checkpoint {
+            label: checkpoint.info.label.clone(),
+            weights: checkpoint.weights.source.clone(),
+        });
+        let timeline = self.timeline.get_or_insert_with(Timeline::empty);
+        let index = timeline.push(checkpoint);
+        if at_end {
+            self.weights = timeline.weights_at(index as f32)?;
+            self.scene.set_timeline_position(&self.model, index as f32);
+            self.rerun()?;
+        }
+        Ok(index)
+    }
+
+    /// Takes what the feed delivered since the last frame (never waits).
+    fn take_feed(&mut self) -> Result<(), NnError> {
+        let Some(feed) = &self.feed else { return Ok(()) };
+        for event in feed.poll() {
+            if let Some(m) = event.message() {
+                match &event {
+                    LiveEvent::Finished(Ok(())) => tracing::info!("{m}"),
+                    _ => tracing::warn!("{m}"),
+                }
+                self.messages.push(m);
+            }
+            if let LiveEvent::Checkpoint(c) = event {
+                let label = c.info.label.clone();
+                let index = self.append_checkpoint(c)?;
+                tracing::info!(index, label, "checkpoint appended");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reruns the network on the current input and weights, and re-explains the selection.
+    fn rerun(&mut self) -> Result<(), NnError> {
+        self.acts = nn::forward(&self.model, &self.weights, &self.input)?;
+        systems::refresh_selection(
+            &mut self.scene,
+            &Network {
+                model: &self.model,
+                weights: &self.weights,
+                acts: &self.acts,
+            },
+        )?;
+        self.values_dirty = true;
+        Ok(())
     }
 
     /// Plays `script` at `fps` frames per second (plus a frame at each event), then holds its last
@@ -110,6 +203,7 @@ impl App {
     /// Runs one frame of the scene systems on `input` (its `time` gives the frame's length). A
     /// new input image (a tray sample, a drawing) or timeline position reruns the network at once.
     pub fn step(&mut self, input: &InputSnapshot) -> Result<FrameEvents, NnError> {
+        self.take_feed()?;
         let dt = (input.time - self.prev.time).clamp(0.0, 0.1);
         let net = Network {
             model: &self.model,
@@ -129,16 +223,7 @@ impl App {
             self.input = raw;
         }
         if raw_changed(&events) {
-            self.acts = nn::forward(&self.model, &self.weights, &self.input)?;
-            systems::refresh_selection(
-                &mut self.scene,
-                &Network {
-                    model: &self.model,
-                    weights: &self.weights,
-                    acts: &self.acts,
-                },
-            )?;
-            self.values_dirty = true;
+            self.rerun()?;
         }
         self.prev = *input;
         Ok(events)

@@ -157,6 +157,15 @@ enum Command {
         /// controller poses; its time starts at the first frame.
         #[arg(long)]
         script: Option<PathBuf>,
+        /// Follow an external training run: append each new checkpoint file that appears in this
+        /// folder to the timeline (write `NAME.safetensors.tmp`, then rename it to
+        /// `NAME.safetensors`; see the README).
+        #[arg(long, conflicts_with = "train")]
+        watch: Option<PathBuf>,
+        /// Train the model from scratch in the background (on the bundled MNIST training digits)
+        /// and watch it learn: a new checkpoint joins the timeline every 25 steps.
+        #[arg(long)]
+        train: bool,
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
@@ -427,6 +436,8 @@ fn run(cli: Cli) -> Result<()> {
             script,
             play_area,
             mirror,
+            watch,
+            train,
             ckpt,
         } => {
             // A bad script fails before any work.
@@ -434,7 +445,27 @@ fn run(cli: Cli) -> Result<()> {
             if script.is_some() && desktop {
                 bail!("--script works with XR (real poses, scripted buttons); for scripted desktop-free runs see `netwalk replay`");
             }
-            let app = build_app(model, sample, &ckpt)?;
+            if train && ckpt.checkpoint.is_some() {
+                bail!("--train starts a new timeline: --checkpoint does not apply");
+            }
+            let mut app = build_app(model, sample, &ckpt)?;
+            if let Some(dir) = &watch {
+                let feed = nn::live::watch(&app.model, dir, nn::live::WATCH_INTERVAL)?;
+                println!("watching {} for checkpoints", dir.display());
+                app = app.with_feed(feed);
+            }
+            if train {
+                let train_set = nn::Samples::load(&app.model, &nn::demo::demo_train_data()?)?;
+                let heldout = load_samples(&app.model).ok();
+                let cfg = nn::train::LiveConfig::default();
+                println!(
+                    "training {} live on {} samples: {} epochs, a checkpoint every {} steps",
+                    app.model.name, train_set.count, cfg.epochs, cfg.every
+                );
+                let feed = nn::live::train(&app.model, train_set, heldout, cfg)?;
+                app.clear_timeline()?;
+                app = app.with_feed(feed);
+            }
             let mode = match (xr, desktop) {
                 (true, _) => Mode::Xr,
                 (_, true) => Mode::Desktop,

@@ -44,7 +44,10 @@ pub fn demo_dir() -> Result<PathBuf> {
         return Ok(dir);
     }
     // Unpack into a private folder, then rename: concurrent first runs never see partial files.
-    let tmp = cache_root().join(format!(".unpack-{}", std::process::id()));
+    // Private to this call, not just this process: tests call this from several threads at once.
+    static UNPACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = UNPACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = cache_root().join(format!(".unpack-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     for (rel, bytes) in DEMO_FILES {
         let p = tmp.join(rel);

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod fuzz;
+pub mod live;
 pub mod model;
 pub mod query;
 pub mod synthetic;

@@ -1,12 +1,16 @@
 //! A model's training timeline: its checkpoints' weights, in order, with what `netwalk train`
 //! recorded about each (step, training loss, held-out accuracy), and the weights at any
-//! continuous position between them (linear interpolation), so scrubbing is smooth.
+//! continuous position between them (linear interpolation), so scrubbing is smooth. It grows
+//! while the app runs ([`Timeline::push`]) as checkpoints arrive (`nn::live`).
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use super::error::{NnError, Result};
 use super::model::Model;
-use super::weights::{SafetensorsFile, Weights};
+use safetensors::SafeTensors;
+
+use super::weights::{Weights, parse_safetensors};
 
 /// What training recorded about one checkpoint (from its file's metadata; absent: `None`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -23,28 +27,86 @@ pub struct Timeline {
     weights: Vec<Weights>,
 }
 
+/// One checkpoint read and checked against the model: what training recorded, and its weights.
+#[derive(Debug, Clone)]
+pub struct LoadedCheckpoint {
+    pub info: CheckpointInfo,
+    pub weights: Weights,
+}
+
+impl LoadedCheckpoint {
+    /// Reads the checkpoint file at `path` and validates it as [`Weights::load_file`] does (every
+    /// tensor the model needs, with its shape). Its label: `label` when given (model.json's),
+    /// else the file's metadata `label`, else the file's stem.
+    /// The file is read into memory, not mapped: a file truncated while it is read (a writer
+    /// not following the watch protocol) is then an error, never a crash.
+    pub fn read(model: &Model, path: &Path, label: Option<&str>) -> Result<LoadedCheckpoint> {
+        let bytes = std::fs::read(path).map_err(|e| NnError::io(path, e))?;
+        let weights = Weights::from_safetensors(model, &parse_safetensors(&bytes, path)?, path)?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| NnError::Safetensors {
+            file: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let stem = || path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = match label {
+            Some(l) => l.to_owned(),
+            None => meta.get("label").cloned().filter(|l| !l.trim().is_empty()).unwrap_or_else(stem),
+        };
+        Ok(LoadedCheckpoint {
+            info: CheckpointInfo::from_metadata(label, &meta),
+            weights,
+        })
+    }
+}
+
+impl CheckpointInfo {
+    /// What training recorded in a checkpoint's metadata (`step`, `epoch`, `train_loss`,
+    /// `heldout_accuracy`; missing or unreadable values are `None`).
+    pub fn from_metadata(label: String, meta: &HashMap<String, String>) -> CheckpointInfo {
+        let num = |k: &str| meta.get(k).and_then(|v| v.parse::<f32>().ok()).filter(|v| v.is_finite());
+        CheckpointInfo {
+            label,
+            step: meta.get("step").and_then(|v| v.parse().ok()),
+            epoch: num("epoch"),
+            train_loss: num("train_loss"),
+            heldout_accuracy: num("heldout_accuracy"),
+        }
+    }
+}
+
 impl Timeline {
-    /// Loads every checkpoint of `model` (memory-mapped). `None` when the model has none.
+    /// A timeline without checkpoints, to be grown with [`Timeline::push`].
+    pub fn empty() -> Timeline {
+        Timeline {
+            info: Vec::new(),
+            weights: Vec::new(),
+        }
+    }
+
+    /// Loads every checkpoint of `model`. `None` when the model has none.
     pub fn load(model: &Model) -> Result<Option<Timeline>> {
         if model.checkpoints.is_empty() {
             return Ok(None);
         }
-        let mut info = Vec::with_capacity(model.checkpoints.len());
-        let mut weights = Vec::with_capacity(model.checkpoints.len());
+        let mut t = Timeline::empty();
         for c in &model.checkpoints {
-            let file = SafetensorsFile::open(&c.weights)?;
-            let meta = file.metadata()?;
-            let num = |k: &str| meta.get(k).and_then(|v| v.parse::<f32>().ok()).filter(|v| v.is_finite());
-            info.push(CheckpointInfo {
-                label: c.label.clone(),
-                step: meta.get("step").and_then(|v| v.parse().ok()),
-                epoch: num("epoch"),
-                train_loss: num("train_loss"),
-                heldout_accuracy: num("heldout_accuracy"),
-            });
-            weights.push(Weights::from_safetensors(model, &file.tensors()?, &c.weights)?);
+            t.push(LoadedCheckpoint::read(model, &c.weights, Some(&c.label))?);
         }
-        Ok(Some(Timeline { info, weights }))
+        Ok(Some(t))
+    }
+
+    /// Appends a checkpoint at the end (its weights must be the model's, as
+    /// [`LoadedCheckpoint::read`] checks); returns its index.
+    pub fn push(&mut self, checkpoint: LoadedCheckpoint) -> usize {
+        self.info.push(checkpoint.info);
+        self.weights.push(checkpoint.weights);
+        self.weights.len() - 1
+    }
+
+    /// Reads the checkpoint file at `path` (see [`LoadedCheckpoint::read`]) and appends it.
+    pub fn append_file(&mut self, model: &Model, path: &Path) -> Result<usize> {
+        Ok(self.push(LoadedCheckpoint::read(model, path, None)?))
     }
 
     pub fn len(&self) -> usize {

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
@@ -13,6 +14,7 @@ use super::data::Samples;
 use super::error::{ComputeContext, NnError, Result};
 use super::forward::{forward_batch, normalize, predict_batch};
 use super::model::{Model, Op, ParamRole, Shape};
+use super::timeline::{CheckpointInfo, LoadedCheckpoint};
 use super::weights::{LayerParams, Weights, write_f32_safetensors};
 
 /// Accuracy of `weights` on `samples`: (correct, total).
@@ -186,21 +188,188 @@ pub fn train(
     cfg: &TrainConfig,
     report: impl FnMut(TrainEvent) + Send,
 ) -> Result<Weights> {
-    // One thread, so a seed gives the same weights on any machine: candle's CPU kernels split their
-    // work by the thread count, and float sums depend on how they are split.
+    let mut sink = FileSink {
+        model,
+        out: &cfg.out,
+        checkpoints: Vec::new(),
+        report,
+    };
+    let final_w = on_one_thread(|| train_loop(model, train_set, heldout, cfg, &mut sink))?;
+    let final_w = Weights {
+        source: cfg.out.join("weights.safetensors"),
+        ..final_w
+    };
+    let meta = BTreeMap::from([
+        ("label".to_owned(), format!("epoch {}", cfg.epochs)),
+        ("seed".to_owned(), cfg.seed.to_string()),
+    ]);
+    save_weights(model, &final_w.layers, meta, &final_w.source)?;
+    write_model_json(model, &cfg.out, &sink.checkpoints)?;
+    Ok(final_w)
+}
+
+/// Live training (the app's `--train`): how long, and how often to publish.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub epochs: usize,
+    pub seed: u64,
+    pub batch: usize,
+    pub lr: f64,
+    /// Steps between published checkpoints (besides the schedule's init and epoch points).
+    pub every: usize,
+}
+
+impl Default for LiveConfig {
+    /// `netwalk train`'s defaults, a checkpoint every 25 steps.
+    fn default() -> LiveConfig {
+        LiveConfig {
+            epochs: 8,
+            seed: 1,
+            batch: 64,
+            lr: 2e-3,
+            every: 25,
+        }
+    }
+}
+
+/// Trains like [`train`] (same initialization, data order and schedule for a seed) but writes no
+/// files: each checkpoint (the schedule's, and one every `cfg.every` steps) goes to `publish` as
+/// a copy of the weights with its metadata (step, epoch, training loss, held-out accuracy, as in
+/// a checkpoint file). Stops early, returning `None`, when `publish` returns `false` or `stop` is
+/// set (checked before every step); else returns the final weights.
+pub fn train_live(
+    model: &Model,
+    train_set: &Samples,
+    heldout: Option<&Samples>,
+    cfg: &LiveConfig,
+    stop: &AtomicBool,
+    publish: impl FnMut(LoadedCheckpoint) -> bool + Send,
+) -> Result<Option<Weights>> {
+    let train_cfg = TrainConfig {
+        epochs: cfg.epochs,
+        seed: cfg.seed,
+        batch: cfg.batch,
+        lr: cfg.lr,
+        out: PathBuf::from("live training"),
+    };
+    let mut sink = LiveSink {
+        every: cfg.every.max(1),
+        stop,
+        stopped: false,
+        publish,
+    };
+    let w = on_one_thread(|| train_loop(model, train_set, heldout, &train_cfg, &mut sink))?;
+    Ok((!sink.stopped).then_some(w))
+}
+
+/// One thread, so a seed gives the same weights on any machine: candle's CPU kernels split their
+/// work by the thread count, and float sums depend on how they are split. (Live training also
+/// leaves the other cores to the render loop.)
+fn on_one_thread<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .map_err(|e| NnError::Usage(format!("cannot start the training thread: {e}")))?;
-    pool.install(|| train_single_thread(model, train_set, heldout, cfg, report))
+    pool.install(f)
 }
 
-fn train_single_thread(
+/// Where the training loop's checkpoints and progress go: files (`netwalk train`) or the app.
+trait Sink {
+    fn report(&mut self, _event: TrainEvent) {}
+    /// Steps between extra checkpoints besides the schedule (`None`: the schedule only).
+    fn every(&self) -> Option<usize> {
+        None
+    }
+    /// A checkpoint of `weights` (which share the trainer's storage: copy to keep them).
+    fn checkpoint(&mut self, label: &str, meta: BTreeMap<String, String>, weights: &Weights, accuracy: Option<f64>) -> Result<()>;
+    /// Whether to stop before the next step.
+    fn stop(&mut self) -> bool {
+        false
+    }
+}
+
+/// `netwalk train`'s checkpoints: `epochs/NNN.safetensors` under `out`.
+struct FileSink<'a, R> {
+    model: &'a Model,
+    out: &'a Path,
+    /// (label, path relative to `out`) of each checkpoint written, for model.json.
+    checkpoints: Vec<(String, String)>,
+    report: R,
+}
+
+impl<R: FnMut(TrainEvent)> Sink for FileSink<'_, R> {
+    fn report(&mut self, event: TrainEvent) {
+        (self.report)(event)
+    }
+
+    fn checkpoint(&mut self, label: &str, meta: BTreeMap<String, String>, weights: &Weights, accuracy: Option<f64>) -> Result<()> {
+        let rel = format!("epochs/{:03}.safetensors", self.checkpoints.len());
+        let file = self.out.join(&rel);
+        save_weights(self.model, &weights.layers, meta, &file)?;
+        self.checkpoints.push((label.to_owned(), rel));
+        (self.report)(TrainEvent::Checkpoint {
+            label: label.to_owned(),
+            file,
+            accuracy,
+        });
+        Ok(())
+    }
+}
+
+/// Live training's checkpoints: copies handed to a callback.
+struct LiveSink<'a, P> {
+    every: usize,
+    stop: &'a AtomicBool,
+    stopped: bool,
+    publish: P,
+}
+
+impl<P: FnMut(LoadedCheckpoint) -> bool> Sink for LiveSink<'_, P> {
+    fn every(&self) -> Option<usize> {
+        Some(self.every)
+    }
+
+    fn checkpoint(&mut self, label: &str, meta: BTreeMap<String, String>, weights: &Weights, _: Option<f64>) -> Result<()> {
+        let copy = |t: &Option<Tensor>| t.as_ref().map(|t| t.copy()).transpose().in_layer(label);
+        let layers = weights
+            .layers
+            .iter()
+            .map(|p| {
+                Ok(LayerParams {
+                    weight: copy(&p.weight)?,
+                    bias: copy(&p.bias)?,
+                    running_mean: copy(&p.running_mean)?,
+                    running_var: copy(&p.running_var)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let step = meta.get("step").map_or("", String::as_str);
+        let checkpoint = LoadedCheckpoint {
+            info: CheckpointInfo::from_metadata(label.to_owned(), &meta.clone().into_iter().collect()),
+            weights: Weights {
+                source: weights.source.join(format!("step {step}")),
+                layers,
+                warnings: Vec::new(),
+            },
+        };
+        if !(self.publish)(checkpoint) {
+            self.stopped = true;
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> bool {
+        self.stopped |= self.stop.load(Ordering::Relaxed);
+        self.stopped
+    }
+}
+
+fn train_loop(
     model: &Model,
     train_set: &Samples,
     heldout: Option<&Samples>,
     cfg: &TrainConfig,
-    mut report: impl FnMut(TrainEvent),
+    sink: &mut dyn Sink,
 ) -> Result<Weights> {
     let logits_layer = model
         .logits_layer()
@@ -228,11 +397,11 @@ fn train_single_thread(
         .into_iter()
         .map(|(l, e)| (l, (e * steps_per_epoch as f64).round() as usize))
         .collect();
-    report(TrainEvent::Started {
+    sink.report(TrainEvent::Started {
         steps: total_steps,
         steps_per_epoch,
     });
-    let mut checkpoints = Vec::new();
+    let every = sink.every();
     let mut next_ckpt = 0;
     let mut epoch_loss = (0f64, 0usize);
     let mut last_loss = f32::NAN;
@@ -242,12 +411,9 @@ fn train_single_thread(
                 loss: f32,
                 weights: &Weights,
                 accuracy: Option<(usize, usize)>,
-                checkpoints: &mut Vec<(String, String)>,
-                report: &mut dyn FnMut(TrainEvent)|
+                sink: &mut dyn Sink|
      -> Result<()> {
         let acc = accuracy.map(|(k, n)| k as f64 / n as f64);
-        let rel = format!("epochs/{:03}.safetensors", checkpoints.len());
-        let file = cfg.out.join(&rel);
         let mut meta = BTreeMap::from([
             ("label".to_owned(), label.to_owned()),
             ("step".to_owned(), step.to_string()),
@@ -260,28 +426,27 @@ fn train_single_thread(
         if let Some(a) = acc {
             meta.insert("heldout_accuracy".to_owned(), format!("{a:.6}"));
         }
-        save_weights(model, &weights.layers, meta, &file)?;
-        checkpoints.push((label.to_owned(), rel));
-        report(TrainEvent::Checkpoint {
-            label: label.to_owned(),
-            file,
-            accuracy: acc,
-        });
-        Ok(())
+        sink.checkpoint(label, meta, weights, acc)
     };
     for step in 0..=total_steps {
         // Checkpoints and epoch ends share one held-out evaluation of the current weights.
         let epoch_end = step > 0 && step % steps_per_epoch == 0;
         let checkpoint_due = next_ckpt < schedule.len() && schedule[next_ckpt].1 == step;
-        if epoch_end || checkpoint_due {
+        let extra_due = every.is_some_and(|n| step > 0 && step % n == 0);
+        if epoch_end || checkpoint_due || extra_due {
             let w = current_weights(&vars, &cfg.out);
             let accuracy = heldout.map(|h| evaluate(model, &w, h)).transpose()?;
+            let mut saved = false;
             while next_ckpt < schedule.len() && schedule[next_ckpt].1 == step {
-                save(step, &schedule[next_ckpt].0, last_loss, &w, accuracy, &mut checkpoints, &mut report)?;
+                save(step, &schedule[next_ckpt].0, last_loss, &w, accuracy, sink)?;
                 next_ckpt += 1;
+                saved = true;
+            }
+            if extra_due && !saved {
+                save(step, &format!("step {step}"), last_loss, &w, accuracy, sink)?;
             }
             if epoch_end {
-                report(TrainEvent::Epoch {
+                sink.report(TrainEvent::Epoch {
                     epoch: step / steps_per_epoch,
                     loss: (epoch_loss.0 / epoch_loss.1 as f64) as f32,
                     accuracy,
@@ -289,7 +454,7 @@ fn train_single_thread(
                 epoch_loss = (0.0, 0);
             }
         }
-        if step == total_steps {
+        if step == total_steps || sink.stop() {
             break;
         }
         let in_epoch = step % steps_per_epoch;
@@ -318,19 +483,12 @@ fn train_single_thread(
         last_loss = loss.to_dtype(DType::F32).and_then(|l| l.to_scalar::<f32>()).in_layer("loss")?;
         epoch_loss.0 += last_loss as f64;
         epoch_loss.1 += 1;
-        report(TrainEvent::Step {
+        sink.report(TrainEvent::Step {
             step: step + 1,
             loss: last_loss,
         });
     }
-    let final_w = current_weights(&vars, &cfg.out.join("weights.safetensors"));
-    let meta = BTreeMap::from([
-        ("label".to_owned(), format!("epoch {}", cfg.epochs)),
-        ("seed".to_owned(), cfg.seed.to_string()),
-    ]);
-    save_weights(model, &final_w.layers, meta, &final_w.source)?;
-    write_model_json(model, &cfg.out, &checkpoints)?;
-    Ok(final_w)
+    Ok(current_weights(&vars, &cfg.out))
 }
 
 /// Rewrite the model's JSON into `out`: same layers, new weights and checkpoints; samples copied
