@@ -9,7 +9,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         if p.is_dir() {
             walk(&p, out);
-        } else if !p.extension().is_some_and(|x| x == "tmp") {
+        } else if p.extension().is_none_or(|x| x != "tmp") {
             out.push(p);
         }
     }

@@ -242,19 +242,21 @@ pub fn timeline_panel(
     list.lines.push(LineInstance::new(at(lo.x, lo.y), at(hi.x, lo.y), 0.0015, PANEL_BORDER));
     list.lines.push(LineInstance::new(at(lo.x, lo.y), at(lo.x, hi.y), 0.0015, PANEL_BORDER));
     let max_loss = info.iter().filter_map(|c| c.train_loss).fold(0f32, f32::max);
-    let curves: [(Box<dyn Fn(&crate::nn::timeline::CheckpointInfo) -> Option<f32>>, [f32; 3]); 2] = [
-        (Box::new(|c| c.heldout_accuracy), ACCURACY_COLOR),
-        (Box::new(move |c| c.train_loss.filter(|_| max_loss > 0.0).map(|l| l / max_loss)), LOSS_COLOR),
-    ];
-    for (value, color) in &curves {
-        let points: Vec<Option<Vec3>> = info
+    // Held-out accuracy as it is (0..1); loss scaled to its largest value.
+    let accuracy: Vec<Option<f32>> = info.iter().map(|c| c.heldout_accuracy).collect();
+    let loss: Vec<Option<f32>> = info
+        .iter()
+        .map(|c| c.train_loss.filter(|_| max_loss > 0.0).map(|l| l / max_loss))
+        .collect();
+    for (values, color) in [(accuracy, ACCURACY_COLOR), (loss, LOSS_COLOR)] {
+        let points: Vec<Option<Vec3>> = values
             .iter()
             .enumerate()
-            .map(|(i, c)| value(c).map(|v| at(timeline_x(i as f32, n), y_of(v))))
+            .map(|(i, v)| v.map(|v| at(timeline_x(i as f32, n), y_of(v))))
             .collect();
         for pair in points.windows(2) {
             if let [Some(a), Some(b)] = pair {
-                list.lines.push(LineInstance::new(*a, *b, 0.003, *color));
+                list.lines.push(LineInstance::new(*a, *b, 0.003, color));
             }
         }
     }

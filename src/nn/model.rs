@@ -290,10 +290,10 @@ impl Model {
         if let Some(c) = self.checkpoints.iter().find(|c| c.label == key) {
             return Ok(c);
         }
-        if let Ok(i) = key.parse::<usize>() {
-            if let Some(c) = self.checkpoints.get(i) {
-                return Ok(c);
-            }
+        if let Ok(i) = key.parse::<usize>()
+            && let Some(c) = self.checkpoints.get(i)
+        {
+            return Ok(c);
         }
         let known: Vec<&str> = self.checkpoints.iter().map(|c| c.label.as_str()).collect();
         Err(NnError::format(
@@ -449,9 +449,9 @@ impl Parser<'_> {
                     .ok_or_else(|| self.err(format!("input: bad dimension {d} in \"shape\"")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let shape = match dims.as_slice() {
-            &[c, h, w] => Shape::Chw(c, h, w),
-            &[n] => Shape::Flat(n),
+        let shape = match *dims.as_slice() {
+            [c, h, w] => Shape::Chw(c, h, w),
+            [n] => Shape::Flat(n),
             _ => return Err(self.err("input: \"shape\" must be [C, H, W] or [N]")),
         };
         if checked_elements(&dims).is_none_or(|e| e > MAX_LAYER_ELEMENTS) {
@@ -486,7 +486,7 @@ impl Parser<'_> {
         };
         let mean = per_channel("mean", 0.0)?;
         let std = per_channel("std", 1.0)?;
-        if std.iter().any(|&s| s == 0.0) {
+        if std.contains(&0.0) {
             return Err(self.err("input: \"std\" must not be 0"));
         }
         Ok(InputSpec {

@@ -414,7 +414,7 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                                 .filter(|&&c| c >= start && c < start + n)
                                 .map(|c| c - start)
                                 .collect();
-                            (!ch.is_empty()).then(|| Region::Map {
+                            (!ch.is_empty()).then_some(Region::Map {
                                 channels: ch,
                                 y: *y,
                                 x: *x,

@@ -101,7 +101,7 @@ pub enum TrainEvent {
 pub fn checkpoint_schedule(epochs: usize) -> Vec<(String, f64)> {
     let mut v = vec![("init".to_owned(), 0.0)];
     for (label, f) in [("epoch 1/8", 0.125), ("epoch 1/4", 0.25), ("epoch 1/2", 0.5)] {
-        if (f as f64) < epochs as f64 {
+        if f < epochs as f64 {
             v.push((label.to_owned(), f));
         }
     }
