@@ -53,6 +53,8 @@ pub struct App {
     network: Option<(Vec<BlockKey>, NetworkDraw)>,
     /// Where each tray sample's image starts in the uploaded values.
     tray_offsets: Vec<u32>,
+    /// Per-block change between the nearest checkpoint (the index) and the one before it.
+    changes: Option<(usize, Vec<f32>)>,
     /// The values changed since the last upload.
     values_dirty: bool,
     network_dirty: bool,
@@ -85,6 +87,7 @@ impl App {
             prev: InputSnapshot::default(),
             network: None,
             tray_offsets: Vec::new(),
+            changes: None,
             values_dirty: true,
             network_dirty: true,
         })
@@ -321,6 +324,7 @@ impl App {
             let position = self.scene.checkpoint.as_ref().map(|c| c.position);
             gfx::overlay::timeline_panel(timeline_pose(), &t.info, position, &mut overlay);
         }
+        self.change_marks(&sd, &mut overlay);
         let Some((_, draw)) = &self.network else {
             unreachable!("made by refresh_network")
         };
@@ -337,6 +341,44 @@ impl App {
             None
         };
         (network, overlay)
+    }
+}
+
+impl App {
+    /// While scrubbing: under each block, how much its values changed from the checkpoint before
+    /// the nearest one to the nearest one, for the current input (computed once per checkpoint).
+    fn change_marks(&mut self, sd: &SceneDraw, overlay: &mut DrawList) {
+        let (Some(t), Some(c)) = (&self.timeline, &self.scene.checkpoint) else { return };
+        if c.index == 0 || c.index >= t.len() {
+            return;
+        }
+        if self.changes.as_ref().is_none_or(|(i, _)| *i != c.index) {
+            let run = |i: usize| {
+                t.weights_at(i as f32)
+                    .and_then(|w| nn::forward(&self.model, &w, &self.input))
+            };
+            match (run(c.index - 1), run(c.index)) {
+                (Ok(before), Ok(now)) => {
+                    let changes = sd
+                        .blocks
+                        .iter()
+                        .map(|b| match b.placement.source {
+                            nn::Source::Input => f32::NAN,
+                            s => nn::timeline::relative_change(before.source(s), now.source(s)),
+                        })
+                        .collect();
+                    self.changes = Some((c.index, changes));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("change since the previous checkpoint: {e}");
+                    self.changes = Some((c.index, Vec::new()));
+                }
+            }
+        }
+        if let Some((_, changes)) = &self.changes {
+            let since = &t.info[c.index - 1].label;
+            gfx::annotate::change_marks(&sd.placements(), changes, since, overlay);
+        }
     }
 }
 

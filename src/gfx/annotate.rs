@@ -152,6 +152,33 @@ pub fn floor(min: Vec3, max: Vec3, play: (f32, f32)) -> Vec<LineInstance> {
     lines
 }
 
+/// The per-layer change marks' color.
+pub const CHANGE_COLOR: [f32; 3] = [1.0, 0.45, 0.2];
+/// Length of a change mark at 100 % change, in meters.
+pub const CHANGE_LENGTH: f32 = 0.3;
+
+/// Under each block, how much its values changed since the previous checkpoint (`changes[k]`,
+/// relative): a bar as long as the change (full length at 100 %) and its percentage.
+pub fn change_marks(placements: &[LayerPlacement], changes: &[f32], since: &str, list: &mut DrawList) {
+    let atlas = Atlas::get();
+    for (p, &change) in placements.iter().zip(changes) {
+        if !change.is_finite() {
+            continue;
+        }
+        let frame = block_frame(p);
+        let below = -p.size.y / 2.0 - 0.03;
+        let len = (change.min(1.0) * CHANGE_LENGTH).max(0.002);
+        let bar = frame
+            * Mat4::from_translation(Vec3::new(-CHANGE_LENGTH / 2.0 + len / 2.0, below, 0.001))
+            * Mat4::from_scale(Vec3::new(len, 0.012, 1.0));
+        list.tiles.push(solid_quad(bar, CHANGE_COLOR));
+        let text = format!("Δ {:.0}% since {since}", change * 100.0);
+        let at = frame * Mat4::from_translation(Vec3::new(-CHANGE_LENGTH / 2.0, below - 0.03, 0.001));
+        list.glyphs
+            .extend(atlas.layout(&text, at, 0.012, Align::Left, [CHANGE_COLOR[0], CHANGE_COLOR[1], CHANGE_COLOR[2], 1.0]));
+    }
+}
+
 /// A shape as the labels write it: `8×26×26` or `10`.
 fn shape_text(shape: Shape) -> String {
     match shape {
@@ -358,6 +385,21 @@ mod tests {
         let name_y = list.glyphs[0].origin[1];
         assert!(name_y > p[0].center.y + p[0].size.y / 2.0);
         assert!(atlas.measure("image") > 0.0);
+    }
+
+    #[test]
+    fn change_marks_are_as_long_as_the_change() {
+        let p = layout(&model(), LayoutKind::Grid);
+        let mut list = DrawList::default();
+        change_marks(&p, &[0.0, 0.5, 2.0], "init", &mut list);
+        assert_eq!(list.tiles.len(), 3);
+        assert!((list.tiles[1].world_from_tile[0][0] - 0.5 * CHANGE_LENGTH).abs() < 1e-6);
+        // More than 100 % is drawn full length; the label says the real number.
+        assert!((list.tiles[2].world_from_tile[0][0] - CHANGE_LENGTH).abs() < 1e-6);
+        assert!(list.tiles.iter().all(|t| t.offset == pack_srgb(CHANGE_COLOR)));
+        let count = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
+        let want = count("Δ 0% since init") + count("Δ 50% since init") + count("Δ 200% since init");
+        assert_eq!(list.glyphs.len(), want);
     }
 
     #[test]
