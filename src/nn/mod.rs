@@ -11,6 +11,7 @@ pub mod query;
 pub mod synthetic;
 pub mod train;
 pub mod weights;
+mod winograd;
 
 pub use data::{Samples, load_input};
 pub use error::{NnError, Result};

@@ -1,0 +1,259 @@
+//! 3x3, stride-1, padding-1 convolution by Winograd F(4x4, 3x3) (Lavin & Gray, 2015): each 4x4
+//! output tile costs 36 multiply-adds per input/output channel pair instead of 144, as 36
+//! independent `[out_ch x in_ch] * [in_ch x tiles]` products. These convolutions are most of a
+//! ResNet's work, and the engine's im2col + gemm path spent its time there.
+//!
+//! Layouts (row-major): transformed weights `u[36][oc][c]`, transformed input `v[c][36][tiles]`,
+//! products `m[oc][36][tiles]`, so each transform step is parallel over whole channels and each of
+//! the 36 products is one strided gemm.
+
+use rayon::prelude::*;
+
+/// Output tile edge; input tiles are `TILE + 2` wide.
+const TILE: usize = 4;
+const ALPHA: usize = TILE + 2;
+const POINTS: usize = ALPHA * ALPHA;
+
+/// Transformed weights of one convolution, computed once per model.
+#[derive(Debug, Clone)]
+pub struct Winograd {
+    oc: usize,
+    c: usize,
+    u: Vec<f32>,
+}
+
+/// `G` (6x3), the filter transform.
+const G: [[f64; 3]; ALPHA] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// `B^T d` for one column of six input values.
+#[inline(always)]
+fn bt(d: [f32; ALPHA]) -> [f32; ALPHA] {
+    [
+        4.0 * d[0] - 5.0 * d[2] + d[4],
+        -4.0 * (d[1] + d[2]) + d[3] + d[4],
+        4.0 * (d[1] - d[2]) - d[3] + d[4],
+        2.0 * (d[3] - d[1]) - d[2] + d[4],
+        2.0 * (d[1] - d[3]) - d[2] + d[4],
+        4.0 * d[1] - 5.0 * d[3] + d[5],
+    ]
+}
+
+/// `A^T m` for one column of six products.
+#[inline(always)]
+fn at(m: [f32; ALPHA]) -> [f32; TILE] {
+    let (s12, d12, s34, d34) = (m[1] + m[2], m[1] - m[2], m[3] + m[4], m[3] - m[4]);
+    [m[0] + s12 + s34, d12 + 2.0 * d34, s12 + 4.0 * s34, d12 + 8.0 * d34 + m[5]]
+}
+
+impl Winograd {
+    /// `weight` is `[oc][c][3][3]`. The transform runs in f64 so it adds no rounding of its own
+    /// beyond the final cast.
+    pub fn new(weight: &[f32], oc: usize, c: usize) -> Winograd {
+        assert_eq!(weight.len(), oc * c * 9);
+        let mut u = vec![0f32; POINTS * oc * c];
+        for o in 0..oc {
+            for ci in 0..c {
+                let g = &weight[(o * c + ci) * 9..][..9];
+                // G g: 6x3, then (G g) G^T: 6x6.
+                let mut gg = [[0f64; 3]; ALPHA];
+                for (i, row) in gg.iter_mut().enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = (0..3).map(|k| G[i][k] * g[k * 3 + j] as f64).sum();
+                    }
+                }
+                for i in 0..ALPHA {
+                    for j in 0..ALPHA {
+                        let v: f64 = (0..3).map(|k| gg[i][k] * G[j][k]).sum();
+                        u[((i * ALPHA + j) * oc + o) * c + ci] = v as f32;
+                    }
+                }
+            }
+        }
+        Winograd { oc, c, u }
+    }
+
+    /// `out[oc][h][w]` = this convolution (stride 1, zero padding 1) of `x[c][h][w]`, plus `bias`.
+    pub fn run(&self, x: &[f32], (h, w): (usize, usize), bias: Option<&[f32]>, out: &mut [f32]) {
+        let (oc, c) = (self.oc, self.c);
+        assert!(x.len() >= c * h * w && out.len() >= oc * h * w);
+        let (th, tw) = (h.div_ceil(TILE), w.div_ceil(TILE));
+        let tiles = th * tw;
+        // The padded plane: one zero row/column before, enough after to fill the last tiles.
+        let (ph, pw) = (th * TILE + 2, tw * TILE + 2);
+
+        // Both transforms gather each tile's points into rows over the tiles, so every
+        // arithmetic pass below runs along contiguous rows (vectorized), not within one tile.
+        let mut v = vec![0f32; c * POINTS * tiles];
+        v.par_chunks_mut(POINTS * tiles).enumerate().for_each_init(
+            || (vec![0f32; ph * pw], vec![0f32; POINTS * tiles], vec![0f32; POINTS * tiles]),
+            |(pad, d, t), (ci, vc)| {
+                let src = &x[ci * h * w..(ci + 1) * h * w];
+                for (y, row) in src.chunks_exact(w).enumerate() {
+                    pad[(y + 1) * pw + 1..][..w].copy_from_slice(row);
+                }
+                for k in 0..ALPHA {
+                    for l in 0..ALPHA {
+                        let drow = &mut d[(k * ALPHA + l) * tiles..][..tiles];
+                        for ty in 0..th {
+                            let prow = &pad[(ty * TILE + k) * pw + l..];
+                            for (tx, dv) in drow[ty * tw..(ty + 1) * tw].iter_mut().enumerate() {
+                                *dv = prow[tx * TILE];
+                            }
+                        }
+                    }
+                }
+                // B^T d along the columns, then (B^T d) B along the rows.
+                for l in 0..ALPHA {
+                    apply(rows(d, tiles, |k| k * ALPHA + l), rows_mut(t, tiles, |i| i * ALPHA + l), bt);
+                }
+                for i in 0..ALPHA {
+                    apply(rows(t, tiles, |l| i * ALPHA + l), rows_mut(vc, tiles, |j| i * ALPHA + j), bt);
+                }
+            },
+        );
+
+        let mut m = vec![0f32; oc * POINTS * tiles];
+        let (mp, up, vp) = (Ptr(m.as_mut_ptr()), Ptr(self.u.as_ptr() as *mut f32), Ptr(v.as_ptr() as *mut f32));
+        (0..POINTS).into_par_iter().for_each(|p| {
+            // SAFETY: point p's matrices: u[p] is oc x c contiguous, v's and m's rows are
+            // `POINTS * tiles` apart starting at column p * tiles, all inside the buffers above;
+            // each p writes its own columns of m.
+            unsafe {
+                gemm::gemm(
+                    oc, tiles, c,
+                    mp.get().add(p * tiles), 1, (POINTS * tiles) as isize,
+                    false,
+                    up.get().add(p * oc * c), 1, c as isize,
+                    vp.get().add(p * tiles), 1, (POINTS * tiles) as isize,
+                    0.0, 1.0,
+                    false, false, false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+
+        out[..oc * h * w].par_chunks_mut(h * w).zip(m.par_chunks(POINTS * tiles)).enumerate().for_each_init(
+            || (vec![0f32; TILE * ALPHA * tiles], vec![0f32; TILE * TILE * tiles]),
+            |(t, y), (o, (plane, mo))| {
+                // A^T m along the columns, then (A^T m) A along the rows.
+                for j in 0..ALPHA {
+                    apply(rows(mo, tiles, |i| i * ALPHA + j), rows_mut(t, tiles, |i| i * ALPHA + j), at);
+                }
+                for i in 0..TILE {
+                    apply(rows(t, tiles, |j| i * ALPHA + j), rows_mut(y, tiles, |j| i * TILE + j), at);
+                }
+                let b = bias.map_or(0.0, |b| b[o]);
+                for i in 0..TILE {
+                    for j in 0..TILE {
+                        let yrow = &y[(i * TILE + j) * tiles..][..tiles];
+                        for ty in 0..th {
+                            let oy = ty * TILE + i;
+                            if oy >= h {
+                                break;
+                            }
+                            let dst = &mut plane[oy * w..(oy + 1) * w];
+                            for tx in 0..tw {
+                                let ox = tx * TILE + j;
+                                if ox < w {
+                                    dst[ox] = yrow[ty * tw + tx] + b;
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// Rows `row(0..6)` of a buffer of rows `n` long.
+fn rows(buf: &[f32], n: usize, row: impl Fn(usize) -> usize) -> [&[f32]; ALPHA] {
+    std::array::from_fn(|k| &buf[row(k) * n..][..n])
+}
+
+/// Rows `row(0..N)` (distinct) of a buffer of rows `n` long, for writing.
+fn rows_mut<const N: usize>(buf: &mut [f32], n: usize, row: impl Fn(usize) -> usize) -> [&mut [f32]; N] {
+    buf.get_disjoint_mut(std::array::from_fn::<_, N, _>(|k| row(k) * n..(row(k) + 1) * n))
+        .expect("distinct rows inside the buffer")
+}
+
+/// `dst[.][q] = f(src[.][q])` for every column q: one 1-D transform per tile, along the rows.
+#[inline(always)]
+fn apply<const N: usize>(src: [&[f32]; ALPHA], mut dst: [&mut [f32]; N], f: impl Fn([f32; ALPHA]) -> [f32; N]) {
+    let n = dst[0].len();
+    let src = src.map(|s| &s[..n]);
+    for q in 0..n {
+        let r = f(std::array::from_fn(|k| src[k][q]));
+        for (d, v) in dst.iter_mut().zip(r) {
+            d[q] = v;
+        }
+    }
+}
+
+/// A raw pointer shared by the 36 products, which write disjoint columns of one buffer.
+#[derive(Clone, Copy)]
+struct Ptr(*mut f32);
+// SAFETY: used only in `Winograd::run`, whose products read shared inputs and write disjoint parts.
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+impl Ptr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn direct(x: &[f32], wt: &[f32], bias: &[f32], (oc, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
+        let mut out = vec![0f32; oc * h * w];
+        for o in 0..oc {
+            for y in 0..h {
+                for xx in 0..w {
+                    let mut acc = bias[o] as f64;
+                    for ci in 0..c {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (iy, ix) = (y as isize + ky as isize - 1, xx as isize + kx as isize - 1);
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    acc += (wt[((o * c + ci) * 3 + ky) * 3 + kx] * x[(ci * h + iy as usize) * w + ix as usize]) as f64;
+                                }
+                            }
+                        }
+                    }
+                    out[(o * h + y) * w + xx] = acc as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_direct_convolution_on_ragged_sizes() {
+        let mut seed = 1u32;
+        let mut rnd = move || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0
+        };
+        // Sizes that are and are not multiples of the tile, and one smaller than a tile.
+        for (oc, c, h, w) in [(5, 3, 8, 8), (4, 7, 13, 10), (3, 2, 3, 2), (16, 32, 14, 14)] {
+            let x: Vec<f32> = (0..c * h * w).map(|_| rnd()).collect();
+            let wt: Vec<f32> = (0..oc * c * 9).map(|_| rnd()).collect();
+            let bias: Vec<f32> = (0..oc).map(|_| rnd()).collect();
+            let want = direct(&x, &wt, &bias, (oc, c, h, w));
+            let mut got = vec![f32::NAN; oc * h * w];
+            Winograd::new(&wt, oc, c).run(&x, (h, w), Some(&bias), &mut got);
+            let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-5 * scale, "{oc}x{c}x{h}x{w}: worst {worst} of {scale}");
+        }
+    }
+}
