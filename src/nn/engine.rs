@@ -59,6 +59,7 @@ fn to_vec(t: &candle_core::Tensor) -> candle_core::Result<Vec<f32>> {
 
 impl<'m> Engine<'m> {
     pub fn new(model: &'m Model, weights: &Weights) -> Result<Engine<'m>> {
+        keep_freed_memory();
         let mut flat = Vec::with_capacity(model.layers.len());
         for (layer, p) in model.layers.iter().zip(&weights.layers) {
             let mut f = Flat::default();
@@ -152,6 +153,26 @@ impl<'m> Engine<'m> {
             layers.push(y);
         }
         Activations { input, layers }
+    }
+}
+
+/// Keeps freed memory in the process instead of giving it back to the kernel. Each forward
+/// allocates every layer's output afresh (the caller owns them) and frees the last forward's: with
+/// glibc's defaults the freed ~30 MB of a ResNet-18 is unmapped and the next forward page-faults
+/// it all back (about 5,600 faults per forward; 132 -> 93 ms median on the 2-core dev machine
+/// with these settings). Process-wide, set once; memory use stays at the peak of one forward.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator tunables; both values are in range (the mmap
+            // threshold's maximum is 32 MiB on 64-bit glibc).
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            }
+        });
     }
 }
 
