@@ -435,19 +435,46 @@ fn pool(
     padding: Pair,
     is_max: bool,
 ) -> Vec<f32> {
+    // Monomorphized on max/average so the inner loops are branch-free and vectorize.
+    if is_max {
+        pool_impl::<true>(x, (c, h, w), (oh, ow), kernel, stride, padding)
+    } else {
+        pool_impl::<false>(x, (c, h, w), (oh, ow), kernel, stride, padding)
+    }
+}
+
+/// NaN wins a max (as in PyTorch): once `acc` is NaN, `v > acc` stays false.
+#[inline(always)]
+fn pool_combine<const MAX: bool>(acc: f32, v: f32) -> f32 {
+    if !MAX {
+        acc + v
+    } else if v > acc || v.is_nan() {
+        v
+    } else {
+        acc
+    }
+}
+
+fn pool_impl<const MAX: bool>(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    (oh, ow): (usize, usize),
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+) -> Vec<f32> {
     let mut out = vec![0f32; c * oh * ow];
     let area = (kernel.0 * kernel.1) as f32;
     // Padding as values: -inf never wins a max, and average pooling counts the zero padding
-    // (PyTorch's count_include_pad). A padded copy of each row makes the inner loops branch-free.
-    let pad_value = if is_max { f32::NEG_INFINITY } else { 0.0 };
+    // (PyTorch's count_include_pad).
+    let pad_value = if MAX { f32::NEG_INFINITY } else { 0.0 };
     let pw = (ow - 1) * stride.1 + kernel.1;
-    // NaN wins a max (as in PyTorch): once acc is NaN, `v > acc` stays false.
-    let combine = |acc: f32, v: f32| if !is_max { acc + v } else if v > acc || v.is_nan() { v } else { acc };
-    // Per output row: reduce the window's input rows elementwise into a padded row (contiguous,
-    // so it vectorizes), then each output reduces its horizontal window of that row.
+    let n = w.min(pw.saturating_sub(padding.1));
+    // Per output row: reduce the window's input rows elementwise into a padded row, then reduce
+    // each tap of the horizontal windows across all outputs at once (independent lanes, no
+    // per-output dependency chain).
     let body = |row: &mut Vec<f32>, (ch, dst): (usize, &mut [f32])| {
         let src = &x[ch * h * w..(ch + 1) * h * w];
-        let n = w.min(pw.saturating_sub(padding.1));
         row.resize(pw.max(w + padding.1), pad_value);
         for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
             row.fill(pad_value);
@@ -458,13 +485,17 @@ fn pool(
                 }
                 let srow = &src[iy as usize * w..][..n];
                 for (r, &v) in row[padding.1..padding.1 + n].iter_mut().zip(srow) {
-                    *r = combine(*r, v);
+                    *r = pool_combine::<MAX>(*r, v);
                 }
             }
-            for (ox, d) in drow.iter_mut().enumerate() {
-                let win = &row[ox * stride.1..ox * stride.1 + kernel.1];
-                let acc = win.iter().fold(pad_value, |a, &v| combine(a, v));
-                *d = if is_max { acc } else { acc / area };
+            drow.fill(pad_value);
+            for kx in 0..kernel.1 {
+                for (d, &v) in drow.iter_mut().zip(row[kx..].iter().step_by(stride.1)) {
+                    *d = pool_combine::<MAX>(*d, v);
+                }
+            }
+            if !MAX {
+                drow.iter_mut().for_each(|d| *d /= area);
             }
         }
     };
