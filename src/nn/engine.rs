@@ -7,6 +7,8 @@
 //! broadcasts. candle still does batches and training (autograd); both paths are checked against
 //! onnxruntime by the reference tests.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::error::{ComputeContext, Result};
@@ -135,6 +137,14 @@ impl<'m> Engine<'m> {
                 (Op::Sigmoid, _, _) => map(x, |v| 1.0 / (1.0 + (-v).exp())),
                 (Op::Tanh, _, _) => map(x, f32::tanh),
                 (Op::Softmax, s, _) => softmax(x, s),
+                (Op::Add, _, _) if layer.inputs.len() == 2 => {
+                    let y = src(layer.inputs[1]);
+                    if x.len() >= PAR_MIN {
+                        x.par_iter().zip(y).map(|(a, b)| a + b).collect()
+                    } else {
+                        x.iter().zip(y).map(|(a, b)| a + b).collect()
+                    }
+                }
                 (Op::Add, _, _) => {
                     let mut acc = x.to_vec();
                     for &s in &layer.inputs[1..] {
@@ -191,21 +201,39 @@ fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
 }
 
 fn per_channel(x: &[f32], c: usize, plane: usize, f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; c * plane];
-    let body = |(ch, (o, i)): (usize, (&mut [f32], &[f32]))| {
+    if plane == 0 {
+        return Vec::new();
+    }
+    assert_eq!(x.len(), c * plane);
+    let body = |(ch, (o, i)): (usize, (&mut [MaybeUninit<f32>], &[f32]))| {
         for (o, &v) in o.iter_mut().zip(i) {
-            *o = f(ch, v);
+            o.write(f(ch, v));
         }
     };
-    if plane == 0 {
-        return out;
+    // SAFETY: the chunks of `out` and `x` pair up one to one (same length, asserted), and every
+    // element of every chunk is written.
+    unsafe {
+        written(c * plane, |out| {
+            if x.len() >= PAR_MIN {
+                out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(body);
+            } else {
+                out.chunks_mut(plane).zip(x.chunks(plane)).enumerate().for_each(body);
+            }
+        })
     }
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(body);
-    } else {
-        out.chunks_mut(plane).zip(x.chunks(plane)).enumerate().for_each(body);
-    }
-    out
+}
+
+/// A vector of `n` values filled by `fill`, without zeroing it first: the engine allocates every
+/// layer's output on each forward, and zeroing them all was a serial pass over ~30 MB.
+///
+/// # Safety
+/// `fill` must write all `n` elements of the slice it gets.
+unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: all n elements were written (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
 }
 
 fn add_into(acc: &mut [f32], x: &[f32]) {
@@ -241,16 +269,16 @@ fn softmax(x: &[f32], shape: Shape) -> Vec<f32> {
 /// `dst[m, n] = lhs[m, k] * rhs[k, n]`, all row-major. Large products are cut into blocks of
 /// rows or of columns (whichever dimension is longer), one single-threaded gemm per block on the
 /// rayon pool.
-fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
+fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
     assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
     let threads = rayon::current_num_threads();
     if m * n * k < GEMM_PAR_MIN || threads == 1 {
         // SAFETY: whole matrices, sizes asserted above.
-        unsafe { gemm_block(dst.as_mut_ptr(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n) };
+        unsafe { gemm_block(dst.as_mut_ptr().cast(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n) };
         return;
     }
     let blocks = threads * 2;
-    let (dst_p, lhs_p, rhs_p) = (SendPtr(dst.as_mut_ptr()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
+    let (dst_p, lhs_p, rhs_p) = (SendPtr(dst.as_mut_ptr().cast()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
     if n >= m {
         let width = n.div_ceil(blocks).max(16);
         (0..n.div_ceil(width)).into_par_iter().for_each(|b| {
@@ -320,27 +348,40 @@ fn conv2d(
     groups: usize,
 ) -> Vec<f32> {
     if let Some(wg) = &f.winograd {
-        let mut out = vec![0f32; oc * oh * ow];
-        wg.run(x, (h, w), f.bias.as_deref(), &mut out);
-        return out;
+        // SAFETY: Winograd::run writes every output element.
+        return unsafe { written(oc * oh * ow, |out| wg.run(x, (h, w), f.bias.as_deref(), out)) };
     }
     let (cin_g, cout_g) = (c / groups, oc / groups);
     let k = cin_g * kernel.0 * kernel.1;
     let n = oh * ow;
     let pointwise = kernel == (1, 1) && stride == (1, 1) && padding == (0, 0);
-    let mut out = vec![0f32; oc * n];
-    let mut col = if pointwise { Vec::new() } else { vec![0f32; k * n] };
-    for g in 0..groups {
-        let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
-        let rhs: &[f32] = if pointwise {
-            xg
-        } else {
-            im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, &mut col);
-            &col
-        };
-        let wg = &f.weight[g * cout_g * k..(g + 1) * cout_g * k];
-        matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
-    }
+    let mut col = Vec::new();
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        for g in 0..groups {
+            let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
+            let rhs: &[f32] = if pointwise {
+                xg
+            } else {
+                if col.is_empty() {
+                    // SAFETY: im2col writes every element of its k x n matrix.
+                    col = unsafe {
+                        written(k * n, |c| im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, c))
+                    };
+                } else {
+                    // SAFETY: an initialized slice seen as MaybeUninit, which im2col only writes
+                    // (with initialized values).
+                    let c = unsafe { &mut *(&mut col[..] as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                    im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, c);
+                }
+                &col
+            };
+            let wg = &f.weight[g * cout_g * k..(g + 1) * cout_g * k];
+            matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
+        }
+    };
+    // SAFETY: the groups' products cover all of `out`, and gemm (not reading dst) writes each
+    // element of its block.
+    let mut out = unsafe { written(oc * n, fill) };
     if let Some(b) = &f.bias {
         let body = |(co, plane): (usize, &mut [f32])| plane.iter_mut().for_each(|v| *v += b[co]);
         if out.len() >= PAR_MIN {
@@ -362,11 +403,11 @@ fn im2col(
     stride: Pair,
     padding: Pair,
     dilation: Pair,
-    col: &mut [f32],
+    col: &mut [MaybeUninit<f32>],
 ) {
     let n = oh * ow;
     let taps = kernel.0 * kernel.1;
-    let fill = |(row, dst): (usize, &mut [f32])| {
+    let fill = |(row, dst): (usize, &mut [MaybeUninit<f32>])| {
         let (ci, t) = (row / taps, row % taps);
         let (ky, kx) = (t / kernel.1, t % kernel.1);
         let src = &x[ci * h * w..(ci + 1) * h * w];
@@ -374,7 +415,7 @@ fn im2col(
             let iy = (oy * stride.0 + ky * dilation.0) as isize - padding.0 as isize;
             let drow = &mut dst[oy * ow..(oy + 1) * ow];
             if iy < 0 || iy >= h as isize {
-                drow.fill(0.0);
+                drow.fill(MaybeUninit::new(0.0));
                 continue;
             }
             let srow = &src[iy as usize * w..(iy as usize + 1) * w];
@@ -382,14 +423,16 @@ fn im2col(
             let off = (kx * dilation.1) as isize - padding.1 as isize;
             let lo = ((-off).max(0) as usize).div_ceil(stride.1).min(ow);
             let hi = ((w as isize - off).max(0) as usize).div_ceil(stride.1).clamp(lo, ow);
-            drow[..lo].fill(0.0);
-            drow[hi..].fill(0.0);
+            drow[..lo].fill(MaybeUninit::new(0.0));
+            drow[hi..].fill(MaybeUninit::new(0.0));
             let first = (lo * stride.1) as isize + off;
             if stride.1 == 1 {
-                drow[lo..hi].copy_from_slice(&srow[first as usize..][..hi - lo]);
+                for (d, &v) in drow[lo..hi].iter_mut().zip(&srow[first as usize..]) {
+                    d.write(v);
+                }
             } else {
                 for (d, &v) in drow[lo..hi].iter_mut().zip(srow[first as usize..].iter().step_by(stride.1)) {
-                    *d = v;
+                    d.write(v);
                 }
             }
         }

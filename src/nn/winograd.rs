@@ -7,6 +7,8 @@
 //! products `m[oc][36][tiles]`, so each transform step is parallel over whole channels and each of
 //! the 36 products is one strided gemm.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// Output tile edge; input tiles are `TILE + 2` wide.
@@ -80,7 +82,8 @@ impl Winograd {
     }
 
     /// `out[oc][h][w]` = this convolution (stride 1, zero padding 1) of `x[c][h][w]`, plus `bias`.
-    pub fn run(&self, x: &[f32], (h, w): (usize, usize), bias: Option<&[f32]>, out: &mut [f32]) {
+    /// Writes every element of `out[..oc * h * w]`.
+    pub fn run(&self, x: &[f32], (h, w): (usize, usize), bias: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
         let (oc, c) = (self.oc, self.c);
         assert!(x.len() >= c * h * w && out.len() >= oc * h * w);
         let (th, tw) = (h.div_ceil(TILE), w.div_ceil(TILE));
@@ -162,7 +165,7 @@ impl Winograd {
                             for tx in 0..tw {
                                 let ox = tx * TILE + j;
                                 if ox < w {
-                                    dst[ox] = yrow[ty * tw + tx] + b;
+                                    dst[ox].write(yrow[ty * tw + tx] + b);
                                 }
                             }
                         }
@@ -249,8 +252,10 @@ mod tests {
             let wt: Vec<f32> = (0..oc * c * 9).map(|_| rnd()).collect();
             let bias: Vec<f32> = (0..oc).map(|_| rnd()).collect();
             let want = direct(&x, &wt, &bias, (oc, c, h, w));
-            let mut got = vec![f32::NAN; oc * h * w];
+            let mut got = vec![MaybeUninit::new(f32::NAN); oc * h * w];
             Winograd::new(&wt, oc, c).run(&x, (h, w), Some(&bias), &mut got);
+            // SAFETY: initialized above (NaN, so an element `run` skipped would fail the check).
+            let got: Vec<f32> = got.into_iter().map(|v| unsafe { v.assume_init() }).collect();
             let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(worst <= 1e-5 * scale, "{oc}x{c}x{h}x{w}: worst {worst} of {scale}");
