@@ -30,23 +30,35 @@ struct Flat {
     /// Batchnorm folded to `x * scale + shift`.
     scale: Vec<f32>,
     shift: Vec<f32>,
-    /// Set for the convolutions that run as Winograd F(4x4, 3x3) (see [`winograd_fits`]).
+    /// Set for the convolutions that run as Winograd F(4x4, 3x3) (see [`winograd_tile`]).
     winograd: Option<Winograd>,
 }
 
-/// Smallest input side that goes through Winograd. On ResNet-18 (Xeon, 2 threads) it won at
-/// 56x56 (2.2 vs 3.2 ms) and 28x28 (1.6 vs 2.2 ms), tied at 14x14 and lost at 7x7 (5.4 vs
+/// Smallest input side that goes through Winograd F(4x4, 3x3). On ResNet-18 (Xeon, 2 threads) it
+/// won at 56x56 (2.2 vs 3.2 ms) and 28x28 (1.6 vs 2.2 ms), tied at 14x14 and lost at 7x7 (5.4 vs
 /// 1.6 ms): with few tiles the 36 products are thin and the 4x-larger transformed weights dominate.
 const WINOGRAD_MIN_SIDE: usize = 24;
 
-/// Which convolutions go through Winograd: 3x3, stride 1, padding 1, one group, big planes.
-fn winograd_fits(op: &Op, in_shape: Shape) -> bool {
-    let min = WINOGRAD_MIN_SIDE;
-    matches!(
-        (op, in_shape),
-        (Op::Conv2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, .. }, Shape::Chw(_, h, w))
-            if h.min(w) >= min
-    )
+/// Smallest input side for Winograd F(2x2, 3x3) (below [`WINOGRAD_MIN_SIDE`]): at 14x14 it won
+/// (1.1 vs 1.8 ms), at 7x7 it lost (2.35 vs 1.87 ms; 16 tiles, and the weights still grow 1.8x).
+const WINOGRAD2_MIN_SIDE: usize = 8;
+
+/// Winograd's output tile for this convolution (3x3, stride 1, padding 1, one group), if any.
+fn winograd_tile(op: &Op, in_shape: Shape) -> Option<usize> {
+    let w2min = WINOGRAD2_MIN_SIDE;
+    match (op, in_shape) {
+        (Op::Conv2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, .. }, Shape::Chw(_, h, w)) => {
+            let side = h.min(w);
+            if side >= WINOGRAD_MIN_SIDE {
+                Some(4)
+            } else if side >= w2min {
+                Some(2)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 /// A model with its weights prepared for repeated single-input forward passes.
@@ -73,8 +85,10 @@ impl<'m> Engine<'m> {
                     }
                     f.bias = p.bias.as_ref().map(to_vec).transpose().in_layer(&layer.name)?;
                     if let (Op::Conv2d { out_channels, .. }, Shape::Chw(c, _, _)) = (&layer.op, in_shape) {
-                        if winograd_fits(&layer.op, in_shape) && f.weight.len() == out_channels * c * 9 {
-                            f.winograd = Some(Winograd::new(&f.weight, *out_channels, c));
+                        if let Some(tile) = winograd_tile(&layer.op, in_shape)
+                            && f.weight.len() == out_channels * c * 9
+                        {
+                            f.winograd = Some(Winograd::new(&f.weight, *out_channels, c, tile));
                         }
                     }
                 }
