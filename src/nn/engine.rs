@@ -7,12 +7,15 @@
 //! broadcasts. candle still does batches and training (autograd); both paths are checked against
 //! onnxruntime by the reference tests.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::error::{ComputeContext, Result};
 use super::forward::{Activations, batchnorm_affine};
 use super::model::{Model, Op, Pair, Shape, Source};
 use super::weights::Weights;
+use super::winograd::Winograd;
 
 /// Elements below which a loop stays on the calling thread (thread hand-offs cost more).
 const PAR_MIN: usize = 1 << 15;
@@ -27,6 +30,35 @@ struct Flat {
     /// Batchnorm folded to `x * scale + shift`.
     scale: Vec<f32>,
     shift: Vec<f32>,
+    /// Set for the convolutions that run as Winograd F(4x4, 3x3) (see [`winograd_tile`]).
+    winograd: Option<Winograd>,
+}
+
+/// Smallest input side that goes through Winograd F(4x4, 3x3). On ResNet-18 (Xeon, 2 threads) it
+/// won at 56x56 (2.2 vs 3.2 ms) and 28x28 (1.6 vs 2.2 ms), tied at 14x14 and lost at 7x7 (5.4 vs
+/// 1.6 ms): with few tiles the 36 products are thin and the 4x-larger transformed weights dominate.
+const WINOGRAD_MIN_SIDE: usize = 24;
+
+/// Smallest input side for Winograd F(2x2, 3x3) (below [`WINOGRAD_MIN_SIDE`]): at 14x14 it won
+/// (1.1 vs 1.8 ms), at 7x7 it lost (2.35 vs 1.87 ms; 16 tiles, and the weights still grow 1.8x).
+const WINOGRAD2_MIN_SIDE: usize = 8;
+
+/// Winograd's output tile for this convolution (3x3, stride 1, padding 1, one group), if any.
+fn winograd_tile(op: &Op, in_shape: Shape) -> Option<usize> {
+    let w2min = WINOGRAD2_MIN_SIDE;
+    match (op, in_shape) {
+        (Op::Conv2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, .. }, Shape::Chw(_, h, w)) => {
+            let side = h.min(w);
+            if side >= WINOGRAD_MIN_SIDE {
+                Some(4)
+            } else if side >= w2min {
+                Some(2)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 /// A model with its weights prepared for repeated single-input forward passes.
@@ -41,15 +73,24 @@ fn to_vec(t: &candle_core::Tensor) -> candle_core::Result<Vec<f32>> {
 
 impl<'m> Engine<'m> {
     pub fn new(model: &'m Model, weights: &Weights) -> Result<Engine<'m>> {
+        keep_freed_memory();
         let mut flat = Vec::with_capacity(model.layers.len());
         for (layer, p) in model.layers.iter().zip(&weights.layers) {
             let mut f = Flat::default();
+            let in_shape = model.source_shape(layer.inputs[0]);
             match layer.op {
                 Op::Conv2d { .. } | Op::Dense { .. } => {
                     if let Some(w) = &p.weight {
                         f.weight = to_vec(w).in_layer(&layer.name)?;
                     }
                     f.bias = p.bias.as_ref().map(to_vec).transpose().in_layer(&layer.name)?;
+                    if let (Op::Conv2d { out_channels, .. }, Shape::Chw(c, _, _)) = (&layer.op, in_shape) {
+                        if let Some(tile) = winograd_tile(&layer.op, in_shape)
+                            && f.weight.len() == out_channels * c * 9
+                        {
+                            f.winograd = Some(Winograd::new(&f.weight, *out_channels, c, tile));
+                        }
+                    }
                 }
                 Op::BatchNorm2d { eps } => {
                     let (scale, shift) =
@@ -110,6 +151,14 @@ impl<'m> Engine<'m> {
                 (Op::Sigmoid, _, _) => map(x, |v| 1.0 / (1.0 + (-v).exp())),
                 (Op::Tanh, _, _) => map(x, f32::tanh),
                 (Op::Softmax, s, _) => softmax(x, s),
+                (Op::Add, _, _) if layer.inputs.len() == 2 => {
+                    let y = src(layer.inputs[1]);
+                    if x.len() >= PAR_MIN {
+                        x.par_iter().zip(y).map(|(a, b)| a + b).collect()
+                    } else {
+                        x.iter().zip(y).map(|(a, b)| a + b).collect()
+                    }
+                }
                 (Op::Add, _, _) => {
                     let mut acc = x.to_vec();
                     for &s in &layer.inputs[1..] {
@@ -131,6 +180,26 @@ impl<'m> Engine<'m> {
     }
 }
 
+/// Keeps freed memory in the process instead of giving it back to the kernel. Each forward
+/// allocates every layer's output afresh (the caller owns them) and frees the last forward's: with
+/// glibc's defaults the freed ~30 MB of a ResNet-18 is unmapped and the next forward page-faults
+/// it all back (about 5,600 faults per forward; 132 -> 93 ms median on the 2-core dev machine
+/// with these settings). Process-wide, set once; memory use stays at the peak of one forward.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator tunables; both values are in range (the mmap
+            // threshold's maximum is 32 MiB on 64-bit glibc).
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            }
+        });
+    }
+}
+
 fn normalize(model: &Model, raw: &[f32]) -> Vec<f32> {
     let c = model.input.shape.channels();
     let per = raw.len() / c.max(1);
@@ -146,21 +215,39 @@ fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
 }
 
 fn per_channel(x: &[f32], c: usize, plane: usize, f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; c * plane];
-    let body = |(ch, (o, i)): (usize, (&mut [f32], &[f32]))| {
+    if plane == 0 {
+        return Vec::new();
+    }
+    assert_eq!(x.len(), c * plane);
+    let body = |(ch, (o, i)): (usize, (&mut [MaybeUninit<f32>], &[f32]))| {
         for (o, &v) in o.iter_mut().zip(i) {
-            *o = f(ch, v);
+            o.write(f(ch, v));
         }
     };
-    if plane == 0 {
-        return out;
+    // SAFETY: the chunks of `out` and `x` pair up one to one (same length, asserted), and every
+    // element of every chunk is written.
+    unsafe {
+        written(c * plane, |out| {
+            if x.len() >= PAR_MIN {
+                out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(body);
+            } else {
+                out.chunks_mut(plane).zip(x.chunks(plane)).enumerate().for_each(body);
+            }
+        })
     }
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(body);
-    } else {
-        out.chunks_mut(plane).zip(x.chunks(plane)).enumerate().for_each(body);
-    }
-    out
+}
+
+/// A vector of `n` values filled by `fill`, without zeroing it first: the engine allocates every
+/// layer's output on each forward, and zeroing them all was a serial pass over ~30 MB.
+///
+/// # Safety
+/// `fill` must write all `n` elements of the slice it gets.
+unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: all n elements were written (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
 }
 
 fn add_into(acc: &mut [f32], x: &[f32]) {
@@ -196,16 +283,16 @@ fn softmax(x: &[f32], shape: Shape) -> Vec<f32> {
 /// `dst[m, n] = lhs[m, k] * rhs[k, n]`, all row-major. Large products are cut into blocks of
 /// rows or of columns (whichever dimension is longer), one single-threaded gemm per block on the
 /// rayon pool.
-fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
+fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
     assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
     let threads = rayon::current_num_threads();
     if m * n * k < GEMM_PAR_MIN || threads == 1 {
         // SAFETY: whole matrices, sizes asserted above.
-        unsafe { gemm_block(dst.as_mut_ptr(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n) };
+        unsafe { gemm_block(dst.as_mut_ptr().cast(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n) };
         return;
     }
     let blocks = threads * 2;
-    let (dst_p, lhs_p, rhs_p) = (SendPtr(dst.as_mut_ptr()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
+    let (dst_p, lhs_p, rhs_p) = (SendPtr(dst.as_mut_ptr().cast()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
     if n >= m {
         let width = n.div_ceil(blocks).max(16);
         (0..n.div_ceil(width)).into_par_iter().for_each(|b| {
@@ -274,23 +361,41 @@ fn conv2d(
     dilation: Pair,
     groups: usize,
 ) -> Vec<f32> {
+    if let Some(wg) = &f.winograd {
+        // SAFETY: Winograd::run writes every output element.
+        return unsafe { written(oc * oh * ow, |out| wg.run(x, (h, w), f.bias.as_deref(), out)) };
+    }
     let (cin_g, cout_g) = (c / groups, oc / groups);
     let k = cin_g * kernel.0 * kernel.1;
     let n = oh * ow;
     let pointwise = kernel == (1, 1) && stride == (1, 1) && padding == (0, 0);
-    let mut out = vec![0f32; oc * n];
-    let mut col = if pointwise { Vec::new() } else { vec![0f32; k * n] };
-    for g in 0..groups {
-        let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
-        let rhs: &[f32] = if pointwise {
-            xg
-        } else {
-            im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, &mut col);
-            &col
-        };
-        let wg = &f.weight[g * cout_g * k..(g + 1) * cout_g * k];
-        matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
-    }
+    let mut col = Vec::new();
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        for g in 0..groups {
+            let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
+            let rhs: &[f32] = if pointwise {
+                xg
+            } else {
+                if col.is_empty() {
+                    // SAFETY: im2col writes every element of its k x n matrix.
+                    col = unsafe {
+                        written(k * n, |c| im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, c))
+                    };
+                } else {
+                    // SAFETY: an initialized slice seen as MaybeUninit, which im2col only writes
+                    // (with initialized values).
+                    let c = unsafe { &mut *(&mut col[..] as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                    im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, c);
+                }
+                &col
+            };
+            let wg = &f.weight[g * cout_g * k..(g + 1) * cout_g * k];
+            matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
+        }
+    };
+    // SAFETY: the groups' products cover all of `out`, and gemm (not reading dst) writes each
+    // element of its block.
+    let mut out = unsafe { written(oc * n, fill) };
     if let Some(b) = &f.bias {
         let body = |(co, plane): (usize, &mut [f32])| plane.iter_mut().for_each(|v| *v += b[co]);
         if out.len() >= PAR_MIN {
@@ -312,11 +417,11 @@ fn im2col(
     stride: Pair,
     padding: Pair,
     dilation: Pair,
-    col: &mut [f32],
+    col: &mut [MaybeUninit<f32>],
 ) {
     let n = oh * ow;
     let taps = kernel.0 * kernel.1;
-    let fill = |(row, dst): (usize, &mut [f32])| {
+    let fill = |(row, dst): (usize, &mut [MaybeUninit<f32>])| {
         let (ci, t) = (row / taps, row % taps);
         let (ky, kx) = (t / kernel.1, t % kernel.1);
         let src = &x[ci * h * w..(ci + 1) * h * w];
@@ -324,13 +429,25 @@ fn im2col(
             let iy = (oy * stride.0 + ky * dilation.0) as isize - padding.0 as isize;
             let drow = &mut dst[oy * ow..(oy + 1) * ow];
             if iy < 0 || iy >= h as isize {
-                drow.fill(0.0);
+                drow.fill(MaybeUninit::new(0.0));
                 continue;
             }
             let srow = &src[iy as usize * w..(iy as usize + 1) * w];
-            for (ox, d) in drow.iter_mut().enumerate() {
-                let ix = (ox * stride.1 + kx * dilation.1) as isize - padding.1 as isize;
-                *d = if ix >= 0 && ix < w as isize { srow[ix as usize] } else { 0.0 };
+            // Outputs [lo, hi) read inside the row (ix = ox * stride + off); the rest is padding.
+            let off = (kx * dilation.1) as isize - padding.1 as isize;
+            let lo = ((-off).max(0) as usize).div_ceil(stride.1).min(ow);
+            let hi = ((w as isize - off).max(0) as usize).div_ceil(stride.1).clamp(lo, ow);
+            drow[..lo].fill(MaybeUninit::new(0.0));
+            drow[hi..].fill(MaybeUninit::new(0.0));
+            let first = (lo * stride.1) as isize + off;
+            if stride.1 == 1 {
+                for (d, &v) in drow[lo..hi].iter_mut().zip(&srow[first as usize..]) {
+                    d.write(v);
+                }
+            } else {
+                for (d, &v) in drow[lo..hi].iter_mut().zip(srow[first as usize..].iter().step_by(stride.1)) {
+                    d.write(v);
+                }
             }
         }
     };
@@ -375,37 +492,75 @@ fn pool(
     padding: Pair,
     is_max: bool,
 ) -> Vec<f32> {
+    // Monomorphized on max/average so the inner loops are branch-free and vectorize.
+    if is_max {
+        pool_impl::<true>(x, (c, h, w), (oh, ow), kernel, stride, padding)
+    } else {
+        pool_impl::<false>(x, (c, h, w), (oh, ow), kernel, stride, padding)
+    }
+}
+
+/// NaN wins a max (as in PyTorch): once `acc` is NaN, `v > acc` stays false.
+#[inline(always)]
+fn pool_combine<const MAX: bool>(acc: f32, v: f32) -> f32 {
+    if !MAX {
+        acc + v
+    } else if v > acc || v.is_nan() {
+        v
+    } else {
+        acc
+    }
+}
+
+fn pool_impl<const MAX: bool>(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    (oh, ow): (usize, usize),
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+) -> Vec<f32> {
     let mut out = vec![0f32; c * oh * ow];
     let area = (kernel.0 * kernel.1) as f32;
-    let body = |(ch, dst): (usize, &mut [f32])| {
+    // Padding as values: -inf never wins a max, and average pooling counts the zero padding
+    // (PyTorch's count_include_pad).
+    let pad_value = if MAX { f32::NEG_INFINITY } else { 0.0 };
+    let pw = (ow - 1) * stride.1 + kernel.1;
+    let n = w.min(pw.saturating_sub(padding.1));
+    // Per output row: reduce the window's input rows elementwise into a padded row, then reduce
+    // each tap of the horizontal windows across all outputs at once (independent lanes, no
+    // per-output dependency chain).
+    let body = |row: &mut Vec<f32>, (ch, dst): (usize, &mut [f32])| {
         let src = &x[ch * h * w..(ch + 1) * h * w];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut acc = if is_max { f32::NEG_INFINITY } else { 0.0 };
-                for ky in 0..kernel.0 {
-                    let iy = (oy * stride.0 + ky) as isize - padding.0 as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    for kx in 0..kernel.1 {
-                        let ix = (ox * stride.1 + kx) as isize - padding.1 as isize;
-                        if ix < 0 || ix >= w as isize {
-                            continue;
-                        }
-                        let v = src[iy as usize * w + ix as usize];
-                        // NaN wins a max (as in PyTorch): once acc is NaN, `v > acc` stays false.
-                        acc = if !is_max { acc + v } else if v > acc || v.is_nan() { v } else { acc };
-                    }
+        row.resize(pw.max(w + padding.1), pad_value);
+        for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
+            row.fill(pad_value);
+            for ky in 0..kernel.0 {
+                let iy = (oy * stride.0 + ky) as isize - padding.0 as isize;
+                if iy < 0 || iy >= h as isize {
+                    continue;
                 }
-                // Average pooling counts the zero padding (PyTorch's count_include_pad).
-                dst[oy * ow + ox] = if is_max { acc } else { acc / area };
+                let srow = &src[iy as usize * w..][..n];
+                for (r, &v) in row[padding.1..padding.1 + n].iter_mut().zip(srow) {
+                    *r = pool_combine::<MAX>(*r, v);
+                }
+            }
+            drow.fill(pad_value);
+            for kx in 0..kernel.1 {
+                for (d, &v) in drow.iter_mut().zip(row[kx..].iter().step_by(stride.1)) {
+                    *d = pool_combine::<MAX>(*d, v);
+                }
+            }
+            if !MAX {
+                drow.iter_mut().for_each(|d| *d /= area);
             }
         }
     };
     if x.len() >= PAR_MIN {
-        out.par_chunks_mut(oh * ow).enumerate().for_each(body);
+        out.par_chunks_mut(oh * ow).enumerate().for_each_init(Vec::new, body);
     } else {
-        out.chunks_mut(oh * ow).enumerate().for_each(body);
+        let mut row = Vec::new();
+        out.chunks_mut(oh * ow).enumerate().for_each(|a| body(&mut row, a));
     }
     out
 }

@@ -13,6 +13,7 @@ pub mod synthetic;
 pub mod timeline;
 pub mod train;
 pub mod weights;
+mod winograd;
 
 pub use data::{Samples, load_input};
 pub use error::{NnError, Result};
