@@ -13,7 +13,7 @@ use super::draw::{DrawList, NetworkDraw};
 use super::pipeline::{
     BINDING_ATLAS, BINDING_CUBES, BINDING_GLYPHS, BINDING_LINES, BINDING_TILES, BINDING_VALUES, Pipelines,
 };
-use super::resources::{Buffer, Image, full_range};
+use super::resources::{Buffer, Image, full_range, image_barrier};
 use super::swapchain::{Acquired, Swapchain};
 use super::text::Atlas;
 use super::target::Target;
@@ -1030,15 +1030,7 @@ impl Renderer {
         let d = &self.device.device;
         let range = full_range(vk::ImageAspectFlags::COLOR, 1);
         let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
-            vk::ImageMemoryBarrier2::default()
-                .src_stage_mask(src_stage)
-                .src_access_mask(src_access)
-                .dst_stage_mask(dst_stage)
-                .dst_access_mask(dst_access)
-                .old_layout(old)
-                .new_layout(new)
-                .image(image)
-                .subresource_range(range)
+            image_barrier(image, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
         };
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
         // After the acquire semaphore's wait (BLIT stage); the old contents are discarded.
@@ -1124,15 +1116,7 @@ impl Renderer {
         let d = &self.device.device;
         let range = full_range(vk::ImageAspectFlags::COLOR, 2);
         let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
-            vk::ImageMemoryBarrier2::default()
-                .src_stage_mask(src_stage)
-                .src_access_mask(src_access)
-                .dst_stage_mask(dst_stage)
-                .dst_access_mask(dst_access)
-                .old_layout(old)
-                .new_layout(new)
-                .image(image)
-                .subresource_range(range)
+            image_barrier(image, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
         };
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
         let layers = vk::ImageSubresourceLayers::default()
@@ -1203,15 +1187,7 @@ impl Renderer {
         let range = full_range(vk::ImageAspectFlags::COLOR, 1);
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
         let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
-            vk::ImageMemoryBarrier2::default()
-                .src_stage_mask(src_stage)
-                .src_access_mask(src_access)
-                .dst_stage_mask(dst_stage)
-                .dst_access_mask(dst_access)
-                .old_layout(old)
-                .new_layout(new)
-                .image(image)
-                .subresource_range(range)
+            image_barrier(image, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
         };
         let (tw, th) = (target.extent.width as f32, target.extent.height as f32);
         let scale = (extent.width as f32 / tw).min(extent.height as f32 / th);
@@ -1282,15 +1258,7 @@ impl Renderer {
         let range = full_range(vk::ImageAspectFlags::DEPTH, 2);
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
         let barrier = |img, src_stage, src_access, dst_stage, dst_access, old, new| {
-            vk::ImageMemoryBarrier2::default()
-                .src_stage_mask(src_stage)
-                .src_access_mask(src_access)
-                .dst_stage_mask(dst_stage)
-                .dst_access_mask(dst_access)
-                .old_layout(old)
-                .new_layout(new)
-                .image(img)
-                .subresource_range(range)
+            image_barrier(img, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
         };
         let layers = vk::ImageSubresourceLayers::default()
             .aspect_mask(vk::ImageAspectFlags::DEPTH)

@@ -212,3 +212,23 @@ pub fn full_range(aspect: vk::ImageAspectFlags, layers: u32) -> vk::ImageSubreso
         .base_array_layer(0)
         .layer_count(layers)
 }
+
+/// A barrier on `range` of `image`: work in `src` (stage, access) before work in `dst`, with the
+/// layout change `layouts` (old, new).
+pub fn image_barrier(
+    image: vk::Image,
+    range: vk::ImageSubresourceRange,
+    src: (vk::PipelineStageFlags2, vk::AccessFlags2),
+    dst: (vk::PipelineStageFlags2, vk::AccessFlags2),
+    layouts: (vk::ImageLayout, vk::ImageLayout),
+) -> vk::ImageMemoryBarrier2<'static> {
+    vk::ImageMemoryBarrier2::default()
+        .src_stage_mask(src.0)
+        .src_access_mask(src.1)
+        .dst_stage_mask(dst.0)
+        .dst_access_mask(dst.1)
+        .old_layout(layouts.0)
+        .new_layout(layouts.1)
+        .image(image)
+        .subresource_range(range)
+}
