@@ -4,18 +4,18 @@
 //!
 //! Without a Vulkan device these tests fail under CI and print a skip note elsewhere.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::{decode_png, demo_app, in_ci, srgb8};
 use glam::{Vec2, Vec3};
 use netwalk::gfx::colormap::{diverging, viridis};
 use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, NetworkDraw, Renderer, RendererConfig, RgbaImage};
 use netwalk::nn::{Activations, Model, Shape};
 use netwalk::scene::{self, LayerPlacement, LayoutKind};
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
 
 /// A renderer with validation on, or `None` (after a note) when this machine has no Vulkan.
 fn renderer() -> Option<Renderer> {
@@ -75,9 +75,6 @@ fn pixel_at(image: &RgbaImage, at: Vec2) -> [u8; 4] {
     image.pixel(at.x as u32, at.y as u32)
 }
 
-fn srgb8(c: [f32; 3]) -> [u8; 3] {
-    c.map(|v| (v * 255.0).round() as u8)
-}
 
 #[track_caller]
 fn assert_color(got: [u8; 4], want: [u8; 3], what: &str) {
@@ -430,31 +427,7 @@ fn render_rejects_bad_requests() {
     assert_eq!(log.messages(), Vec::<String>::new());
 }
 
-/// The demo network's app with `sample` as its input, as `netwalk snapshot` and `run` make it.
-fn demo_app(sample: usize) -> netwalk::app::App {
-    let model = Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo model");
-    let weights = netwalk::nn::Weights::load(&model).expect("demo weights");
-    let samples = netwalk::nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
-    let timeline = netwalk::nn::timeline::Timeline::load(&model).expect("timeline");
-    let input = samples.image(sample).to_vec();
-    netwalk::app::App::new(model, weights, Some(samples), input, scene::Stage::default(), scene::Scale::WalkIn)
-        .expect("the demo runs")
-        .with_timeline(timeline)
-}
 
-fn decode_png(path: &Path) -> RgbaImage {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("open PNG")));
-    let mut reader = decoder.read_info().expect("PNG header");
-    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut pixels).expect("PNG data");
-    assert_eq!(info.color_type, png::ColorType::Rgba);
-    pixels.truncate(info.buffer_size());
-    RgbaImage {
-        width: info.width,
-        height: info.height,
-        pixels,
-    }
-}
 
 #[test]
 fn snapshot_command_writes_the_network_to_a_png() {
@@ -482,7 +455,7 @@ fn snapshot_command_writes_the_network_to_a_png() {
     // The default camera frames the demo network: the input picture and the first conv block
     // cover their projected centers (whatever the values, no tile has the background color).
     // The room-scale scene `snapshot` (and `run`) shows for sample 1.
-    let app = demo_app(1);
+    let app = demo_app(1, scene::Stage::default());
     let placements = app.placements();
     let camera = app.overview(320.0 / 200.0);
     let background = srgb8(BACKGROUND_SRGB);
@@ -619,7 +592,7 @@ fn snapshot_script_shows_the_selection_and_its_inspect_panel() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     // Aim at the first conv block's center from in front of it, and pull the trigger.
-    let mut app = demo_app(0);
+    let mut app = demo_app(0, scene::Stage::default());
     let conv = app.placements()[1].clone();
     let normal = netwalk::gfx::annotate::block_frame(&conv).z_axis.truncate();
     let origin = conv.center + normal * 0.6;

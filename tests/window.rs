@@ -5,12 +5,13 @@
 //! Each test starts its own Xvfb (on a display number Xvfb picks itself). Without Xvfb or a Vulkan
 //! device these tests print a skip note, except under CI, where they fail.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Lines};
-use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, Renderer, RendererConfig, RgbaImage};
-use netwalk::nn::{self, Model, Weights};
+use common::{decode_png, in_ci, srgb8};
 use netwalk::scene;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
@@ -18,9 +19,6 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::wrapper::ConnectionExt as _;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
 
 /// An Xvfb server of this test; killed on drop.
 struct Xvfb {
@@ -109,35 +107,12 @@ fn netwalk(display: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn decode_png(path: &Path) -> RgbaImage {
-    let decoder = png::Decoder::new(BufReader::new(std::fs::File::open(path).expect("open PNG")));
-    let mut reader = decoder.read_info().expect("PNG header");
-    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut pixels).expect("PNG data");
-    assert_eq!(info.color_type, png::ColorType::Rgba);
-    pixels.truncate(info.buffer_size());
-    RgbaImage {
-        width: info.width,
-        height: info.height,
-        pixels,
-    }
-}
 
-fn srgb8(c: [f32; 3]) -> [u8; 3] {
-    c.map(|v| (v * 255.0).round() as u8)
-}
 
 /// The demo network for sample 0 as `run` shows it (the room-scale scene), and the camera `run`
 /// starts with for a window of `aspect`.
 fn demo_scene(aspect: f32) -> (netwalk::app::App, Camera, Vec<scene::LayerPlacement>) {
-    let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
-    let weights = Weights::load(&model).expect("demo weights");
-    let samples = nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
-    let timeline = netwalk::nn::timeline::Timeline::load(&model).expect("timeline");
-    let input = samples.image(0).to_vec();
-    let app = netwalk::app::App::new(model, weights, Some(samples), input, scene::Stage::default(), scene::Scale::WalkIn)
-        .expect("the demo runs")
-        .with_timeline(timeline);
+    let app = common::demo_app(0, scene::Stage::default());
     let camera = app.overview(aspect);
     let placements = app.placements();
     (app, camera, placements)

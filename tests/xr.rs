@@ -7,6 +7,8 @@
 //! Without the runtime (the setup script fails) these tests print a skip note, except under CI,
 //! where they fail. One runtime at a time (a lock): the machine has few cores.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,13 +17,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use glam::{Quat, Vec3};
-use netwalk::gfx::{BACKGROUND_SRGB, EyeView, Fov, RgbaImage};
-use netwalk::nn::{self, Model};
+use netwalk::gfx::{BACKGROUND_SRGB, EyeView, Fov};
+use common::{decode_png, in_ci};
 use netwalk::scene;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -161,32 +160,13 @@ fn floats_after(line: &str, key: &str, n: usize) -> Vec<f32> {
     v
 }
 
-fn read_png(path: &Path) -> RgbaImage {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("open png")));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut pixels).expect("png data");
-    assert_eq!(info.color_type, png::ColorType::Rgba);
-    pixels.truncate(info.buffer_size());
-    RgbaImage {
-        width: info.width,
-        height: info.height,
-        pixels,
-    }
-}
 
 /// The demo app as `netwalk run` makes it (sample 0, the tray), for a `w`×`d` m play area.
 fn demo_app(w: f32, d: f32) -> netwalk::app::App {
-    let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
-    let weights = nn::Weights::load(&model).expect("demo weights");
-    let samples = nn::Samples::load(&model, model.samples.as_ref().expect("demo samples")).expect("samples");
-    let timeline = netwalk::nn::timeline::Timeline::load(&model).expect("timeline");
-    let input = samples.image(0).to_vec();
     let stage = scene::Stage {
         half_extents: glam::Vec2::new(w / 2.0, d / 2.0),
     };
-    netwalk::app::App::new(model, weights, Some(samples), input, stage, scene::Scale::WalkIn).expect("the demo runs")
-        .with_timeline(timeline)
+    common::demo_app(0, stage)
 }
 
 fn background() -> [u8; 3] {
@@ -243,7 +223,7 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     }
 
     // The swapchain image of frame 60, read back from the runtime's image: left eye | right eye.
-    let image = read_png(&shot);
+    let image = decode_png(&shot);
     let (w, h) = (image.width / 2, image.height);
     assert_eq!((w, h), (320, 240), "Monado's recommended size per eye");
     let eyes: Vec<EyeView> = (0..2)
@@ -455,7 +435,7 @@ fn without_a_runtime_netwalk_falls_back_to_an_overview_png_and_run_xr_fails_clea
         for hint in ["netwalk-overview.png", "--xr", "--desktop", "OpenXR"] {
             assert!(stdout.contains(hint), "{what}: no `{hint}` in {stdout}");
         }
-        let png = read_png(&dir.path().join("netwalk-overview.png"));
+        let png = decode_png(&dir.path().join("netwalk-overview.png"));
         assert_eq!((png.width, png.height), (1280, 720), "{what}");
         // Not an empty picture: the network covers part of it.
         let lit = png.pixels.chunks_exact(4).filter(|p| !near([p[0], p[1], p[2], p[3]], background(), 12)).count();
@@ -474,7 +454,7 @@ fn without_a_runtime_netwalk_falls_back_to_an_overview_png_and_run_xr_fails_clea
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("netwalk-overview.png"), "{stdout}");
-    assert_eq!(read_png(&dir.path().join("netwalk-overview.png")).width, 1280);
+    assert_eq!(decode_png(&dir.path().join("netwalk-overview.png")).width, 1280);
 }
 
 #[test]

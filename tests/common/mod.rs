@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests that render (each test file uses some of them).
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use netwalk::gfx::RgbaImage;
+use netwalk::nn::{self, Model};
+use netwalk::scene::{Scale, Stage};
+
+/// CI is set (and not "false"/"0"): missing tools are failures there, not skips.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// An RGBA PNG as written by `netwalk snapshot` / `--screenshot`.
+pub fn decode_png(path: &Path) -> RgbaImage {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("open PNG")));
+    let mut reader = decoder.read_info().expect("PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut pixels).expect("PNG data");
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    pixels.truncate(info.buffer_size());
+    RgbaImage {
+        width: info.width,
+        height: info.height,
+        pixels,
+    }
+}
+
+/// An sRGB color as the 8-bit values a PNG holds.
+pub fn srgb8(c: [f32; 3]) -> [u8; 3] {
+    c.map(|v| (v * 255.0).round() as u8)
+}
+
+/// The demo network's app as `netwalk run` / `snapshot` make it: `sample` as the input, the
+/// sample tray, the checkpoint timeline, in `stage`.
+pub fn demo_app(sample: usize, stage: Stage) -> netwalk::app::App {
+    let model = Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model");
+    let weights = nn::Weights::load(&model).expect("demo weights");
+    let samples = nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
+    let timeline = nn::timeline::Timeline::load(&model).expect("timeline");
+    let input = samples.image(sample).to_vec();
+    netwalk::app::App::new(model, weights, Some(samples), input, stage, Scale::WalkIn)
+        .expect("the demo runs")
+        .with_timeline(timeline)
+}
