@@ -709,14 +709,19 @@ fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32)
     if !messages.is_empty() {
         bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
     }
+    save_png(&image, out)?;
+    println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
+    Ok(())
+}
+
+/// Writes `image` to `out` through a temporary file, so a failed write leaves no partial PNG.
+fn save_png(image: &gfx::RgbaImage, out: &Path) -> Result<()> {
     let tmp = out.with_extension("png.partial");
     let file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
     image
         .write_png(std::io::BufWriter::new(file))
         .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
-    println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
-    Ok(())
+    std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -942,10 +947,7 @@ fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
     }
     if let Some(out) = &options.screenshot {
         let image = shot.context("the session ended before the screenshot frame was rendered")?;
-        let file = std::fs::File::create(out).with_context(|| format!("{}: cannot write", out.display()))?;
-        image
-            .write_png(std::io::BufWriter::new(file))
-            .with_context(|| format!("{}: cannot write", out.display()))?;
+        save_png(&image, out)?;
         println!("wrote {}x{} screenshot (left eye | right eye) to {}", image.width, image.height, out.display());
     }
     match outcome.end {
@@ -1045,12 +1047,7 @@ fn run_desktop(
         let image = outcome
             .last_frame
             .context("no frame was presented, so there is no screenshot")?;
-        let tmp = out.with_extension("png.partial");
-        let file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
-        image
-            .write_png(std::io::BufWriter::new(file))
-            .with_context(|| format!("{}: cannot write", tmp.display()))?;
-        std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
+        save_png(&image, out)?;
         println!("wrote {}x{} screenshot to {}", image.width, image.height, out.display());
     }
     Ok(())
