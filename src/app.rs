@@ -13,7 +13,7 @@ use crate::nn::model::Checkpoint;
 use crate::nn::timeline::{LoadedCheckpoint, Timeline};
 use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
 use crate::scene::systems::{self, FrameEvents};
-use crate::scene::{LayoutKind, Network, Scale, Scene, SceneDraw, Stage, scene_draw};
+use crate::scene::{LayerPlacement, LayoutKind, Network, Scale, Scene, SceneDraw, Stage, scene_draw};
 
 /// Samples on the tray (at most).
 pub const TRAY_SAMPLES: usize = 10;
@@ -224,6 +224,8 @@ impl App {
         }
         if let Some(raw) = raw {
             self.input = raw;
+            // The change marks were measured on the old input.
+            self.changes = None;
         }
         if raw_changed(&events) {
             self.rerun()?;
@@ -324,12 +326,14 @@ impl App {
             let position = self.scene.checkpoint.as_ref().map(|c| c.position);
             gfx::overlay::timeline_panel(timeline_pose(), &t.info, position, &mut overlay);
         }
-        self.change_marks(&sd, &mut overlay);
+        // The blocks by reference: this runs every frame, and big models have many tiles.
+        let shown: Vec<&LayerPlacement> = sd.blocks.iter().map(|b| &b.placement).collect();
+        self.change_marks(&sd, &shown, &mut overlay);
         let Some((_, draw)) = &self.network else {
             unreachable!("made by refresh_network")
         };
         overlay.cubes.extend(gfx::lod::voxels(
-            &sd.placements(),
+            &shown,
             &draw.styles,
             eye,
             gfx::lod::VOXEL_BUDGET,
@@ -347,7 +351,7 @@ impl App {
 impl App {
     /// While scrubbing: under each block, how much its values changed from the checkpoint before
     /// the nearest one to the nearest one, for the current input (computed once per checkpoint).
-    fn change_marks(&mut self, sd: &SceneDraw, overlay: &mut DrawList) {
+    fn change_marks(&mut self, sd: &SceneDraw, shown: &[&LayerPlacement], overlay: &mut DrawList) {
         let (Some(t), Some(c)) = (&self.timeline, &self.scene.checkpoint) else { return };
         if c.index == 0 || c.index >= t.len() {
             return;
@@ -377,7 +381,7 @@ impl App {
         }
         if let Some((_, changes)) = &self.changes {
             let since = &t.info[c.index - 1].label;
-            gfx::annotate::change_marks(&sd.placements(), changes, since, overlay);
+            gfx::annotate::change_marks(shown, changes, since, overlay);
         }
     }
 }

@@ -159,9 +159,14 @@ pub const CHANGE_LENGTH: f32 = 0.3;
 
 /// Under each block, how much its values changed since the previous checkpoint (`changes[k]`,
 /// relative): a bar as long as the change (full length at 100 %) and its percentage.
-pub fn change_marks(placements: &[LayerPlacement], changes: &[f32], since: &str, list: &mut DrawList) {
+pub fn change_marks<P: std::borrow::Borrow<LayerPlacement>>(
+    placements: &[P],
+    changes: &[f32],
+    since: &str,
+    list: &mut DrawList,
+) {
     let atlas = Atlas::get();
-    for (p, &change) in placements.iter().zip(changes) {
+    for (p, &change) in placements.iter().map(std::borrow::Borrow::borrow).zip(changes) {
         if !change.is_finite() {
             continue;
         }

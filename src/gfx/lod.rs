@@ -2,6 +2,8 @@
 //! tile, so a single neuron is a thing one can see and point at; farther away only the tile's
 //! texture is drawn. The voxels join the cube instances: no extra draw call.
 
+use std::borrow::Borrow;
+
 use glam::Vec3;
 
 use super::draw::{BlockStyle, CubeInstance};
@@ -15,10 +17,16 @@ pub const VOXEL_FILL: f32 = 0.8;
 pub const VOXEL_BUDGET: usize = 65_536;
 
 /// Voxels for the tiles near `eye`, nearest tiles first, at most `budget` in all (whole tiles
-/// only). `styles` are the blocks' value offsets and colors, in placement order.
-pub fn voxels(placements: &[LayerPlacement], styles: &[BlockStyle], eye: Vec3, budget: usize) -> Vec<CubeInstance> {
+/// only). `styles` are the blocks' value offsets and colors, in placement order. Placements may be
+/// given by reference, so a frame need not copy them.
+pub fn voxels<P: Borrow<LayerPlacement>>(
+    placements: &[P],
+    styles: &[BlockStyle],
+    eye: Vec3,
+    budget: usize,
+) -> Vec<CubeInstance> {
     let mut near: Vec<(f32, usize, usize)> = Vec::new();
-    for (b, p) in placements.iter().enumerate() {
+    for (b, p) in placements.iter().map(Borrow::borrow).enumerate() {
         // A picture input (one tile, several channels) stays a texture.
         if p.tiles.len() == 1 && p.tiles[0].h * p.tiles[0].w < styles.get(b).map_or(0, |s| s.len) {
             continue;
@@ -38,7 +46,7 @@ pub fn voxels(placements: &[LayerPlacement], styles: &[BlockStyle], eye: Vec3, b
     near.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut out = Vec::new();
     for (_, b, k) in near {
-        let (p, Some(style)) = (&placements[b], styles.get(b)) else { continue };
+        let (p, Some(style)) = (placements[b].borrow(), styles.get(b)) else { continue };
         let t = &p.tiles[k];
         if out.len() + t.h * t.w > budget {
             break;
