@@ -3,6 +3,9 @@
 //! image changes, and hand the renderer what changed (values once per input, the network's
 //! instances when blocks move, fold or change layout, the overlay every frame).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use glam::{Mat4, Vec3};
 
 use crate::gfx::colormap::Colormap;
@@ -10,6 +13,7 @@ use crate::gfx::{self, DrawList, NetworkDraw, Renderer, TileInstance};
 use crate::input::{InputSnapshot, Script};
 use crate::nn::live::{Feed, LiveEvent};
 use crate::nn::model::Checkpoint;
+use crate::nn::recompute::{self, Done, Recompute, Request, WeightsAt};
 use crate::nn::timeline::{LoadedCheckpoint, Timeline};
 use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
 use crate::scene::systems::{self, FrameEvents};
@@ -46,15 +50,25 @@ pub struct App {
     feed: Option<Feed>,
     /// The feed's messages (skipped files, training's end) since the last [`App::take_messages`].
     messages: Vec<String>,
-    /// The input the network runs on (raw, before normalization).
-    input: Vec<f32>,
+    /// The input the network runs on (raw, before normalization), and a count of its changes.
+    input: Arc<[f32]>,
+    input_gen: u64,
+    /// The weights last asked for (shown once their run is done).
+    wanted: WeightsAt,
+    /// Reruns the network off the frame's thread (`None`: in the frame, before it is drawn).
+    recompute: Option<Recompute>,
+    /// The last run asked for, and the last one shown.
+    requested: u64,
+    shown: u64,
     prev: InputSnapshot,
     /// The network's drawing and the block state it was made for.
     network: Option<(Vec<BlockKey>, NetworkDraw)>,
     /// Where each tray sample's image starts in the uploaded values.
     tray_offsets: Vec<u32>,
-    /// Per-block change between the nearest checkpoint (the index) and the one before it.
-    changes: Option<(usize, Vec<f32>)>,
+    /// Per layer, the change between the nearest checkpoint and the one before it, on the input
+    /// image; keyed by (checkpoint, input count). The key asked for last.
+    changes: Option<((usize, u64), Vec<f32>)>,
+    changes_asked: Option<(usize, u64)>,
     /// The values changed since the last upload.
     values_dirty: bool,
     network_dirty: bool,
@@ -76,18 +90,24 @@ impl App {
         scene.set_sample_tray(samples.as_ref().map_or(0, |s| s.count.min(TRAY_SAMPLES)));
         Ok(App {
             model,
-            weights,
+            weights: weights.clone(),
             samples,
             acts,
             scene,
             timeline: None,
             feed: None,
             messages: Vec::new(),
-            input,
+            wanted: WeightsAt::Given(weights.clone()),
+            input: input.into(),
+            input_gen: 0,
+            recompute: None,
+            requested: 0,
+            shown: 0,
             prev: InputSnapshot::default(),
             network: None,
             tray_offsets: Vec::new(),
             changes: None,
+            changes_asked: None,
             values_dirty: true,
             network_dirty: true,
         })
@@ -106,12 +126,40 @@ impl App {
         self
     }
 
+    /// Reruns the network on a worker thread from now on: scrubbing, new checkpoints and new
+    /// input images no longer hold up the frame; their activations are shown when they are
+    /// ready (the interactive modes; scripted snapshots and replays run in the frame, or
+    /// [`App::settle`]).
+    pub fn start_recompute(&mut self) -> Result<(), NnError> {
+        if self.recompute.is_none() {
+            self.recompute = Some(Recompute::start(&self.model)?);
+        }
+        Ok(())
+    }
+
+    /// Whether a rerun of the network is under way (its activations are not shown yet).
+    pub fn computing(&self) -> bool {
+        self.shown < self.requested
+    }
+
+    /// Waits until what was asked of the worker (activations, change marks) is shown.
+    pub fn settle(&mut self) -> Result<(), NnError> {
+        const PATIENCE: Duration = Duration::from_secs(600);
+        while self.computing() || self.changes_asked.is_some_and(|k| self.changes.as_ref().is_none_or(|c| c.0 != k)) {
+            let Some(done) = self.recompute.as_ref().and_then(|r| r.wait(PATIENCE)) else {
+                return Err(NnError::Usage("the recompute thread did not answer".into()));
+            };
+            self.take(done)?;
+        }
+        Ok(())
+    }
+
     /// Empties the timeline (live training starts a new one) and shows the model's weights.
     pub fn clear_timeline(&mut self) -> Result<(), NnError> {
         self.timeline = None;
         self.model.checkpoints.clear();
         if self.scene.checkpoint.take().is_some() {
-            self.weights = Weights::load(&self.model)?;
+            self.wanted = WeightsAt::Given(Weights::load(&self.model)?);
             self.rerun()?;
         }
         Ok(())
@@ -142,7 +190,7 @@ impl App {
         let timeline = self.timeline.get_or_insert_with(Timeline::empty);
         let index = timeline.push(checkpoint);
         if at_end {
-            self.weights = timeline.weights_at(index as f32)?;
+            self.wanted = timeline.at(index as f32)?;
             self.scene.set_timeline_position(&self.model, index as f32);
             self.rerun()?;
         }
@@ -169,18 +217,60 @@ impl App {
         Ok(())
     }
 
-    /// Reruns the network on the current input and weights, and re-explains the selection.
+    /// Reruns the network on the current input and the wanted weights: at once, or on the worker.
     fn rerun(&mut self) -> Result<(), NnError> {
-        self.acts = nn::forward(&self.model, &self.weights, &self.input)?;
-        systems::refresh_selection(
-            &mut self.scene,
-            &Network {
-                model: &self.model,
-                weights: &self.weights,
-                acts: &self.acts,
-            },
-        )?;
-        self.values_dirty = true;
+        self.requested += 1;
+        self.submit(Request::Run {
+            id: self.requested,
+            weights: self.wanted.clone(),
+            input: self.input.clone(),
+        })
+    }
+
+    fn submit(&mut self, request: Request) -> Result<(), NnError> {
+        match &self.recompute {
+            Some(r) => r.submit(request),
+            None => {
+                let done = recompute::compute(&self.model, request);
+                self.take(done)
+            }
+        }
+    }
+
+    /// What the worker has finished since the last frame (never waits).
+    fn take_results(&mut self) -> Result<(), NnError> {
+        let ready = self.recompute.as_ref().map(Recompute::poll).unwrap_or_default();
+        ready.into_iter().try_for_each(|d| self.take(d))
+    }
+
+    /// Shows a finished run (unless a later one is shown already) and re-explains the
+    /// selection with it; keeps finished change marks.
+    fn take(&mut self, done: Done) -> Result<(), NnError> {
+        match done {
+            Done::Run { id, .. } if id <= self.shown => {}
+            Done::Run { id, result } => {
+                self.shown = id;
+                let (weights, acts) = result?;
+                self.weights = weights;
+                self.acts = acts;
+                systems::refresh_selection(
+                    &mut self.scene,
+                    &Network {
+                        model: &self.model,
+                        weights: &self.weights,
+                        acts: &self.acts,
+                    },
+                )?;
+                self.values_dirty = true;
+            }
+            Done::Change { key, result } => {
+                let changes = result.unwrap_or_else(|e| {
+                    tracing::warn!("change since the previous checkpoint: {e}");
+                    Vec::new()
+                });
+                self.changes = Some((key, changes));
+            }
+        }
         Ok(())
     }
 
@@ -200,12 +290,14 @@ impl App {
             last.time += 1.0 / fps;
             self.step(&last)?;
         }
-        Ok(())
+        self.settle()
     }
 
     /// Runs one frame of the scene systems on `input` (its `time` gives the frame's length). A
-    /// new input image (a tray sample, a drawing) or timeline position reruns the network at once.
+    /// new input image (a tray sample, a drawing) or timeline position reruns the network: at
+    /// once, or on the worker ([`App::start_recompute`]).
     pub fn step(&mut self, input: &InputSnapshot) -> Result<FrameEvents, NnError> {
+        self.take_results()?;
         self.take_feed()?;
         let dt = (input.time - self.prev.time).clamp(0.0, 0.1);
         let net = Network {
@@ -220,12 +312,12 @@ impl App {
             _ => None,
         };
         if let (Some(p), Some(t)) = (events.timeline, &self.timeline) {
-            self.weights = t.weights_at(p)?;
+            self.wanted = t.at(p)?;
         }
         if let Some(raw) = raw {
-            self.input = raw;
+            self.input = raw.into();
             // The change marks were measured on the old input.
-            self.changes = None;
+            self.input_gen += 1;
         }
         if raw_changed(&events) {
             self.rerun()?;
@@ -324,7 +416,7 @@ impl App {
         let mut overlay = gfx::overlay::build(&sd, tray);
         if let Some(t) = &self.timeline {
             let position = self.scene.checkpoint.as_ref().map(|c| c.position);
-            gfx::overlay::timeline_panel(timeline_pose(), &t.info, position, &mut overlay);
+            gfx::overlay::timeline_panel(timeline_pose(), &t.info, position, self.scene.playing, &mut overlay);
         }
         // The blocks by reference: this runs every frame, and big models have many tiles.
         let shown: Vec<&LayerPlacement> = sd.blocks.iter().map(|b| &b.placement).collect();
@@ -353,36 +445,38 @@ impl App {
     /// the nearest one to the nearest one, for the current input (computed once per checkpoint).
     fn change_marks(&mut self, sd: &SceneDraw, shown: &[&LayerPlacement], overlay: &mut DrawList) {
         let (Some(t), Some(c)) = (&self.timeline, &self.scene.checkpoint) else { return };
-        if c.index == 0 || c.index >= t.len() {
+        let index = c.index;
+        if index == 0 || index >= t.len() {
             return;
         }
-        if self.changes.as_ref().is_none_or(|(i, _)| *i != c.index) {
-            let run = |i: usize| {
-                t.weights_at(i as f32)
-                    .and_then(|w| nn::forward(&self.model, &w, &self.input))
+        let key = (index, self.input_gen);
+        if self.changes_asked != Some(key) {
+            self.changes_asked = Some(key);
+            let weights = (t.weights_at((index - 1) as f32), t.weights_at(index as f32));
+            let asked = match weights {
+                (Ok(before), Ok(now)) => self.submit(Request::Change { key, before, now, input: self.input.clone() }),
+                (Err(e), _) | (_, Err(e)) => Err(e),
             };
-            match (run(c.index - 1), run(c.index)) {
-                (Ok(before), Ok(now)) => {
-                    let changes = sd
-                        .blocks
-                        .iter()
-                        .map(|b| match b.placement.source {
-                            nn::Source::Input => f32::NAN,
-                            s => nn::timeline::relative_change(before.source(s), now.source(s)),
-                        })
-                        .collect();
-                    self.changes = Some((c.index, changes));
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!("change since the previous checkpoint: {e}");
-                    self.changes = Some((c.index, Vec::new()));
-                }
+            if let Err(e) = asked {
+                tracing::warn!(checkpoint = index, "change since the previous checkpoint: {e}");
+                self.changes = Some((key, Vec::new()));
             }
         }
-        if let Some((_, changes)) = &self.changes {
-            let since = &t.info[c.index - 1].label;
-            gfx::annotate::change_marks(shown, changes, since, overlay);
+        let Some(t) = &self.timeline else { return };
+        let Some((k, per_layer)) = &self.changes else { return };
+        if *k != key || per_layer.is_empty() {
+            return;
         }
+        let changes: Vec<f32> = sd
+            .blocks
+            .iter()
+            .map(|b| match b.placement.source {
+                nn::Source::Input => f32::NAN,
+                nn::Source::Layer(i) => per_layer.get(i).copied().unwrap_or(f32::NAN),
+            })
+            .collect();
+        let since = &t.info[index - 1].label;
+        gfx::annotate::change_marks(shown, &changes, since, overlay);
     }
 }
 

@@ -225,6 +225,23 @@ enum BenchCommand {
         #[arg(long)]
         stereo: bool,
     },
+    /// Frame time of the app (scene systems, upload, offscreen render) on the demo while it trains
+    /// live in the background, as `netwalk run --train` does, against the same frames without
+    /// training (median, p99); and with the network rerun in the frame instead of on the worker.
+    Train {
+        /// Seconds each of the three runs lasts (frames as fast as they go).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Image size WxH (of each eye with --stereo).
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        size: (u32, u32),
+        /// Both eyes in one multiview pass.
+        #[arg(long)]
+        stereo: bool,
+        /// Training steps between published checkpoints.
+        #[arg(long, default_value_t = 10)]
+        every: usize,
+    },
 }
 
 #[derive(Args)]
@@ -505,6 +522,12 @@ fn run(cli: Cli) -> Result<()> {
                 size,
                 stereo,
             } => bench_render(model, synthetic, frames, size, stereo),
+            BenchCommand::Train {
+                seconds,
+                size,
+                stereo,
+                every,
+            } => bench_train(seconds, size, stereo, every),
         },
     }
 }
@@ -764,6 +787,8 @@ fn run_any(mut app: netwalk::app::App, mode: Mode, options: &RunOptions) -> Resu
     if options.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
+    // Interactive: scrubbing and new checkpoints rerun the network off the frame's thread.
+    app.start_recompute()?;
     if mode != Mode::Desktop {
         match run_xr(&mut app, options) {
             Err(e) if mode == Mode::Auto && e.downcast_ref::<netwalk::xr::XrError>().is_some_and(|e| e.is_unavailable()) => {
@@ -1175,6 +1200,90 @@ fn bench_render(
     line("empty", empty_gpu, empty_cpu);
     if let Some(r) = ratio {
         println!("  scene / empty GPU median: {r:.2}x");
+    }
+    Ok(())
+}
+
+/// One run of `bench train`: frame times (ms) and the checkpoints that arrived meanwhile.
+struct TrainRun {
+    frames: Vec<f64>,
+    checkpoints: usize,
+}
+
+fn bench_train(seconds: f64, (width, height): (u32, u32), stereo: bool, every: usize) -> Result<()> {
+    if every == 0 {
+        bail!("--every must be at least 1");
+    }
+    if !(seconds.is_finite() && (0.5..=3600.0).contains(&seconds)) {
+        bail!("--seconds must be in [0.5, 3600], got {seconds}");
+    }
+    let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
+    let log = renderer.validation_log();
+    let train_set = nn::Samples::load(&load_model(None)?, &nn::demo::demo_train_data()?)?;
+    // training: None = not training; Some(worker) = training, the network rerun on the worker or not.
+    let mut run = |training: Option<bool>| -> Result<TrainRun> {
+        let mut app = build_app(None, 0, &CheckpointArg { checkpoint: None })?;
+        if training != Some(false) {
+            app.start_recompute()?;
+        }
+        if training.is_some() {
+            let cfg = nn::train::LiveConfig {
+                every,
+                ..nn::train::LiveConfig::default()
+            };
+            let heldout = load_samples(&app.model).ok();
+            let feed = nn::live::train(&app.model, train_set.clone(), heldout, cfg)?;
+            app.clear_timeline()?;
+            app = app.with_feed(feed);
+        }
+        let camera = app.overview(width as f32 / height as f32);
+        let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
+        let warmup = 20;
+        let mut times = Vec::new();
+        let mut input = netwalk::input::InputSnapshot::default();
+        let begin = std::time::Instant::now();
+        for i in 0.. {
+            let start = std::time::Instant::now();
+            input.time += 1.0 / 90.0;
+            app.step(&input)?;
+            app.upload(&mut renderer, camera.eye)?;
+            renderer.time_frame(width, height, &views)?;
+            if i >= warmup {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            if begin.elapsed().as_secs_f64() >= seconds && i >= warmup + 10 {
+                break;
+            }
+        }
+        let checkpoints = app.timeline.as_ref().map_or(0, |t| t.len());
+        Ok(TrainRun { frames: times, checkpoints })
+    };
+    let idle = run(None)?;
+    let training = run(Some(true))?;
+    let in_frame = run(Some(false))?;
+    let device = renderer.device_name().to_owned();
+    drop(renderer);
+    let messages = log.messages();
+    if !messages.is_empty() {
+        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+    }
+    let eyes = if stereo { "2 eyes × " } else { "" };
+    println!(
+        "netwalk bench train: demo, {eyes}{width}x{height} on {device}, {} CPU threads; {seconds} s per run; a checkpoint every {every} steps",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let idle_frames = idle.frames.len();
+    let (idle_median, idle_p99) = ms_stats(idle.frames);
+    println!("  not training                  {idle_frames:>6} frames, median {idle_median:.3} ms  p99 {idle_p99:.3} ms");
+    for (what, r) in [("training, rerun on the worker", training), ("training, rerun in the frame ", in_frame)] {
+        let n = r.frames.len();
+        let (median, p99) = ms_stats(r.frames);
+        println!(
+            "  {what} {n:>6} frames, median {median:.3} ms  p99 {p99:.3} ms  ({:+.1}% / {:+.1}% vs not training; {} checkpoints arrived)",
+            (median / idle_median - 1.0) * 100.0,
+            (p99 / idle_p99 - 1.0) * 100.0,
+            r.checkpoints
+        );
     }
     Ok(())
 }

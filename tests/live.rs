@@ -297,3 +297,42 @@ fn live_training_matches_netwalk_train_for_a_seed() {
     .expect("train live");
     assert!(stopped.is_none() && count == 1, "{count}");
 }
+
+#[test]
+fn with_the_worker_the_shown_activations_belong_to_the_shown_weights_and_catch_up() {
+    let model = demo();
+    let n = model.checkpoints.len();
+    let input = {
+        let samples = Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
+        samples.image(0).to_vec()
+    };
+    let mut app = demo_app(model.clone());
+    app.start_recompute().expect("worker");
+    let mut sync = demo_app(model.clone());
+    let mut frame = InputSnapshot::default();
+    // Scrub back a little every frame (the wheel): a new position, so a new run, each frame.
+    frame.scrub = -0.1;
+    for _ in 0..30 {
+        frame.time += 1.0 / 90.0;
+        app.step(&frame).expect("step");
+        sync.step(&frame).expect("step");
+        // Whatever is shown, while runs are under way, is one run: its weights and activations.
+        let shown = nn::forward(&model, &app.weights, &input).expect("forward");
+        assert_eq!(app.acts.layers, shown.layers);
+    }
+    let position = app.scene.checkpoint.as_ref().expect("scrubbed").position;
+    assert!((position - ((n - 1) as f32 - 3.0)).abs() < 1e-4, "{position}");
+    // Both apps ask for the change marks of the checkpoint they are nearest to; once the worker
+    // is done, the worker's app shows what the frame-thread one does.
+    let eye = glam::Vec3::new(0.0, 1.6, 0.0);
+    let _ = app.frame(eye);
+    app.settle().expect("settle");
+    assert!(!app.computing());
+    let want = app.timeline.as_ref().expect("timeline").weights_at(position).expect("weights");
+    assert_eq!(app.acts.layers, nn::forward(&model, &want, &input).expect("forward").layers);
+    assert_eq!(app.acts.layers, sync.acts.layers);
+    let (_, overlay) = app.frame(eye);
+    let (_, want_overlay) = sync.frame(eye);
+    assert!(!want_overlay.glyphs.is_empty());
+    assert_eq!(overlay, want_overlay, "the same change marks, panel and pointer");
+}

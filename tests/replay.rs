@@ -342,3 +342,42 @@ fn the_left_thumbstick_scrubs_the_timeline_and_the_network_follows() {
     assert_eq!(sel["pre_activation"], neuron["pre_activation"], "{sel} vs {neuron}");
     assert_eq!(sel["bias"], neuron["bias"]);
 }
+
+#[test]
+fn a_flick_up_plays_the_timeline_from_the_start_and_a_second_one_pauses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = demo_scene();
+    let n = model.checkpoints.len();
+    let speed = netwalk::scene::systems::PLAY_SPEED;
+    // On the final weights (the end of the timeline), play starts over from the first checkpoint.
+    let flick = |t: f32| {
+        [
+            json!({"t": t, "hand": "left", "thumbstick": [0.0, 1.0]}),
+            json!({"t": t + 0.05, "hand": "left", "thumbstick": [0.0, 0.0]}),
+        ]
+    };
+    let mut events: Vec<Value> = flick(0.5).into();
+    events.extend(flick(2.5));
+    events.push(json!({"t": 4.0, "hand": "right", "select": false}));
+    let state = run_replay(dir.path(), events, &[]);
+    let position = state["checkpoint"]["position"].as_f64().unwrap() as f32;
+    let want = speed * 2.0;
+    assert!(want < (n - 1) as f32);
+    assert!((position - want).abs() < 0.05, "played 2 s then paused for 1.5 s: {position} vs {want}");
+
+    // Played long enough, it stops at the last checkpoint.
+    let mut events: Vec<Value> = flick(0.1).into();
+    events.push(json!({"t": 0.5 + (n as f32) / speed, "hand": "right", "select": false}));
+    let state = run_replay(dir.path(), events, &[]);
+    assert_eq!(state["checkpoint"]["position"].as_f64().unwrap() as f32, (n - 1) as f32);
+
+    // Scrubbing by hand while it plays pauses it where the hand leaves it.
+    let mut events: Vec<Value> = flick(0.1).into();
+    events.push(json!({"t": 1.1, "hand": "left", "thumbstick": [-1.0, 0.0]}));
+    events.push(json!({"t": 1.35, "hand": "left", "thumbstick": [0.0, 0.0]}));
+    events.push(json!({"t": 3.0, "hand": "right", "select": false}));
+    let state = run_replay(dir.path(), events, &[]);
+    let position = state["checkpoint"]["position"].as_f64().unwrap() as f32;
+    let want = speed * 1.0 - netwalk::scene::systems::SCRUB_SPEED * 0.25;
+    assert!((position - want).abs() < 0.05, "{position} vs {want}");
+}

@@ -226,6 +226,7 @@ pub fn timeline_panel(
     stage_from_panel: Mat4,
     info: &[crate::nn::timeline::CheckpointInfo],
     position: Option<f32>,
+    playing: bool,
     list: &mut DrawList,
 ) {
     let n = info.len();
@@ -287,7 +288,20 @@ pub fn timeline_panel(
         Align::Right,
         rgba(LABEL_COLOR),
     ));
+    // The play state, and how to change it.
+    let state = if playing { PLAYING_TEXT } else { PAUSED_TEXT };
+    list.glyphs.extend(atlas.layout(
+        state,
+        text_at((lo.x + hi.x) / 2.0, lo.y - 0.025),
+        0.009,
+        Align::Center,
+        rgba(if playing { MARKER_COLOR } else { LABEL_COLOR }),
+    ));
 }
+
+/// The timeline panel's play-state line.
+pub const PLAYING_TEXT: &str = "playing (Space / left stick up: pause)";
+pub const PAUSED_TEXT: &str = "Space / left stick up: play";
 
 #[cfg(test)]
 mod tests {
@@ -308,7 +322,7 @@ mod tests {
             })
             .collect();
         let mut list = DrawList::default();
-        timeline_panel(Mat4::IDENTITY, &info, Some(2.5), &mut list);
+        timeline_panel(Mat4::IDENTITY, &info, Some(2.5), false, &mut list);
         let count = |c: [f32; 3]| list.lines.iter().filter(|l| l.color[..3] == c).count();
         assert_eq!((count(ACCURACY_COLOR), count(LOSS_COLOR), count(MARKER_COLOR)), (4, 4, 1));
         let marker = list.lines.iter().find(|l| l.color[..3] == MARKER_COLOR).expect("marker");

@@ -399,7 +399,8 @@ pub const WHEEL_SCRUB: f32 = 0.25;
 /// per frame. The mouse is the right controller: its ray goes through the cursor; left button =
 /// select, right button = grab (drag to move the layer), F = fold, L = layout, M = menu (reset
 /// the layout), Backspace = trace back, Tab = walk-in/tabletop, X = expand a block into its
-/// steps, the wheel or left/right arrows = scrub the training timeline. The camera: middle-drag
+/// steps, the wheel or left/right arrows = scrub the training timeline, Space = play/pause it
+/// (the left thumbstick's flick up). The camera: middle-drag
 /// (or Shift + left-drag) looks around, Ctrl + wheel zooms, W/A/S/D move, Q/E down/up, R resets
 /// the view.
 #[derive(Debug, Default)]
@@ -492,7 +493,8 @@ impl DesktopInput {
         // Left/right arrows: the left thumbstick, which scrubs the training timeline.
         let arrows = f32::from(u8::from(self.held.contains(&KeyCode::ArrowRight)))
             - f32::from(u8::from(self.held.contains(&KeyCode::ArrowLeft)));
-        snap.hand_mut(Hand::Left).thumbstick.x = arrows;
+        let space = f32::from(u8::from(self.held.contains(&KeyCode::Space)));
+        snap.hand_mut(Hand::Left).thumbstick = Vec2::new(arrows, space);
         let Some(cursor) = self.cursor.filter(|_| width > 0 && height > 0) else {
             return snap;
         };
@@ -588,6 +590,10 @@ mod tests {
         // The arrows scrub the timeline: the left thumbstick, with or without the cursor.
         input.held.insert(KeyCode::ArrowLeft);
         assert_eq!(input.snapshot(&camera, (800, 600), 2.65).hand(Hand::Left).thumbstick, Vec2::NEG_X);
+        // Space plays/pauses: the left thumbstick pushed up.
+        input.held.insert(KeyCode::Space);
+        assert_eq!(input.snapshot(&camera, (800, 600), 2.655).hand(Hand::Left).thumbstick, Vec2::new(-1.0, 1.0));
+        input.held.remove(&KeyCode::Space);
         // Wheel notches scrub once: the snapshot takes them.
         input.scrub = 2.0 * WHEEL_SCRUB;
         assert_eq!(input.snapshot(&camera, (800, 600), 2.66).scrub, 0.5);

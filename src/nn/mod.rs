@@ -9,6 +9,7 @@ pub mod fuzz;
 pub mod live;
 pub mod model;
 pub mod query;
+pub mod recompute;
 pub mod synthetic;
 pub mod timeline;
 pub mod train;

@@ -130,16 +130,24 @@ impl Timeline {
     /// The weights at `position` (clamped to the timeline): checkpoint `i` at `i`, the linear
     /// mix of `i` and `i + 1` between them.
     pub fn weights_at(&self, position: f32) -> Result<Weights> {
+        self.at(position)?.resolve()
+    }
+
+    /// The weights at `position` as [`Timeline::weights_at`] gives them, left unmixed: cheap to
+    /// make (the checkpoints' tensors are shared), mixed where the work is done.
+    pub fn at(&self, position: f32) -> Result<super::recompute::WeightsAt> {
+        use super::recompute::WeightsAt;
         let p = if position.is_finite() { position.clamp(0.0, self.end()) } else { self.end() };
         let i = p.floor() as usize;
         let t = p - i as f32;
         match (self.weights.get(i), self.weights.get(i + 1)) {
-            (Some(a), _) if t == 0.0 => Ok(a.clone()),
-            (Some(a), Some(b)) => Weights::lerp(a, b, t).map_err(|source| NnError::Compute {
-                layer: format!("checkpoints {i} and {}", i + 1),
-                source,
+            (Some(a), Some(b)) if t > 0.0 => Ok(WeightsAt::Mix {
+                a: a.clone(),
+                b: b.clone(),
+                t,
+                what: format!("checkpoints {i} and {}", i + 1),
             }),
-            (Some(a), None) => Ok(a.clone()),
+            (Some(a), _) => Ok(WeightsAt::Given(a.clone())),
             (None, _) => Err(NnError::Usage("the model has no checkpoints".into())),
         }
     }

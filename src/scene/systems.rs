@@ -12,7 +12,7 @@
 //! under the ray (a 3×3 brush of 1.0, [`FrameEvents::input`]) and `fold` clears the picture.
 //! A right thumbstick flick left walks the selection back to its strongest input (trace), a flick
 //! right switches walk-in/tabletop scale; the left thumbstick's x scrubs the training timeline
-//! ([`scrub`]); a flick down (either hand) expands the pointed-at block into its steps
+//! and its flick up plays/pauses it ([`scrub`]); a flick down (either hand) expands the pointed-at block into its steps
 //! (`conv1+relu1` → `conv1`, `relu1`) or folds a step back into its block.
 
 use glam::{Quat, Vec2, Vec3};
@@ -51,24 +51,56 @@ pub struct FrameEvents {
 
 /// Checkpoints per second at full thumbstick deflection.
 pub const SCRUB_SPEED: f32 = 2.0;
+/// Checkpoints per second while the timeline plays.
+pub const PLAY_SPEED: f32 = 1.0;
 /// Thumbstick deflection below which the timeline stays put.
 pub const SCRUB_DEADZONE: f32 = 0.2;
 
 /// The left thumbstick's x scrubs the training timeline continuously (right: later), and
 /// `InputSnapshot::scrub` steps it (the mouse wheel). From the final weights, the first scrub
-/// starts at the last checkpoint.
-pub fn scrub(scene: &mut Scene, net: &Network, input: &InputSnapshot, dt: f32, events: &mut FrameEvents) {
+/// starts at the last checkpoint. A flick up of the left thumbstick plays or pauses: playing
+/// moves forward [`PLAY_SPEED`] checkpoints a second and stops at the last one (played from the
+/// end, it starts over); scrubbing by hand pauses it.
+pub fn scrub(
+    scene: &mut Scene,
+    net: &Network,
+    input: &InputSnapshot,
+    prev: &InputSnapshot,
+    dt: f32,
+    events: &mut FrameEvents,
+) {
     let n = net.model.checkpoints.len();
-    let x = input.hand(Hand::Left).thumbstick.x;
-    let stick = if x.is_finite() && x.abs() >= SCRUB_DEADZONE { x * SCRUB_SPEED * dt } else { 0.0 };
-    let step = stick + if input.scrub.is_finite() { input.scrub } else { 0.0 };
-    if n == 0 || step == 0.0 {
+    if n == 0 {
+        scene.playing = false;
         return;
     }
-    let start = scene.checkpoint.as_ref().map_or((n - 1) as f32, |c| c.position);
-    let moved = scene.checkpoint.is_none() || (start > 0.0 && step < 0.0) || (start < (n - 1) as f32 && step > 0.0);
+    let end = (n - 1) as f32;
+    let x = input.hand(Hand::Left).thumbstick.x;
+    let stick = if x.is_finite() && x.abs() >= SCRUB_DEADZONE { x * SCRUB_SPEED * dt } else { 0.0 };
+    let by_hand = stick + if input.scrub.is_finite() { input.scrub } else { 0.0 };
+    let mut start = scene.checkpoint.as_ref().map_or(end, |c| c.position);
+    if input.flicked(prev, Hand::Left, Vec2::Y, FLICK) {
+        scene.playing = !scene.playing && n > 1;
+        if scene.playing && start >= end {
+            start = 0.0;
+            if let Some(c) = scene.set_timeline_position(net.model, start) {
+                events.timeline = Some(c.position);
+            }
+        }
+    }
+    if by_hand != 0.0 {
+        scene.playing = false;
+    }
+    let step = if scene.playing { PLAY_SPEED * dt } else { by_hand };
+    if step == 0.0 {
+        return;
+    }
+    let moved = scene.checkpoint.is_none() || (start > 0.0 && step < 0.0) || (start < end && step > 0.0);
     if moved && let Some(c) = scene.set_timeline_position(net.model, start + step) {
         events.timeline = Some(c.position);
+        if c.position >= end {
+            scene.playing = false;
+        }
     }
 }
 
@@ -87,7 +119,7 @@ pub fn update(
     }
     hover(scene, input, &mut events);
     grab(scene, input, prev);
-    scrub(scene, net, input, dt, &mut events);
+    scrub(scene, net, input, prev, dt, &mut events);
     for hand in Hand::BOTH {
         let target = scene.hands[hand_slot(hand)].hover.as_ref().map(|h| h.entity);
         let on_input = scene.hands[hand_slot(hand)].hover.as_ref().is_some_and(|h| h.block == 0);

@@ -205,6 +205,8 @@ pub struct Scene {
     pub selection: Option<NeuronRef>,
     /// The checkpoint whose weights are shown; `None`: the model's final weights.
     pub checkpoint: Option<CheckpointRef>,
+    /// The timeline plays: its position moves forward by itself (see `systems::scrub`).
+    pub playing: bool,
     /// The sample tray's items (see [`Scene::set_sample_tray`]).
     pub tray: Vec<Entity>,
     /// The bundled sample last chosen on the tray; `None`: the input the scene started with.
@@ -247,6 +249,7 @@ impl Scene {
             two_hand: None,
             selection: None,
             checkpoint: None,
+            playing: false,
             tray: Vec::new(),
             sample: None,
             canvas: None,
