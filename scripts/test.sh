@@ -21,10 +21,21 @@ for lib in libX11.so.6:libx11-6 libX11-xcb.so.1:libx11-xcb1 libXcursor.so.1:libx
   libxkbcommon-x11.so.0:libxkbcommon-x11-0; do
   ldconfig -p | grep "${lib%%:*} " >/dev/null || need_apt+=("${lib##*:}")
 done
-if [ ${#need_apt[@]} -gt 0 ]; then
+# The PyTorch exporter tests (tests/pytorch.rs): Debian's torch 1.13 for /usr/bin/python3, without
+# recommends (about 150 MB to download, 650 MB installed), and venv to add safetensors from PyPI below.
+need_torch=()
+has_py_module() { /usr/bin/python3 -c "import importlib.util as u, sys; sys.exit(not u.find_spec('$1'))" 2>/dev/null; }
+has_py_module torch || need_torch+=(python3-torch)
+has_py_module ensurepip || need_torch+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ] || { [ ${#need_torch[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; }; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    if [ ${#need_apt[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    fi
+    if [ ${#need_torch[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_torch[@]}"
+    fi
   else
     echo "scripts/test.sh: please install: ${need_apt[*]}" >&2
     exit 1
@@ -40,6 +51,23 @@ fi
 # environment). Without it the XR tests skip, except under CI, where they fail.
 if [ "$(id -u)" = 0 ]; then
   xr-config/setup-monado.sh >/dev/null || echo "scripts/test.sh: the OpenXR runtime could not be set up" >&2
+fi
+
+# safetensors from PyPI (pinned) in a venv that sees Debian's torch, kept under /var/tmp between runs;
+# tests/pytorch.rs runs tools/netwalk_torch.py with it. Without torch the PyTorch tests skip, except
+# under CI, where they fail.
+torch_venv=/var/tmp/netwalk-torch-venv
+safetensors_version=$(sed -n 's/^safetensors==//p' tools/requirements-torch.txt)
+if has_py_module torch && has_py_module ensurepip; then
+  if ! "$torch_venv/bin/python" -c "import safetensors; assert safetensors.__version__ == '$safetensors_version'" 2>/dev/null; then
+    rm -rf "$torch_venv"
+    { /usr/bin/python3 -m venv --system-site-packages "$torch_venv" &&
+      "$torch_venv/bin/pip" install -q --disable-pip-version-check -r tools/requirements-torch.txt; } ||
+      echo "scripts/test.sh: safetensors could not be installed into $torch_venv" >&2
+  fi
+  export NETWALK_TORCH_PYTHON="$torch_venv/bin/python"
+else
+  echo "scripts/test.sh: /usr/bin/python3 has no torch (Debian: python3-torch): the PyTorch tests will skip" >&2
 fi
 
 # Keep CI's build cache between runs when the machine is reused; a fresh machine builds from scratch.

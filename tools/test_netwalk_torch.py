@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""The PyTorch side of tests/pytorch.rs: builds random models with torch, exports them with
+tools/netwalk_torch.py, and writes PyTorch's own outputs for netwalk to be compared against.
+
+    layers OUT      per case OUT/<case>/: the exported model, input.safetensors (`input`,
+                    the raw [C, H, W] input netwalk normalizes itself) and expected.safetensors
+                    (every layer's PyTorch output in float64 arithmetic, named by the layer,
+                    without the batch dimension; `__output__`: model(x) itself)
+    train MODEL WATCH
+                    exports a small CNN to MODEL, then trains it on random data with a
+                    CheckpointWriter writing into WATCH (a short pause between steps, so a
+                    watcher sees files arrive), leaves a half-written `.tmp` file there as a
+                    writer killed mid-save would, and writes MODEL/manifest.json: each
+                    checkpoint's file, label, step, train_loss and heldout_accuracy as written,
+                    and MODEL/final.safetensors (`input`, and `output`: the trained model's output)
+    unsupported     tries models netwalk cannot express; prints one line per case,
+                    `<expected module>\\t<error message>`, and fails if one exports
+    bad_model       (a factory for the CLI test: a MaxPool2d with ceil_mode=True)
+"""
+
+import json
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import netwalk_torch  # noqa: E402
+
+
+def randomize_batchnorm(model: nn.Module) -> None:
+    """Random affine parameters and running statistics, so eval-mode batchnorm is not ~identity."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0.0, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                if m.weight is not None:
+                    m.weight.normal_(1.0, 0.3)
+                    m.bias.normal_(0.0, 0.3)
+
+
+def sequential_cnn() -> nn.Module:
+    """A nested nn.Sequential covering conv (stride, padding, groups, dilation, no bias), bn,
+    relu/sigmoid/tanh, max/avg pooling with padding, flatten, dropout, linear, softmax."""
+    features = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8, eps=1e-3),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4),      # 16 -> 8
+        nn.Sigmoid(),
+        nn.MaxPool2d(3, stride=2, padding=1),                   # 8 -> 4
+        nn.Conv2d(8, 12, (3, 1), padding=(2, 0), dilation=(2, 1), bias=False),
+        nn.BatchNorm2d(12),
+        nn.Tanh(),
+        nn.AvgPool2d(3, stride=1, padding=1),                   # counts the padding
+        nn.Dropout2d(0.5),
+    )
+    classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(12 * 4 * 4, 16), nn.ReLU(),
+                               nn.Identity(), nn.Linear(16, 10), nn.Softmax(dim=1))
+    return nn.Sequential(features, classifier)
+
+
+class ResidualCNN(nn.Module):
+    """A module whose forward chains its children with a residual add, a channel concat,
+    functional activations, adaptive pooling, a channel softmax and torch.flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 6, 5, stride=1, padding=2), nn.BatchNorm2d(6), nn.ReLU())
+        self.block = nn.Conv2d(6, 6, 3, padding="same")
+        self.squeeze = nn.Conv2d(12, 4, 1)
+        self.pool = nn.AdaptiveAvgPool2d(3)      # 12x12 -> 3x3: avgpool2d kernel 4
+        self.channels = nn.Softmax(dim=1)        # over channels
+        self.gap = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.stem(x)
+        b = F.relu(self.block(a) + a)
+        c = torch.cat([a, b], dim=1)
+        d = self.pool(self.squeeze(c).tanh())
+        e = self.gap(self.channels(d))
+        return torch.sigmoid(self.fc(torch.flatten(e, 1)))
+
+
+def reference_outputs(model: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Every traced node's output, named as the exporter names layers (module path for modules,
+    the fx node name otherwise); computed by PyTorch itself."""
+    gm = torch.fx.GraphModule(model, netwalk_torch._Tracer().trace(model))
+    outs: Dict[str, torch.Tensor] = {}
+
+    class Record(torch.fx.Interpreter):
+        def run_node(self, n: torch.fx.Node):
+            r = super().run_node(n)
+            if isinstance(r, torch.Tensor) and n.op in ("call_module", "call_function", "call_method"):
+                outs[str(n.target) if n.op == "call_module" else n.name] = r.clone()  # before in-place ops
+            return r
+
+    with torch.no_grad():
+        Record(gm).run(x)
+        outs["__output__"] = model(x)
+    return outs
+
+
+def cmd_layers(out: Path) -> None:
+    torch.manual_seed(7)
+    cases = {
+        "sequential": (sequential_cnn(), (3, 16, 16), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        "residual": (ResidualCNN(), (1, 12, 12), [0.5], [0.25]),
+    }
+    for case, (model, shape, mean, std) in cases.items():
+        randomize_batchnorm(model)
+        model.eval()
+        d = out / case
+        netwalk_torch.export(model, shape, d, name=case, mean=mean, std=std)
+        raw = torch.rand(shape)
+        save_file({"input": raw.contiguous()}, str(d / "input.safetensors"))
+        m = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1)
+        x = ((raw.double() - m) / s).unsqueeze(0)
+        outs = reference_outputs(model.double(), x)
+        save_file({k: v[0].float().contiguous() for k, v in outs.items()}, str(d / "expected.safetensors"))
+        print(f"{case}: {len(outs) - 1} outputs")
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * 4 * 4, 3), nn.Softmax(dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def cmd_train(model_dir: Path, watch: Path) -> None:
+    torch.manual_seed(3)
+    model = SmallCNN()
+    images = torch.rand(24, 1, 8, 8)
+    labels = torch.randint(0, 3, (24,))
+    netwalk_torch.export(model, (1, 8, 8), model_dir, classes=["a", "b", "c"], samples=images[:6],
+                         labels=labels[:6])
+    writer = netwalk_torch.CheckpointWriter(model, watch, every=3, steps_per_epoch=6)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    manifest = []
+
+    def record(path, label, step, loss, accuracy):
+        manifest.append({"file": path.name, "label": label, "step": step, "train_loss": loss,
+                         "heldout_accuracy": accuracy})
+
+    record(writer.save("init"), "init", 0, None, None)
+    losses = []
+    for step in range(1, 10):
+        model.train()
+        i = (step * 4) % 24
+        out = model.classifier[:-1](model.features(images[i:i + 4]))   # logits
+        loss = F.cross_entropy(out, labels[i:i + 4])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        accuracy = None
+        if step % 3 == 0:
+            model.eval()
+            with torch.no_grad():
+                accuracy = (model(images[:6]).argmax(1) == labels[:6]).float().mean().item()
+        path = writer.step(loss=loss.item(), accuracy=accuracy)
+        if path is not None:
+            record(path, f"step {step}", step, sum(losses) / len(losses), accuracy)
+            losses = []
+        time.sleep(0.25)
+    # A writer killed in the middle of a save leaves this behind: never to be read.
+    final = writer.dir / f"ckpt-{writer.count:06d}.safetensors"
+    tmp = final.with_name(final.name + ".tmp")
+    tmp.write_bytes(writer.written[-1].read_bytes()[:100])
+    model.eval()
+    x = torch.rand(1, 1, 8, 8)
+    with torch.no_grad():
+        save_file({"input": x[0].contiguous(), "output": model(x)[0].contiguous()},
+                  str(model_dir / "final.safetensors"))
+    (model_dir / "manifest.json").write_text(json.dumps({"checkpoints": manifest, "tmp": tmp.name}, indent=1))
+    print(f"{len(manifest)} checkpoints in {watch}")
+
+
+def bad_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)))
+
+
+def cmd_unsupported() -> None:
+    class Gated(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return y * torch.sigmoid(y)
+
+    cases = [
+        ("1.1", bad_model()),
+        ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU())))),
+        ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, padding=1, count_include_pad=False))),
+        ("0", nn.Sequential(nn.Conv2d(3, 4, 3, padding_mode="reflect", padding=1))),
+        ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Softmax(dim=0))),
+        ("gate", nn.Sequential(OrderedDict(gate=Gated()))),
+    ]
+    failed = False
+    for expected, model in cases:
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                netwalk_torch.export(model, (3, 8, 8), d)
+        except netwalk_torch.ExportError as e:
+            print(f"{expected}\t{e}")
+        else:
+            print(f"{expected}\texported, but netwalk cannot run it", file=sys.stderr)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+def main() -> None:
+    cmd, args = sys.argv[1], [Path(a) for a in sys.argv[2:]]
+    if cmd == "layers":
+        cmd_layers(*args)
+    elif cmd == "train":
+        cmd_train(*args)
+    elif cmd == "unsupported":
+        cmd_unsupported()
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
