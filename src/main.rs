@@ -184,6 +184,9 @@ enum Command {
         /// Frames per second the systems run at.
         #[arg(long, default_value_t = 90.0)]
         fps: f32,
+        /// Start on a checkpoint's weights (the script scrubs from there).
+        #[command(flatten)]
+        ckpt: CheckpointArg,
     },
     /// Benchmarks.
     Bench {
@@ -506,7 +509,8 @@ fn run(cli: Cli) -> Result<()> {
             state_out,
             sample,
             fps,
-        } => replay(model, &script, &state_out, sample, fps),
+            ckpt,
+        } => replay(model, &script, &state_out, sample, fps, &ckpt),
         Command::Bench { what } => match what {
             BenchCommand::Forward {
                 model,
@@ -1078,13 +1082,20 @@ fn run_desktop(
     Ok(())
 }
 
-fn replay(model: Option<PathBuf>, script: &Path, state_out: &Path, sample: usize, fps: f32) -> Result<()> {
+fn replay(
+    model: Option<PathBuf>,
+    script: &Path,
+    state_out: &Path,
+    sample: usize,
+    fps: f32,
+    ckpt: &CheckpointArg,
+) -> Result<()> {
     if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
         bail!("--fps must be a number in (0, 1000], got {fps}");
     }
     // The script first: a bad one fails before any work, and no state file is written.
     let script = netwalk::input::Script::load(script)?;
-    let mut app = build_app(model, sample, &CheckpointArg { checkpoint: None })?;
+    let mut app = build_app(model, sample, ckpt)?;
     app.play(&script, fps)?;
     let net = scene::Network {
         model: &app.model,

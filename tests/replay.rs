@@ -381,3 +381,34 @@ fn a_flick_up_plays_the_timeline_from_the_start_and_a_second_one_pauses_it() {
     let want = speed * 1.0 - netwalk::scene::systems::SCRUB_SPEED * 0.25;
     assert!((position - want).abs() < 0.05, "{position} vs {want}");
 }
+
+#[test]
+fn replay_starts_on_the_chosen_checkpoint_and_scrubs_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = demo_scene();
+    let label = model.checkpoints[2].label.clone();
+    // By index and by label: the same start.
+    let idle = vec![json!({"t": 0.5, "hand": "right", "select": false})];
+    for key in ["2", label.as_str()] {
+        let state = run_replay(dir.path(), idle.clone(), &["--checkpoint", key]);
+        assert_eq!(state["checkpoint"], json!({"index": 2, "label": label, "position": 2.0}), "{key}");
+    }
+    // One wheel step forward from there.
+    let mut events = idle;
+    events.insert(0, json!({"t": 0.1, "hand": "left", "thumbstick": [1.0, 0.0]}));
+    events.insert(1, json!({"t": 0.35, "hand": "left", "thumbstick": [0.0, 0.0]}));
+    let state = run_replay(dir.path(), events, &["--checkpoint", "2"]);
+    let position = state["checkpoint"]["position"].as_f64().unwrap() as f32;
+    let want = 2.0 + netwalk::scene::systems::SCRUB_SPEED * 0.25;
+    assert!((position - want).abs() < 0.05, "{position} vs {want}");
+    // A checkpoint the model does not have: one line naming it, no state.
+    let state = dir.path().join("none.json");
+    let script = dir.path().join("script.json");
+    let o = netwalk(&[
+        "replay", "--script", script.to_str().unwrap(), "--state-out", state.to_str().unwrap(), "--checkpoint", "nope",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("nope"), "{err}");
+    assert!(!state.exists());
+}
