@@ -232,9 +232,12 @@ enum BenchCommand {
     /// live in the background, as `netwalk run --train` does, against the same frames without
     /// training (median, p99); and with the network rerun in the frame instead of on the worker.
     Train {
-        /// Seconds each of the three runs lasts (frames as fast as they go).
-        #[arg(long, default_value_t = 10.0)]
+        /// Seconds each run lasts (frames as fast as they go).
+        #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+        /// Rounds of the three runs, interleaved (shared machines drift).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Image size WxH (of each eye with --stereo).
         #[arg(long, default_value = "1280x720", value_parser = parse_size)]
         size: (u32, u32),
@@ -528,10 +531,11 @@ fn run(cli: Cli) -> Result<()> {
             } => bench_render(model, synthetic, frames, size, stereo),
             BenchCommand::Train {
                 seconds,
+                rounds,
                 size,
                 stereo,
                 every,
-            } => bench_train(seconds, size, stereo, every),
+            } => bench_train(seconds, rounds, size, stereo, every),
         },
     }
 }
@@ -1221,9 +1225,9 @@ struct TrainRun {
     checkpoints: usize,
 }
 
-fn bench_train(seconds: f64, (width, height): (u32, u32), stereo: bool, every: usize) -> Result<()> {
-    if every == 0 {
-        bail!("--every must be at least 1");
+fn bench_train(seconds: f64, rounds: usize, (width, height): (u32, u32), stereo: bool, every: usize) -> Result<()> {
+    if every == 0 || rounds == 0 {
+        bail!("--every and --rounds must be at least 1");
     }
     if !(seconds.is_finite() && (0.5..=3600.0).contains(&seconds)) {
         bail!("--seconds must be in [0.5, 3600], got {seconds}");
@@ -1269,9 +1273,15 @@ fn bench_train(seconds: f64, (width, height): (u32, u32), stereo: bool, every: u
         let checkpoints = app.timeline.as_ref().map_or(0, |t| t.len());
         Ok(TrainRun { frames: times, checkpoints })
     };
-    let idle = run(None)?;
-    let training = run(Some(true))?;
-    let in_frame = run(Some(false))?;
+    let mut runs: [TrainRun; 3] = std::array::from_fn(|_| TrainRun { frames: Vec::new(), checkpoints: 0 });
+    for _ in 0..rounds {
+        for (i, training) in [None, Some(true), Some(false)].into_iter().enumerate() {
+            let r = run(training)?;
+            runs[i].frames.extend(r.frames);
+            runs[i].checkpoints += r.checkpoints;
+        }
+    }
+    let [idle, training, in_frame] = runs;
     let device = renderer.device_name().to_owned();
     drop(renderer);
     let messages = log.messages();
@@ -1280,7 +1290,7 @@ fn bench_train(seconds: f64, (width, height): (u32, u32), stereo: bool, every: u
     }
     let eyes = if stereo { "2 eyes × " } else { "" };
     println!(
-        "netwalk bench train: demo, {eyes}{width}x{height} on {device}, {} CPU threads; {seconds} s per run; a checkpoint every {every} steps",
+        "netwalk bench train: demo, {eyes}{width}x{height} on {device}, {} CPU threads; {rounds} rounds of {seconds} s per run; a checkpoint every {every} steps",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let idle_frames = idle.frames.len();

@@ -585,6 +585,34 @@ fn bench_render_reports_gpu_and_cpu_times_with_constant_draw_calls() {
 }
 
 #[test]
+fn bench_train_reports_three_runs_and_the_checkpoints_that_arrived() {
+    if renderer().is_none() {
+        return;
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args(["bench", "train", "--seconds", "0.5", "--rounds", "1", "--size", "64x48", "--every", "1"])
+        .env("NETWALK_VALIDATION", "1")
+        .output()
+        .expect("run netwalk");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("netwalk bench train: demo, 64x48 on "), "{out}");
+    for (line, what) in lines[1..].iter().zip(["not training", "training, rerun on the worker", "training, rerun in the frame"]) {
+        assert!(line.trim_start().starts_with(what) && line.contains("median") && line.contains("p99"), "{out}");
+    }
+    for line in &lines[2..] {
+        let n = line.split("; ").nth(1).and_then(|t| t.strip_suffix(" checkpoints arrived)"));
+        assert!(n.is_some_and(|n| n.parse::<usize>().is_ok()), "no checkpoint count: {line}");
+    }
+    // Bad arguments: one line, no panic.
+    let o = Command::new(env!("CARGO_BIN_EXE_netwalk")).args(["bench", "train", "--every", "0"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--every"));
+}
+
+#[test]
 fn snapshot_script_shows_the_selection_and_its_inspect_panel() {
     use netwalk::gfx::overlay::PANEL_COLOR;
     if renderer().is_none() {
