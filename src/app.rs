@@ -361,7 +361,8 @@ impl App {
         let keys: Vec<BlockKey> = sd.blocks.iter().map(|b| (b.stage_from_block, b.fold, b.layout)).collect();
         let stale = self.values_dirty || self.network.as_ref().is_none_or(|(k, _)| *k != keys);
         if stale {
-            let mut draw = NetworkDraw::new(&self.model, &self.acts, &sd.placements());
+            let reuse = self.network.take().map(|(_, d)| d.values).unwrap_or_default();
+            let mut draw = NetworkDraw::new_into(&self.model, &self.acts, &sd.placements(), reuse);
             // The tray's pictures after the network's values.
             self.tray_offsets.clear();
             if let Some(s) = &self.samples {
@@ -400,16 +401,15 @@ impl App {
     /// values and the network's instances when they changed, the overlay always.
     pub fn upload(&mut self, renderer: &mut Renderer, eye: Vec3) -> gfx::Result<()> {
         let (network, overlay) = self.frame(eye);
-        if let Some((values, list)) = network {
-            renderer.set_values(&values)?;
-            renderer.set_draw_list(&list)?;
+        if let Some(draw) = network {
+            renderer.set_network(draw)?;
         }
         renderer.set_overlay(&overlay)
     }
 
     /// This frame's drawing as data: the network's values and instances when they changed since
     /// the last call, and the overlay.
-    pub fn frame(&mut self, eye: Vec3) -> (Option<(Vec<f32>, DrawList)>, DrawList) {
+    pub fn frame(&mut self, eye: Vec3) -> (Option<&NetworkDraw>, DrawList) {
         let sd = self.scene_draw();
         self.refresh_network(&sd);
         let tray = self.tray_tiles(&sd);
@@ -432,7 +432,7 @@ impl App {
         ));
         let network = if std::mem::take(&mut self.network_dirty) {
             self.values_dirty = false;
-            Some((draw.values.clone(), draw.list.clone()))
+            Some(draw)
         } else {
             None
         };
