@@ -20,17 +20,18 @@ layout(push_constant) uniform Pass {
     float smoothing;
 } pass;
 
-// Bilinear density of slice `slice` (first cell) at grid position `at` (cell centers at i + 0.5).
-float sample_density(uint slice, uint side, vec2 at) {
+// The gradient (per cell) of the bilinear interpolation of slice `slice`'s density (first cell)
+// at grid position `at` (cell centers at i + 0.5).
+vec2 density_gradient(uint slice, uint side, vec2 at) {
     vec2 c = clamp(at - 0.5, vec2(0.0), vec2(float(side) - 1.0));
-    uvec2 i0 = uvec2(floor(c));
-    uvec2 i1 = min(i0 + 1u, uvec2(side - 1u));
+    uvec2 i0 = min(uvec2(floor(c)), uvec2(side - 2u));
+    uvec2 i1 = i0 + 1u;
     vec2 f = c - vec2(i0);
     float d00 = density[slice + i0.y * side + i0.x];
     float d10 = density[slice + i0.y * side + i1.x];
     float d01 = density[slice + i1.y * side + i0.x];
     float d11 = density[slice + i1.y * side + i1.x];
-    return mix(mix(d00, d10, f.x), mix(d01, d11, f.x), f.y);
+    return vec2(mix(d10 - d00, d11 - d01, f.y), mix(d01 - d00, d11 - d10, f.x));
 }
 
 void main() {
@@ -50,9 +51,7 @@ void main() {
         vec3 rel = straight_point(e, k) - g.origin.xyz;
         vec2 at = (vec2(dot(rel, g.e1.xyz), dot(rel, g.e2.xyz)) + o) / cell;
         uint slice = g.grid.x + (k - 1u) * side * side;
-        vec2 grad = 0.5 * vec2(
-            sample_density(slice, side, at + vec2(1.0, 0.0)) - sample_density(slice, side, at - vec2(1.0, 0.0)),
-            sample_density(slice, side, at + vec2(0.0, 1.0)) - sample_density(slice, side, at - vec2(0.0, 1.0)));
+        vec2 grad = density_gradient(slice, side, at);
         float len = length(grad);
         // Where the density is flat (no neighbours near) the step shrinks with the gradient.
         vec2 dir = grad / max(len, 1e-4);

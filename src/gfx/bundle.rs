@@ -500,8 +500,9 @@ impl Bundler {
                 .name(c"main"),
         ];
         let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
+        // One strip per edge (instance): two vertices per curve point.
         let assembly =
-            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
+            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_STRIP);
         let viewport = vk::PipelineViewportStateCreateInfo::default()
             .viewport_count(1)
             .scissor_count(1);
@@ -777,6 +778,16 @@ impl Bundler {
         Ok(())
     }
 
+    /// Asks for `work` (a full recompute wins over an incremental update).
+    pub fn request(&self, work: Work) {
+        let mut p = self.pending.get();
+        p.work = match (p.work, work) {
+            (Some(Work::Full), _) | (_, Work::Full) => Some(Work::Full),
+            _ => Some(Work::Incremental),
+        };
+        self.pending.set(p);
+    }
+
     /// Takes what must be done before the next draw (the caller records it).
     pub fn take_pending(&self) -> Pending {
         self.pending.take()
@@ -962,7 +973,7 @@ impl Bundler {
             return false;
         }
         let d = &device.device;
-        let vertices = SEGMENTS * 6;
+        let vertices = (SEGMENTS + 1) * 2;
         // SAFETY: per the function's contract.
         unsafe {
             d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.draw_layout, 0, &[self.set], &[]);

@@ -535,6 +535,11 @@ impl Renderer {
         self.bundle.set_highlight(&self.device, &mut self.allocator, edges)
     }
 
+    /// Asks for a full recompute of the bundle (from straight lines) before the next frame.
+    pub fn rebundle(&mut self) {
+        self.bundle.request(super::bundle::Work::Full);
+    }
+
     /// Most edges this device can bundle at once.
     pub fn max_bundled_edges(&self) -> usize {
         self.bundle.max_edges()
