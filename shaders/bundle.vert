@@ -4,8 +4,8 @@
 #include "bundle.glsl"
 
 // Bundled edges as camera-facing ribbons: instance = edge (or, for the highlight, an entry of the
-// highlight list), one triangle strip of two vertices per curve point (either side of it, across
-// the curve's tangent there and the line of sight).
+// highlight list), two triangles per segment, each point's corners either side of it, across the
+// curve's tangent there and the line of sight (so consecutive segments share their corners).
 
 layout(constant_id = 0) const bool HIGHLIGHT = false;
 
@@ -16,6 +16,11 @@ layout(push_constant) uniform Views {
 layout(std430, set = 0, binding = 8) readonly buffer Highlight { uint highlighted[]; };
 
 layout(location = 0) out vec4 out_color;
+
+// Two triangles per segment: x 0 at its start point, 1 at its end; y across (-1, 1).
+const vec2 CORNERS[6] = vec2[](
+    vec2(0.0, -1.0), vec2(1.0, -1.0), vec2(1.0, 1.0),
+    vec2(0.0, -1.0), vec2(1.0, 1.0), vec2(0.0, 1.0));
 
 // The viewer's position: the point clip_from_world sends to x = y = w = 0 (rows 0, 1 and 3 of
 // the matrix give three planes through it). Cheaper per vertex than common.glsl's inverse().
@@ -31,18 +36,14 @@ vec3 eye_position(mat4 m) {
 
 void main() {
     uint edge = HIGHLIGHT ? highlighted[gl_InstanceIndex] : uint(gl_InstanceIndex);
-    uint k = uint(gl_VertexIndex) / 2u;
-    float side = (gl_VertexIndex % 2 == 0) ? -1.0 : 1.0;
+    vec2 corner = CORNERS[uint(gl_VertexIndex) % 6u];
+    uint k = uint(gl_VertexIndex) / 6u + uint(corner.x);
+    float side = corner.y;
     Edge e = edges[edge];
     Group g = groups[edge_group(e)];
     float v = values[edge];
     float share = clamp(abs(v) * g.e1.w, 0.0, 1.0);
-    if (isnan(share) || share < params.threshold) {
-        // Hidden: every vertex at one point outside the view, so nothing is drawn.
-        gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
-        out_color = vec4(0.0);
-        return;
-    }
+    bool hidden = isnan(share) || share < params.threshold;
     float s = params.strength;
     vec3 at = curve_point(edge, k, s);
     vec3 tangent = curve_point(edge, min(k + 1u, SEGMENTS), s) - curve_point(edge, k == 0u ? 0u : k - 1u, s);
@@ -54,6 +55,8 @@ void main() {
     float width = params.width * (HIGHLIGHT ? 2.5 : 1.0);
     // Premultiplied for additive blending; the highlight is opaque.
     float alpha = HIGHLIGHT ? 1.0 : clamp(share * g.e2.w * params.opacity, 0.0, 1.0);
-    out_color = vec4(rgb * alpha, alpha);
-    gl_Position = clip_from_world * vec4(at + across * (0.5 * width * side), 1.0);
+    // Hidden: every vertex at one point outside the view, so nothing is drawn. (Selected, not
+    // branched: each output is written once, which lavapipe needs to lower multiview.)
+    out_color = hidden ? vec4(0.0) : vec4(rgb * alpha, alpha);
+    gl_Position = hidden ? vec4(2.0, 2.0, 2.0, 1.0) : clip_from_world * vec4(at + across * (0.5 * width * side), 1.0);
 }

@@ -500,9 +500,10 @@ impl Bundler {
                 .name(c"main"),
         ];
         let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
-        // One strip per edge (instance): two vertices per curve point.
+        // Two triangles per segment. (Not one strip per edge: lavapipe, Mesa 22.3, draws the
+        // second view of instanced strips into the first view's layer.)
         let assembly =
-            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_STRIP);
+            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
         let viewport = vk::PipelineViewportStateCreateInfo::default()
             .viewport_count(1)
             .scissor_count(1);
@@ -973,7 +974,7 @@ impl Bundler {
             return false;
         }
         let d = &device.device;
-        let vertices = (SEGMENTS + 1) * 2;
+        let vertices = SEGMENTS * 6;
         // SAFETY: per the function's contract.
         unsafe {
             d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.draw_layout, 0, &[self.set], &[]);
