@@ -59,7 +59,7 @@ pub const SMOOTHING: f32 = 0.5;
 pub const INCREMENTAL_SIGMAS: [f32; 3] = [1.5, 1.25, 1.0];
 /// Groups of more edges than this are drawn fainter (opacity × sqrt(this / edges)), so a bundle
 /// of thousands of edges does not saturate to white.
-pub const OPACITY_EDGES: f32 = 1000.0;
+pub const OPACITY_EDGES: f32 = 150.0;
 
 /// One iteration's kernel and step (in cells) and smoothing.
 #[derive(Debug, Clone, Copy, PartialEq)]

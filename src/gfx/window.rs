@@ -493,6 +493,9 @@ impl DesktopInput {
         let arrows = f32::from(u8::from(self.held.contains(&KeyCode::ArrowRight)))
             - f32::from(u8::from(self.held.contains(&KeyCode::ArrowLeft)));
         snap.hand_mut(Hand::Left).thumbstick.x = arrows;
+        // [ and ]: less or more edge bundling.
+        snap.bundle = f32::from(u8::from(self.held.contains(&KeyCode::BracketRight)))
+            - f32::from(u8::from(self.held.contains(&KeyCode::BracketLeft)));
         let Some(cursor) = self.cursor.filter(|_| width > 0 && height > 0) else {
             return snap;
         };
