@@ -17,7 +17,21 @@ use crate::nn::recompute::{self, Done, Recompute, Request, WeightsAt};
 use crate::nn::timeline::{LoadedCheckpoint, Timeline};
 use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
 use crate::scene::systems::{self, FrameEvents};
-use crate::scene::{LayerPlacement, LayoutKind, Network, Scale, Scene, SceneDraw, Stage, scene_draw};
+use crate::scene::edges::{DEFAULT_EDGE_BUDGET, EdgeOptions, SceneEdges};
+use crate::scene::{LayerPlacement, LayoutKind, Network, NeuronRef, Scale, Scene, SceneDraw, Stage, scene_draw};
+
+/// Seconds `[` / `]` (InputSnapshot::bundle at ±1) take to sweep the bundling strength from 0 to 1.
+pub const BUNDLE_SWEEP_SECONDS: f32 = 2.0;
+
+/// What of the edges the renderer has not seen yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum EdgeUpload {
+    None,
+    /// New values for the same edges: an incremental update of the bundle.
+    Values,
+    /// New edges (the layout changed): a full recompute.
+    All,
+}
 
 /// Samples on the tray (at most).
 pub const TRAY_SAMPLES: usize = 10;
@@ -72,6 +86,16 @@ pub struct App {
     /// The values changed since the last upload.
     values_dirty: bool,
     network_dirty: bool,
+    /// The dense layers' edges, bundled and drawn by the renderer (`None` before the first frame,
+    /// or when they could not be built).
+    edges: Option<SceneEdges>,
+    pub edge_options: EdgeOptions,
+    /// How the bundled edges look (strength: `[` / `]`).
+    pub bundle_style: gfx::BundleStyle,
+    edge_upload: EdgeUpload,
+    style_dirty: bool,
+    /// The selection whose edges the renderer highlights (`None`: not uploaded yet).
+    highlighted: Option<Option<NeuronRef>>,
 }
 
 impl App {
@@ -110,6 +134,12 @@ impl App {
             changes_asked: None,
             values_dirty: true,
             network_dirty: true,
+            edges: None,
+            edge_options: EdgeOptions::default(),
+            bundle_style: gfx::BundleStyle::default(),
+            edge_upload: EdgeUpload::None,
+            style_dirty: true,
+            highlighted: None,
         })
     }
 
@@ -306,6 +336,11 @@ impl App {
             acts: &self.acts,
         };
         let events = systems::update(&mut self.scene, &net, input, &self.prev, dt)?;
+        if input.bundle != 0.0 && input.bundle.is_finite() {
+            let s = &mut self.bundle_style.strength;
+            *s = (*s + input.bundle.clamp(-1.0, 1.0) * dt / BUNDLE_SWEEP_SECONDS).clamp(0.0, 1.0);
+            self.style_dirty = true;
+        }
         let raw = match (&events.input, events.sample, &self.samples) {
             (Some(drawn), _, _) => Some(drawn.clone()),
             (None, Some(i), Some(s)) if i < s.count => Some(s.image(i).to_vec()),
@@ -359,8 +394,10 @@ impl App {
     /// Rebuilds the network's drawing if its blocks or values changed; returns whether it did.
     fn refresh_network(&mut self, sd: &SceneDraw) -> bool {
         let keys: Vec<BlockKey> = sd.blocks.iter().map(|b| (b.stage_from_block, b.fold, b.layout)).collect();
-        let stale = self.values_dirty || self.network.as_ref().is_none_or(|(k, _)| *k != keys);
+        let moved = self.network.as_ref().is_none_or(|(k, _)| *k != keys);
+        let stale = self.values_dirty || moved;
         if stale {
+            self.refresh_edges(sd, moved);
             let reuse = self.network.take().map(|(_, d)| d.values).unwrap_or_default();
             let mut draw = NetworkDraw::new_into(&self.model, &self.acts, &sd.placements(), reuse);
             // The tray's pictures after the network's values.
@@ -376,6 +413,84 @@ impl App {
             self.network_dirty = true;
         }
         stale
+    }
+
+    /// Rebuilds the edges when the blocks moved (a full recompute of the bundle), or revalues them
+    /// for new weights or activations (an incremental update).
+    fn refresh_edges(&mut self, sd: &SceneDraw, moved: bool) {
+        let net = (&self.model, &self.weights, &self.acts);
+        let result = match &self.edges {
+            Some(e) if !moved => e.revalue(net.0, net.1, net.2, &self.edge_options).map(|values| {
+                self.edge_upload = self.edge_upload.max(EdgeUpload::Values);
+                SceneEdges { values, ..e.clone() }
+            }),
+            _ => SceneEdges::build(net.0, net.1, net.2, &sd.placements(), &self.edge_options).map(|e| {
+                self.edge_upload = EdgeUpload::All;
+                e
+            }),
+        };
+        match result {
+            Ok(e) => self.edges = Some(e),
+            Err(e) => {
+                tracing::warn!("edges of the dense layers: {e}");
+                self.edges = None;
+            }
+        }
+    }
+
+    /// How many edges were left out to stay within the budget (shown under the layer).
+    pub fn edges_dropped(&self) -> usize {
+        self.edges.as_ref().map_or(0, |e| e.dropped)
+    }
+
+    /// The edges shown (after the budget).
+    pub fn edges(&self) -> Option<&SceneEdges> {
+        self.edges.as_ref()
+    }
+
+    /// "N edges dropped" over the first layer that lost edges to the budget.
+    fn dropped_label(&self, sd: &SceneDraw, overlay: &mut DrawList) {
+        let Some(e) = self.edges.as_ref().filter(|e| e.dropped > 0) else { return };
+        let Some(block) = e.layers.iter().filter_map(|l| sd.blocks.get(l.target_block)).next() else { return };
+        let (lo, hi) = block.bounds;
+        let at = Vec3::new((lo.x + hi.x) / 2.0, hi.y + 0.12, (lo.z + hi.z) / 2.0);
+        let rotation = Mat4::from_quat(glam::Quat::from_mat4(&block.stage_from_block));
+        let text = format!(
+            "{} of {} edges dropped for speed (the weakest)",
+            e.dropped,
+            e.dropped + e.edges.len()
+        );
+        overlay.glyphs.extend(gfx::text::Atlas::get().layout(
+            &text,
+            Mat4::from_translation(at) * rotation,
+            0.03,
+            gfx::text::Align::Center,
+            [1.0, 0.8, 0.3, 1.0],
+        ));
+    }
+
+    /// Hands the renderer what changed of the edges: new edges, new values, style, highlight.
+    fn upload_edges(&mut self, renderer: &mut Renderer) -> gfx::Result<()> {
+        if std::mem::take(&mut self.style_dirty) {
+            renderer.set_bundle_style(&self.bundle_style)?;
+        }
+        let Some(edges) = &self.edges else { return Ok(()) };
+        match std::mem::replace(&mut self.edge_upload, EdgeUpload::None) {
+            EdgeUpload::All => {
+                renderer.set_edges(edges)?;
+                // The highlight indexes the old edges.
+                self.highlighted = None;
+            }
+            EdgeUpload::Values => renderer.set_edge_values(edges)?,
+            EdgeUpload::None => {}
+        }
+        let selection = self.scene.selection.clone();
+        if self.highlighted.as_ref() != Some(&selection) {
+            let mine = selection.as_ref().map_or_else(Vec::new, |n| edges.touching(n, &self.model));
+            renderer.set_edge_highlight(&mine)?;
+            self.highlighted = Some(selection);
+        }
+        Ok(())
     }
 
     /// The sample tray's tiles (pictures of the samples), for the overlay.
@@ -400,11 +515,19 @@ impl App {
     /// This frame's drawing, seen from `eye` (close-up neurons become voxels): uploads the
     /// values and the network's instances when they changed, the overlay always.
     pub fn upload(&mut self, renderer: &mut Renderer, eye: Vec3) -> gfx::Result<()> {
+        // What this device can bundle (beyond it the weakest edges are dropped, and counted).
+        let budget = DEFAULT_EDGE_BUDGET.min(renderer.max_bundled_edges());
+        if budget != self.edge_options.budget {
+            self.edge_options.budget = budget;
+            self.edges = None;
+            self.network = None;
+        }
         let (network, overlay) = self.frame(eye);
         if let Some(draw) = network {
             renderer.set_network(draw)?;
         }
-        renderer.set_overlay(&overlay)
+        renderer.set_overlay(&overlay)?;
+        self.upload_edges(renderer)
     }
 
     /// This frame's drawing as data: the network's values and instances when they changed since
@@ -421,6 +544,7 @@ impl App {
         // The blocks by reference: this runs every frame, and big models have many tiles.
         let shown: Vec<&LayerPlacement> = sd.blocks.iter().map(|b| &b.placement).collect();
         self.change_marks(&sd, &shown, &mut overlay);
+        self.dropped_label(&sd, &mut overlay);
         let Some((_, draw)) = &self.network else {
             unreachable!("made by refresh_network")
         };

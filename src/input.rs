@@ -131,6 +131,9 @@ pub struct InputSnapshot {
     /// Checkpoints to step the training timeline by in this frame, on top of the left
     /// thumbstick's continuous scrub (the desktop's mouse wheel).
     pub scrub: f32,
+    /// How fast to change the edge bundling strength this frame, −1..1 (full strength range in
+    /// [`crate::app::BUNDLE_SWEEP_SECONDS`]): the desktop's `[` / `]` keys.
+    pub bundle: f32,
 }
 
 impl InputSnapshot {

@@ -248,6 +248,25 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         every: usize,
     },
+    /// Edge bundling of the dense layers on the GPU (timestamp queries): time per full recompute
+    /// and per incremental update (new weights), edges bundled; and the frame time with the
+    /// bundled edges drawn against without.
+    Bundle {
+        model: Option<PathBuf>,
+        /// Use a synthetic model with random weights: mlp-784-81-49-10 (68k edges),
+        /// mlp-1024-1024-10 (1.06M edges), any mlp-N0-N1-..., or those of `bench forward`.
+        #[arg(long)]
+        synthetic: Option<String>,
+        /// Runs of each (after a few warm-up runs).
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        /// Frames drawn for the frame time (0: skip it).
+        #[arg(long, default_value_t = 20)]
+        frames: usize,
+        /// Frame size WxH for the frame time; default: Quest 3 per eye.
+        #[arg(long, default_value = "2064x2208", value_parser = parse_size)]
+        size: (u32, u32),
+    },
 }
 
 #[derive(Args)]
@@ -536,6 +555,13 @@ fn run(cli: Cli) -> Result<()> {
                 stereo,
                 every,
             } => bench_train(seconds, rounds, size, stereo, every),
+            BenchCommand::Bundle {
+                model,
+                synthetic,
+                iters,
+                frames,
+                size,
+            } => bench_bundle(model, synthetic, iters, frames, size),
         },
     }
 }
@@ -1305,6 +1331,129 @@ fn bench_train(seconds: f64, rounds: usize, (width, height): (u32, u32), stereo:
             (p99 / idle_p99 - 1.0) * 100.0,
             r.checkpoints
         );
+    }
+    Ok(())
+}
+
+fn bench_bundle(
+    model: Option<PathBuf>,
+    synthetic: Option<String>,
+    iters: usize,
+    frames: usize,
+    (width, height): (u32, u32),
+) -> Result<()> {
+    let iters = iters.max(1);
+    let warmup = 2;
+    let (model, weights, name, raw) = bench_model(model, synthetic.as_deref())?;
+    // The "next checkpoint" of the incremental updates: other random weights, blended in.
+    let other = nn::synthetic::random_weights(&model, 8)?;
+    let acts = nn::forward(&model, &weights, &raw)?;
+    let placements = scene::layout(&model, scene::LayoutKind::Grid);
+    let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
+    let log = renderer.validation_log();
+    let options = scene::edges::EdgeOptions {
+        budget: scene::edges::DEFAULT_EDGE_BUDGET.min(renderer.max_bundled_edges()),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let mut edges = scene::edges::SceneEdges::build(&model, &weights, &acts, &placements, &options)?;
+    let build_ms = started.elapsed().as_secs_f64() * 1e3;
+    if edges.edges.is_empty() {
+        bail!("{name} has no dense layer to bundle");
+    }
+    renderer.set_edges(&edges)?;
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    let mut full = Vec::with_capacity(iters);
+    for i in 0..warmup + iters {
+        renderer.rebundle();
+        let t = ms(renderer.bundle_now()?);
+        if i >= warmup {
+            full.extend(t);
+        }
+    }
+    let (mut incremental, mut revalue) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for i in 0..warmup + iters {
+        // A step of a scrub between the two weight sets.
+        let t = (i % 10) as f32 / 10.0;
+        let blended = Weights::lerp(&weights, &other, t).context("blend the weights")?;
+        let started = std::time::Instant::now();
+        edges.values = edges.revalue(&model, &blended, &acts, &options)?;
+        let cpu = started.elapsed().as_secs_f64() * 1e3;
+        renderer.set_edge_values(&edges)?;
+        let gpu = ms(renderer.bundle_now()?);
+        if i >= warmup {
+            incremental.extend(gpu);
+            revalue.push(cpu);
+        }
+    }
+    // Drawing them: a frame of the network with the bundled edges against one without.
+    let frame_times = if frames > 0 {
+        let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
+        let (min, max) = scene::layout::bounds(&placements);
+        let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
+        renderer.set_network(&draw)?;
+        let measure = |renderer: &mut gfx::Renderer| -> Result<Vec<f64>> {
+            let mut gpu = Vec::with_capacity(frames);
+            for i in 0..warmup + frames {
+                let t = renderer.time_frame(width, height, &[camera])?;
+                if i >= warmup {
+                    gpu.extend(ms(t.gpu));
+                }
+            }
+            Ok(gpu)
+        };
+        let with = measure(&mut renderer)?;
+        renderer.set_edges(&scene::edges::SceneEdges::default())?;
+        let without = measure(&mut renderer)?;
+        Some((with, without))
+    } else {
+        None
+    };
+    let device = renderer.device_name().to_owned();
+    let max_edges = renderer.max_bundled_edges();
+    drop(renderer);
+    let messages = log.messages();
+    if !messages.is_empty() {
+        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+    }
+    println!(
+        "netwalk bench bundle {name} on {device}: {} edges bundled in {} layer pair(s), {} dropped (this device holds {max_edges}); {} segments per edge, {g}x{g} grid per slice; {iters} runs",
+        edges.edges.len(),
+        edges.layers.len(),
+        edges.dropped,
+        gfx::bundle::SEGMENTS,
+        g = gfx::bundle::GRID,
+    );
+    for l in &edges.layers {
+        let agg = if l.aggregated { ", aggregated by channel" } else { "" };
+        println!("  {:<12} {} edges{agg}", l.name, l.kept.len());
+    }
+    let line = |what: &str, times: Vec<f64>, note: String| {
+        if times.is_empty() {
+            println!("  {what:<20} GPU n/a (no timestamp queries){note}");
+        } else {
+            let (m, p) = ms_stats(times);
+            println!("  {what:<20} GPU median {m:.3} ms  p99 {p:.3} ms{note}");
+        }
+    };
+    line(
+        "full recompute",
+        full,
+        format!("  ({} iterations from straight lines)", gfx::bundle::FULL_ITERATIONS),
+    );
+    line(
+        "incremental update",
+        incremental,
+        format!(
+            "  ({} iterations from the last result, new values uploaded)",
+            gfx::bundle::INCREMENTAL_SIGMAS.len()
+        ),
+    );
+    let (rm, _) = ms_stats(revalue);
+    println!("  CPU: edges extracted and placed {build_ms:.1} ms; revalued per update median {rm:.1} ms");
+    if let Some((with, without)) = frame_times {
+        line(&format!("frame {width}x{height}"), with, "  (network + bundled edges)".into());
+        line("  without edges", without, String::new());
     }
     Ok(())
 }

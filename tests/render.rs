@@ -705,7 +705,7 @@ fn shaders_are_fresh() {
         .expect("list shaders")
         .filter(|e| {
             let p = e.as_ref().expect("entry").path();
-            matches!(p.extension().and_then(|x| x.to_str()), Some("vert" | "frag"))
+            matches!(p.extension().and_then(|x| x.to_str()), Some("vert" | "frag" | "comp"))
         })
         .count();
     assert!(sources >= 8, "shaders/ lost its sources ({sources})");

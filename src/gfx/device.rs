@@ -425,7 +425,7 @@ fn pick_physical_device(
                 props,
                 families,
                 f11.multiview,
-                f13.dynamic_rendering & f13.synchronization2,
+                f13.dynamic_rendering & f13.synchronization2 & f13.maintenance4,
             )
         };
         let name = props
@@ -447,7 +447,7 @@ fn pick_physical_device(
         let why_not = if props.api_version < vk::API_VERSION_1_3 {
             Some("Vulkan < 1.3")
         } else if f11 == vk::FALSE || f13 == vk::FALSE {
-            Some("missing multiview, dynamic rendering or synchronization2")
+            Some("missing multiview, dynamic rendering, synchronization2 or maintenance4")
         } else if surface.is_some() && !has_swapchain {
             Some("no VK_KHR_swapchain")
         } else if family.is_none() && surface.is_some() {
@@ -493,9 +493,12 @@ fn create_device(
         .queue_family_index(family)
         .queue_priorities(&priorities)];
     let mut f11 = vk::PhysicalDeviceVulkan11Features::default().multiview(true);
+    // maintenance4 (required of every Vulkan 1.3 device): compute shaders compiled for Vulkan 1.3
+    // (SPIR-V 1.6) declare their workgroup size with LocalSizeId.
     let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
         .dynamic_rendering(true)
-        .synchronization2(true);
+        .synchronization2(true)
+        .maintenance4(true);
     let extensions = if swapchain {
         vec![khr::swapchain::NAME.as_ptr()]
     } else {

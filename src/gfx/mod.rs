@@ -9,6 +9,7 @@ pub mod camera;
 pub mod colormap;
 pub mod device;
 pub mod annotate;
+pub mod bundle;
 pub mod draw;
 pub mod lod;
 pub mod mirror;
@@ -21,6 +22,7 @@ mod swapchain;
 mod target;
 pub mod window;
 
+pub use bundle::BundleStyle;
 pub use camera::{Camera, EyeView, Fov};
 pub use device::{Device, ValidationLog, VulkanCreator};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};

@@ -7,7 +7,9 @@ use ash::vk;
 use gpu_allocator::MemoryLocation;
 use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
 
+use super::bundle::{BundleStyle, Bundler, Pending};
 use super::camera::Camera;
+use crate::scene::edges::SceneEdges;
 use super::device::{Device, ValidationLog};
 use super::draw::{DrawList, NetworkDraw};
 use super::pipeline::{
@@ -208,6 +210,10 @@ pub struct Renderer {
     query_pool: vk::QueryPool,
     /// Nanoseconds per timestamp tick.
     timestamp_period: f64,
+    /// The edge bundler (a part: destroyed in Drop) and two timestamps around its work when it
+    /// runs on its own ([`Renderer::bundle_now`]).
+    bundle: Bundler,
+    bundle_queries: vk::QueryPool,
     allocator: ManuallyDrop<Allocator>,
     device: Device,
 }
@@ -269,6 +275,8 @@ impl Renderer {
             fence: vk::Fence::null(),
             query_pool: vk::QueryPool::null(),
             timestamp_period: 0.0,
+            bundle: Bundler::default(),
+            bundle_queries: vk::QueryPool::null(),
             allocator: ManuallyDrop::new(allocator),
             device,
         };
@@ -335,8 +343,12 @@ impl Renderer {
             // SAFETY: valid create info on a live device.
             self.query_pool = unsafe { d.create_query_pool(&info, None) }.vk("create query pool")?;
             self.device.name_object(self.query_pool, "frame timestamps");
+            // SAFETY: as above.
+            self.bundle_queries = unsafe { d.create_query_pool(&info, None) }.vk("create query pool")?;
+            self.device.name_object(self.bundle_queries, "bundling timestamps");
             self.timestamp_period = f64::from(limits.timestamp_period);
         }
+        self.bundle.init(&self.device, &mut self.allocator)?;
         // Every binding must hold a buffer, even before the first scene.
         self.write(Slot::Values, &[])?;
         for list in LISTS {
@@ -498,6 +510,103 @@ impl Renderer {
     pub fn set_network(&mut self, draw: &NetworkDraw) -> Result<()> {
         self.set_values(&draw.values)?;
         self.set_draw_list(&draw.list)
+    }
+
+    /// Uploads the edges to bundle and draw (see [`super::bundle`]); the next frame (or
+    /// [`Renderer::bundle_now`]) recomputes the bundle from straight lines.
+    pub fn set_edges(&mut self, edges: &SceneEdges) -> Result<()> {
+        self.bundle.set_edges(&self.device, &mut self.allocator, edges)
+    }
+
+    /// Uploads new values for the edges last given to [`Renderer::set_edges`] (same edges, new
+    /// weights or activations); the next frame updates the bundle incrementally.
+    pub fn set_edge_values(&mut self, edges: &SceneEdges) -> Result<()> {
+        self.bundle.set_values(edges)
+    }
+
+    /// How the bundled edges look from the next frame on (strength, width, threshold, ...).
+    pub fn set_bundle_style(&mut self, style: &BundleStyle) -> Result<()> {
+        self.bundle.write_params(style)
+    }
+
+    /// The edges (indices into the last [`Renderer::set_edges`]'s) drawn over the bundle: a
+    /// selected neuron's.
+    pub fn set_edge_highlight(&mut self, edges: &[u32]) -> Result<()> {
+        self.bundle.set_highlight(&self.device, &mut self.allocator, edges)
+    }
+
+    /// Asks for a full recompute of the bundle (from straight lines) before the next frame.
+    pub fn rebundle(&mut self) {
+        self.bundle.request(super::bundle::Work::Full);
+    }
+
+    /// Most edges this device can bundle at once.
+    pub fn max_bundled_edges(&self) -> usize {
+        self.bundle.max_edges()
+    }
+
+    /// Edges uploaded for bundling.
+    pub fn bundled_edges(&self) -> usize {
+        self.bundle.edge_count() as usize
+    }
+
+    /// Runs the pending bundling work (uploads, full recompute or incremental update) now, in a
+    /// submission of its own, and waits for it; returns its GPU time (timestamp queries; `None`
+    /// without them, or when nothing was pending).
+    pub fn bundle_now(&mut self) -> Result<Option<std::time::Duration>> {
+        let pending = self.bundle.take_pending();
+        if pending == Pending::default() && !self.bundle.unfinished() {
+            return Ok(None);
+        }
+        let queries = (self.query_pool != vk::QueryPool::null()).then_some(self.bundle_queries);
+        self.one_shot(|r, cb| {
+            // SAFETY: recording outside a render pass; nothing changes the buffers until the
+            // submission is waited for.
+            unsafe { r.bundle.record(&r.device, cb, pending, queries, None) }
+        })?;
+        let Some(pool) = queries else { return Ok(None) };
+        let mut ticks = [0u64; 2];
+        // SAFETY: both queries were written by the finished submission.
+        unsafe {
+            self.device.device.get_query_pool_results(
+                pool,
+                0,
+                &mut ticks,
+                vk::QueryResultFlags::TYPE_64 | vk::QueryResultFlags::WAIT,
+            )
+        }
+        .vk("read timestamps")?;
+        let ns = ticks[1].wrapping_sub(ticks[0]) as f64 * self.timestamp_period;
+        Ok(Some(std::time::Duration::from_nanos(ns as u64)))
+    }
+
+    /// Every bundled edge's curve as drawn at the current style's strength: `SEGMENTS + 1` points
+    /// from its source end to its target end (pending work runs first). For tests and tools: it
+    /// reads the whole curve buffer back.
+    pub fn bundle_curves(&mut self) -> Result<Vec<Vec<glam::Vec3>>> {
+        self.bundle_now()?;
+        self.bundle.prepare_curves(&self.device, &mut self.allocator)?;
+        self.one_shot(|r, cb| {
+            // SAFETY: as in bundle_now; prepare_curves was just called.
+            unsafe { r.bundle.record_curves(&r.device, cb) }
+        })?;
+        self.bundle.curves()
+    }
+
+    /// Records commands with `record` into the command buffer, submits them and waits.
+    fn one_shot(&self, record: impl FnOnce(&Renderer, vk::CommandBuffer)) -> Result<()> {
+        let d = &self.device.device;
+        let cb = self.command_buffer;
+        // SAFETY: nothing is pending on the command buffer (every submission is waited for).
+        unsafe {
+            d.reset_command_buffer(cb, vk::CommandBufferResetFlags::empty())
+                .vk("reset command buffer")?;
+            let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+            d.begin_command_buffer(cb, &begin).vk("begin command buffer")?;
+            record(self, cb);
+            d.end_command_buffer(cb).vk("end command buffer")?;
+        }
+        self.submit_and_wait(&[], &[])
     }
 
     /// Writes `bytes` into a slot's buffer, replacing the buffer (and its descriptor) when it is
@@ -923,6 +1032,12 @@ impl Renderer {
                 cb,
                 &vk::DependencyInfo::default().image_memory_barriers(&to_attachments),
             );
+            // Edge bundling waiting for this frame (new edges or values): before the pass that draws it.
+            let pending = self.bundle.take_pending();
+            if pending != Pending::default() || self.bundle.unfinished() {
+                let budget = Some(super::bundle::ITERATIONS_PER_FRAME);
+                self.bundle.record(&self.device, cb, pending, None, budget);
+            }
             let timed = finish == Finish::Timestamps && self.query_pool != vk::QueryPool::null();
             if timed {
                 d.cmd_reset_query_pool(cb, self.query_pool, 0, 2);
@@ -1360,12 +1475,21 @@ impl Renderer {
             let p = &self.pipelines;
             let pipelines = [p.tiles(views), p.cubes(views), p.lines(views), p.glyphs(views)];
             let vertices = [6, 36, 6, 6];
-            let order = LISTS
+            let opaque = LISTS
                 .iter()
-                .flat_map(|&l| [Kind::Tiles, Kind::Cubes, Kind::Lines].map(|k| (l, k)))
-                .chain(LISTS.iter().map(|&l| (l, Kind::Glyphs)));
+                .flat_map(|&l| [Kind::Tiles, Kind::Cubes, Kind::Lines].map(|k| (l, k)));
+            let glyphs = LISTS.iter().map(|&l| (l, Kind::Glyphs));
             let mut bound = None;
-            for (list, kind) in order {
+            // The bundled edges between the opaque kinds and the glyphs: they blend additively
+            // over the first and are tested against their depth.
+            for item in opaque.map(Some).chain([None]).chain(glyphs.map(Some)) {
+                let Some((list, kind)) = item else {
+                    if self.bundle.record_draw(&self.device, cb, views) {
+                        // It bound its own set.
+                        bound = None;
+                    }
+                    continue;
+                };
                 let instances = self.counts[list as usize][kind as usize];
                 if instances == 0 {
                     continue;
@@ -1407,7 +1531,7 @@ fn push_constants(views: &[Camera], extent: vk::Extent2D) -> Vec<u8> {
     bytemuck::cast_slice(&clip_from_world).to_vec()
 }
 
-fn srgb_to_linear(c: f32) -> f32 {
+pub(crate) fn srgb_to_linear(c: f32) -> f32 {
     if c <= 0.04045 {
         c / 12.92
     } else {
@@ -1439,7 +1563,9 @@ impl Drop for Renderer {
             if let Some(mut a) = self.atlas.take() {
                 a.destroy(device, &mut self.allocator);
             }
+            self.bundle.destroy(device, &mut self.allocator);
             let d = &device.device;
+            d.destroy_query_pool(self.bundle_queries, None);
             d.destroy_sampler(self.sampler, None);
             d.destroy_query_pool(self.query_pool, None);
             d.destroy_fence(self.fence, None);

@@ -77,13 +77,20 @@ impl Buffer {
 
     /// Copies `data` to the start of a host-visible buffer.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.write_at(0, data)
+    }
+
+    /// Copies `data` into a host-visible buffer from byte `offset` on.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let size = self.size;
         let dst = self
             .allocation
             .as_mut()
             .and_then(Allocation::mapped_slice_mut)
             .ok_or_else(|| GfxError::Invalid("buffer is not host-visible".into()))?;
-        dst.get_mut(..data.len())
-            .ok_or_else(|| GfxError::Invalid(format!("{} bytes do not fit a {}-byte buffer", data.len(), self.size)))?
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        dst.get_mut(start..start.saturating_add(data.len()))
+            .ok_or_else(|| GfxError::Invalid(format!("{} bytes at {offset} do not fit a {size}-byte buffer", data.len())))?
             .copy_from_slice(data);
         Ok(())
     }

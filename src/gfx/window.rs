@@ -495,6 +495,9 @@ impl DesktopInput {
             - f32::from(u8::from(self.held.contains(&KeyCode::ArrowLeft)));
         let space = f32::from(u8::from(self.held.contains(&KeyCode::Space)));
         snap.hand_mut(Hand::Left).thumbstick = Vec2::new(arrows, space);
+        // [ and ]: less or more edge bundling.
+        snap.bundle = f32::from(u8::from(self.held.contains(&KeyCode::BracketRight)))
+            - f32::from(u8::from(self.held.contains(&KeyCode::BracketLeft)));
         let Some(cursor) = self.cursor.filter(|_| width > 0 && height > 0) else {
             return snap;
         };

@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod demo;
+pub mod edges;
 pub mod engine;
 pub mod error;
 pub mod forward;

@@ -12,8 +12,22 @@ use super::error::{ComputeContext, NnError, Result};
 use super::model::{Model, Op};
 use super::weights::{LayerParams, Weights};
 
-/// Names accepted by `--synthetic`.
-pub const NAMES: &[&str] = &["resnet18", "resnet50", "mnist-cnn"];
+/// Names accepted by `--synthetic` (besides `mlp-N0-N1-...`, see [`mlp_widths`]).
+pub const NAMES: &[&str] = &["resnet18", "resnet50", "mnist-cnn", "mlp-784-81-49-10", "mlp-1024-1024-10"];
+
+/// Most features of one layer of a synthetic MLP.
+const MAX_MLP_WIDTH: usize = 1 << 16;
+
+/// The widths of `mlp-N0-N1-...`: an `[N0]` input, then dense layers of N1, N2, ... features with
+/// a relu between them and a softmax at the end. At least two widths, each 1..=65536.
+pub fn mlp_widths(name: &str) -> Option<Vec<usize>> {
+    let widths: Vec<usize> = name
+        .strip_prefix("mlp-")?
+        .split('-')
+        .map(|w| w.parse().ok().filter(|&w| (1..=MAX_MLP_WIDTH).contains(&w)))
+        .collect::<Option<_>>()?;
+    (widths.len() >= 2).then_some(widths)
+}
 
 struct Builder {
     layers: Vec<Value>,
@@ -79,9 +93,20 @@ pub fn model_json(name: &str) -> Result<String> {
             b.push(json!({"name": "softmax", "op": "softmax"}));
             (json!({"name": "image", "shape": [3, 224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}), None::<Vec<String>>)
         }
+        other if let Some(widths) = mlp_widths(other) => {
+            let last = widths.len() - 1;
+            for (k, &out) in widths.iter().enumerate().skip(1) {
+                b.push(json!({"name": format!("fc{k}"), "op": "dense", "out_features": out}));
+                if k < last {
+                    b.push(json!({"name": format!("relu{k}"), "op": "relu"}));
+                }
+            }
+            b.push(json!({"name": "softmax", "op": "softmax"}));
+            (json!({"name": "input", "shape": [widths[0]]}), None)
+        }
         other => {
             return Err(NnError::Usage(format!(
-                "unknown synthetic model `{other}` (known: {})",
+                "unknown synthetic model `{other}` (known: {}, or mlp-N0-N1-... for any widths)",
                 NAMES.join(", ")
             )));
         }

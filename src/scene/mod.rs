@@ -9,6 +9,7 @@
 //! - [`replay`]: scripted headless runs and their state JSON (`netwalk replay`).
 
 pub mod draw;
+pub mod edges;
 pub mod inspect;
 pub mod layout;
 pub mod picking;

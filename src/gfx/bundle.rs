@@ -1,0 +1,1046 @@
+//! Edge bundling on the GPU and the bundled edges' draw.
+//!
+//! The edges of the fully connected layers ([`crate::scene::edges::SceneEdges`]) are bundled by
+//! kernel density estimation edge bundling (KDEEB: Hurter, Ersoy, Telea 2012) in compute shaders,
+//! done per slice (see shaders/bundle.glsl): every edge is a curve of [`SEGMENTS`] segments; its
+//! interior points move only within their group's plane (perpendicular to the direction from the
+//! source block to the target block), so point `k` of every edge of a group lives in slice `k`
+//! with its own [`GRID`]×[`GRID`] density grid. An iteration: clear the grids, splat every point's
+//! weight (its edge's |value| in fixed point: integer atomics, so the sums do not depend on the
+//! order of the edges), blur with a Gaussian (x then y), move every point a step up the density's
+//! gradient and smooth each curve. A full recompute starts from straight lines and runs
+//! [`full_schedule`] (wide kernel to narrow); an incremental update (new weights while scrubbing
+//! or training: the density changes, the edges do not) starts from the last result and runs
+//! [`incremental_schedule`].
+//!
+//! The result is an offset per interior point; the vertex shader draws `straight + strength ×
+//! offset` as camera-facing ribbons, so the bundling strength (0 straight … 1 fully bundled)
+//! changes every frame at no cost. The compute output is read by the draw directly (no CPU round
+//! trip). Edges blend additively (premultiplied, depth-tested, no depth write), so the order they
+//! are drawn in does not matter, in mono and in multiview stereo alike; a selected neuron's edges
+//! are drawn after them, opaque and wider, over the bundle.
+//!
+//! [`Bundler`] is a part of the [`super::Renderer`], which owns it and calls
+//! [`Bundler::destroy`].
+
+use std::cell::Cell;
+use std::io::Cursor;
+
+use ash::vk;
+use bytemuck::{Pod, Zeroable};
+use glam::Vec3;
+use gpu_allocator::MemoryLocation;
+use gpu_allocator::vulkan::Allocator;
+
+use super::device::Device;
+use super::resources::Buffer;
+use super::{COLOR_FORMAT, DEPTH_FORMAT, GfxError, Result, VkContext};
+use crate::scene::edges::SceneEdges;
+
+/// Segments per curve (shaders/bundle.glsl: SEGMENTS).
+pub const SEGMENTS: u32 = 16;
+/// Points per curve that move: all but the two endpoints.
+pub const INTERIOR: u32 = SEGMENTS - 1;
+/// Cells per side of each slice's density grid.
+pub const GRID: u32 = 64;
+/// Fixed-point scale of a point's density weight (shaders: SPLAT_ONE).
+pub const SPLAT_ONE: f32 = 1024.0;
+/// Margin around a group's endpoints in its grid, as a fraction of their extent.
+pub const GRID_MARGIN: f32 = 0.15;
+/// A full recompute: this many iterations, the kernel's sigma going geometrically from
+/// `FULL_SIGMA.0` to `FULL_SIGMA.1` cells.
+pub const FULL_ITERATIONS: usize = 16;
+pub const FULL_SIGMA: (f32, f32) = (8.0, 1.0);
+/// Each iteration moves every point this many sigmas up the gradient.
+pub const STEP_PER_SIGMA: f32 = 0.5;
+/// Each iteration then moves every point this fraction of the way to its neighbours' mean.
+pub const SMOOTHING: f32 = 0.5;
+/// An incremental update: the last kernels of a full recompute, from the last result.
+pub const INCREMENTAL_SIGMAS: [f32; 3] = [1.5, 1.25, 1.0];
+/// Groups of more edges than this are drawn fainter (opacity × sqrt(this / edges)), so a bundle
+/// of thousands of edges does not saturate to white.
+pub const OPACITY_EDGES: f32 = 150.0;
+
+/// One iteration's kernel and step (in cells) and smoothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Iteration {
+    pub sigma: f32,
+    pub step: f32,
+    pub smoothing: f32,
+}
+
+fn iteration(sigma: f32) -> Iteration {
+    Iteration {
+        sigma,
+        step: STEP_PER_SIGMA * sigma,
+        smoothing: SMOOTHING,
+    }
+}
+
+/// The iterations of a full recompute.
+pub fn full_schedule() -> Vec<Iteration> {
+    let (first, last) = FULL_SIGMA;
+    let ratio = (last / first).powf(1.0 / (FULL_ITERATIONS as f32 - 1.0));
+    (0..FULL_ITERATIONS).map(|i| iteration(first * ratio.powi(i as i32))).collect()
+}
+
+/// Bundling iterations a frame runs at most: a full recompute (16) spreads over several frames,
+/// the curves settling as they go, so no frame stalls on it (a CPU Vulkan driver takes ~80 ms
+/// per iteration for the demo's edges).
+pub const ITERATIONS_PER_FRAME: usize = 2;
+
+/// The iterations of an incremental update.
+pub fn incremental_schedule() -> Vec<Iteration> {
+    INCREMENTAL_SIGMAS.iter().map(|&s| iteration(s)).collect()
+}
+
+/// How the bundled edges look; cheap to change every frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BundleStyle {
+    /// 0: straight lines … 1: fully bundled.
+    pub strength: f32,
+    /// Ribbon width in meters (the highlight is 2.5× as wide).
+    pub width: f32,
+    /// Edges under this fraction of their layer's largest |value| are hidden.
+    pub threshold: f32,
+    /// Multiplies every edge's opacity.
+    pub opacity: f32,
+    /// sRGB colors of positive and negative edges.
+    pub positive: [f32; 3],
+    pub negative: [f32; 3],
+}
+
+impl Default for BundleStyle {
+    fn default() -> Self {
+        BundleStyle {
+            strength: 0.8,
+            width: 0.002,
+            threshold: 0.0,
+            opacity: 1.0,
+            positive: super::annotate::POSITIVE_COLOR,
+            negative: super::annotate::NEGATIVE_COLOR,
+        }
+    }
+}
+
+/// `Edge` in shaders/bundle.glsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct EdgeInstance {
+    /// Source end (xyz); w: the group index's bits.
+    pub a: [f32; 4],
+    /// Target end (xyz); w unused.
+    pub b: [f32; 4],
+}
+
+/// `Group` in shaders/bundle.glsl: a layer pair's grid.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct GroupFrame {
+    /// The grid's corner (xyz) and cell size in meters (w).
+    pub origin: [f32; 4],
+    /// The grid's x axis (xyz, unit) and 1 / the group's largest |value| (w).
+    pub e1: [f32; 4],
+    /// The grid's y axis (xyz, unit) and the opacity of the group's strongest edge (w).
+    pub e2: [f32; 4],
+    /// First cell of the group's slices in the grids, G, unused, unused.
+    pub grid: [u32; 4],
+}
+
+impl GroupFrame {
+    pub fn origin(&self) -> Vec3 {
+        Vec3::from_slice(&self.origin[..3])
+    }
+    pub fn cell(&self) -> f32 {
+        self.origin[3]
+    }
+    pub fn e1(&self) -> Vec3 {
+        Vec3::from_slice(&self.e1[..3])
+    }
+    pub fn e2(&self) -> Vec3 {
+        Vec3::from_slice(&self.e2[..3])
+    }
+}
+
+/// `Params` in shaders/bundle.glsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+struct Params {
+    positive: [f32; 4],
+    negative: [f32; 4],
+    strength: f32,
+    width: f32,
+    threshold: f32,
+    opacity: f32,
+}
+
+/// The compute passes' push constants (`Pass` in the .comp shaders).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+struct Pass {
+    edge_count: u32,
+    cells: u32,
+    sigma: f32,
+    step_cells: f32,
+    smoothing: f32,
+}
+
+/// Each group's grid: a plane perpendicular to the direction from its sources to its targets,
+/// covering every endpoint's projection (and so every straight edge) with a margin, square cells.
+/// `values` gives the groups' largest |value| (opacity and splat weights are relative to it).
+pub fn group_frames(edges: &[EdgeInstance], groups: usize, max_abs: &[f32]) -> Vec<GroupFrame> {
+    // Bounds, not sums: they do not depend on the order of the edges (nor does anything here).
+    let empty = (Vec3::INFINITY, Vec3::NEG_INFINITY);
+    let mut ends = vec![(empty, empty, 0usize); groups];
+    for e in edges {
+        let g = e.a[3].to_bits() as usize;
+        if let Some((a, b, n)) = ends.get_mut(g) {
+            let (pa, pb) = (Vec3::from_slice(&e.a[..3]), Vec3::from_slice(&e.b[..3]));
+            *a = (a.0.min(pa), a.1.max(pa));
+            *b = (b.0.min(pb), b.1.max(pb));
+            *n += 1;
+        }
+    }
+    let frames: Vec<(Vec3, Vec3, Vec3)> = ends
+        .iter()
+        .map(|&(a, b, n)| {
+            if n == 0 {
+                return (Vec3::ZERO, Vec3::X, Vec3::Y);
+            }
+            let (a, b) = ((a.0 + a.1) / 2.0, (b.0 + b.1) / 2.0);
+            let axis = (b - a).try_normalize().unwrap_or(Vec3::NEG_Z);
+            // e1 horizontal where it can be (the blocks stand upright), e2 then mostly up.
+            let e1 = Vec3::Y.cross(axis).try_normalize().unwrap_or(Vec3::X);
+            let e2 = axis.cross(e1);
+            ((a + b) / 2.0, e1, e2)
+        })
+        .collect();
+    let mut lo = vec![glam::Vec2::splat(f32::INFINITY); groups];
+    let mut hi = vec![glam::Vec2::splat(f32::NEG_INFINITY); groups];
+    for e in edges {
+        let g = e.a[3].to_bits() as usize;
+        let Some(&(c, e1, e2)) = frames.get(g) else { continue };
+        for p in [&e.a, &e.b] {
+            let rel = Vec3::from_slice(&p[..3]) - c;
+            let uv = glam::Vec2::new(rel.dot(e1), rel.dot(e2));
+            lo[g] = lo[g].min(uv);
+            hi[g] = hi[g].max(uv);
+        }
+    }
+    frames
+        .iter()
+        .enumerate()
+        .map(|(g, &(c, e1, e2))| {
+            let (lo, hi) = if lo[g].x <= hi[g].x { (lo[g], hi[g]) } else { (glam::Vec2::ZERO, glam::Vec2::ZERO) };
+            let extent = (hi - lo).max_element().max(1e-3) * (1.0 + 2.0 * GRID_MARGIN);
+            let cell = extent / GRID as f32;
+            let center = (lo + hi) / 2.0;
+            let corner = c + e1 * (center.x - extent / 2.0) + e2 * (center.y - extent / 2.0);
+            let n = ends[g].2.max(1) as f32;
+            let max = max_abs.get(g).copied().unwrap_or(0.0);
+            GroupFrame {
+                origin: corner.extend(cell).to_array(),
+                e1: e1.extend(inverse_max(max)).to_array(),
+                e2: e2.extend((OPACITY_EDGES / n).sqrt().min(1.0)).to_array(),
+                grid: [(g as u32) * INTERIOR * GRID * GRID, GRID, 0, 0],
+            }
+        })
+        .collect()
+}
+
+/// 1 / a group's largest |value| (0 when it has none).
+fn inverse_max(max: f32) -> f32 {
+    if max > 0.0 && max.is_finite() { 1.0 / max } else { 0.0 }
+}
+
+/// What the next frame (or [`Bundler`]'s explicit run) must do before drawing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pending {
+    /// Copy the staged edges into their device buffer.
+    pub edges: bool,
+    /// Copy the staged groups and values.
+    pub values: bool,
+    pub work: Option<Work>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// From straight lines, the whole schedule.
+    Full,
+    /// From the last result, the last few kernels.
+    Incremental,
+}
+
+/// Storage buffer bindings of the bundler's set.
+const B_EDGES: u32 = 0;
+const B_VALUES: u32 = 1;
+const B_OFFSETS: u32 = 2;
+const B_GROUPS: u32 = 3;
+const B_SPLAT: u32 = 4;
+const B_BLURRED: u32 = 5;
+const B_DENSITY: u32 = 6;
+const B_PARAMS: u32 = 7;
+const B_HIGHLIGHT: u32 = 8;
+const B_CURVES: u32 = 9;
+const BINDINGS: u32 = 10;
+
+/// The buffers, by binding.
+#[derive(Default)]
+struct Buffers {
+    slots: [Option<Buffer>; BINDINGS as usize],
+    /// Host-visible: the edges, groups and values waiting to be copied into their device buffers.
+    staging: Option<Buffer>,
+}
+
+/// The edge bundler: compute pipelines, the draw pipelines and the buffers between them. A part
+/// of the renderer: null/empty until [`Bundler::init`], destroyed by [`Bundler::destroy`].
+#[derive(Default)]
+pub(crate) struct Bundler {
+    set_layout: vk::DescriptorSetLayout,
+    compute_layout: vk::PipelineLayout,
+    draw_layout: vk::PipelineLayout,
+    pool: vk::DescriptorPool,
+    set: vk::DescriptorSet,
+    splat: vk::Pipeline,
+    blur_x: vk::Pipeline,
+    blur_y: vk::Pipeline,
+    advect: vk::Pipeline,
+    curve: vk::Pipeline,
+    /// Per view count (1, 2): all edges (additive), the highlighted ones (opaque).
+    draw: [vk::Pipeline; 2],
+    highlight: [vk::Pipeline; 2],
+    buffers: Buffers,
+    edge_count: u32,
+    group_count: u32,
+    highlight_count: u32,
+    /// Bytes of edges and of groups in the staging buffer (values follow them).
+    staged: (u64, u64, u64),
+    pending: Cell<Pending>,
+    /// Iterations still to run (frames spread a recompute out: see [`ITERATIONS_PER_FRAME`]),
+    /// and whether they are a full recompute's.
+    rest: std::cell::RefCell<(Vec<Iteration>, bool)>,
+    /// Largest storage buffer range: bounds how many edges can be bundled.
+    max_range: u64,
+}
+
+fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
+    ash::util::read_spv(&mut Cursor::new(bytes)).map_err(|e| GfxError::Invalid(format!("shader {name}: {e}")))
+}
+
+/// Workgroups for `n` invocations of `local` each: x at most 65535 (the least every device
+/// allows), the rest in y (the shaders fold y back into one index).
+fn groups_for(n: u64, local: u64) -> (u32, u32) {
+    let groups = n.div_ceil(local).max(1);
+    let x = groups.min(65535);
+    (x as u32, groups.div_ceil(x) as u32)
+}
+
+impl Bundler {
+    /// Most edges one bundle can hold on this device (the offsets buffer is the largest).
+    pub fn max_edges(&self) -> usize {
+        (self.max_range / (u64::from(INTERIOR) * 8)) as usize
+    }
+
+    pub fn edge_count(&self) -> u32 {
+        self.edge_count
+    }
+
+    /// Builds the layouts, pipelines and empty buffers.
+    pub fn init(&mut self, device: &Device, allocator: &mut Allocator) -> Result<()> {
+        let d = &device.device;
+        // SAFETY: the physical device belongs to this instance.
+        self.max_range = u64::from(unsafe {
+            device
+                .instance
+                .get_physical_device_properties(device.physical)
+                .limits
+                .max_storage_buffer_range
+        });
+        let stages = vk::ShaderStageFlags::COMPUTE | vk::ShaderStageFlags::VERTEX;
+        let bindings: Vec<_> = (0..BINDINGS)
+            .map(|b| {
+                vk::DescriptorSetLayoutBinding::default()
+                    .binding(b)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .descriptor_count(1)
+                    .stage_flags(stages)
+            })
+            .collect();
+        let info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings);
+        // SAFETY: valid create infos on a live device (every call in this function).
+        self.set_layout = unsafe { d.create_descriptor_set_layout(&info, None) }.vk("create bundle set layout")?;
+        device.name_object(self.set_layout, "bundle set layout");
+        let set_layouts = [self.set_layout];
+        let push = [vk::PushConstantRange::default()
+            .stage_flags(vk::ShaderStageFlags::COMPUTE)
+            .size(size_of::<Pass>() as u32)];
+        let info = vk::PipelineLayoutCreateInfo::default()
+            .set_layouts(&set_layouts)
+            .push_constant_ranges(&push);
+        // SAFETY: as above.
+        self.compute_layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create bundle compute layout")?;
+        device.name_object(self.compute_layout, "bundle compute layout");
+        // The same push constants as the scene's pipelines (clip_from_world[2]), so they stay
+        // valid across the switch between the two layouts.
+        let push = [vk::PushConstantRange::default()
+            .stage_flags(vk::ShaderStageFlags::VERTEX)
+            .size(super::pipeline::PUSH_CONSTANT_BYTES)];
+        let info = vk::PipelineLayoutCreateInfo::default()
+            .set_layouts(&set_layouts)
+            .push_constant_ranges(&push);
+        // SAFETY: as above.
+        self.draw_layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create bundle draw layout")?;
+        device.name_object(self.draw_layout, "bundle draw layout");
+        let sizes = [vk::DescriptorPoolSize::default()
+            .ty(vk::DescriptorType::STORAGE_BUFFER)
+            .descriptor_count(BINDINGS)];
+        let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
+        // SAFETY: as above.
+        self.pool = unsafe { d.create_descriptor_pool(&info, None) }.vk("create bundle descriptor pool")?;
+        device.name_object(self.pool, "bundle descriptor pool");
+        let info = vk::DescriptorSetAllocateInfo::default()
+            .descriptor_pool(self.pool)
+            .set_layouts(&set_layouts);
+        // SAFETY: as above.
+        self.set = unsafe { d.allocate_descriptor_sets(&info) }.vk("allocate bundle descriptor set")?[0];
+        device.name_object(self.set, "bundle descriptor set");
+        self.build_pipelines(device)?;
+        for b in 0..BINDINGS {
+            self.ensure(device, allocator, b, 256)?;
+        }
+        self.write_params(&BundleStyle::default())
+    }
+
+    fn build_pipelines(&mut self, device: &Device) -> Result<()> {
+        let d = &device.device;
+        let shaders = [
+            ("bundle_splat.comp", &include_bytes!("../../shaders/bundle_splat.comp.spv")[..]),
+            ("bundle_blur.comp", &include_bytes!("../../shaders/bundle_blur.comp.spv")[..]),
+            ("bundle_advect.comp", &include_bytes!("../../shaders/bundle_advect.comp.spv")[..]),
+            ("bundle_curve.comp", &include_bytes!("../../shaders/bundle_curve.comp.spv")[..]),
+            ("bundle.vert", &include_bytes!("../../shaders/bundle.vert.spv")[..]),
+            ("bundle.frag", &include_bytes!("../../shaders/bundle.frag.spv")[..]),
+        ];
+        let mut modules = [vk::ShaderModule::null(); 6];
+        let made = (|| {
+            for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
+                let code = spirv(name, bytes)?;
+                let info = vk::ShaderModuleCreateInfo::default().code(&code);
+                // SAFETY: SPIR-V compiled by glslc for Vulkan 1.3, on a live device.
+                *module = unsafe { d.create_shader_module(&info, None) }.vk("create shader module")?;
+                device.name_object(*module, name);
+            }
+            self.splat = self.compute(device, modules[0], &[], "bundle splat")?;
+            // SIDE (u32) and ALONG_Y (a 32-bit bool).
+            let spec = |along_y: u32| [GRID, along_y];
+            self.blur_x = self.compute(device, modules[1], &spec(0), "bundle blur x")?;
+            self.blur_y = self.compute(device, modules[1], &spec(1), "bundle blur y")?;
+            self.advect = self.compute(device, modules[2], &[], "bundle advect")?;
+            self.curve = self.compute(device, modules[3], &[], "bundle curves")?;
+            for views in 1..=2u32 {
+                let i = views as usize - 1;
+                self.draw[i] = self.graphics(device, [modules[4], modules[5]], views, false)?;
+                self.highlight[i] = self.graphics(device, [modules[4], modules[5]], views, true)?;
+            }
+            Ok(())
+        })();
+        for m in modules {
+            // SAFETY: the pipelines keep what they need.
+            unsafe { d.destroy_shader_module(m, None) };
+        }
+        made
+    }
+
+    fn compute(&self, device: &Device, module: vk::ShaderModule, spec: &[u32], name: &str) -> Result<vk::Pipeline> {
+        let entries: Vec<vk::SpecializationMapEntry> = (0..spec.len() as u32)
+            .map(|i| {
+                vk::SpecializationMapEntry::default()
+                    .constant_id(i)
+                    .offset(i * 4)
+                    .size(4)
+            })
+            .collect();
+        let data: &[u8] = bytemuck::cast_slice(spec);
+        let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(data);
+        let mut stage = vk::PipelineShaderStageCreateInfo::default()
+            .stage(vk::ShaderStageFlags::COMPUTE)
+            .module(module)
+            .name(c"main");
+        if !spec.is_empty() {
+            stage = stage.specialization_info(&specialization);
+        }
+        let info = vk::ComputePipelineCreateInfo::default()
+            .stage(stage)
+            .layout(self.compute_layout);
+        // SAFETY: valid create info; the module and layout are live.
+        let pipeline = unsafe {
+            device
+                .device
+                .create_compute_pipelines(vk::PipelineCache::null(), &[info], None)
+        }
+        .map_err(|(_, result)| GfxError::Vk {
+            what: "create compute pipeline",
+            result,
+        })?[0];
+        device.name_object(pipeline, &format!("{name} pipeline"));
+        Ok(pipeline)
+    }
+
+    fn graphics(
+        &self,
+        device: &Device,
+        [vert, frag]: [vk::ShaderModule; 2],
+        views: u32,
+        highlight: bool,
+    ) -> Result<vk::Pipeline> {
+        let entries = [vk::SpecializationMapEntry::default().constant_id(0).offset(0).size(4)];
+        let data = u32::from(highlight).to_ne_bytes();
+        let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(&data);
+        let stages = [
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::VERTEX)
+                .module(vert)
+                .name(c"main")
+                .specialization_info(&specialization),
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::FRAGMENT)
+                .module(frag)
+                .name(c"main"),
+        ];
+        let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
+        // Two triangles per segment. (Not one strip per edge: lavapipe, Mesa 22.3, draws the
+        // second view of instanced strips into the first view's layer.)
+        let assembly =
+            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
+        let viewport = vk::PipelineViewportStateCreateInfo::default()
+            .viewport_count(1)
+            .scissor_count(1);
+        let raster = vk::PipelineRasterizationStateCreateInfo::default()
+            .polygon_mode(vk::PolygonMode::FILL)
+            .cull_mode(vk::CullModeFlags::NONE)
+            .line_width(1.0);
+        let multisample =
+            vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
+        // Both are tested against the scene's depth; only the (opaque) highlight writes it.
+        let depth = vk::PipelineDepthStencilStateCreateInfo::default()
+            .depth_test_enable(true)
+            .depth_write_enable(highlight)
+            .depth_compare_op(vk::CompareOp::LESS);
+        let attachment = vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA);
+        // Additive, premultiplied: the sum is the same in any order.
+        let attachments = [if highlight {
+            attachment
+        } else {
+            attachment
+                .blend_enable(true)
+                .src_color_blend_factor(vk::BlendFactor::ONE)
+                .dst_color_blend_factor(vk::BlendFactor::ONE)
+                .color_blend_op(vk::BlendOp::ADD)
+                .src_alpha_blend_factor(vk::BlendFactor::ZERO)
+                .dst_alpha_blend_factor(vk::BlendFactor::ONE)
+                .alpha_blend_op(vk::BlendOp::ADD)
+        }];
+        let blend = vk::PipelineColorBlendStateCreateInfo::default().attachments(&attachments);
+        let dynamic_states = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
+        let dynamic = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic_states);
+        let formats = [COLOR_FORMAT];
+        let mut rendering = vk::PipelineRenderingCreateInfo::default()
+            .view_mask((1 << views) - 1)
+            .color_attachment_formats(&formats)
+            .depth_attachment_format(DEPTH_FORMAT);
+        let info = vk::GraphicsPipelineCreateInfo::default()
+            .stages(&stages)
+            .vertex_input_state(&vertex_input)
+            .input_assembly_state(&assembly)
+            .viewport_state(&viewport)
+            .rasterization_state(&raster)
+            .multisample_state(&multisample)
+            .depth_stencil_state(&depth)
+            .color_blend_state(&blend)
+            .dynamic_state(&dynamic)
+            .layout(self.draw_layout)
+            .push_next(&mut rendering);
+        // SAFETY: valid create info; the modules and layout are live.
+        let pipeline = unsafe {
+            device
+                .device
+                .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
+        }
+        .map_err(|(_, result)| GfxError::Vk {
+            what: "create graphics pipeline",
+            result,
+        })?[0];
+        let what = if highlight { "highlighted edges" } else { "bundled edges" };
+        device.name_object(pipeline, &format!("{what} pipeline ({views} view{})", if views > 1 { "s" } else { "" }));
+        Ok(pipeline)
+    }
+
+    fn slot_name(binding: u32) -> &'static str {
+        [
+            "bundle edges",
+            "bundle values",
+            "bundle offsets",
+            "bundle groups",
+            "bundle splat grid",
+            "bundle blurred grid",
+            "bundle density grid",
+            "bundle params",
+            "bundle highlight list",
+            "bundle curves readback",
+        ][binding as usize]
+    }
+
+    /// Makes binding `binding`'s buffer at least `bytes` long (a new one, bound to the set, when
+    /// it is shorter). Only between frames: nothing may be in flight.
+    fn ensure(&mut self, device: &Device, allocator: &mut Allocator, binding: u32, bytes: u64) -> Result<()> {
+        if bytes > self.max_range {
+            return Err(GfxError::Invalid(format!(
+                "{} would need {bytes} bytes; this device's storage buffers hold at most {}",
+                Self::slot_name(binding),
+                self.max_range
+            )));
+        }
+        let slot = &mut self.buffers.slots[binding as usize];
+        if slot.as_ref().is_some_and(|b| b.size >= bytes) {
+            return Ok(());
+        }
+        let size = bytes.next_power_of_two().max(256).min(self.max_range.max(256));
+        let (location, usage) = match binding {
+            // Written by the host between frames.
+            B_PARAMS | B_HIGHLIGHT => (MemoryLocation::CpuToGpu, vk::BufferUsageFlags::empty()),
+            B_CURVES => (MemoryLocation::GpuToCpu, vk::BufferUsageFlags::empty()),
+            // Filled by copies from the staging buffer, or cleared by fills, and the shaders.
+            _ => (MemoryLocation::GpuOnly, vk::BufferUsageFlags::TRANSFER_DST),
+        };
+        let buffer = Buffer::new(
+            device,
+            allocator,
+            Self::slot_name(binding),
+            size,
+            vk::BufferUsageFlags::STORAGE_BUFFER | usage,
+            location,
+        )?;
+        let infos = [vk::DescriptorBufferInfo::default()
+            .buffer(buffer.handle)
+            .range(vk::WHOLE_SIZE)];
+        let write = vk::WriteDescriptorSet::default()
+            .dst_set(self.set)
+            .dst_binding(binding)
+            .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+            .buffer_info(&infos);
+        // SAFETY: nothing is in flight (the caller's contract), so neither the set nor the old
+        // buffer is in use.
+        unsafe {
+            device.device.update_descriptor_sets(&[write], &[]);
+            if let Some(mut old) = slot.take() {
+                old.destroy(device, allocator);
+            }
+        }
+        *slot = Some(buffer);
+        Ok(())
+    }
+
+    /// Stages new edges (topology, positions, values) and asks for a full recompute. Only between
+    /// frames.
+    pub fn set_edges(&mut self, device: &Device, allocator: &mut Allocator, edges: &SceneEdges) -> Result<()> {
+        if edges.edges.len() > self.max_edges() {
+            return Err(GfxError::Invalid(format!(
+                "{} edges to bundle; this device holds at most {} (build them with a smaller budget)",
+                edges.edges.len(),
+                self.max_edges()
+            )));
+        }
+        let instances: Vec<EdgeInstance> = edges
+            .edges
+            .iter()
+            .map(|e| EdgeInstance {
+                a: e.a.extend(f32::from_bits(e.group)).to_array(),
+                b: e.b.extend(0.0).to_array(),
+            })
+            .collect();
+        let frames = group_frames(&instances, edges.layers.len(), &edges.max_abs());
+        let n = instances.len() as u64;
+        let cells = frames.len() as u64 * u64::from(INTERIOR * GRID * GRID);
+        self.ensure(device, allocator, B_EDGES, n * 32)?;
+        self.ensure(device, allocator, B_VALUES, n * 4)?;
+        self.ensure(device, allocator, B_OFFSETS, n * u64::from(INTERIOR) * 8)?;
+        self.ensure(device, allocator, B_GROUPS, frames.len() as u64 * 64)?;
+        self.ensure(device, allocator, B_SPLAT, cells * 4)?;
+        self.ensure(device, allocator, B_BLURRED, cells * 4)?;
+        self.ensure(device, allocator, B_DENSITY, cells * 4)?;
+        let edge_bytes: &[u8] = bytemuck::cast_slice(&instances);
+        let group_bytes: &[u8] = bytemuck::cast_slice(&frames);
+        let value_bytes: &[u8] = bytemuck::cast_slice(&edges.values);
+        self.stage(device, allocator, &[edge_bytes, group_bytes, value_bytes])?;
+        self.staged = (edge_bytes.len() as u64, group_bytes.len() as u64, value_bytes.len() as u64);
+        self.edge_count = instances.len() as u32;
+        self.group_count = frames.len() as u32;
+        // The old highlight indexes the old edges.
+        self.highlight_count = 0;
+        self.pending.set(Pending {
+            edges: true,
+            values: true,
+            work: Some(Work::Full),
+        });
+        Ok(())
+    }
+
+    /// Stages new values for the same edges and asks for an incremental update (unless a full
+    /// recompute is pending anyway). Also re-scales each group's opacity and weights to its new
+    /// largest |value|. Only between frames.
+    pub fn set_values(&mut self, edges: &SceneEdges) -> Result<()> {
+        if edges.values.len() != self.edge_count as usize {
+            return Err(GfxError::Invalid(format!(
+                "{} edge values for {} bundled edges",
+                edges.values.len(),
+                self.edge_count
+            )));
+        }
+        let (e, g, _) = self.staged;
+        let staging = self
+            .buffers
+            .staging
+            .as_mut()
+            .ok_or_else(|| GfxError::Invalid("edge values before any edges".into()))?;
+        let mut frames: Vec<GroupFrame> = staging
+            .mapped()?
+            .get(e as usize..(e + g) as usize)
+            .ok_or_else(|| GfxError::Invalid("staged groups missing".into()))?
+            .chunks_exact(size_of::<GroupFrame>())
+            .map(bytemuck::pod_read_unaligned)
+            .collect();
+        for (f, max) in frames.iter_mut().zip(edges.max_abs()) {
+            f.e1[3] = inverse_max(max);
+        }
+        staging.write_at(e, bytemuck::cast_slice(&frames))?;
+        staging.write_at(e + g, bytemuck::cast_slice(&edges.values))?;
+        let mut p = self.pending.get();
+        p.values = true;
+        if p.work.is_none() {
+            p.work = Some(Work::Incremental);
+        }
+        self.pending.set(p);
+        Ok(())
+    }
+
+    /// Copies `parts` one after the other into the staging buffer (grown as needed).
+    fn stage(&mut self, device: &Device, allocator: &mut Allocator, parts: &[&[u8]]) -> Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if self.buffers.staging.as_ref().is_none_or(|b| b.size < total as u64) {
+            if let Some(mut old) = self.buffers.staging.take() {
+                // SAFETY: nothing is in flight (between frames).
+                unsafe { old.destroy(device, allocator) };
+            }
+            self.buffers.staging = Some(Buffer::new(
+                device,
+                allocator,
+                "bundle upload",
+                (total as u64).next_power_of_two().max(256),
+                vk::BufferUsageFlags::TRANSFER_SRC,
+                MemoryLocation::CpuToGpu,
+            )?);
+        }
+        let Some(staging) = &mut self.buffers.staging else {
+            unreachable!("made above")
+        };
+        let mut at = 0;
+        for part in parts {
+            staging.write_at(at, part)?;
+            at += part.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes the style the draw and the curve readback use. Only between frames.
+    pub fn write_params(&mut self, style: &BundleStyle) -> Result<()> {
+        let linear = |c: [f32; 3]| {
+            let [r, g, b] = c.map(super::renderer::srgb_to_linear);
+            [r, g, b, 1.0]
+        };
+        let finite = |v: f32, default: f32| if v.is_finite() { v } else { default };
+        let d = BundleStyle::default();
+        let params = Params {
+            positive: linear(style.positive),
+            negative: linear(style.negative),
+            strength: finite(style.strength, d.strength).clamp(0.0, 1.0),
+            width: finite(style.width, d.width).max(0.0),
+            threshold: finite(style.threshold, d.threshold).clamp(0.0, 1.0),
+            opacity: finite(style.opacity, d.opacity).max(0.0),
+        };
+        let buffer = self.buffers.slots[B_PARAMS as usize]
+            .as_mut()
+            .ok_or_else(|| GfxError::Invalid("bundle params buffer missing".into()))?;
+        buffer.write(bytemuck::bytes_of(&params))
+    }
+
+    /// The edges drawn over the bundle (indices into the edges). Only between frames.
+    pub fn set_highlight(&mut self, device: &Device, allocator: &mut Allocator, edges: &[u32]) -> Result<()> {
+        if let Some(bad) = edges.iter().find(|&&e| e >= self.edge_count) {
+            return Err(GfxError::Invalid(format!("highlighted edge {bad} of {}", self.edge_count)));
+        }
+        self.ensure(device, allocator, B_HIGHLIGHT, edges.len() as u64 * 4)?;
+        let buffer = self.buffers.slots[B_HIGHLIGHT as usize]
+            .as_mut()
+            .ok_or_else(|| GfxError::Invalid("bundle highlight buffer missing".into()))?;
+        buffer.write(bytemuck::cast_slice(edges))?;
+        self.highlight_count = edges.len() as u32;
+        Ok(())
+    }
+
+    /// Asks for `work` (a full recompute wins over an incremental update).
+    pub fn request(&self, work: Work) {
+        let mut p = self.pending.get();
+        p.work = match (p.work, work) {
+            (Some(Work::Full), _) | (_, Work::Full) => Some(Work::Full),
+            _ => Some(Work::Incremental),
+        };
+        self.pending.set(p);
+    }
+
+    /// Takes what must be done before the next draw (the caller records it).
+    pub fn take_pending(&self) -> Pending {
+        self.pending.take()
+    }
+
+    /// Whether iterations of an earlier recompute or update are still to run.
+    pub fn unfinished(&self) -> bool {
+        !self.rest.borrow().0.is_empty()
+    }
+
+    fn buffer(&self, binding: u32) -> vk::Buffer {
+        self.buffers.slots[binding as usize]
+            .as_ref()
+            .map_or(vk::Buffer::null(), |b| b.handle)
+    }
+
+    /// Records `pending`: the staged copies, then the bundling work, with barriers so the draw's
+    /// vertex shader (and a later compute pass) sees the result. With `timestamps`, writes query
+    /// 0 before and query 1 after.
+    ///
+    /// # Safety
+    /// `cb` is recording outside a render pass on this bundler's device; the buffers are not
+    /// changed until it has executed.
+    /// At most `budget` iterations run (`None`: all); the rest wait for the next call.
+    pub unsafe fn record(
+        &self,
+        device: &Device,
+        cb: vk::CommandBuffer,
+        pending: Pending,
+        timestamps: Option<vk::QueryPool>,
+        budget: Option<usize>,
+    ) {
+        let d = &device.device;
+        use vk::{AccessFlags2 as A, PipelineStageFlags2 as S};
+        let barrier = |src: (S, A), dst: (S, A)| {
+            [vk::MemoryBarrier2::default()
+                .src_stage_mask(src.0)
+                .src_access_mask(src.1)
+                .dst_stage_mask(dst.0)
+                .dst_access_mask(dst.1)]
+        };
+        // SAFETY: per the function's contract.
+        unsafe {
+            let barrier_now = |src, dst| {
+                d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().memory_barriers(&barrier(src, dst)));
+            };
+            if let Some(pool) = timestamps {
+                d.cmd_reset_query_pool(cb, pool, 0, 2);
+                d.cmd_write_timestamp2(cb, S::TOP_OF_PIPE, pool, 0);
+            }
+            // The last frame's draws and compute are done reading and writing before this overwrites.
+            barrier_now(
+                (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE),
+                (S::ALL_TRANSFER | S::COMPUTE_SHADER, A::TRANSFER_WRITE | A::SHADER_STORAGE_WRITE),
+            );
+            if let Some(staging) = &self.buffers.staging {
+                let (e, g, v) = self.staged;
+                let copy = |dst: u32, src_offset: u64, size: u64| {
+                    if size > 0 {
+                        let region = vk::BufferCopy::default().src_offset(src_offset).size(size);
+                        d.cmd_copy_buffer(cb, staging.handle, self.buffer(dst), &[region]);
+                    }
+                };
+                if pending.edges {
+                    copy(B_EDGES, 0, e);
+                }
+                if pending.values {
+                    copy(B_GROUPS, e, g);
+                    copy(B_VALUES, e + g, v);
+                }
+            }
+            let mut rest = self.rest.borrow_mut();
+            let work = pending.work.filter(|_| self.edge_count > 0);
+            // A new full recompute starts over; an update during a full recompute lets it go on
+            // (it reads the new values); otherwise an update replaces the rest of the last one.
+            let schedule = match work {
+                Some(Work::Full) => Some((full_schedule(), true)),
+                Some(Work::Incremental) if !rest.1 || rest.0.is_empty() => Some((incremental_schedule(), false)),
+                _ if self.edge_count > 0 && !rest.0.is_empty() => Some(std::mem::take(&mut *rest)),
+                _ => None,
+            };
+            let Some((mut schedule, full)) = schedule else {
+                rest.0.clear();
+                barrier_now((S::ALL_TRANSFER, A::TRANSFER_WRITE), (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ));
+                if let Some(pool) = timestamps {
+                    d.cmd_write_timestamp2(cb, S::BOTTOM_OF_PIPE, pool, 1);
+                }
+                return;
+            };
+            let n = u64::from(self.edge_count);
+            let now = budget.unwrap_or(usize::MAX).min(schedule.len());
+            *rest = (schedule.split_off(now), full);
+            if work == Some(Work::Full) {
+                d.cmd_fill_buffer(cb, self.buffer(B_OFFSETS), 0, n * u64::from(INTERIOR) * 8, 0);
+            }
+            barrier_now(
+                (S::ALL_TRANSFER, A::TRANSFER_WRITE),
+                (S::COMPUTE_SHADER | S::VERTEX_SHADER, A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE),
+            );
+            let cells = u64::from(self.group_count) * u64::from(INTERIOR * GRID * GRID);
+            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.compute_layout, 0, &[self.set], &[]);
+            let compute_rw = (S::COMPUTE_SHADER, A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE);
+            for it in schedule {
+                let pass = Pass {
+                    edge_count: self.edge_count,
+                    cells: cells as u32,
+                    sigma: it.sigma,
+                    step_cells: it.step,
+                    smoothing: it.smoothing,
+                };
+                d.cmd_push_constants(cb, self.compute_layout, vk::ShaderStageFlags::COMPUTE, 0, bytemuck::bytes_of(&pass));
+                // Clear the grid (after the last iteration's blur read it).
+                d.cmd_fill_buffer(cb, self.buffer(B_SPLAT), 0, cells * 4, 0);
+                barrier_now((S::ALL_TRANSFER, A::TRANSFER_WRITE), compute_rw);
+                let steps: [(vk::Pipeline, u64, u64); 4] = [
+                    (self.splat, n * u64::from(INTERIOR), 256),
+                    (self.blur_x, cells, 256),
+                    (self.blur_y, cells, 256),
+                    (self.advect, n, 64),
+                ];
+                for (pipeline, count, local) in steps {
+                    d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, pipeline);
+                    let (x, y) = groups_for(count, local);
+                    d.cmd_dispatch(cb, x, y, 1);
+                    barrier_now(compute_rw, compute_rw);
+                }
+                // The next iteration's clear of the grid waits for the blur's reads.
+                barrier_now(compute_rw, (S::ALL_TRANSFER, A::TRANSFER_WRITE));
+            }
+            barrier_now(compute_rw, (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ));
+            if let Some(pool) = timestamps {
+                d.cmd_write_timestamp2(cb, S::BOTTOM_OF_PIPE, pool, 1);
+            }
+        }
+    }
+
+    /// Makes the curve readback buffer big enough for every edge's points.
+    pub fn prepare_curves(&mut self, device: &Device, allocator: &mut Allocator) -> Result<()> {
+        let bytes = u64::from(self.edge_count) * u64::from(SEGMENTS + 1) * 16;
+        self.ensure(device, allocator, B_CURVES, bytes)
+    }
+
+    /// Records the pass writing every edge's points at the current strength into the curve
+    /// readback buffer, made visible to the host.
+    ///
+    /// # Safety
+    /// As for [`Bundler::record`], after it; [`Bundler::prepare_curves`] was called since the
+    /// last [`Bundler::set_edges`].
+    pub unsafe fn record_curves(&self, device: &Device, cb: vk::CommandBuffer) {
+        let d = &device.device;
+        let pass = Pass {
+            edge_count: self.edge_count,
+            cells: 0,
+            sigma: 0.0,
+            step_cells: 0.0,
+            smoothing: 0.0,
+        };
+        // SAFETY: per the function's contract.
+        unsafe {
+            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.compute_layout, 0, &[self.set], &[]);
+            d.cmd_push_constants(cb, self.compute_layout, vk::ShaderStageFlags::COMPUTE, 0, bytemuck::bytes_of(&pass));
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.curve);
+            let (x, y) = groups_for(u64::from(self.edge_count) * u64::from(SEGMENTS + 1), 256);
+            d.cmd_dispatch(cb, x, y, 1);
+            let to_host = [vk::MemoryBarrier2::default()
+                .src_stage_mask(vk::PipelineStageFlags2::COMPUTE_SHADER)
+                .src_access_mask(vk::AccessFlags2::SHADER_STORAGE_WRITE)
+                .dst_stage_mask(vk::PipelineStageFlags2::HOST)
+                .dst_access_mask(vk::AccessFlags2::HOST_READ)];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().memory_barriers(&to_host));
+        }
+    }
+
+    /// The points [`Bundler::record_curves`] wrote: `SEGMENTS + 1` per edge.
+    pub fn curves(&self) -> Result<Vec<Vec<Vec3>>> {
+        let buffer = self.buffers.slots[B_CURVES as usize]
+            .as_ref()
+            .ok_or_else(|| GfxError::Invalid("bundle curves buffer missing".into()))?;
+        let points = (SEGMENTS + 1) as usize;
+        let bytes = buffer
+            .mapped()?
+            .get(..self.edge_count as usize * points * 16)
+            .ok_or_else(|| GfxError::Invalid("bundle curves buffer too small".into()))?;
+        Ok(bytes
+            .chunks_exact(points * 16)
+            .map(|c| {
+                c.chunks_exact(16)
+                    .map(|p| {
+                        let [x, y, z, _]: [f32; 4] = bytemuck::pod_read_unaligned(p);
+                        Vec3::new(x, y, z)
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Records the draw of the edges, then the highlighted ones over them, inside a rendering
+    /// scope of `views` views whose push constants (clip_from_world[2]) are set. Binds its own
+    /// set: the caller rebinds its own afterwards.
+    ///
+    /// # Safety
+    /// `cb` is recording inside such a rendering scope; any pending work was recorded before it.
+    pub unsafe fn record_draw(&self, device: &Device, cb: vk::CommandBuffer, views: u32) -> bool {
+        if self.edge_count == 0 {
+            return false;
+        }
+        let d = &device.device;
+        let vertices = SEGMENTS * 6;
+        // SAFETY: per the function's contract.
+        unsafe {
+            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.draw_layout, 0, &[self.set], &[]);
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.draw[views as usize - 1]);
+            d.cmd_draw(cb, vertices, self.edge_count, 0, 0);
+            if self.highlight_count > 0 {
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.highlight[views as usize - 1]);
+                d.cmd_draw(cb, vertices, self.highlight_count, 0, 0);
+            }
+        }
+        true
+    }
+
+    /// # Safety
+    /// The GPU must be done with everything here; `device` and `allocator` are the ones used.
+    pub unsafe fn destroy(&mut self, device: &Device, allocator: &mut Allocator) {
+        let d = &device.device;
+        // SAFETY: per the contract; null handles are ignored.
+        unsafe {
+            for b in self.buffers.slots.iter_mut().chain([&mut self.buffers.staging]) {
+                if let Some(mut b) = b.take() {
+                    b.destroy(device, allocator);
+                }
+            }
+            for p in [self.splat, self.blur_x, self.blur_y, self.advect, self.curve]
+                .iter()
+                .chain(&self.draw)
+                .chain(&self.highlight)
+            {
+                d.destroy_pipeline(*p, None);
+            }
+            d.destroy_descriptor_pool(self.pool, None);
+            d.destroy_pipeline_layout(self.compute_layout, None);
+            d.destroy_pipeline_layout(self.draw_layout, None);
+            d.destroy_descriptor_set_layout(self.set_layout, None);
+        }
+        *self = Bundler::default();
+    }
+}

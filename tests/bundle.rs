@@ -1,0 +1,545 @@
+//! Edge bundling of fully connected layers: the edges extracted from the model (values,
+//! aggregation, budget), and the GPU bundler on a real device (lavapipe on CI) with validation on:
+//! endpoints stay fixed, strength 0 is straight, full bundling contracts compatible edges by a
+//! factor computed from the setup and the schedule, results do not depend on the edges' order,
+//! incremental updates, and pixels of the drawn edges where the projection says (mono, stereo).
+//!
+//! Without a Vulkan device the GPU tests fail under CI and print a skip note elsewhere.
+
+mod common;
+
+use std::path::Path;
+
+use common::{in_ci, srgb8};
+use glam::{Vec2, Vec3};
+use netwalk::gfx::bundle::{self, BundleStyle, EdgeInstance, GRID, GRID_MARGIN, SEGMENTS};
+use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, Renderer, RendererConfig, RgbaImage};
+use netwalk::nn::edges::{self, EdgeValue};
+use netwalk::nn::{self, Activations, Model};
+use netwalk::scene::edges::{EdgeLayer, EdgeOptions, PlacedEdge, SceneEdges};
+use netwalk::scene::{self, LayoutKind, NeuronRef};
+
+/// A renderer with validation on, or `None` (after a note) when this machine has no Vulkan.
+fn renderer() -> Option<Renderer> {
+    match Renderer::new(&RendererConfig { validation: true }) {
+        Ok(r) => Some(r),
+        Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
+            assert!(!in_ci(), "CI needs a Vulkan device for the bundling tests: {e}");
+            eprintln!("SKIPPED (bundling test): {e}");
+            None
+        }
+        Err(e) => panic!("cannot create the renderer: {e}"),
+    }
+}
+
+/// Drops the renderer and checks that validation said nothing, during the test or at teardown.
+#[track_caller]
+fn finish(r: Renderer) {
+    let log = r.validation_log();
+    assert_eq!(r.validation_messages(), Vec::<String>::new(), "validation messages");
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new(), "validation messages at teardown");
+}
+
+/// A deterministic value in [-1, 1] for edge `i` (no RNG crate state to keep in sync).
+fn value(i: usize) -> f32 {
+    let x = ((i as u64 * 2654435761) % 2001) as f32 / 1000.0 - 1.0;
+    if x.abs() < 0.05 { 0.5 } else { x }
+}
+
+/// One group: every source to every target, `a(s)` to `b(t)`.
+fn fully_connected(sources: &[Vec3], targets: &[Vec3], group: u32, out: &mut SceneEdges) {
+    let start = out.edges.len();
+    for (t, &b) in targets.iter().enumerate() {
+        for (s, &a) in sources.iter().enumerate() {
+            out.edges.push(PlacedEdge {
+                a,
+                b,
+                group,
+                source: s as u32,
+                target: t as u32,
+            });
+            out.values.push(value(out.values.len()));
+        }
+    }
+    out.layers.push(EdgeLayer {
+        layer: group as usize,
+        name: format!("layer{group}"),
+        source_block: group as usize,
+        target_block: group as usize + 1,
+        aggregated: false,
+        total: out.edges.len() - start,
+        kept: start..out.edges.len(),
+    });
+}
+
+/// `n` points evenly spread over `width` along x around `center`.
+fn row(center: Vec3, width: f32, n: usize) -> Vec<Vec3> {
+    (0..n)
+        .map(|i| center + Vec3::X * (width * (i as f32 / (n - 1) as f32 - 0.5)))
+        .collect()
+}
+
+/// Two bundles side by side, 1 m apart, going 1 m from z = 0 to z = −1: within each, 8 sources
+/// (0.12 m wide) all connect to 8 targets (0.12 m wide); nothing connects across.
+fn two_bundles() -> SceneEdges {
+    let mut e = SceneEdges::default();
+    let start = e.edges.len();
+    for x in [-0.5, 0.5] {
+        let sources = row(Vec3::new(x, 1.4, 0.0), 0.12, 8);
+        let targets = row(Vec3::new(x, 1.4, -1.0), 0.12, 8);
+        for &b in &targets {
+            for &a in &sources {
+                e.edges.push(PlacedEdge {
+                    a,
+                    b,
+                    group: 0,
+                    source: 0,
+                    target: 0,
+                });
+                e.values.push(value(e.values.len()));
+            }
+        }
+    }
+    e.layers.push(EdgeLayer {
+        layer: 0,
+        name: "pair".into(),
+        source_block: 0,
+        target_block: 1,
+        aggregated: false,
+        total: e.edges.len(),
+        kept: start..e.edges.len(),
+    });
+    e
+}
+
+fn mean_pairwise(points: &[Vec3]) -> f32 {
+    let mut sum = 0.0;
+    let mut n = 0;
+    for i in 0..points.len() {
+        for j in i + 1..points.len() {
+            sum += points[i].distance(points[j]);
+            n += 1;
+        }
+    }
+    sum / n as f32
+}
+
+fn curves_at(r: &mut Renderer, strength: f32) -> Vec<Vec<Vec3>> {
+    r.set_bundle_style(&BundleStyle {
+        strength,
+        ..BundleStyle::default()
+    })
+    .expect("style");
+    r.bundle_curves().expect("curves")
+}
+
+#[test]
+fn endpoints_stay_fixed_and_strength_zero_is_straight() {
+    let Some(mut r) = renderer() else { return };
+    let e = two_bundles();
+    r.set_edges(&e).expect("upload");
+    let time = r.bundle_now().expect("bundle");
+    assert!(time.is_some(), "lavapipe has timestamps; the bundle ran");
+    let bundled = curves_at(&mut r, 1.0);
+    let straight = curves_at(&mut r, 0.0);
+    assert_eq!(bundled.len(), e.edges.len());
+    let mut moved = 0f32;
+    for ((edge, b), s) in e.edges.iter().zip(&bundled).zip(&straight) {
+        assert_eq!(b.len(), SEGMENTS as usize + 1);
+        for c in [b, s] {
+            assert!(c[0].distance(edge.a) < 1e-6, "source end moved: {} vs {}", c[0], edge.a);
+            assert!(c[SEGMENTS as usize].distance(edge.b) < 1e-5, "target end moved");
+        }
+        for (k, p) in s.iter().enumerate() {
+            let want = edge.a.lerp(edge.b, k as f32 / SEGMENTS as f32);
+            assert!(p.distance(want) < 1e-5, "strength 0, point {k}: {p} is not on the line ({want})");
+        }
+        moved = moved.max(b.iter().zip(s).map(|(p, q)| p.distance(*q)).fold(0.0, f32::max));
+    }
+    // Not a vacuous pass: bundling did move the interior points.
+    assert!(moved > 0.01, "bundling moved nothing ({moved} m)");
+    finish(r);
+}
+
+/// `n × n` points over a `width`-wide square facing +Z around `center`.
+fn square(center: Vec3, width: f32, n: usize) -> Vec<Vec3> {
+    let side = row(Vec3::ZERO, width, n);
+    side.iter()
+        .flat_map(|x| side.iter().map(move |y| center + Vec3::new(x.x, y.x, 0.0)))
+        .collect()
+}
+
+#[test]
+fn full_bundling_contracts_compatible_edges_by_the_computed_factor() {
+    let Some(mut r) = renderer() else { return };
+    // One layer pair: 6×6 sources in a 0.6 m square at z = 0, all connected to 6×6 targets in a
+    // 0.6 m square at z = −1.2: every edge is compatible with every other.
+    let mut e = SceneEdges::default();
+    let sources = square(Vec3::new(0.0, 1.4, 0.0), 0.6, 6);
+    let targets = square(Vec3::new(0.0, 1.4, -1.2), 0.6, 6);
+    fully_connected(&sources, &targets, 0, &mut e);
+    r.set_edges(&e).expect("upload");
+    let bundled = curves_at(&mut r, 1.0);
+    let mid = SEGMENTS as usize / 2;
+    let before = mean_pairwise(&e.edges.iter().map(|e| (e.a + e.b) / 2.0).collect::<Vec<_>>());
+    let after = mean_pairwise(&bundled.iter().map(|c| c[mid]).collect::<Vec<_>>());
+    // The grid the bundler uses for this group: the endpoints span 0.6 m each way; with the
+    // margins the grid is that wide, in GRID cells.
+    let instances: Vec<EdgeInstance> = e
+        .edges
+        .iter()
+        .map(|p| EdgeInstance {
+            a: p.a.extend(f32::from_bits(p.group)).to_array(),
+            b: p.b.extend(0.0).to_array(),
+        })
+        .collect();
+    let cell = 0.6 * (1.0 + 2.0 * GRID_MARGIN) / GRID as f32;
+    let frame = bundle::group_frames(&instances, 1, &e.max_abs())[0];
+    assert!((frame.cell() - cell).abs() < 1e-5, "cell {} vs {cell}", frame.cell());
+    // Fixed-step gradient ascent on a unimodal density: a midpoint ends within the last step of
+    // the mode (once there it overshoots by at most a step), plus a cell for the density's
+    // discretization; two midpoints are within twice that of each other.
+    let last = *bundle::full_schedule().last().expect("iterations");
+    let resolution = 2.0 * (last.step + 1.0) * cell;
+    let factor = before / resolution;
+    assert!(factor > 3.0, "the setup should allow a real contraction ({factor})");
+    assert!(
+        after <= before / factor,
+        "mean midpoint distance {after} m after bundling, {before} m before: expected a drop by {factor}x"
+    );
+    eprintln!("contraction: {before} -> {after} (bound {}, factor {factor})", before / factor);
+    finish(r);
+}
+
+#[test]
+fn separate_bundles_stay_apart() {
+    let Some(mut r) = renderer() else { return };
+    let e = two_bundles();
+    r.set_edges(&e).expect("upload");
+    let bundled = curves_at(&mut r, 1.0);
+    let mid = SEGMENTS as usize / 2;
+    let half = e.edges.len() / 2;
+    let centroid = |c: &[Vec<Vec3>]| c.iter().map(|c| c[mid]).sum::<Vec3>() / c.len() as f32;
+    // No edge joins them and the kernel is far narrower than the gap: they keep their 1 m apart.
+    let gap = centroid(&bundled[..half]).distance(centroid(&bundled[half..]));
+    assert!((gap - 1.0).abs() < 0.05, "the bundles moved towards each other: {gap} m apart");
+    finish(r);
+}
+
+#[test]
+fn results_do_not_depend_on_edge_order() {
+    let Some(mut r) = renderer() else { return };
+    let e = two_bundles();
+    r.set_edges(&e).expect("upload");
+    let first = curves_at(&mut r, 1.0);
+    // The same edges in another order (a fixed permutation: reversed, then interleaved).
+    let n = e.edges.len();
+    let order: Vec<usize> = (0..n).map(|i| if i % 2 == 0 { n - 1 - i / 2 } else { i / 2 }).collect();
+    let mut shuffled = e.clone();
+    shuffled.edges = order.iter().map(|&i| e.edges[i]).collect();
+    shuffled.values = order.iter().map(|&i| e.values[i]).collect();
+    r.set_edges(&shuffled).expect("upload");
+    let second = curves_at(&mut r, 1.0);
+    for (k, &i) in order.iter().enumerate() {
+        assert_eq!(second[k], first[i], "edge {i} (at {k} when shuffled) bundled differently");
+    }
+    finish(r);
+}
+
+#[test]
+fn new_values_update_the_bundle_incrementally() {
+    let Some(mut r) = renderer() else { return };
+    let mut e = two_bundles();
+    r.set_edges(&e).expect("upload");
+    r.bundle_now().expect("full");
+    let before = curves_at(&mut r, 1.0);
+    // The left bundle's first source becomes far the strongest: its edges pull the others.
+    for (edge, v) in e.edges.iter().zip(e.values.iter_mut()) {
+        if edge.a.x < 0.0 && edge.a.x < -0.5 - 0.05 {
+            *v = 10.0;
+        }
+    }
+    r.set_edge_values(&e).expect("values");
+    let time = r.bundle_now().expect("incremental");
+    assert!(time.is_some(), "the update ran");
+    let after = curves_at(&mut r, 1.0);
+    let changed = before
+        .iter()
+        .zip(&after)
+        .flat_map(|(b, a)| b.iter().zip(a).map(|(p, q)| p.distance(*q)))
+        .fold(0.0, f32::max);
+    assert!(changed > 1e-4, "new values changed nothing");
+    for (edge, c) in e.edges.iter().zip(&after) {
+        assert!(c[0].distance(edge.a) < 1e-6 && c[SEGMENTS as usize].distance(edge.b) < 1e-5);
+    }
+    // Nothing pending any more: a second call has nothing to do.
+    assert_eq!(r.bundle_now().expect("nothing"), None);
+    finish(r);
+}
+
+fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+}
+
+fn linear_to_srgb(c: f32) -> f32 {
+    if c <= 0.0031308 { c * 12.92 } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 }
+}
+
+/// The background with `color` (sRGB) added at full opacity in linear light, as the additive
+/// blend writes it into the sRGB target.
+fn added(color: [f32; 3]) -> [u8; 3] {
+    let mut out = [0.0; 3];
+    for i in 0..3 {
+        out[i] = linear_to_srgb((srgb_to_linear(BACKGROUND_SRGB[i]) + srgb_to_linear(color[i])).min(1.0));
+    }
+    srgb8(out)
+}
+
+#[track_caller]
+fn assert_color(image: &RgbaImage, at: Vec2, want: [u8; 3], what: &str) {
+    let got = image.pixel(at.x as u32, at.y as u32);
+    let close = got[..3].iter().zip(want).all(|(g, w)| (i16::from(*g) - i16::from(w)).abs() <= 3);
+    assert!(close, "{what}: pixel at {at} is {got:?}, expected {want:?}");
+}
+
+/// Two upright edges 0.2 m apart, 0.6 m long, facing a camera 1 m in front of them: the left one
+/// positive, the right one negative, both the layer's strongest (|value| 1).
+fn two_edges() -> SceneEdges {
+    let mut e = SceneEdges::default();
+    for (k, (x, v)) in [(-0.1, 1.0), (0.1, -1.0)].into_iter().enumerate() {
+        e.edges.push(PlacedEdge {
+            a: Vec3::new(x, 1.1, -1.0),
+            b: Vec3::new(x, 1.7, -1.0),
+            group: 0,
+            source: k as u32,
+            target: k as u32,
+        });
+        e.values.push(v);
+    }
+    e.layers.push(EdgeLayer {
+        layer: 0,
+        name: "pair".into(),
+        source_block: 0,
+        target_block: 1,
+        aggregated: false,
+        total: 2,
+        kept: 0..2,
+    });
+    e
+}
+
+#[test]
+fn drawn_edges_have_their_colors_where_the_projection_says_mono_and_stereo() {
+    let Some(mut r) = renderer() else { return };
+    let e = two_edges();
+    r.set_edges(&e).expect("upload");
+    let style = BundleStyle {
+        width: 0.02,
+        ..BundleStyle::default()
+    };
+    let camera = Camera::look_at(Vec3::new(0.0, 1.4, 0.0), Vec3::new(0.0, 1.4, -1.0));
+    let (w, h) = (400, 300);
+    let quarter_and_middle = [SEGMENTS as usize / 4, SEGMENTS as usize / 2];
+    let between = Vec3::new(0.0, 1.4, -1.0);
+    for strength in [0.0, 1.0] {
+        r.set_bundle_style(&BundleStyle { strength, ..style }).expect("style");
+        // Where the curves are at this strength (the GPU's own points).
+        let curves = r.bundle_curves().expect("curves");
+        // Mono, then both eyes in one multiview pass: each eye where its own projection says.
+        for views in [vec![camera], camera.stereo(0.064).to_vec()] {
+            let images = r.render_offscreen(w, h, &views).expect("render");
+            for (eye, (image, cam)) in images.iter().zip(&views).enumerate() {
+                let what = |p: &str| format!("strength {strength}, eye {eye} of {}: {p}", views.len());
+                for (curve, color) in curves.iter().zip([style.positive, style.negative]) {
+                    for k in quarter_and_middle {
+                        let at = cam.project(curve[k], w, h).expect("in front");
+                        assert_color(image, at, added(color), &what(&format!("point {k}")));
+                    }
+                }
+                // Between the two edges (0.2 m apart, 2 cm wide): nothing.
+                let at = cam.project(between, w, h).expect("in front");
+                assert_color(image, at, srgb8(BACKGROUND_SRGB), &what("between the edges"));
+            }
+        }
+    }
+    // The selected neuron's edge is drawn opaque over the bundle: its own color, not added.
+    r.set_edge_highlight(&[1]).expect("highlight");
+    let curves = r.bundle_curves().expect("curves");
+    let image = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
+    let mid = SEGMENTS as usize / 2;
+    let at = |c: &Vec<Vec3>, cam: &Camera| cam.project(c[mid], w, h).expect("in front");
+    assert_color(image, at(&curves[1], &camera), srgb8(style.negative), "highlighted edge");
+    assert_color(image, at(&curves[0], &camera), added(style.positive), "the other edge");
+    // Stereo: each eye sees the (opaque) highlighted edges where its own projection says.
+    r.set_edge_highlight(&[0, 1]).expect("highlight");
+    let eyes = camera.stereo(0.064);
+    let images = r.render_offscreen(w, h, &eyes).expect("render");
+    for (eye, (image, cam)) in images.iter().zip(&eyes).enumerate() {
+        for (curve, color) in curves.iter().zip([style.positive, style.negative]) {
+            assert_color(image, at(curve, cam), srgb8(color), &format!("eye {eye}: highlighted edge"));
+        }
+        let at = cam.project(between, w, h).expect("in front");
+        assert_color(image, at, srgb8(BACKGROUND_SRGB), &format!("eye {eye}: between the edges"));
+    }
+    // A threshold above what an edge has hides it.
+    r.set_edges(&SceneEdges {
+        values: vec![1.0, -0.4],
+        ..e.clone()
+    })
+    .expect("upload");
+    r.set_bundle_style(&BundleStyle {
+        threshold: 0.5,
+        strength: 0.0,
+        ..style
+    })
+    .expect("style");
+    let image = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
+    let mid_of = |p: &PlacedEdge| camera.project((p.a + p.b) / 2.0, w, h).expect("in front");
+    assert_color(image, mid_of(&e.edges[0]), added(style.positive), "edge over the threshold");
+    assert_color(image, mid_of(&e.edges[1]), srgb8(BACKGROUND_SRGB), "edge under the threshold");
+    finish(r);
+}
+
+fn parse(layers: &str, input: &str) -> Model {
+    let json = format!(
+        r#"{{"format": "netwalk-model/1", "name": "t", "weights": "w.safetensors",
+            "input": {{"name": "image", "shape": {input}}}, "layers": [{layers}]}}"#
+    );
+    Model::parse(&json, Path::new("/nonexistent/model.json")).expect("valid test model")
+}
+
+#[test]
+fn synthetic_mlps_have_the_edge_counts_the_benchmark_needs() {
+    let count = |name: &str| {
+        let (model, _) = nn::synthetic::build(name, 1).expect("synthetic");
+        edges::dense_layers(&model)
+            .iter()
+            .map(|&l| model.layers[l].fan_in().unwrap_or(0) * model.layers[l].shape.elements())
+            .sum::<usize>()
+    };
+    assert_eq!(count("mlp-784-81-49-10"), 784 * 81 + 81 * 49 + 49 * 10);
+    assert!(count("mlp-1024-1024-10") >= 1_000_000);
+    assert!(nn::synthetic::build("mlp-5", 1).is_err(), "one width is no MLP");
+    assert!(nn::synthetic::build("mlp-5-x", 1).is_err());
+}
+
+#[test]
+fn conv_to_dense_edges_aggregate_by_channel_and_add_up_to_the_pre_activation() {
+    // A 2×3×3 map, flattened, into 2 outputs: 18 sources, aggregated when over 4.
+    let model = parse(
+        r#"{"name": "flat", "op": "flatten"}, {"name": "fc", "op": "dense", "out_features": 2}"#,
+        "[2, 3, 3]",
+    );
+    let weights = nn::synthetic::random_weights(&model, 3).expect("weights");
+    let input: Vec<f32> = (0..18).map(|i| (i as f32 * 0.37).sin()).collect();
+    let acts = nn::forward(&model, &weights, &input).expect("forward");
+    let w: Vec<f32> = weights.layers[1]
+        .weight
+        .as_ref()
+        .expect("weight")
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("values");
+    let b: Vec<f32> = weights.layers[1].bias.as_ref().expect("bias").to_vec1().expect("bias values");
+    let full = edges::dense_edges(&model, &weights, &acts, 1, EdgeValue::Weight, 100).expect("edges");
+    assert!(!full.aggregated && full.sources == 18 && full.targets == 2 && full.len() == 36);
+    assert_eq!(full.value(5, 1), w[18 + 5]);
+    let agg = edges::dense_edges(&model, &weights, &acts, 1, EdgeValue::Weight, 4).expect("edges");
+    assert!(agg.aggregated && agg.sources == 2);
+    let sum: f32 = w[9..18].iter().sum();
+    assert!((agg.value(1, 0) - sum).abs() < 1e-5, "channel 1's weights summed");
+    let imp = edges::dense_edges(&model, &weights, &acts, 1, EdgeValue::Importance, 4).expect("edges");
+    for o in 0..2 {
+        // The channels' contributions plus the bias are the output's pre-activation.
+        let pre = imp.value(0, o) + imp.value(1, o) + b[o];
+        assert!((pre - acts.layers[1][o]).abs() < 1e-4, "output {o}: {pre} vs {}", acts.layers[1][o]);
+    }
+    assert!(edges::dense_edges(&model, &weights, &acts, 0, EdgeValue::Weight, 4).is_err(), "flatten has no edges");
+}
+
+fn mlp() -> (Model, nn::Weights, Activations) {
+    let model = parse(
+        r#"{"name": "fc1", "op": "dense", "out_features": 6}, {"name": "relu", "op": "relu"},
+           {"name": "fc2", "op": "dense", "out_features": 3}"#,
+        "[5]",
+    );
+    let weights = nn::synthetic::random_weights(&model, 5).expect("weights");
+    let acts = nn::forward(&model, &weights, &[0.5, -1.0, 0.25, 2.0, 1.0]).expect("forward");
+    (model, weights, acts)
+}
+
+#[test]
+fn scene_edges_join_the_cubes_and_drop_the_weakest_over_budget_counting_them() {
+    let (model, weights, acts) = mlp();
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let all = SceneEdges::build(&model, &weights, &acts, &placements, &EdgeOptions::default()).expect("edges");
+    assert_eq!(all.edges.len(), 5 * 6 + 6 * 3);
+    assert_eq!(all.dropped, 0);
+    assert_eq!(all.layers.len(), 2);
+    // fc1's edge from input 4 to output 2 joins those cubes.
+    let l = &all.layers[0];
+    let (src, dst) = (&placements[l.source_block], &placements[l.target_block]);
+    let e = all.edges[l.kept.clone()].iter().position(|e| e.source == 4 && e.target == 2).expect("edge");
+    assert_eq!(all.edges[e].a, src.neurons[4].center);
+    assert_eq!(all.edges[e].b, dst.neurons[2].center);
+    // fc2 reads the relu: its edges leave the fc1+relu block.
+    assert_eq!(all.layers[1].source_block, all.layers[0].target_block);
+    // Over budget: the 10 strongest stay, 38 are dropped and counted.
+    let options = EdgeOptions {
+        budget: 10,
+        ..EdgeOptions::default()
+    };
+    let some = SceneEdges::build(&model, &weights, &acts, &placements, &options).expect("edges");
+    assert_eq!((some.edges.len(), some.dropped), (10, 38));
+    let weakest_kept = some.values.iter().map(|v| v.abs()).fold(f32::INFINITY, f32::min);
+    let strongest_overall = {
+        let mut m: Vec<f32> = all.values.iter().map(|v| v.abs()).collect();
+        m.sort_by(|a, b| b.total_cmp(a));
+        m
+    };
+    assert_eq!(weakest_kept, strongest_overall[9]);
+    // New weights, same edges: values follow the weights' new values.
+    let other = nn::synthetic::random_weights(&model, 6).expect("weights");
+    let values = some.revalue(&model, &other, &acts, &options).expect("revalue");
+    let fresh = SceneEdges::build(&model, &other, &acts, &placements, &EdgeOptions::default()).expect("edges");
+    for (edge, v) in some.edges.iter().zip(&values) {
+        let layer = &fresh.layers[edge.group as usize];
+        let i = fresh.edges[layer.kept.clone()]
+            .iter()
+            .position(|f| f.source == edge.source && f.target == edge.target)
+            .expect("same edge");
+        assert_eq!(*v, fresh.values[layer.kept.start + i]);
+    }
+    // Under a threshold of half the largest |value|: the hidden ones are counted.
+    let max = all.max_abs();
+    let hidden = all
+        .edges
+        .iter()
+        .zip(&all.values)
+        .filter(|(e, v)| v.abs() < 0.5 * max[e.group as usize])
+        .count();
+    assert!(hidden > 0);
+    assert_eq!(all.below_threshold(0.5), hidden);
+}
+
+#[test]
+fn a_selected_neuron_owns_its_incoming_and_outgoing_edges() {
+    let (model, weights, acts) = mlp();
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let all = SceneEdges::build(&model, &weights, &acts, &placements, &EdgeOptions::default()).expect("edges");
+    // Neuron 2 of fc1+relu: 5 edges in (fc1), 3 out (fc2).
+    let block = all.layers[0].target_block;
+    let mine = all.touching(
+        &NeuronRef {
+            block,
+            index: vec![2],
+        },
+        &model,
+    );
+    assert_eq!(mine.len(), 5 + 3);
+    for &i in &mine {
+        let e = &all.edges[i as usize];
+        assert!((e.group == 0 && e.target == 2) || (e.group == 1 && e.source == 2), "{e:?}");
+    }
+}
