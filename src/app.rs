@@ -29,6 +29,8 @@ enum EdgeUpload {
     None,
     /// New values for the same edges: an incremental update of the bundle.
     Values,
+    /// The same edges, moved (their blocks moved): an incremental update from the last shape.
+    Moved,
     /// New edges (the layout changed): a full recompute.
     All,
 }
@@ -336,9 +338,15 @@ impl App {
             acts: &self.acts,
         };
         let events = systems::update(&mut self.scene, &net, input, &self.prev, dt)?;
-        if input.bundle != 0.0 && input.bundle.is_finite() {
+        // The bundling strength: `[` / `]` on the desktop; in XR the left thumbstick up/down while
+        // the left grip is held.
+        let left = input.hand(crate::input::Hand::Left);
+        let y = left.thumbstick.y;
+        let stick = if left.grab && y.is_finite() && y.abs() >= systems::SCRUB_DEADZONE { y } else { 0.0 };
+        let sweep = if input.bundle.is_finite() { input.bundle } else { 0.0 } + stick;
+        if sweep != 0.0 {
             let s = &mut self.bundle_style.strength;
-            *s = (*s + input.bundle.clamp(-1.0, 1.0) * dt / BUNDLE_SWEEP_SECONDS).clamp(0.0, 1.0);
+            *s = (*s + sweep.clamp(-1.0, 1.0) * dt / BUNDLE_SWEEP_SECONDS).clamp(0.0, 1.0);
             self.style_dirty = true;
         }
         let raw = match (&events.input, events.sample, &self.samples) {
@@ -424,8 +432,10 @@ impl App {
                 self.edge_upload = self.edge_upload.max(EdgeUpload::Values);
                 SceneEdges { values, ..e.clone() }
             }),
-            _ => SceneEdges::build(net.0, net.1, net.2, &sd.placements(), &self.edge_options).map(|e| {
-                self.edge_upload = EdgeUpload::All;
+            old => SceneEdges::build(net.0, net.1, net.2, &sd.placements(), &self.edge_options).map(|e| {
+                let same = old.as_ref().is_some_and(|o| o.edges.len() == e.edges.len() && o.layers.len() == e.layers.len());
+                let upload = if same { EdgeUpload::Moved } else { EdgeUpload::All };
+                self.edge_upload = self.edge_upload.max(upload);
                 e
             }),
         };
@@ -482,6 +492,10 @@ impl App {
                 self.highlighted = None;
             }
             EdgeUpload::Values => renderer.set_edge_values(edges)?,
+            EdgeUpload::Moved => {
+                renderer.move_edges(edges)?;
+                self.highlighted = None;
+            }
             EdgeUpload::None => {}
         }
         let selection = self.scene.selection.clone();

@@ -543,3 +543,80 @@ fn a_selected_neuron_owns_its_incoming_and_outgoing_edges() {
         assert!((e.group == 0 && e.target == 2) || (e.group == 1 && e.source == 2), "{e:?}");
     }
 }
+
+#[test]
+fn the_left_grip_and_stick_set_the_bundling_strength_and_keep_play_pause_apart() {
+    use netwalk::input::{Hand, InputSnapshot};
+    let mut app = common::demo_app(0, scene::Stage::default());
+    let start = app.bundle_style.strength;
+    let sweep = netwalk::app::BUNDLE_SWEEP_SECONDS;
+    let mut frame = InputSnapshot::default();
+    let mut run = |frame: &mut InputSnapshot, seconds: f32, app: &mut netwalk::app::App| {
+        for _ in 0..(seconds * 90.0).round() as usize {
+            frame.time += 1.0 / 90.0;
+            app.step(frame).expect("step");
+        }
+    };
+    // Grip held, stick down for 0.5 s: a quarter of the sweep less; the timeline does not play.
+    frame.hand_mut(Hand::Left).grab = true;
+    frame.hand_mut(Hand::Left).thumbstick = Vec2::new(0.0, -1.0);
+    run(&mut frame, 0.5, &mut app);
+    let lowered = app.bundle_style.strength;
+    assert!((lowered - (start - 0.5 / sweep)).abs() < 0.02, "{start} -> {lowered}");
+    assert!(!app.scene.playing);
+    // Up, long enough to reach the top: clamped at 1.
+    frame.hand_mut(Hand::Left).thumbstick = Vec2::new(0.0, 1.0);
+    run(&mut frame, sweep, &mut app);
+    assert_eq!(app.bundle_style.strength, 1.0);
+    assert!(!app.scene.playing, "with the grip held, up is not play");
+    // Without the grip the stick's flick up plays the timeline and leaves the strength alone.
+    frame.hand_mut(Hand::Left).grab = false;
+    frame.hand_mut(Hand::Left).thumbstick = Vec2::ZERO;
+    run(&mut frame, 0.1, &mut app);
+    frame.hand_mut(Hand::Left).thumbstick = Vec2::new(0.0, 1.0);
+    run(&mut frame, 0.1, &mut app);
+    assert!(app.scene.playing);
+    assert_eq!(app.bundle_style.strength, 1.0);
+    // The desktop's `]` / `[` (InputSnapshot::bundle) sweep it the same way.
+    frame.hand_mut(Hand::Left).thumbstick = Vec2::ZERO;
+    frame.bundle = -1.0;
+    run(&mut frame, 1.0, &mut app);
+    assert!((app.bundle_style.strength - (1.0 - 1.0 / sweep)).abs() < 0.02);
+}
+
+#[test]
+fn moved_edges_keep_their_bundle_and_follow_the_move() {
+    let Some(mut r) = renderer() else { return };
+    let mut e = SceneEdges::default();
+    fully_connected(&square(Vec3::new(0.0, 1.4, 0.0), 0.6, 5), &square(Vec3::new(0.0, 1.4, -1.2), 0.6, 5), 0, &mut e);
+    r.set_edges(&e).expect("upload");
+    let before = curves_at(&mut r, 1.0);
+    let spread = |curves: &[Vec<Vec3>], shift: Vec3| {
+        let mid = SEGMENTS as usize / 2;
+        mean_pairwise(&curves.iter().map(|c| c[mid] - shift).collect::<Vec<_>>())
+    };
+    let straight = mean_pairwise(&e.edges.iter().map(|e| (e.a + e.b) / 2.0).collect::<Vec<_>>());
+    assert!(spread(&before, Vec3::ZERO) < 0.5 * straight, "bundled at all");
+    // The whole layer pair moves 0.3 m sideways (a dragged network): same edges, new places.
+    let shift = Vec3::new(0.3, 0.0, 0.0);
+    for p in &mut e.edges {
+        p.a += shift;
+        p.b += shift;
+    }
+    r.move_edges(&e).expect("move");
+    let after = curves_at(&mut r, 1.0);
+    for (edge, c) in e.edges.iter().zip(&after) {
+        assert!(c[0].distance(edge.a) < 1e-5 && c[SEGMENTS as usize].distance(edge.b) < 1e-5, "ends follow the move");
+    }
+    // Still bundled, about as tight as before the move (an update goes on from the last shape).
+    let (b, a) = (spread(&before, Vec3::ZERO), spread(&after, shift));
+    assert!(a < 0.5 * straight && (a - b).abs() < 0.25 * straight, "spread {b} before, {a} after, straight {straight}");
+    finish(r);
+    // Not a recompute from straight lines: that gives other curves (those of a fresh bundler).
+    let Some(mut fresh) = renderer() else { return };
+    fresh.set_edges(&e).expect("upload");
+    let anew = curves_at(&mut fresh, 1.0);
+    let differ = after.iter().zip(&anew).flat_map(|(x, y)| x.iter().zip(y)).any(|(p, q)| p.distance(*q) > 1e-4);
+    assert!(differ, "the moved bundle was recomputed from straight lines");
+    finish(fresh);
+}

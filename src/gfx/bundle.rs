@@ -642,7 +642,10 @@ impl Bundler {
 
     /// Stages new edges (topology, positions, values) and asks for a full recompute. Only between
     /// frames.
-    pub fn set_edges(&mut self, device: &Device, allocator: &mut Allocator, edges: &SceneEdges) -> Result<()> {
+    /// With `warm`, when the edges are as many as before (the same edges, moved: a block was
+    /// dragged or switched layout), the bundle goes on from its last shape (an incremental update)
+    /// instead of starting again from straight lines.
+    pub fn set_edges(&mut self, device: &Device, allocator: &mut Allocator, edges: &SceneEdges, warm: bool) -> Result<()> {
         if edges.edges.len() > self.max_edges() {
             return Err(GfxError::Invalid(format!(
                 "{} edges to bundle; this device holds at most {} (build them with a smaller budget)",
@@ -660,6 +663,10 @@ impl Bundler {
             .collect();
         let frames = group_frames(&instances, edges.layers.len(), &edges.max_abs());
         let n = instances.len() as u64;
+        let warm = warm
+            && self.edge_count as usize == instances.len()
+            && self.group_count as usize == frames.len()
+            && self.buffers.slots[B_OFFSETS as usize].is_some();
         let cells = frames.len() as u64 * u64::from(INTERIOR * GRID * GRID);
         self.ensure(device, allocator, B_EDGES, n * 32)?;
         self.ensure(device, allocator, B_VALUES, n * 4)?;
@@ -677,10 +684,11 @@ impl Bundler {
         self.group_count = frames.len() as u32;
         // The old highlight indexes the old edges.
         self.highlight_count = 0;
+        let work = if warm { Work::Incremental } else { Work::Full };
         self.pending.set(Pending {
             edges: true,
             values: true,
-            work: Some(Work::Full),
+            work: Some(work),
         });
         Ok(())
     }

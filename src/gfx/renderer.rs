@@ -515,7 +515,14 @@ impl Renderer {
     /// Uploads the edges to bundle and draw (see [`super::bundle`]); the next frame (or
     /// [`Renderer::bundle_now`]) recomputes the bundle from straight lines.
     pub fn set_edges(&mut self, edges: &SceneEdges) -> Result<()> {
-        self.bundle.set_edges(&self.device, &mut self.allocator, edges)
+        self.bundle.set_edges(&self.device, &mut self.allocator, edges, false)
+    }
+
+    /// New positions for the edges last given (the same edges: their blocks moved): the bundle
+    /// is updated from its last shape rather than recomputed (a dragged block's edges follow it
+    /// bundled, frame by frame).
+    pub fn move_edges(&mut self, edges: &SceneEdges) -> Result<()> {
+        self.bundle.set_edges(&self.device, &mut self.allocator, edges, true)
     }
 
     /// Uploads new values for the edges last given to [`Renderer::set_edges`] (same edges, new

@@ -79,7 +79,8 @@ pub fn scrub(
     let stick = if x.is_finite() && x.abs() >= SCRUB_DEADZONE { x * SCRUB_SPEED * dt } else { 0.0 };
     let by_hand = stick + if input.scrub.is_finite() { input.scrub } else { 0.0 };
     let mut start = scene.checkpoint.as_ref().map_or(end, |c| c.position);
-    if input.flicked(prev, Hand::Left, Vec2::Y, FLICK) {
+    // With the left grip held, the stick's y sets the edge bundling instead (see `app`).
+    if input.flicked(prev, Hand::Left, Vec2::Y, FLICK) && !input.hand(Hand::Left).grab {
         scene.playing = !scene.playing && n > 1;
         if scene.playing && start >= end {
             start = 0.0;
