@@ -310,28 +310,21 @@ impl Post<'_> {
         Post { bias, bn: None, relu: None }
     }
 
-    /// Writes conv output value `v` (before the bias) of channel `ch` at element `idx` of every output.
+    /// Writes `vals`, conv outputs (before the bias) of channel `ch`, at elements `at..` of
+    /// every output.
     ///
     /// # Safety
-    /// `idx` must be inside every output, and no other thread may write it.
-    #[inline(always)]
-    pub(super) unsafe fn store(&self, conv: *mut f32, ch: usize, idx: usize, v: f32) {
-        let v = match self.bias {
-            Some(b) => v + b[ch],
-            None => v,
-        };
+    /// The elements must be inside every output, and no other thread may write them.
+    #[inline]
+    pub(super) unsafe fn store_row(&self, conv: *mut f32, ch: usize, at: usize, vals: &[f32]) {
+        let b = self.bias.map_or(0.0, |b| b[ch]);
         // SAFETY: the caller's contract.
         unsafe {
-            conv.add(idx).write(v);
-            let mut r = v;
-            if let Some((scale, shift, out)) = self.bn {
-                r = v * scale[ch] + shift[ch];
-                out.0.add(idx).write(r);
+            let c = std::slice::from_raw_parts_mut(conv.add(at).cast::<MaybeUninit<f32>>(), vals.len());
+            for (c, &v) in c.iter_mut().zip(vals) {
+                c.write(v + b);
             }
-            if let Some(out) = self.relu {
-                // `r < 0` is false for NaN, so NaN passes through as in PyTorch.
-                out.0.add(idx).write(if r < 0.0 { 0.0 } else { r });
-            }
+            self.rest(conv, ch, at, vals.len());
         }
     }
 
@@ -347,26 +340,38 @@ impl Post<'_> {
         let len = cols.len();
         for ch in rows {
             let at = ch * n + cols.start;
-            // SAFETY: the caller's contract; the three outputs are distinct buffers.
+            // SAFETY: the caller's contract.
             unsafe {
-                let c = std::slice::from_raw_parts_mut(conv.add(at), len);
                 if let Some(b) = self.bias {
-                    c.iter_mut().for_each(|v| *v += b[ch]);
+                    std::slice::from_raw_parts_mut(conv.add(at), len).iter_mut().for_each(|v| *v += b[ch]);
                 }
-                let mut last: &[f32] = c;
-                if let Some((scale, shift, out)) = self.bn {
-                    let o = std::slice::from_raw_parts_mut(out.0.add(at).cast::<MaybeUninit<f32>>(), len);
-                    let (s, t) = (scale[ch], shift[ch]);
-                    for (o, &v) in o.iter_mut().zip(last) {
-                        o.write(v * s + t);
-                    }
-                    last = std::slice::from_raw_parts(out.0.add(at), len);
+                self.rest(conv, ch, at, len);
+            }
+        }
+    }
+
+    /// The fused layers' outputs at elements `at..at + len` (channel `ch`) from the conv's.
+    ///
+    /// # Safety
+    /// As [`Post::finish`], for those elements.
+    #[inline]
+    unsafe fn rest(&self, conv: *mut f32, ch: usize, at: usize, len: usize) {
+        // SAFETY: the caller's contract; the three outputs are distinct buffers.
+        unsafe {
+            let mut last: &[f32] = std::slice::from_raw_parts(conv.add(at), len);
+            if let Some((scale, shift, out)) = self.bn {
+                let o = std::slice::from_raw_parts_mut(out.0.add(at).cast::<MaybeUninit<f32>>(), len);
+                let (s, t) = (scale[ch], shift[ch]);
+                for (o, &v) in o.iter_mut().zip(last) {
+                    o.write(v * s + t);
                 }
-                if let Some(out) = self.relu {
-                    let o = std::slice::from_raw_parts_mut(out.0.add(at).cast::<MaybeUninit<f32>>(), len);
-                    for (o, &v) in o.iter_mut().zip(last) {
-                        o.write(if v < 0.0 { 0.0 } else { v });
-                    }
+                last = std::slice::from_raw_parts(out.0.add(at), len);
+            }
+            if let Some(out) = self.relu {
+                let o = std::slice::from_raw_parts_mut(out.0.add(at).cast::<MaybeUninit<f32>>(), len);
+                for (o, &v) in o.iter_mut().zip(last) {
+                    // `v < 0` is false for NaN, so NaN passes through as in PyTorch.
+                    o.write(if v < 0.0 { 0.0 } else { v });
                 }
             }
         }

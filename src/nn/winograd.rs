@@ -190,9 +190,10 @@ impl Winograd {
             let (t0, o0) = ((task % tbs) * nb, (task / tbs) * no);
             let (nt, nco) = (nb.min(tiles - t0), no.min(oc - o0));
             SCRATCH.with_borrow_mut(|s| {
-                s.resize(s.len().max(points * nco * nt + (T * A + T * T) * nt), 0.0);
+                s.resize(s.len().max(points * nco * nt + (T * A + 2 * T * T) * nt), 0.0);
                 let (m, rest) = s.split_at_mut(points * nco * nt);
-                let (tt, y) = rest.split_at_mut(T * A * nt);
+                let (tt, rest) = rest.split_at_mut(T * A * nt);
+                let (y, row) = rest.split_at_mut(T * T * nt);
                 for p in 0..points {
                     // SAFETY: u[p] rows o0.. (nco x c, row stride c), v[p] columns t0.. (c x nt,
                     // row stride tiles) and m[p] (nco x nt), all inside their buffers.
@@ -217,19 +218,25 @@ impl Winograd {
                     for i in 0..T {
                         apply(rows(tt, nt, |j| i * A + j), rows_mut(y, nt, |j| i * T + j), at);
                     }
+                    // Out to the planes one output row of a run of tiles at a time, so that
+                    // `post` works along contiguous rows.
                     let ch = o0 + o;
                     let plane = ch * h * w;
-                    for q in 0..nt {
-                        let (ty, tx) = ((t0 + q) / tw, (t0 + q) % tw);
+                    let mut q = 0;
+                    while q < nt {
+                        let (ty, tx0) = ((t0 + q) / tw, (t0 + q) % tw);
+                        let run = (tw - tx0).min(nt - q);
+                        let (x0, x1) = (tx0 * T, ((tx0 + run) * T).min(w));
                         for i in 0..T.min(h - ty * T) {
-                            let row = plane + (ty * T + i) * w + tx * T;
-                            for j in 0..T.min(w - tx * T) {
-                                // SAFETY: element (ch, ty * T + i, tx * T + j) of the outputs,
-                                // inside them (checked bounds); each task writes its own
-                                // channels' pixels of its own tiles.
-                                unsafe { post.store(conv.get(), ch, row + j, y[(i * T + j) * nt + q]) };
+                            let r = &mut row[..x1 - x0];
+                            for (kk, v) in r.iter_mut().enumerate() {
+                                *v = y[(i * T + kk % T) * nt + q + kk / T];
                             }
+                            // SAFETY: row ty * T + i, columns [x0, x1) of channel ch, inside the
+                            // outputs; each task writes its own channels' pixels of its own tiles.
+                            unsafe { post.store_row(conv.get(), ch, plane + (ty * T + i) * w + x0, r) };
                         }
+                        q += run;
                     }
                 }
             });
