@@ -869,7 +869,6 @@ fn pool_impl<const MAX: bool>(
     stride: Pair,
     padding: Pair,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; c * oh * ow];
     let area = (kernel.0 * kernel.1) as f32;
     // Padding as values: -inf never wins a max, and average pooling counts the zero padding
     // (PyTorch's count_include_pad).
@@ -879,7 +878,10 @@ fn pool_impl<const MAX: bool>(
     // Per output row: reduce the window's input rows elementwise into a padded row, then reduce
     // each tap of the horizontal windows across all outputs at once (independent lanes, no
     // per-output dependency chain).
-    let body = |row: &mut Vec<f32>, (ch, dst): (usize, &mut [f32])| {
+    let body = |row: &mut Vec<f32>, (ch, dst): (usize, &mut [MaybeUninit<f32>])| {
+        dst.fill(MaybeUninit::new(pad_value));
+        // SAFETY: initialized just above.
+        let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
         let src = &x[ch * h * w..(ch + 1) * h * w];
         row.resize(pw.max(w + padding.1), pad_value);
         for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
@@ -905,11 +907,15 @@ fn pool_impl<const MAX: bool>(
             }
         }
     };
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(oh * ow).enumerate().for_each_init(Vec::new, body);
-    } else {
-        let mut row = Vec::new();
-        out.chunks_mut(oh * ow).enumerate().for_each(|a| body(&mut row, a));
+    // SAFETY: every channel's chunk is filled (first with the padding value, then the results).
+    unsafe {
+        written(c * oh * ow, |out| {
+            if x.len() >= PAR_MIN {
+                out.par_chunks_mut(oh * ow).enumerate().for_each_init(Vec::new, body);
+            } else {
+                let mut row = Vec::new();
+                out.chunks_mut(oh * ow).enumerate().for_each(|a| body(&mut row, a));
+            }
+        })
     }
-    out
 }

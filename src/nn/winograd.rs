@@ -147,13 +147,22 @@ impl Winograd {
         // arithmetic pass below runs along contiguous rows (vectorized), not within one tile.
         let mut v: Vec<f32> = Vec::with_capacity(points * c * tiles);
         let vp = Ptr(v.as_mut_ptr());
-        (0..c).into_par_iter().for_each_init(
-            || (vec![0f32; ph * pw], vec![0f32; points * tiles], vec![0f32; points * tiles]),
-            |(pad, d, t), ci| {
+        (0..c).into_par_iter().for_each(|ci| {
+            INPUT.with_borrow_mut(|buf| {
+                buf.resize(buf.len().max(ph * pw + 2 * points * tiles), 0.0);
+                let (pad, rest) = buf.split_at_mut(ph * pw);
+                let (d, t) = rest.split_at_mut(points * tiles);
+                let (d, t) = (&mut d[..points * tiles], &mut t[..points * tiles]);
+                // The padded plane, zero borders included (the buffer is shared by all layers).
                 let src = &x[ci * h * w..(ci + 1) * h * w];
+                pad[..pw].fill(0.0);
                 for (y, row) in src.chunks_exact(w).enumerate() {
-                    pad[(y + 1) * pw + 1..][..w].copy_from_slice(row);
+                    let prow = &mut pad[(y + 1) * pw..][..pw];
+                    prow[0] = 0.0;
+                    prow[1..=w].copy_from_slice(row);
+                    prow[w + 1..].fill(0.0);
                 }
+                pad[(h + 1) * pw..].fill(0.0);
                 for k in 0..A {
                     for l in 0..A {
                         let drow = &mut d[(k * A + l) * tiles..][..tiles];
@@ -178,8 +187,8 @@ impl Winograd {
                     });
                     apply(rows(t, tiles, |l| i * A + l), dst, bt);
                 }
-            },
-        );
+            });
+        });
         // SAFETY: every (point, channel) row was written above.
         unsafe { v.set_len(points * c * tiles) };
 
@@ -245,6 +254,9 @@ impl Winograd {
 }
 
 thread_local! {
+    /// Each worker's input-transform buffers (padded plane, gathered and half-transformed
+    /// points), kept between layers and forwards.
+    static INPUT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Each worker's product and output-transform buffers, kept between layers and forwards.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
