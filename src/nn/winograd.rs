@@ -5,8 +5,9 @@
 //! products, 2.25x fewer multiply-adds) serves smaller planes, where 4x4 tiles would be too few.
 //!
 //! Layouts (row-major, for F(4x4, 3x3); 16 points for F(2x2, 3x3)): transformed weights
-//! `u[36][oc][c]`, transformed input `v[c][36][tiles]`, products `m[oc][36][tiles]`, so each
-//! transform step is parallel over whole channels and each of the 36 products is one strided gemm.
+//! `u[36][oc][c]`, transformed input `v[36][c][tiles]` (the input transform is parallel over
+//! channels), and per task of the second section a block of the products `m[36][oc block][tile
+//! block]`, one gemm per point, which the same task turns into output pixels.
 
 use std::mem::MaybeUninit;
 
