@@ -65,6 +65,43 @@ fn winograd_tile(op: &Op, in_shape: Shape) -> Option<usize> {
 pub struct Engine<'m> {
     model: &'m Model,
     flat: Vec<Flat>,
+    fused: Vec<Fused>,
+}
+
+/// Layers computed together with the one before them, in the pass that writes its output (each
+/// still gets its own output). Every layer's output is kept, so this saves passes over memory and
+/// parallel sections, not buffers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+enum Fused {
+    #[default]
+    None,
+    /// A convolution followed by a batchnorm and/or a relu reading it (see [`Post`]).
+    Conv { bn: bool, relu: bool },
+    /// A two-input add followed by a relu reading it.
+    AddRelu,
+}
+
+/// Which layers [`Engine::run`] computes together (see [`Fused`]), per layer.
+fn fusion_plan(model: &Model) -> Vec<Fused> {
+    let layers = &model.layers;
+    let reads_only = |j: usize, i: usize| layers.get(j).is_some_and(|l| l.inputs == [Source::Layer(i)]);
+    let is = |j: usize, f: fn(&Op) -> bool| layers.get(j).is_some_and(|l| f(&l.op));
+    let mut plan = vec![Fused::None; layers.len()];
+    for (i, layer) in layers.iter().enumerate() {
+        match (&layer.op, layer.shape) {
+            (Op::Conv2d { .. }, Shape::Chw(..)) => {
+                let bn = is(i + 1, |o| matches!(o, Op::BatchNorm2d { .. })) && reads_only(i + 1, i);
+                let r = i + 1 + usize::from(bn);
+                let relu = is(r, |o| matches!(o, Op::Relu)) && reads_only(r, r - 1);
+                plan[i] = Fused::Conv { bn, relu };
+            }
+            (Op::Add, _) if layer.inputs.len() == 2 && is(i + 1, |o| matches!(o, Op::Relu)) && reads_only(i + 1, i) => {
+                plan[i] = Fused::AddRelu;
+            }
+            _ => {}
+        }
+    }
+    plan
 }
 
 fn to_vec(t: &candle_core::Tensor) -> candle_core::Result<Vec<f32>> {
@@ -102,7 +139,7 @@ impl<'m> Engine<'m> {
             }
             flat.push(f);
         }
-        Ok(Engine { model, flat })
+        Ok(Engine { model, flat, fused: fusion_plan(model) })
     }
 
     /// Every layer's output for one raw (unnormalized) input.
@@ -115,7 +152,9 @@ impl<'m> Engine<'m> {
         let model = self.model;
         let input = normalize(model, raw);
         let mut layers: Vec<Vec<f32>> = Vec::with_capacity(model.layers.len());
-        for (li, layer) in model.layers.iter().enumerate() {
+        let mut li = 0;
+        while li < model.layers.len() {
+            let layer = &model.layers[li];
             let src = |s: Source| -> &[f32] {
                 match s {
                     Source::Input => &input,
@@ -126,12 +165,45 @@ impl<'m> Engine<'m> {
             let in_shape = model.source_shape(layer.inputs[0]);
             let f = &self.flat[li];
             let start = std::time::Instant::now();
+            // Outputs of the layers fused into this one (see `Fused`), pushed after its own.
+            let mut extra: Vec<Vec<f32>> = Vec::new();
             let y = match (&layer.op, in_shape, layer.shape) {
                 (
                     Op::Conv2d { kernel, stride, padding, dilation, groups, .. },
                     Shape::Chw(c, h, w),
                     Shape::Chw(oc, oh, ow),
-                ) => conv2d(x, (c, h, w), f, (oc, oh, ow), *kernel, *stride, *padding, *dilation, *groups),
+                ) => {
+                    let (bn, relu) = match self.fused[li] {
+                        Fused::Conv { bn, relu } => (bn, relu),
+                        _ => (false, false),
+                    };
+                    let n = oc * oh * ow;
+                    let mut bn_out = Vec::with_capacity(if bn { n } else { 0 });
+                    let mut relu_out = Vec::with_capacity(if relu { n } else { 0 });
+                    let post = Post {
+                        bias: f.bias.as_deref(),
+                        bn: bn.then(|| {
+                            let fb = &self.flat[li + 1];
+                            (&fb.scale[..], &fb.shift[..], OutPtr(bn_out.as_mut_ptr()))
+                        }),
+                        relu: relu.then(|| OutPtr(relu_out.as_mut_ptr())),
+                    };
+                    let geometry = ConvGeometry { kernel: *kernel, stride: *stride, padding: *padding, dilation: *dilation, groups: *groups };
+                    // SAFETY: conv2d writes every element of its output and of post's.
+                    let y = unsafe { written(n, |out| conv2d(x, (c, h, w), f, (oc, oh, ow), geometry, &post, out)) };
+                    // SAFETY: as above; each has capacity n.
+                    unsafe {
+                        if bn {
+                            bn_out.set_len(n);
+                            extra.push(bn_out);
+                        }
+                        if relu {
+                            relu_out.set_len(n);
+                            extra.push(relu_out);
+                        }
+                    }
+                    y
+                }
                 (Op::Dense { out_features }, _, _) => dense(x, f, *out_features),
                 (Op::BatchNorm2d { .. }, Shape::Chw(c, h, w), _) => {
                     per_channel(x, c, h * w, |ch, v| v * f.scale[ch] + f.shift[ch])
@@ -151,6 +223,11 @@ impl<'m> Engine<'m> {
                 (Op::Sigmoid, _, _) => map(x, |v| 1.0 / (1.0 + (-v).exp())),
                 (Op::Tanh, _, _) => map(x, f32::tanh),
                 (Op::Softmax, s, _) => softmax(x, s),
+                (Op::Add, _, _) if self.fused[li] == Fused::AddRelu => {
+                    let (sum, relu) = add_relu(x, src(layer.inputs[1]));
+                    extra.push(relu);
+                    sum
+                }
                 (Op::Add, _, _) if layer.inputs.len() == 2 => {
                     let y = src(layer.inputs[1]);
                     if x.len() >= PAR_MIN {
@@ -170,11 +247,18 @@ impl<'m> Engine<'m> {
                 _ => unreachable!("shapes were validated when the model was loaded"),
             };
             debug_assert_eq!(y.len(), layer.shape.elements(), "layer {}", layer.name);
+            // A fused group's time goes to its first layer.
             if let Some(t) = times.as_deref_mut() {
                 t.resize(model.layers.len(), 0.0);
                 t[li] += start.elapsed().as_secs_f64();
             }
             layers.push(y);
+            li += 1;
+            for e in extra {
+                debug_assert_eq!(e.len(), model.layers[li].shape.elements(), "layer {}", model.layers[li].name);
+                layers.push(e);
+                li += 1;
+            }
         }
         Activations { input, layers }
     }
@@ -197,6 +281,100 @@ fn keep_freed_memory() {
                 libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
             }
         });
+    }
+}
+
+/// An output buffer written through a raw pointer by parallel tasks that touch disjoint elements.
+#[derive(Clone, Copy)]
+pub(super) struct OutPtr(pub(super) *mut f32);
+// SAFETY: only handed to tasks that write disjoint elements of the buffer it points into.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// What runs on a convolution's output in the same pass that writes it, while the values are in
+/// cache: its bias, and the batchnorm and relu layers that follow it, each written to its own
+/// output (every layer's output is kept). Saves those layers' own passes over memory and their
+/// parallel sections (each a synchronisation of the whole pool).
+pub(super) struct Post<'a> {
+    pub(super) bias: Option<&'a [f32]>,
+    /// Batchnorm as `x * scale + shift`, and its output.
+    pub(super) bn: Option<(&'a [f32], &'a [f32], OutPtr)>,
+    /// The relu's output: relu of the batchnorm's output if there is one, else of the conv's.
+    pub(super) relu: Option<OutPtr>,
+}
+
+impl Post<'_> {
+    /// Bias only (no fused layers).
+    #[cfg(test)]
+    pub(super) fn bias(bias: Option<&[f32]>) -> Post<'_> {
+        Post { bias, bn: None, relu: None }
+    }
+
+    /// Writes `vals`, conv outputs (before the bias) of channel `ch`, at elements `at..` of
+    /// every output.
+    ///
+    /// # Safety
+    /// The elements must be inside every output, and no other thread may write them.
+    #[inline]
+    pub(super) unsafe fn store_row(&self, conv: *mut f32, ch: usize, at: usize, vals: &[f32]) {
+        let b = self.bias.map_or(0.0, |b| b[ch]);
+        // SAFETY: the caller's contract.
+        unsafe {
+            let c = std::slice::from_raw_parts_mut(conv.add(at).cast::<MaybeUninit<f32>>(), vals.len());
+            for (c, &v) in c.iter_mut().zip(vals) {
+                c.write(v + b);
+            }
+            self.rest(conv, ch, at, vals.len());
+        }
+    }
+
+    /// Rows `rows` (channels), columns `cols` of the `[channels][n]` conv output, already
+    /// written (without bias): adds the bias in place and writes the fused layers' outputs.
+    ///
+    /// # Safety
+    /// The region must be inside every output, written in `conv`, and touched by no other thread.
+    pub(super) unsafe fn finish(&self, conv: *mut f32, n: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+        if self.bias.is_none() && self.bn.is_none() && self.relu.is_none() {
+            return;
+        }
+        let len = cols.len();
+        for ch in rows {
+            let at = ch * n + cols.start;
+            // SAFETY: the caller's contract.
+            unsafe {
+                if let Some(b) = self.bias {
+                    std::slice::from_raw_parts_mut(conv.add(at), len).iter_mut().for_each(|v| *v += b[ch]);
+                }
+                self.rest(conv, ch, at, len);
+            }
+        }
+    }
+
+    /// The fused layers' outputs at elements `at..at + len` (channel `ch`) from the conv's.
+    ///
+    /// # Safety
+    /// As [`Post::finish`], for those elements.
+    #[inline]
+    unsafe fn rest(&self, conv: *mut f32, ch: usize, at: usize, len: usize) {
+        // SAFETY: the caller's contract; the three outputs are distinct buffers.
+        unsafe {
+            let mut last: &[f32] = std::slice::from_raw_parts(conv.add(at), len);
+            if let Some((scale, shift, out)) = self.bn {
+                let o = std::slice::from_raw_parts_mut(out.0.add(at).cast::<MaybeUninit<f32>>(), len);
+                let (s, t) = (scale[ch], shift[ch]);
+                for (o, &v) in o.iter_mut().zip(last) {
+                    o.write(v * s + t);
+                }
+                last = std::slice::from_raw_parts(out.0.add(at), len);
+            }
+            if let Some(out) = self.relu {
+                let o = std::slice::from_raw_parts_mut(out.0.add(at).cast::<MaybeUninit<f32>>(), len);
+                for (o, &v) in o.iter_mut().zip(last) {
+                    // `v < 0` is false for NaN, so NaN passes through as in PyTorch.
+                    o.write(if v < 0.0 { 0.0 } else { v });
+                }
+            }
+        }
     }
 }
 
@@ -280,15 +458,48 @@ fn softmax(x: &[f32], shape: Shape) -> Vec<f32> {
     out
 }
 
+/// Elements per task of the elementwise passes.
+const CHUNK: usize = 1 << 14;
+
+/// `a + b` and its relu, in one pass writing both (an add followed by a relu, see [`Fused`]).
+fn add_relu(a: &[f32], b: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let mut relu = Vec::with_capacity(n);
+    let body = |((s, r), (a, b)): ((&mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]), (&[f32], &[f32]))| {
+        for (((s, r), &a), &b) in s.iter_mut().zip(r.iter_mut()).zip(a).zip(b) {
+            let v = a + b;
+            s.write(v);
+            // `v < 0` is false for NaN, so NaN passes through as in PyTorch.
+            r.write(if v < 0.0 { 0.0 } else { v });
+        }
+    };
+    // SAFETY: the chunks of both outputs pair up one to one with those of the inputs (same
+    // lengths), and every element of every chunk is written.
+    let sum = unsafe {
+        written(n, |s| {
+            let r = &mut relu.spare_capacity_mut()[..n];
+            if n >= PAR_MIN {
+                s.par_chunks_mut(CHUNK).zip(r.par_chunks_mut(CHUNK)).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(body);
+            } else {
+                body(((s, r), (a, b)));
+            }
+        })
+    };
+    // SAFETY: written above.
+    unsafe { relu.set_len(n) };
+    (sum, relu)
+}
+
 /// `dst[m, n] = lhs[m, k] * rhs[k, n]`, all row-major. Large products are cut into blocks of
 /// rows or of columns (whichever dimension is longer), one single-threaded gemm per block on the
-/// rayon pool.
+/// rayon pool. (Grouped convolutions; the others go through [`conv_gemm`].)
 fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
     assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
     let threads = rayon::current_num_threads();
     if m * n * k < GEMM_PAR_MIN || threads == 1 {
         // SAFETY: whole matrices, sizes asserted above.
-        unsafe { gemm_block(dst.as_mut_ptr().cast(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n) };
+        unsafe { gemm_block(dst.as_mut_ptr().cast(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n, n) };
         return;
     }
     let blocks = threads * 2;
@@ -300,7 +511,7 @@ fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: u
             // SAFETY: column block [c0, c1) of dst and rhs, inside the asserted sizes; blocks
             // write disjoint columns of dst.
             unsafe {
-                gemm_block(dst_p.get().add(c0), lhs_p.get(), rhs_p.get().add(c0), m, c1 - c0, k, n)
+                gemm_block(dst_p.get().add(c0), lhs_p.get(), rhs_p.get().add(c0), m, c1 - c0, k, n, n)
             };
         });
     } else {
@@ -310,7 +521,7 @@ fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: u
             // SAFETY: row block [r0, r1) of dst and lhs, inside the asserted sizes; blocks write
             // disjoint rows of dst.
             unsafe {
-                gemm_block(dst_p.get().add(r0 * n), lhs_p.get().add(r0 * k), rhs_p.get(), r1 - r0, n, k, n)
+                gemm_block(dst_p.get().add(r0 * n), lhs_p.get().add(r0 * k), rhs_p.get(), r1 - r0, n, k, n, n)
             };
         });
     }
@@ -319,7 +530,8 @@ fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: u
 /// A raw pointer shared by the blocks of one matmul, which touch disjoint parts of it.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
-// SAFETY: used only inside `matmul`, whose blocks read shared inputs and write disjoint outputs.
+// SAFETY: used only inside `matmul` and `conv_gemm`, whose blocks read shared inputs and write
+// disjoint outputs.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
@@ -329,11 +541,12 @@ impl SendPtr {
 }
 
 /// One single-threaded gemm on a block: `m x cols` of dst (row stride `ld`), `m x k` of lhs
-/// (row stride `k`), `k x cols` of rhs (row stride `ld`).
+/// (row stride `k`), `k x cols` of rhs (row stride `ld_rhs`).
 ///
 /// # Safety
 /// The pointers must address matrices of those shapes and strides, and dst must not alias.
-unsafe fn gemm_block(dst: *mut f32, lhs: *const f32, rhs: *const f32, m: usize, cols: usize, k: usize, ld: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block(dst: *mut f32, lhs: *const f32, rhs: *const f32, m: usize, cols: usize, k: usize, ld: usize, ld_rhs: usize) {
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         gemm::gemm(
@@ -341,7 +554,7 @@ unsafe fn gemm_block(dst: *mut f32, lhs: *const f32, rhs: *const f32, m: usize, 
             dst, 1, ld as isize,
             false,
             lhs, 1, k as isize,
-            rhs, 1, ld as isize,
+            rhs, 1, ld_rhs as isize,
             0.0, 1.0,
             false, false, false,
             gemm::Parallelism::None,
@@ -349,113 +562,249 @@ unsafe fn gemm_block(dst: *mut f32, lhs: *const f32, rhs: *const f32, m: usize, 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn conv2d(
-    x: &[f32],
-    (c, h, w): (usize, usize, usize),
-    f: &Flat,
-    (oc, oh, ow): (usize, usize, usize),
+/// A convolution's kernel, stride, padding, dilation and groups.
+#[derive(Clone, Copy)]
+struct ConvGeometry {
     kernel: Pair,
     stride: Pair,
     padding: Pair,
     dilation: Pair,
     groups: usize,
-) -> Vec<f32> {
+}
+
+/// Writes every element of `out[..oc * oh * ow]` and of `post`'s outputs.
+fn conv2d(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    f: &Flat,
+    (oc, oh, ow): (usize, usize, usize),
+    geo: ConvGeometry,
+    post: &Post,
+    out: &mut [MaybeUninit<f32>],
+) {
     if let Some(wg) = &f.winograd {
-        // SAFETY: Winograd::run writes every output element.
-        return unsafe { written(oc * oh * ow, |out| wg.run(x, (h, w), f.bias.as_deref(), out)) };
+        wg.run(x, (h, w), post, out);
+        return;
     }
-    let (cin_g, cout_g) = (c / groups, oc / groups);
-    let k = cin_g * kernel.0 * kernel.1;
     let n = oh * ow;
-    let pointwise = kernel == (1, 1) && stride == (1, 1) && padding == (0, 0);
+    let out = &mut out[..oc * n];
+    if geo.groups == 1 {
+        conv_gemm(x, (c, h, w), &f.weight, (oc, oh, ow), geo, post, out);
+        return;
+    }
+    let (cin_g, cout_g) = (c / geo.groups, oc / geo.groups);
+    let k = cin_g * geo.kernel.0 * geo.kernel.1;
+    let pointwise = geo.kernel == (1, 1) && geo.stride == (1, 1) && geo.padding == (0, 0);
     let mut col = Vec::new();
-    let fill = |out: &mut [MaybeUninit<f32>]| {
-        for g in 0..groups {
-            let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
-            let rhs: &[f32] = if pointwise {
-                xg
-            } else {
-                if col.is_empty() {
-                    // SAFETY: im2col writes every element of its k x n matrix.
-                    col = unsafe {
-                        written(k * n, |c| im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, c))
-                    };
-                } else {
-                    // SAFETY: an initialized slice seen as MaybeUninit, which im2col only writes
-                    // (with initialized values).
-                    let c = unsafe { &mut *(&mut col[..] as *mut [f32] as *mut [MaybeUninit<f32>]) };
-                    im2col(xg, (cin_g, h, w), (oh, ow), kernel, stride, padding, dilation, c);
+    for g in 0..geo.groups {
+        let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
+        let rhs: &[f32] = if pointwise {
+            xg
+        } else {
+            col.resize(k * n, 0.0);
+            im2col(xg, (cin_g, h, w), (oh, ow), geo, as_uninit(&mut col));
+            &col
+        };
+        let wg = &f.weight[g * cout_g * k..(g + 1) * cout_g * k];
+        matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
+    }
+    let conv = out.as_mut_ptr().cast::<f32>();
+    let conv = SendPtr(conv);
+    let body = |ch: usize| {
+        // SAFETY: channel ch of the outputs, written by the products above; one task per channel.
+        unsafe { post.finish(conv.get(), n, ch..ch + 1, 0..n) }
+    };
+    if oc * n >= PAR_MIN {
+        (0..oc).into_par_iter().for_each(body);
+    } else {
+        (0..oc).for_each(body);
+    }
+}
+
+/// An initialized slice seen as `MaybeUninit`, for functions that only write it.
+fn as_uninit(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the callee only writes initialized values.
+    unsafe { &mut *(v as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+thread_local! {
+    /// Each worker's im2col block, kept between layers and forwards.
+    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Output pixels per column block of [`conv_gemm`]: its im2col block (`k` rows of this many)
+/// stays in a core's cache (conv1 of a ResNet: 147 x 256 values, 150 KB).
+const COL_BLOCK: usize = 256;
+
+/// A one-group convolution as im2col + gemm, with `post` applied to each block as it is computed.
+///
+/// With more output pixels than channels (the early, large planes) the work is cut into blocks of
+/// output pixels, each task unfolding only its own pixels into a per-thread buffer that stays in
+/// cache and multiplying it straight away: one parallel section. Otherwise (small planes, many
+/// channels) the whole input is unfolded once and the tasks take blocks of output channels.
+fn conv_gemm(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    weight: &[f32],
+    (m, oh, ow): (usize, usize, usize),
+    geo: ConvGeometry,
+    post: &Post,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let k = c * geo.kernel.0 * geo.kernel.1;
+    let n = oh * ow;
+    assert!(out.len() >= m * n && weight.len() >= m * k);
+    let pointwise = geo.kernel == (1, 1) && geo.stride == (1, 1) && geo.padding == (0, 0);
+    let threads = rayon::current_num_threads();
+    let parallel = m * n * k >= GEMM_PAR_MIN && threads > 1;
+    let (dst, lhs) = (SendPtr(out.as_mut_ptr().cast()), SendPtr(weight.as_ptr() as *mut f32));
+    if n >= m {
+        // Column blocks of about COL_BLOCK pixels, as a multiple of the thread count.
+        let mut blocks = n.div_ceil(COL_BLOCK);
+        if parallel {
+            blocks = blocks.div_ceil(threads) * threads;
+        }
+        let width = n.div_ceil(blocks);
+        let body = |b: usize| {
+            let (c0, c1) = (b * width, ((b + 1) * width).min(n));
+            if c0 >= c1 {
+                return;
+            }
+            let cols = c1 - c0;
+            if pointwise {
+                // SAFETY: column block [c0, c1) of dst and of the input (k x n), inside the
+                // asserted sizes; blocks write disjoint columns.
+                unsafe {
+                    gemm_block(dst.get().add(c0), lhs.get(), x.as_ptr().add(c0), m, cols, k, n, n);
+                    post.finish(dst.get(), n, 0..m, c0..c1);
                 }
-                &col
-            };
-            let wg = &f.weight[g * cout_g * k..(g + 1) * cout_g * k];
-            matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
+                return;
+            }
+            COL.with_borrow_mut(|col| {
+                col.resize(col.len().max(k * cols), 0.0);
+                im2col_cols(x, (c, h, w), (oh, ow), geo, c0..c1, as_uninit(&mut col[..k * cols]));
+                // SAFETY: column block [c0, c1) of dst, the whole block matrix `col` (k x cols);
+                // blocks write disjoint columns.
+                unsafe {
+                    gemm_block(dst.get().add(c0), lhs.get(), col.as_ptr(), m, cols, k, n, cols);
+                    post.finish(dst.get(), n, 0..m, c0..c1);
+                }
+            });
+        };
+        if parallel {
+            (0..blocks).into_par_iter().for_each(body);
+        } else {
+            (0..blocks).for_each(body);
+        }
+        return;
+    }
+    let col;
+    let rhs: &[f32] = if pointwise {
+        x
+    } else {
+        // SAFETY: im2col writes every element of its k x n matrix.
+        col = unsafe { written(k * n, |col| im2col(x, (c, h, w), (oh, ow), geo, col)) };
+        &col
+    };
+    let rhs = SendPtr(rhs.as_ptr() as *mut f32);
+    let rows = if parallel { m.div_ceil(threads * 2).max(8) } else { m };
+    let body = |b: usize| {
+        let (r0, r1) = (b * rows, ((b + 1) * rows).min(m));
+        // SAFETY: row block [r0, r1) of dst and of the weights, the whole rhs (k x n), inside the
+        // asserted sizes; blocks write disjoint rows.
+        unsafe {
+            gemm_block(dst.get().add(r0 * n), lhs.get().add(r0 * k), rhs.get(), r1 - r0, n, k, n, n);
+            post.finish(dst.get(), n, r0..r1, 0..n);
         }
     };
-    // SAFETY: the groups' products cover all of `out`, and gemm (not reading dst) writes each
-    // element of its block.
-    let mut out = unsafe { written(oc * n, fill) };
-    if let Some(b) = &f.bias {
-        let body = |(co, plane): (usize, &mut [f32])| plane.iter_mut().for_each(|v| *v += b[co]);
-        if out.len() >= PAR_MIN {
-            out.par_chunks_mut(n).enumerate().for_each(body);
-        } else {
-            out.chunks_mut(n).enumerate().for_each(body);
-        }
+    if parallel {
+        (0..m.div_ceil(rows)).into_par_iter().for_each(body);
+    } else {
+        (0..m.div_ceil(rows)).for_each(body);
     }
-    out
 }
 
 /// Unfold input patches: row `(ci, ky, kx)` of `col` holds that tap for every output pixel.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    x: &[f32],
-    (cin, h, w): (usize, usize, usize),
-    (oh, ow): (usize, usize),
-    kernel: Pair,
-    stride: Pair,
-    padding: Pair,
-    dilation: Pair,
-    col: &mut [MaybeUninit<f32>],
-) {
+fn im2col(x: &[f32], chw: (usize, usize, usize), (oh, ow): (usize, usize), geo: ConvGeometry, col: &mut [MaybeUninit<f32>]) {
     let n = oh * ow;
-    let taps = kernel.0 * kernel.1;
-    let fill = |(row, dst): (usize, &mut [MaybeUninit<f32>])| {
-        let (ci, t) = (row / taps, row % taps);
-        let (ky, kx) = (t / kernel.1, t % kernel.1);
-        let src = &x[ci * h * w..(ci + 1) * h * w];
-        for oy in 0..oh {
-            let iy = (oy * stride.0 + ky * dilation.0) as isize - padding.0 as isize;
-            let drow = &mut dst[oy * ow..(oy + 1) * ow];
-            if iy < 0 || iy >= h as isize {
-                drow.fill(MaybeUninit::new(0.0));
-                continue;
-            }
-            let srow = &src[iy as usize * w..(iy as usize + 1) * w];
-            // Outputs [lo, hi) read inside the row (ix = ox * stride + off); the rest is padding.
-            let off = (kx * dilation.1) as isize - padding.1 as isize;
-            let lo = ((-off).max(0) as usize).div_ceil(stride.1).min(ow);
-            let hi = ((w as isize - off).max(0) as usize).div_ceil(stride.1).clamp(lo, ow);
-            drow[..lo].fill(MaybeUninit::new(0.0));
-            drow[hi..].fill(MaybeUninit::new(0.0));
-            let first = (lo * stride.1) as isize + off;
-            if stride.1 == 1 {
-                for (d, &v) in drow[lo..hi].iter_mut().zip(&srow[first as usize..]) {
-                    d.write(v);
-                }
-            } else {
-                for (d, &v) in drow[lo..hi].iter_mut().zip(srow[first as usize..].iter().step_by(stride.1)) {
-                    d.write(v);
-                }
-            }
-        }
-    };
-    let col = &mut col[..cin * taps * n];
+    let taps = geo.kernel.0 * geo.kernel.1;
+    let col = &mut col[..chw.0 * taps * n];
+    let fill = |(row, dst): (usize, &mut [MaybeUninit<f32>])| im2col_row(x, chw, (oh, ow), geo, row, 0..n, dst);
     if col.len() >= PAR_MIN {
         col.par_chunks_mut(n).enumerate().for_each(fill);
     } else {
         col.chunks_mut(n).enumerate().for_each(fill);
+    }
+}
+
+/// [`im2col`] for the output pixels `pixels` only (`col` has `pixels.len()` columns).
+fn im2col_cols(
+    x: &[f32],
+    chw: (usize, usize, usize),
+    ohw: (usize, usize),
+    geo: ConvGeometry,
+    pixels: std::ops::Range<usize>,
+    col: &mut [MaybeUninit<f32>],
+) {
+    let width = pixels.len();
+    for (row, dst) in col.chunks_exact_mut(width).enumerate() {
+        im2col_row(x, chw, ohw, geo, row, pixels.clone(), dst);
+    }
+}
+
+/// Row `row` (tap `(ci, ky, kx)`) of the im2col matrix, for output pixels `pixels` (row-major
+/// over `oh x ow`), into `dst` (`pixels.len()` long).
+fn im2col_row(
+    x: &[f32],
+    (_, h, w): (usize, usize, usize),
+    (_, ow): (usize, usize),
+    geo: ConvGeometry,
+    row: usize,
+    pixels: std::ops::Range<usize>,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let ConvGeometry { kernel, stride, padding, dilation, .. } = geo;
+    let taps = kernel.0 * kernel.1;
+    let (ci, t) = (row / taps, row % taps);
+    let (ky, kx) = (t / kernel.1, t % kernel.1);
+    let src = &x[ci * h * w..(ci + 1) * h * w];
+    // Outputs [lo, hi) of a row read inside the input row (ix = ox * stride + off); the rest is
+    // padding.
+    let off = (kx * dilation.1) as isize - padding.1 as isize;
+    let lo = ((-off).max(0) as usize).div_ceil(stride.1).min(ow);
+    let hi = ((w as isize - off).max(0) as usize).div_ceil(stride.1).clamp(lo, ow);
+    let (p0, p1) = (pixels.start, pixels.end);
+    let mut oy = p0 / ow;
+    while oy * ow < p1 {
+        // This output row's pixels [xa, xb) that are in the range, at dst[oy * ow + xa - p0..].
+        let xa = p0.saturating_sub(oy * ow);
+        let xb = (p1 - oy * ow).min(ow);
+        let drow = &mut dst[oy * ow + xa - p0..oy * ow + xb - p0];
+        let iy = (oy * stride.0 + ky * dilation.0) as isize - padding.0 as isize;
+        oy += 1;
+        if iy < 0 || iy >= h as isize {
+            drow.fill(MaybeUninit::new(0.0));
+            continue;
+        }
+        let srow = &src[iy as usize * w..(iy as usize + 1) * w];
+        // Inside this row's range: padding [xa, lo), input [lo, hi), padding [hi, xb).
+        let (l, r) = (lo.clamp(xa, xb), hi.clamp(xa, xb));
+        drow[..l - xa].fill(MaybeUninit::new(0.0));
+        drow[r - xa..].fill(MaybeUninit::new(0.0));
+        if l == r {
+            continue;
+        }
+        let first = (l * stride.1) as isize + off;
+        let d = &mut drow[l - xa..r - xa];
+        if stride.1 == 1 {
+            for (d, &v) in d.iter_mut().zip(&srow[first as usize..]) {
+                d.write(v);
+            }
+        } else {
+            for (d, &v) in d.iter_mut().zip(srow[first as usize..].iter().step_by(stride.1)) {
+                d.write(v);
+            }
+        }
     }
 }
 
@@ -520,7 +869,6 @@ fn pool_impl<const MAX: bool>(
     stride: Pair,
     padding: Pair,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; c * oh * ow];
     let area = (kernel.0 * kernel.1) as f32;
     // Padding as values: -inf never wins a max, and average pooling counts the zero padding
     // (PyTorch's count_include_pad).
@@ -530,7 +878,10 @@ fn pool_impl<const MAX: bool>(
     // Per output row: reduce the window's input rows elementwise into a padded row, then reduce
     // each tap of the horizontal windows across all outputs at once (independent lanes, no
     // per-output dependency chain).
-    let body = |row: &mut Vec<f32>, (ch, dst): (usize, &mut [f32])| {
+    let body = |row: &mut Vec<f32>, (ch, dst): (usize, &mut [MaybeUninit<f32>])| {
+        dst.fill(MaybeUninit::new(pad_value));
+        // SAFETY: initialized just above.
+        let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
         let src = &x[ch * h * w..(ch + 1) * h * w];
         row.resize(pw.max(w + padding.1), pad_value);
         for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
@@ -556,11 +907,15 @@ fn pool_impl<const MAX: bool>(
             }
         }
     };
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(oh * ow).enumerate().for_each_init(Vec::new, body);
-    } else {
-        let mut row = Vec::new();
-        out.chunks_mut(oh * ow).enumerate().for_each(|a| body(&mut row, a));
+    // SAFETY: every channel's chunk is filled (first with the padding value, then the results).
+    unsafe {
+        written(c * oh * ow, |out| {
+            if x.len() >= PAR_MIN {
+                out.par_chunks_mut(oh * ow).enumerate().for_each_init(Vec::new, body);
+            } else {
+                let mut row = Vec::new();
+                out.chunks_mut(oh * ow).enumerate().for_each(|a| body(&mut row, a));
+            }
+        })
     }
-    out
 }

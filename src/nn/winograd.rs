@@ -5,12 +5,15 @@
 //! products, 2.25x fewer multiply-adds) serves smaller planes, where 4x4 tiles would be too few.
 //!
 //! Layouts (row-major, for F(4x4, 3x3); 16 points for F(2x2, 3x3)): transformed weights
-//! `u[36][oc][c]`, transformed input `v[c][36][tiles]`, products `m[oc][36][tiles]`, so each
-//! transform step is parallel over whole channels and each of the 36 products is one strided gemm.
+//! `u[36][oc][c]`, transformed input `v[36][c][tiles]` (the input transform is parallel over
+//! channels), and per task of the second section a block of the products `m[36][oc block][tile
+//! block]`, one gemm per point, which the same task turns into output pixels.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
+
+use super::engine::Post;
 
 /// F(4x4, 3x3): output tile edge, input tile edge.
 const TILE: usize = 4;
@@ -104,23 +107,30 @@ impl Winograd {
         Winograd { oc, c, tile, u }
     }
 
-    /// `out[oc][h][w]` = this convolution (stride 1, zero padding 1) of `x[c][h][w]`, plus `bias`.
-    /// Writes every element of `out[..oc * h * w]`.
-    pub fn run(&self, x: &[f32], hw: (usize, usize), bias: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
+    /// `out[oc][h][w]` = this convolution (stride 1, zero padding 1) of `x[c][h][w]`, with
+    /// `post` (bias, fused batchnorm / relu) applied. Writes every element of `out[..oc * h * w]`
+    /// and of `post`'s outputs.
+    pub(super) fn run(&self, x: &[f32], hw: (usize, usize), post: &Post, out: &mut [MaybeUninit<f32>]) {
         if self.tile == 4 {
-            self.run_impl::<TILE, ALPHA>(x, hw, bias, out, bt, at);
+            self.run_impl::<TILE, ALPHA>(x, hw, post, out, bt, at);
         } else {
-            self.run_impl::<2, 4>(x, hw, bias, out, bt2, at2);
+            self.run_impl::<2, 4>(x, hw, post, out, bt2, at2);
         }
     }
 
     /// [`Winograd::run`] for output tiles `T` wide (input tiles `A = T + 2`), with that size's
     /// 1-D input and output transforms.
+    ///
+    /// Two parallel sections: the input transform, parallel over channels, into
+    /// `v[point][c][tiles]`; then one task per block of tiles x block of output channels doing
+    /// that block's products (one gemm per point, into a per-thread buffer that stays in cache),
+    /// its output transform and `post`. Blocks are sized by [`blocks`].
+    #[allow(clippy::too_many_arguments)]
     fn run_impl<const T: usize, const A: usize>(
         &self,
         x: &[f32],
         (h, w): (usize, usize),
-        bias: Option<&[f32]>,
+        post: &Post,
         out: &mut [MaybeUninit<f32>],
         bt: impl Fn([f32; A]) -> [f32; A] + Copy + Sync,
         at: impl Fn([f32; A]) -> [f32; T] + Copy + Sync,
@@ -136,14 +146,24 @@ impl Winograd {
 
         // Both transforms gather each tile's points into rows over the tiles, so every
         // arithmetic pass below runs along contiguous rows (vectorized), not within one tile.
-        let mut v = vec![0f32; c * points * tiles];
-        v.par_chunks_mut(points * tiles).enumerate().for_each_init(
-            || (vec![0f32; ph * pw], vec![0f32; points * tiles], vec![0f32; points * tiles]),
-            |(pad, d, t), (ci, vc)| {
+        let mut v: Vec<f32> = Vec::with_capacity(points * c * tiles);
+        let vp = Ptr(v.as_mut_ptr());
+        (0..c).into_par_iter().for_each(|ci| {
+            INPUT.with_borrow_mut(|buf| {
+                buf.resize(buf.len().max(ph * pw + 2 * points * tiles), 0.0);
+                let (pad, rest) = buf.split_at_mut(ph * pw);
+                let (d, t) = rest.split_at_mut(points * tiles);
+                let (d, t) = (&mut d[..points * tiles], &mut t[..points * tiles]);
+                // The padded plane, zero borders included (the buffer is shared by all layers).
                 let src = &x[ci * h * w..(ci + 1) * h * w];
+                pad[..pw].fill(0.0);
                 for (y, row) in src.chunks_exact(w).enumerate() {
-                    pad[(y + 1) * pw + 1..][..w].copy_from_slice(row);
+                    let prow = &mut pad[(y + 1) * pw..][..pw];
+                    prow[0] = 0.0;
+                    prow[1..=w].copy_from_slice(row);
+                    prow[w + 1..].fill(0.0);
                 }
+                pad[(h + 1) * pw..].fill(0.0);
                 for k in 0..A {
                     for l in 0..A {
                         let drow = &mut d[(k * A + l) * tiles..][..tiles];
@@ -155,68 +175,119 @@ impl Winograd {
                         }
                     }
                 }
-                // B^T d along the columns, then (B^T d) B along the rows.
+                // B^T d along the columns, then (B^T d) B along the rows, into v's rows
+                // (point, ci): distinct for each channel.
                 for l in 0..A {
                     apply(rows(d, tiles, |k| k * A + l), rows_mut(t, tiles, |i| i * A + l), bt);
                 }
                 for i in 0..A {
-                    apply(rows(t, tiles, |l| i * A + l), rows_mut(vc, tiles, |j| i * A + j), bt);
+                    // SAFETY: rows (i * A + j, ci) of v, inside its capacity, written by this
+                    // channel's task alone.
+                    let dst: [&mut [f32]; A] = std::array::from_fn(|j| unsafe {
+                        std::slice::from_raw_parts_mut(vp.get().add(((i * A + j) * c + ci) * tiles), tiles)
+                    });
+                    apply(rows(t, tiles, |l| i * A + l), dst, bt);
                 }
-            },
-        );
-
-        let mut m = vec![0f32; oc * points * tiles];
-        let (mp, up, vp) = (Ptr(m.as_mut_ptr()), Ptr(self.u.as_ptr() as *mut f32), Ptr(v.as_ptr() as *mut f32));
-        (0..points).into_par_iter().for_each(|p| {
-            // SAFETY: point p's matrices: u[p] is oc x c contiguous, v's and m's rows are
-            // `points * tiles` apart starting at column p * tiles, all inside the buffers above;
-            // each p writes its own columns of m.
-            unsafe {
-                gemm::gemm(
-                    oc, tiles, c,
-                    mp.get().add(p * tiles), 1, (points * tiles) as isize,
-                    false,
-                    up.get().add(p * oc * c), 1, c as isize,
-                    vp.get().add(p * tiles), 1, (points * tiles) as isize,
-                    0.0, 1.0,
-                    false, false, false,
-                    gemm::Parallelism::None,
-                );
-            }
+            });
         });
+        // SAFETY: every (point, channel) row was written above.
+        unsafe { v.set_len(points * c * tiles) };
 
-        out[..oc * h * w].par_chunks_mut(h * w).zip(m.par_chunks(points * tiles)).enumerate().for_each_init(
-            || (vec![0f32; T * A * tiles], vec![0f32; T * T * tiles]),
-            |(t, y), (o, (plane, mo))| {
-                // A^T m along the columns, then (A^T m) A along the rows.
-                for j in 0..A {
-                    apply(rows(mo, tiles, |i| i * A + j), rows_mut(t, tiles, |i| i * A + j), at);
-                }
-                for i in 0..T {
-                    apply(rows(t, tiles, |j| i * A + j), rows_mut(y, tiles, |j| i * T + j), at);
-                }
-                let b = bias.map_or(0.0, |b| b[o]);
-                for i in 0..T {
-                    for j in 0..T {
-                        let yrow = &y[(i * T + j) * tiles..][..tiles];
-                        for ty in 0..th {
-                            let oy = ty * T + i;
-                            if oy >= h {
-                                break;
-                            }
-                            let dst = &mut plane[oy * w..(oy + 1) * w];
-                            for tx in 0..tw {
-                                let ox = tx * T + j;
-                                if ox < w {
-                                    dst[ox].write(yrow[ty * tw + tx] + b);
-                                }
-                            }
-                        }
+        let (nb, no) = blocks(tiles, oc, c, points, rayon::current_num_threads());
+        let (tbs, obs) = (tiles.div_ceil(nb), oc.div_ceil(no));
+        let (up, vp, conv) = (Ptr(self.u.as_ptr() as *mut f32), Ptr(v.as_ptr() as *mut f32), Ptr(out.as_mut_ptr().cast()));
+        (0..tbs * obs).into_par_iter().for_each(|task| {
+            let (t0, o0) = ((task % tbs) * nb, (task / tbs) * no);
+            let (nt, nco) = (nb.min(tiles - t0), no.min(oc - o0));
+            SCRATCH.with_borrow_mut(|s| {
+                s.resize(s.len().max(points * nco * nt + (T * A + 2 * T * T) * nt), 0.0);
+                let (m, rest) = s.split_at_mut(points * nco * nt);
+                let (tt, rest) = rest.split_at_mut(T * A * nt);
+                let (y, row) = rest.split_at_mut(T * T * nt);
+                for p in 0..points {
+                    // SAFETY: u[p] rows o0.. (nco x c, row stride c), v[p] columns t0.. (c x nt,
+                    // row stride tiles) and m[p] (nco x nt), all inside their buffers.
+                    unsafe {
+                        gemm::gemm(
+                            nco, nt, c,
+                            m.as_mut_ptr().add(p * nco * nt), 1, nt as isize,
+                            false,
+                            up.get().add((p * oc + o0) * c), 1, c as isize,
+                            vp.get().add(p * c * tiles + t0), 1, tiles as isize,
+                            0.0, 1.0,
+                            false, false, false,
+                            gemm::Parallelism::None,
+                        );
                     }
                 }
-            },
-        );
+                for o in 0..nco {
+                    // A^T m along the columns, then (A^T m) A along the rows.
+                    for j in 0..A {
+                        apply(rows(m, nt, |i| (i * A + j) * nco + o), rows_mut(tt, nt, |i| i * A + j), at);
+                    }
+                    for i in 0..T {
+                        apply(rows(tt, nt, |j| i * A + j), rows_mut(y, nt, |j| i * T + j), at);
+                    }
+                    // Out to the planes one output row of a run of tiles at a time, so that
+                    // `post` works along contiguous rows.
+                    let ch = o0 + o;
+                    let plane = ch * h * w;
+                    let mut q = 0;
+                    while q < nt {
+                        let (ty, tx0) = ((t0 + q) / tw, (t0 + q) % tw);
+                        let run = (tw - tx0).min(nt - q);
+                        let (x0, x1) = (tx0 * T, ((tx0 + run) * T).min(w));
+                        for i in 0..T.min(h - ty * T) {
+                            let r = &mut row[..x1 - x0];
+                            for (kk, v) in r.iter_mut().enumerate() {
+                                *v = y[(i * T + kk % T) * nt + q + kk / T];
+                            }
+                            // SAFETY: row ty * T + i, columns [x0, x1) of channel ch, inside the
+                            // outputs; each task writes its own channels' pixels of its own tiles.
+                            unsafe { post.store_row(conv.get(), ch, plane + (ty * T + i) * w + x0, r) };
+                        }
+                        q += run;
+                    }
+                }
+            });
+        });
     }
+}
+
+thread_local! {
+    /// Each worker's input-transform buffers (padded plane, gathered and half-transformed
+    /// points), kept between layers and forwards.
+    static INPUT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each worker's product and output-transform buffers, kept between layers and forwards.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Block sizes (tiles, output channels) for the products and output transform. A block's products
+/// are `points` gemms of `no x nb x c`; the blocks are spread over `threads` workers, so the cost
+/// is the number of rounds times a block's cost: its multiply-adds, with the tile count rounded up
+/// to the kernels' 16 lanes, plus a fixed cost per gemm call. Blocks are kept small enough that
+/// their products stay in a core's cache.
+fn blocks(tiles: usize, oc: usize, c: usize, points: usize, threads: usize) -> (usize, usize) {
+    /// A gemm call's fixed cost, in multiply-adds (about a microsecond).
+    const CALL: usize = 40_000;
+    /// Largest per-block product buffer, in values (512 KiB).
+    const MAX_M: usize = 128 << 10;
+    let mut best = (tiles, oc, usize::MAX);
+    for tb in 1..=tiles.div_ceil(8).min(64) {
+        let nb = tiles.div_ceil(tb);
+        for ob in 1..=oc.div_ceil(8).min(64) {
+            let no = oc.div_ceil(ob);
+            if points * nb * no > MAX_M && (nb > 8 || no > 8) {
+                continue;
+            }
+            let tasks = tiles.div_ceil(nb) * oc.div_ceil(no);
+            let cost = tasks.div_ceil(threads) * points * (nb.div_ceil(16) * 16 * no * c + CALL);
+            if cost < best.2 {
+                best = (nb, no, cost);
+            }
+        }
+    }
+    (best.0, best.1)
 }
 
 /// Rows `row(0..A)` of a buffer of rows `n` long.
@@ -243,10 +314,10 @@ fn apply<const A: usize, const N: usize>(src: [&[f32]; A], mut dst: [&mut [f32];
     }
 }
 
-/// A raw pointer shared by the 36 products, which write disjoint columns of one buffer.
+/// A raw pointer shared by parallel tasks that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 struct Ptr(*mut f32);
-// SAFETY: used only in `Winograd::run`, whose products read shared inputs and write disjoint parts.
+// SAFETY: used only in `Winograd::run`, whose tasks read shared inputs and write disjoint parts.
 unsafe impl Send for Ptr {}
 unsafe impl Sync for Ptr {}
 impl Ptr {
@@ -297,7 +368,7 @@ mod tests {
             let want = direct(&x, &wt, &bias, (oc, c, h, w));
             for tile in [4, 2] {
             let mut got = vec![MaybeUninit::new(f32::NAN); oc * h * w];
-            Winograd::new(&wt, oc, c, tile).run(&x, (h, w), Some(&bias), &mut got);
+            Winograd::new(&wt, oc, c, tile).run(&x, (h, w), &Post::bias(Some(&bias)), &mut got);
             // SAFETY: initialized above (NaN, so an element `run` skipped would fail the check).
             let got: Vec<f32> = got.into_iter().map(|v| unsafe { v.assume_init() }).collect();
             let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
