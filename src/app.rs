@@ -17,11 +17,15 @@ use crate::nn::recompute::{self, Done, Recompute, Request, WeightsAt};
 use crate::nn::timeline::{LoadedCheckpoint, Timeline};
 use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
 use crate::scene::systems::{self, FrameEvents};
+use crate::nn::edges::EdgeValue;
 use crate::scene::edges::{DEFAULT_EDGE_BUDGET, EdgeOptions, SceneEdges};
 use crate::scene::{LayerPlacement, LayoutKind, Network, NeuronRef, Scale, Scene, SceneDraw, Stage, scene_draw};
 
 /// Seconds `[` / `]` (InputSnapshot::bundle at ±1) take to sweep the bundling strength from 0 to 1.
 pub const BUNDLE_SWEEP_SECONDS: f32 = 2.0;
+
+/// The edge thresholds `T` steps through (share of each layer's strongest edge).
+pub const EDGE_THRESHOLDS: [f32; 4] = [0.0, 0.1, 0.25, 0.5];
 
 /// What of the edges the renderer has not seen yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,6 +100,8 @@ pub struct App {
     pub bundle_style: gfx::BundleStyle,
     edge_upload: EdgeUpload,
     style_dirty: bool,
+    /// The edges' values must be remade (weight ↔ importance).
+    edges_dirty: bool,
     /// The selection whose edges the renderer highlights (`None`: not uploaded yet).
     highlighted: Option<Option<NeuronRef>>,
 }
@@ -141,6 +147,7 @@ impl App {
             bundle_style: gfx::BundleStyle::default(),
             edge_upload: EdgeUpload::None,
             style_dirty: true,
+            edges_dirty: false,
             highlighted: None,
         })
     }
@@ -344,6 +351,19 @@ impl App {
         let y = left.thumbstick.y;
         let stick = if left.grab && y.is_finite() && y.abs() >= systems::SCRUB_DEADZONE { y } else { 0.0 };
         let sweep = if input.bundle.is_finite() { input.bundle } else { 0.0 } + stick;
+        if input.edge_value && !self.prev.edge_value {
+            self.edge_options.value = match self.edge_options.value {
+                EdgeValue::Weight => EdgeValue::Importance,
+                EdgeValue::Importance => EdgeValue::Weight,
+            };
+            self.edges_dirty = true;
+        }
+        if input.edge_threshold && !self.prev.edge_threshold {
+            let t = &mut self.bundle_style.threshold;
+            let next = EDGE_THRESHOLDS.iter().position(|&x| x > *t + 1e-6).unwrap_or(0);
+            *t = EDGE_THRESHOLDS[next];
+            self.style_dirty = true;
+        }
         if sweep != 0.0 {
             let s = &mut self.bundle_style.strength;
             *s = (*s + sweep.clamp(-1.0, 1.0) * dt / BUNDLE_SWEEP_SECONDS).clamp(0.0, 1.0);
@@ -404,6 +424,9 @@ impl App {
         let keys: Vec<BlockKey> = sd.blocks.iter().map(|b| (b.stage_from_block, b.fold, b.layout)).collect();
         let moved = self.network.as_ref().is_none_or(|(k, _)| *k != keys);
         let stale = self.values_dirty || moved;
+        if std::mem::take(&mut self.edges_dirty) && !stale {
+            self.refresh_edges(sd, false);
+        }
         if stale {
             self.refresh_edges(sd, moved);
             let reuse = self.network.take().map(|(_, d)| d.values).unwrap_or_default();
@@ -458,25 +481,41 @@ impl App {
         self.edges.as_ref()
     }
 
-    /// "N edges dropped" over the first layer that lost edges to the budget.
-    fn dropped_label(&self, sd: &SceneDraw, overlay: &mut DrawList) {
-        let Some(e) = self.edges.as_ref().filter(|e| e.dropped > 0) else { return };
+    /// Over the first layer with edges: what they show and the keys that change it, and how many
+    /// were dropped for speed, if any.
+    fn edges_legend(&self, sd: &SceneDraw, overlay: &mut DrawList) {
+        let Some(e) = &self.edges else { return };
         let Some(block) = e.layers.iter().filter_map(|l| sd.blocks.get(l.target_block)).next() else { return };
         let (lo, hi) = block.bounds;
         let at = Vec3::new((lo.x + hi.x) / 2.0, hi.y + 0.12, (lo.z + hi.z) / 2.0);
         let rotation = Mat4::from_quat(glam::Quat::from_mat4(&block.stage_from_block));
-        let text = format!(
-            "{} of {} edges dropped for speed (the weakest)",
-            e.dropped,
-            e.dropped + e.edges.len()
-        );
-        overlay.glyphs.extend(gfx::text::Atlas::get().layout(
-            &text,
-            Mat4::from_translation(at) * rotation,
-            0.03,
-            gfx::text::Align::Center,
-            [1.0, 0.8, 0.3, 1.0],
-        ));
+        let value = match self.edge_options.value {
+            EdgeValue::Weight => "weight",
+            EdgeValue::Importance => "weight x activation",
+        };
+        let s = &self.bundle_style;
+        let mut lines = vec![(
+            format!(
+                "edges: {value} (I) - bundling {:.0}% ([ ]) - threshold {:.0}% (T)",
+                s.strength * 100.0,
+                s.threshold * 100.0
+            ),
+            [0.85, 0.85, 0.9, 1.0],
+        )];
+        if e.dropped > 0 {
+            let text = format!("{} of {} edges dropped for speed (the weakest)", e.dropped, e.dropped + e.edges.len());
+            lines.push((text, [1.0, 0.8, 0.3, 1.0]));
+        }
+        for (k, (text, color)) in lines.iter().enumerate() {
+            let up = Vec3::Y * (0.045 * (lines.len() - 1 - k) as f32);
+            overlay.glyphs.extend(gfx::text::Atlas::get().layout(
+                text,
+                Mat4::from_translation(at + up) * rotation,
+                0.025,
+                gfx::text::Align::Center,
+                *color,
+            ));
+        }
     }
 
     /// Hands the renderer what changed of the edges: new edges, new values, style, highlight.
@@ -558,7 +597,7 @@ impl App {
         // The blocks by reference: this runs every frame, and big models have many tiles.
         let shown: Vec<&LayerPlacement> = sd.blocks.iter().map(|b| &b.placement).collect();
         self.change_marks(&sd, &shown, &mut overlay);
-        self.dropped_label(&sd, &mut overlay);
+        self.edges_legend(&sd, &mut overlay);
         let Some((_, draw)) = &self.network else {
             unreachable!("made by refresh_network")
         };

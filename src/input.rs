@@ -134,6 +134,12 @@ pub struct InputSnapshot {
     /// How fast to change the edge bundling strength this frame, −1..1 (full strength range in
     /// [`crate::app::BUNDLE_SWEEP_SECONDS`]): the desktop's `[` / `]` keys.
     pub bundle: f32,
+    /// Held: switch the edges between weight and importance (|weight × activation|) on press
+    /// (the desktop's `I`).
+    pub edge_value: bool,
+    /// Held: step the edge threshold (0, 10, 25, 50 % of a layer's strongest edge) on press (the
+    /// desktop's `T`).
+    pub edge_threshold: bool,
 }
 
 impl InputSnapshot {

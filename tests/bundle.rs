@@ -620,3 +620,41 @@ fn moved_edges_keep_their_bundle_and_follow_the_move() {
     assert!(differ, "the moved bundle was recomputed from straight lines");
     finish(fresh);
 }
+
+#[test]
+fn i_switches_the_edges_to_importance_and_t_steps_the_threshold() {
+    use netwalk::input::InputSnapshot;
+    let mut app = common::demo_app(0, scene::Stage::default());
+    let mut frame = InputSnapshot::default();
+    let eye = Vec3::new(0.0, 1.6, 0.0);
+    let mut step = |frame: &mut InputSnapshot, app: &mut netwalk::app::App| {
+        frame.time += 1.0 / 90.0;
+        app.step(frame).expect("step");
+        let _ = app.frame(eye);
+    };
+    step(&mut frame, &mut app);
+    let weights = app.edges().expect("the demo has dense layers").values.clone();
+    assert_eq!(app.edge_options.value, netwalk::nn::edges::EdgeValue::Weight);
+    // I pressed (held for two frames: one switch), then released.
+    frame.edge_value = true;
+    step(&mut frame, &mut app);
+    step(&mut frame, &mut app);
+    frame.edge_value = false;
+    step(&mut frame, &mut app);
+    assert_eq!(app.edge_options.value, netwalk::nn::edges::EdgeValue::Importance);
+    let importance = app.edges().expect("edges").values.clone();
+    assert_eq!(importance.len(), weights.len());
+    assert_ne!(importance, weights, "importance values are weight × activation");
+    // Each T press steps the threshold, wrapping round to none.
+    let mut seen = Vec::new();
+    for _ in 0..netwalk::app::EDGE_THRESHOLDS.len() {
+        frame.edge_threshold = true;
+        step(&mut frame, &mut app);
+        frame.edge_threshold = false;
+        step(&mut frame, &mut app);
+        seen.push(app.bundle_style.threshold);
+    }
+    let mut want = netwalk::app::EDGE_THRESHOLDS[1..].to_vec();
+    want.push(0.0);
+    assert_eq!(seen, want);
+}

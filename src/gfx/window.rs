@@ -400,7 +400,8 @@ pub const WHEEL_SCRUB: f32 = 0.25;
 /// select, right button = grab (drag to move the layer), F = fold, L = layout, M = menu (reset
 /// the layout), Backspace = trace back, Tab = walk-in/tabletop, X = expand a block into its
 /// steps, the wheel or left/right arrows = scrub the training timeline, Space = play/pause it
-/// (the left thumbstick's flick up). The camera: middle-drag
+/// (the left thumbstick's flick up), `[` / `]` = less / more edge bundling, I = edges by weight or
+/// importance, T = edge threshold. The camera: middle-drag
 /// (or Shift + left-drag) looks around, Ctrl + wheel zooms, W/A/S/D move, Q/E down/up, R resets
 /// the view.
 #[derive(Debug, Default)]
@@ -498,6 +499,9 @@ impl DesktopInput {
         // [ and ]: less or more edge bundling.
         snap.bundle = f32::from(u8::from(self.held.contains(&KeyCode::BracketRight)))
             - f32::from(u8::from(self.held.contains(&KeyCode::BracketLeft)));
+        // I: weight or importance; T: the edge threshold.
+        snap.edge_value = self.held.contains(&KeyCode::KeyI);
+        snap.edge_threshold = self.held.contains(&KeyCode::KeyT);
         let Some(cursor) = self.cursor.filter(|_| width > 0 && height > 0) else {
             return snap;
         };
