@@ -658,3 +658,50 @@ fn i_switches_the_edges_to_importance_and_t_steps_the_threshold() {
     want.push(0.0);
     assert_eq!(seen, want);
 }
+
+#[test]
+fn the_demo_snapshot_shows_its_dense_layers_bundled_where_the_curves_run() {
+    let Some(mut r) = renderer() else { return };
+    let mut app = common::demo_app(3, scene::Stage::default());
+    let (width, height) = (640, 480);
+    let camera = app.overview(width as f32 / height as f32);
+    // Without edges: the same scene with the bundle drawn at strength 0 and threshold 1 hides all.
+    app.upload(&mut r, camera.eye).expect("upload");
+    let curves = r.bundle_curves().expect("bundle");
+    let edges = app.edges().expect("the demo has dense layers").clone();
+    assert_eq!(curves.len(), edges.edges.len());
+    let with = r.render_offscreen(width, height, &[camera]).expect("render").remove(0);
+    r.set_bundle_style(&BundleStyle { threshold: 2.0, ..app.bundle_style }).expect("style");
+    let without = r.render_offscreen(width, height, &[camera]).expect("render").remove(0);
+    finish(r);
+    // The strongest edge of each layer pair: a quarter and half way along its bundled curve (the
+    // GPU's own points, projected), the picture is lit by the edges (brighter than without them).
+    let brightness = |img: &RgbaImage, p: Vec2| -> i32 {
+        let px = img.pixel(p.x.round() as u32, p.y.round() as u32);
+        px[..3].iter().map(|&c| i32::from(c)).sum()
+    };
+    let mut lit = 0;
+    let mut looked = 0;
+    for layer in &edges.layers {
+        let mut strongest: Vec<usize> = layer.kept.clone().collect();
+        strongest.sort_by(|&a, &b| edges.values[b].abs().total_cmp(&edges.values[a].abs()));
+        for &e in strongest.iter().take(10) {
+            for k in [SEGMENTS as usize / 4, SEGMENTS as usize / 2] {
+                let Some(p) = camera.project(curves[e][k], width, height) else { continue };
+                if p.x < 1.0 || p.y < 1.0 || p.x > width as f32 - 2.0 || p.y > height as f32 - 2.0 {
+                    continue;
+                }
+                looked += 1;
+                if brightness(&with, p) > brightness(&without, p) + 6 {
+                    lit += 1;
+                }
+            }
+        }
+    }
+    assert!(looked >= 20, "the curves are in view ({looked} points)");
+    assert!(lit * 10 >= looked * 8, "{lit} of {looked} curve points lit by the edges");
+    // And where no curve runs (the top corners), the edges add nothing.
+    for p in [Vec2::new(2.0, 2.0), Vec2::new(width as f32 - 3.0, 2.0)] {
+        assert_eq!(brightness(&with, p), brightness(&without, p));
+    }
+}
