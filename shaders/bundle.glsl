@@ -38,7 +38,7 @@ layout(std430, set = 0, binding = 2) readonly buffer Offsets { vec2 offsets[]; }
 #endif
 layout(std430, set = 0, binding = 3) readonly buffer Groups { Group groups[]; };
 
-// What the draw and the curve readback read (host-written between frames).
+// What the draw and the curve passes read (host-written between frames).
 layout(std430, set = 0, binding = 7) readonly buffer Params {
     vec4 positive;        // linear color of positive edges
     vec4 negative;        // linear color of negative edges
@@ -46,6 +46,10 @@ layout(std430, set = 0, binding = 7) readonly buffer Params {
     float width;          // ribbon width (m)
     float threshold;      // edges under this fraction of their group's largest |value| are hidden
     float opacity;        // multiplies every edge's opacity
+    uint edge_count;      // edges drawn
+    uint highlight_count; // entries of the highlight list drawn
+    uint segments;        // segments drawn per edge (a divisor of SEGMENTS: the level of detail)
+    uint pad;
 } params;
 
 uint edge_group(Edge e) {

@@ -3,24 +3,33 @@
 #extension GL_GOOGLE_include_directive : require
 #include "bundle.glsl"
 
-// Bundled edges as camera-facing ribbons: instance = edge (or, for the highlight, an entry of the
-// highlight list), two triangles per segment, each point's corners either side of it, across the
-// curve's tangent there and the line of sight (so consecutive segments share their corners).
+// Bundled edges as camera-facing ribbons, from the points bundle_curve.comp wrote (params.segments
+// segments per edge, at the current strength), in one indexed draw: the vertex index (the index
+// buffer makes two triangles per segment) picks the edge (or, for the highlight, the entry of the
+// highlight list), its point and the side. Each point's two corners, either side of it across the
+// curve's tangent there and the line of sight, are shaded once and shared by the segments either
+// side.
 
 layout(constant_id = 0) const bool HIGHLIGHT = false;
+// Vertex indices from the index buffer (2 per point); otherwise 6 per segment, unshared (for
+// lavapipe's multiview: src/gfx/bundle.rs, Bundler::graphics).
+layout(constant_id = 1) const bool INDEXED = true;
+
+// Without the index buffer, two triangles per segment: x 0 at its start point, 1 at its end;
+// y across (-1, 1). (The index buffer's pattern, from the same corners.)
+const vec2 CORNERS[6] = vec2[](
+    vec2(0.0, -1.0), vec2(1.0, -1.0), vec2(1.0, 1.0),
+    vec2(0.0, -1.0), vec2(1.0, 1.0), vec2(0.0, 1.0));
 
 layout(push_constant) uniform Views {
     mat4 clip_from_world[2];
 } views;
 
 layout(std430, set = 0, binding = 8) readonly buffer Highlight { uint highlighted[]; };
+// edge * (params.segments + 1) + j: written by bundle_curve.comp (DRAW).
+layout(std430, set = 0, binding = 10) readonly buffer Points { vec4 points[]; };
 
 layout(location = 0) out vec4 out_color;
-
-// Two triangles per segment: x 0 at its start point, 1 at its end; y across (-1, 1).
-const vec2 CORNERS[6] = vec2[](
-    vec2(0.0, -1.0), vec2(1.0, -1.0), vec2(1.0, 1.0),
-    vec2(0.0, -1.0), vec2(1.0, 1.0), vec2(0.0, 1.0));
 
 // The viewer's position: the point clip_from_world sends to x = y = w = 0 (rows 0, 1 and 3 of
 // the matrix give three planes through it). Cheaper per vertex than common.glsl's inverse().
@@ -35,23 +44,27 @@ vec3 eye_position(mat4 m) {
 }
 
 void main() {
-    uint edge = HIGHLIGHT ? highlighted[gl_InstanceIndex] : uint(gl_InstanceIndex);
-    vec2 corner = CORNERS[uint(gl_VertexIndex) % 6u];
-    uint k = uint(gl_VertexIndex) / 6u + uint(corner.x);
-    float side = corner.y;
-    Edge e = edges[edge];
-    Group g = groups[edge_group(e)];
-    float v = values[edge];
-    float share = clamp(abs(v) * g.e1.w, 0.0, 1.0);
+    uint segments = params.segments;
+    uint per_edge = 2u * (segments + 1u);
+    uint v = uint(gl_VertexIndex);
+    uint per_edge_unshared = 6u * segments;
+    vec2 corner = CORNERS[v % 6u];
+    uint slot = INDEXED ? v / per_edge : v / per_edge_unshared;
+    uint j = INDEXED ? (v % per_edge) / 2u : (v % per_edge_unshared) / 6u + uint(corner.x);
+    float side = INDEXED ? ((v & 1u) == 0u ? -1.0 : 1.0) : corner.y;
+    uint edge = HIGHLIGHT ? highlighted[slot] : slot;
+    Group g = groups[edge_group(edges[edge])];
+    float v_edge = values[edge];
+    float share = clamp(abs(v_edge) * g.e1.w, 0.0, 1.0);
     bool hidden = isnan(share) || share < params.threshold;
-    float s = params.strength;
-    vec3 at = curve_point(edge, k, s);
-    vec3 tangent = curve_point(edge, min(k + 1u, SEGMENTS), s) - curve_point(edge, k == 0u ? 0u : k - 1u, s);
+    uint base = edge * (segments + 1u);
+    vec3 at = points[base + j].xyz;
+    vec3 tangent = points[base + min(j + 1u, segments)].xyz - points[base + (j == 0u ? 0u : j - 1u)].xyz;
     mat4 clip_from_world = views.clip_from_world[gl_ViewIndex];
     vec3 across = cross(tangent, at - eye_position(clip_from_world));
     float len = length(across);
     across = len > 1e-12 ? across / len : vec3(0.0, 1.0, 0.0);
-    vec3 rgb = (v < 0.0 ? params.negative : params.positive).rgb;
+    vec3 rgb = (v_edge < 0.0 ? params.negative : params.positive).rgb;
     float width = params.width * (HIGHLIGHT ? 2.5 : 1.0);
     // Premultiplied for additive blending; the highlight is opaque.
     float alpha = HIGHLIGHT ? 1.0 : clamp(share * g.e2.w * params.opacity, 0.0, 1.0);

@@ -1362,6 +1362,8 @@ fn bench_bundle(
         bail!("{name} has no dense layer to bundle");
     }
     renderer.set_edges(&edges)?;
+    // The level of detail set_edges chose for these edges (what the frames below draw).
+    let drawn = renderer.bundle_drawn_segments();
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     let mut full = Vec::with_capacity(iters);
     for i in 0..warmup + iters {
@@ -1423,6 +1425,12 @@ fn bench_bundle(
         edges.dropped,
         gfx::bundle::SEGMENTS,
         g = gfx::bundle::GRID,
+    );
+    let per_edge = gfx::bundle::vertices_per_edge(drawn);
+    println!(
+        "  drawn: {drawn} segments per edge ({per_edge} vertices per edge, {:.2}M per view; budget {:.2}M)",
+        (edges.edges.len() as u64 * per_edge) as f64 / 1e6,
+        gfx::bundle::VERTEX_BUDGET as f64 / 1e6,
     );
     for l in &edges.layers {
         let agg = if l.aggregated { ", aggregated by channel" } else { "" };

@@ -2,7 +2,8 @@
 //! aggregation, budget), and the GPU bundler on a real device (lavapipe on CI) with validation on:
 //! endpoints stay fixed, strength 0 is straight, full bundling contracts compatible edges by a
 //! factor computed from the setup and the schedule, results do not depend on the edges' order,
-//! incremental updates, and pixels of the drawn edges where the projection says (mono, stereo).
+//! incremental updates, pixels of the drawn edges where the projection says (mono, stereo), and
+//! the level of detail (fewer segments per edge past a vertex budget, the same ends and points).
 //!
 //! Without a Vulkan device the GPU tests fail under CI and print a skip note elsewhere.
 
@@ -398,6 +399,74 @@ fn drawn_edges_have_their_colors_where_the_projection_says_mono_and_stereo() {
     let mid_of = |p: &PlacedEdge| camera.project((p.a + p.b) / 2.0, w, h).expect("in front");
     assert_color(image, mid_of(&e.edges[0]), added(style.positive), "edge over the threshold");
     assert_color(image, mid_of(&e.edges[1]), srgb8(BACKGROUND_SRGB), "edge under the threshold");
+    finish(r);
+}
+
+#[test]
+fn many_edges_draw_fewer_segments_with_the_same_ends_and_points() {
+    use bundle::{VERTEX_BUDGET, drawn_segments, vertices_per_edge};
+    // The rule: the most segments whose vertices (both sides of every point) fit the budget.
+    assert_eq!([16, 8, 4].map(vertices_per_edge), [34, 18, 10]);
+    let full = (VERTEX_BUDGET / vertices_per_edge(SEGMENTS)) as usize;
+    assert_eq!(drawn_segments(full, VERTEX_BUDGET), SEGMENTS);
+    assert_eq!(drawn_segments(full + 1, VERTEX_BUDGET), SEGMENTS / 2);
+    // The benchmark's 784-81-49-10 MLP (67,963 edges) and 1024-1024-10 (1.06M): 8, then the floor.
+    assert_eq!(drawn_segments(67_963, VERTEX_BUDGET), 8);
+    assert_eq!(drawn_segments(1_059_840, VERTEX_BUDGET), 4);
+    assert_eq!(drawn_segments(usize::MAX, VERTEX_BUDGET), 4);
+
+    // On the GPU, a small budget stands in for many edges.
+    let Some(mut r) = renderer() else { return };
+    let e = two_bundles();
+    let n = e.edges.len() as u64;
+    for (budget, want) in [(n * 34, 16), (n * 34 - 1, 8), (n * 18 - 1, 4), (0, 4)] {
+        r.set_bundle_vertex_budget(budget);
+        r.set_edges(&e).expect("upload");
+        assert_eq!(r.bundle_drawn_segments(), want, "budget {budget}");
+        let step = (SEGMENTS / want) as usize;
+        for strength in [1.0, 0.5] {
+            let full = curves_at(&mut r, strength);
+            let drawn = r.bundle_drawn_curves().expect("drawn points");
+            assert_eq!(drawn.len(), e.edges.len());
+            let mut moved = 0f32;
+            for ((edge, f), d) in e.edges.iter().zip(&full).zip(&drawn) {
+                assert_eq!(d.len(), want as usize + 1);
+                assert!(d[0].distance(edge.a) < 1e-6, "source end moved");
+                assert!(d[want as usize].distance(edge.b) < 1e-5, "target end moved");
+                for (j, p) in d.iter().enumerate() {
+                    assert!(p.distance(f[j * step]) < 1e-6, "drawn point {j} is not curve point {}", j * step);
+                    moved = moved.max(p.distance(edge.a.lerp(edge.b, (j * step) as f32 / SEGMENTS as f32)));
+                }
+            }
+            assert!(moved > 0.01, "the drawn points are bundled ({moved} m at most)");
+        }
+    }
+    // Drawn at the coarsest level: pixels where the projection says, mono and stereo.
+    let e = two_edges();
+    r.set_bundle_vertex_budget(0);
+    r.set_edges(&e).expect("upload");
+    let style = BundleStyle {
+        width: 0.02,
+        strength: 1.0,
+        ..BundleStyle::default()
+    };
+    r.set_bundle_style(&style).expect("style");
+    let drawn = r.bundle_drawn_curves().expect("drawn points");
+    let camera = Camera::look_at(Vec3::new(0.0, 1.4, 0.0), Vec3::new(0.0, 1.4, -1.0));
+    let (w, h) = (400, 300);
+    for views in [vec![camera], camera.stereo(0.064).to_vec()] {
+        let images = r.render_offscreen(w, h, &views).expect("render");
+        for (eye, (image, cam)) in images.iter().zip(&views).enumerate() {
+            for (curve, color) in drawn.iter().zip([style.positive, style.negative]) {
+                for j in [1, 2] {
+                    let at = cam.project(curve[j], w, h).expect("in front");
+                    assert_color(image, at, added(color), &format!("eye {eye} of {}: point {j}", views.len()));
+                }
+            }
+            let at = cam.project(Vec3::new(0.0, 1.4, -1.0), w, h).expect("in front");
+            assert_color(image, at, srgb8(BACKGROUND_SRGB), &format!("eye {eye}: between the edges"));
+        }
+    }
     finish(r);
 }
 

@@ -13,10 +13,11 @@
 //! or training: the density changes, the edges do not) starts from the last result and runs
 //! [`incremental_schedule`].
 //!
-//! The result is an offset per interior point; the vertex shader draws `straight + strength ×
-//! offset` as camera-facing ribbons, so the bundling strength (0 straight … 1 fully bundled)
-//! changes every frame at no cost. The compute output is read by the draw directly (no CPU round
-//! trip). Edges blend additively (premultiplied, depth-tested, no depth write), so the order they
+//! The result is an offset per interior point. After bundling, or a change of the bundling
+//! strength (0 straight … 1 fully bundled), a compute pass writes every edge's drawn points
+//! (`straight + strength × offset`, [`drawn_segments`] segments: fewer when many edges are drawn)
+//! into a buffer the vertex shader reads; the draw is indexed, so each point's two ribbon corners
+//! are shaded once (`2 × (segments + 1)` vertices per edge). No CPU round trip. Edges blend additively (premultiplied, depth-tested, no depth write), so the order they
 //! are drawn in does not matter, in mono and in multiview stereo alike; a selected neuron's edges
 //! are drawn after them, opaque and wider, over the bundle.
 //!
@@ -57,6 +58,40 @@ pub const STEP_PER_SIGMA: f32 = 0.5;
 pub const SMOOTHING: f32 = 0.5;
 /// An incremental update: the last kernels of a full recompute, from the last result.
 pub const INCREMENTAL_SIGMAS: [f32; 3] = [1.5, 1.25, 1.0];
+/// Segments drawn per edge, most detailed first: every point, every 2nd, every 4th (each a divisor
+/// of [`SEGMENTS`]). The ends are always drawn where they are.
+pub const DRAWN_SEGMENTS: [u32; 3] = [SEGMENTS, SEGMENTS / 2, SEGMENTS / 4];
+
+/// Vertices the bundled edges' draw may shade per view before it draws fewer segments per edge.
+/// Why 2M: on an NVIDIA H200 at Quest-3 size the old draw cost 0.8–1.3 ns per vertex (96 per edge,
+/// each evaluating three curve points: 68k edges, 6.5M vertices, 8.4 ms), and the renderer's
+/// budget (≤ 4 ms GPU, ≤ 4× the empty frame, stereo) leaves the edges about 2.5 ms for two views;
+/// a vertex now reads three points (about a third of the old work), so ~0.6 ns × 2M ≈ 1.2 ms a
+/// view. So: 16 segments (34 vertices) up to 58,823 edges, 8 (18) up to 111,111 (a 784-81-49-10
+/// MLP's 68k edges: 1.2M vertices), then 4 (10). Past 200k edges even 4 segments are over the
+/// budget (1M edges: 10M vertices); the floor stays at 4 so the bundles keep their shape.
+pub const VERTEX_BUDGET: u64 = 2_000_000;
+
+/// Vertices the draw shades per edge when it draws `segments` segments: both sides of each point.
+pub fn vertices_per_edge(segments: u32) -> u64 {
+    2 * (u64::from(segments) + 1)
+}
+
+/// Indices per edge: two triangles per segment.
+fn indices_per_edge(segments: u32) -> u64 {
+    6 * u64::from(segments)
+}
+
+/// The segments drawn per edge for `edges` edges: the most of [`DRAWN_SEGMENTS`] whose vertices
+/// fit in `budget` (see [`VERTEX_BUDGET`]), at least the last.
+pub fn drawn_segments(edges: usize, budget: u64) -> u32 {
+    let last = DRAWN_SEGMENTS[DRAWN_SEGMENTS.len() - 1];
+    DRAWN_SEGMENTS
+        .into_iter()
+        .find(|&s| (edges as u64).saturating_mul(vertices_per_edge(s)) <= budget)
+        .unwrap_or(last)
+}
+
 /// Groups of more edges than this are drawn fainter (opacity × sqrt(this / edges)), so a bundle
 /// of thousands of edges does not saturate to white.
 pub const OPACITY_EDGES: f32 = 150.0;
@@ -164,7 +199,7 @@ impl GroupFrame {
 
 /// `Params` in shaders/bundle.glsl.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
 struct Params {
     positive: [f32; 4],
     negative: [f32; 4],
@@ -172,6 +207,10 @@ struct Params {
     width: f32,
     threshold: f32,
     opacity: f32,
+    edge_count: u32,
+    highlight_count: u32,
+    segments: u32,
+    pad: u32,
 }
 
 /// The compute passes' push constants (`Pass` in the .comp shaders).
@@ -261,6 +300,8 @@ pub(crate) struct Pending {
     /// Copy the staged groups and values.
     pub values: bool,
     pub work: Option<Work>,
+    /// Write the drawn points again (the strength changed; bundling work writes them anyway).
+    pub points: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +323,8 @@ const B_DENSITY: u32 = 6;
 const B_PARAMS: u32 = 7;
 const B_HIGHLIGHT: u32 = 8;
 const B_CURVES: u32 = 9;
-const BINDINGS: u32 = 10;
+const B_POINTS: u32 = 10;
+const BINDINGS: u32 = 11;
 
 /// The buffers, by binding.
 #[derive(Default)]
@@ -290,6 +332,10 @@ struct Buffers {
     slots: [Option<Buffer>; BINDINGS as usize],
     /// Host-visible: the edges, groups and values waiting to be copied into their device buffers.
     staging: Option<Buffer>,
+    /// The draw's indices (host-visible, u32): two triangles per segment of every edge, for
+    /// `Bundler::indexed` edges at its level of detail. One draw, not instanced: lavapipe (Mesa
+    /// 22.3) draws the second view of instanced indexed lists, as of strips, into the first's layer.
+    indices: Option<Buffer>,
 }
 
 /// The edge bundler: compute pipelines, the draw pipelines and the buffers between them. A part
@@ -306,8 +352,12 @@ pub(crate) struct Bundler {
     blur_y: vk::Pipeline,
     advect: vk::Pipeline,
     curve: vk::Pipeline,
+    /// The same shader writing the drawn points.
+    points: vk::Pipeline,
     /// Per view count (1, 2): all edges (additive), the highlighted ones (opaque).
     draw: [vk::Pipeline; 2],
+    /// Per view count: whether those pipelines read the index buffer (see [`Bundler::graphics`]).
+    indexed_draw: [bool; 2],
     highlight: [vk::Pipeline; 2],
     buffers: Buffers,
     edge_count: u32,
@@ -321,6 +371,14 @@ pub(crate) struct Bundler {
     rest: std::cell::RefCell<(Vec<Iteration>, bool)>,
     /// Largest storage buffer range: bounds how many edges can be bundled.
     max_range: u64,
+    /// The draw's level of detail: [`drawn_segments`] of the edges and this budget (set with the
+    /// edges).
+    segments: u32,
+    vertex_budget: u64,
+    /// What [`Bundler::write_params`] last wrote, without the counts.
+    params: Params,
+    /// Edges and segments per edge the index buffer holds.
+    indexed: (u32, u32),
 }
 
 fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
@@ -408,7 +466,56 @@ impl Bundler {
         for b in 0..BINDINGS {
             self.ensure(device, allocator, b, 256)?;
         }
+        self.segments = SEGMENTS;
+        self.vertex_budget = VERTEX_BUDGET;
         self.write_params(&BundleStyle::default())
+    }
+
+    /// Makes the index buffer hold at least `edges` edges of `segments` segments. Only between
+    /// frames: nothing may be in flight.
+    fn ensure_indices(&mut self, device: &Device, allocator: &mut Allocator, edges: u32, segments: u32) -> Result<()> {
+        if self.indexed.1 == segments && self.indexed.0 >= edges && self.buffers.indices.is_some() {
+            return Ok(());
+        }
+        // Room to grow (a power of two), as for the other buffers.
+        let edges = edges.max(1).next_power_of_two();
+        let per_edge = vertices_per_edge(segments) as u32;
+        let mut indices: Vec<u32> = Vec::with_capacity((u64::from(edges) * indices_per_edge(segments)) as usize);
+        for e in 0..edges {
+            for j in 0..segments {
+                // Point j's corners are 2j (side −1) and 2j + 1 (side +1).
+                let v = e * per_edge + 2 * j;
+                indices.extend([v, v + 2, v + 3, v, v + 3, v + 1]);
+            }
+        }
+        if let Some(mut old) = self.buffers.indices.take() {
+            // SAFETY: nothing is in flight (the caller's contract).
+            unsafe { old.destroy(device, allocator) };
+        }
+        self.indexed = (0, 0);
+        let mut buffer = Buffer::new(
+            device,
+            allocator,
+            "bundle ribbon indices",
+            (indices.len() * 4) as u64,
+            vk::BufferUsageFlags::INDEX_BUFFER,
+            MemoryLocation::CpuToGpu,
+        )?;
+        let written = buffer.write(bytemuck::cast_slice(&indices));
+        self.buffers.indices = Some(buffer);
+        written?;
+        self.indexed = (edges, segments);
+        Ok(())
+    }
+
+    /// Segments drawn per edge now (see [`drawn_segments`]).
+    pub fn drawn_segments(&self) -> u32 {
+        self.segments
+    }
+
+    /// The vertex budget the next [`Bundler::set_edges`] picks the level of detail with.
+    pub fn set_vertex_budget(&mut self, vertices: u64) {
+        self.vertex_budget = vertices;
     }
 
     fn build_pipelines(&mut self, device: &Device) -> Result<()> {
@@ -436,10 +543,13 @@ impl Bundler {
             self.blur_x = self.compute(device, modules[1], &spec(0), "bundle blur x")?;
             self.blur_y = self.compute(device, modules[1], &spec(1), "bundle blur y")?;
             self.advect = self.compute(device, modules[2], &[], "bundle advect")?;
-            self.curve = self.compute(device, modules[3], &[], "bundle curves")?;
+            // DRAW (a 32-bit bool).
+            self.curve = self.compute(device, modules[3], &[0], "bundle curves")?;
+            self.points = self.compute(device, modules[3], &[1], "bundle drawn points")?;
             for views in 1..=2u32 {
                 let i = views as usize - 1;
                 self.draw[i] = self.graphics(device, [modules[4], modules[5]], views, false)?;
+                self.indexed_draw[i] = !(views > 1 && device.name().starts_with("llvmpipe"));
                 self.highlight[i] = self.graphics(device, [modules[4], modules[5]], views, true)?;
             }
             Ok(())
@@ -493,8 +603,12 @@ impl Bundler {
         views: u32,
         highlight: bool,
     ) -> Result<vk::Pipeline> {
-        let entries = [vk::SpecializationMapEntry::default().constant_id(0).offset(0).size(4)];
-        let data = u32::from(highlight).to_ne_bytes();
+        // HIGHLIGHT, INDEXED (32-bit bools). Not indexed on lavapipe in stereo: llvmpipe (Mesa
+        // 22.3) reuses view 0's shaded vertices for view 1 wherever vertices are shared (strips,
+        // indexed lists), so there each triangle gets its own three vertices (6 per segment).
+        let indexed = !(views > 1 && device.name().starts_with("llvmpipe"));
+        let entries = [0, 1].map(|i| vk::SpecializationMapEntry::default().constant_id(i).offset(i * 4).size(4));
+        let data: [u8; 8] = bytemuck::cast([u32::from(highlight), u32::from(indexed)]);
         let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(&data);
         let stages = [
             vk::PipelineShaderStageCreateInfo::default()
@@ -508,8 +622,7 @@ impl Bundler {
                 .name(c"main"),
         ];
         let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
-        // Two triangles per segment. (Not one strip per edge: lavapipe, Mesa 22.3, draws the
-        // second view of instanced strips into the first view's layer.)
+        // Two triangles per segment, indexed, one draw.
         let assembly =
             vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
         let viewport = vk::PipelineViewportStateCreateInfo::default()
@@ -587,6 +700,7 @@ impl Bundler {
             "bundle params",
             "bundle highlight list",
             "bundle curves readback",
+            "bundle drawn points",
         ][binding as usize]
     }
 
@@ -608,7 +722,10 @@ impl Bundler {
         let (location, usage) = match binding {
             // Written by the host between frames.
             B_PARAMS | B_HIGHLIGHT => (MemoryLocation::CpuToGpu, vk::BufferUsageFlags::empty()),
-            B_CURVES => (MemoryLocation::GpuToCpu, vk::BufferUsageFlags::empty()),
+            // Written by the curve pass, or a copy of the drawn points (for tests and tools).
+            B_CURVES => (MemoryLocation::GpuToCpu, vk::BufferUsageFlags::TRANSFER_DST),
+            // Read back by a copy (see Bundler::record_drawn_readback).
+            B_POINTS => (MemoryLocation::GpuOnly, vk::BufferUsageFlags::TRANSFER_SRC),
             // Filled by copies from the staging buffer, or cleared by fills, and the shaders.
             _ => (MemoryLocation::GpuOnly, vk::BufferUsageFlags::TRANSFER_DST),
         };
@@ -675,6 +792,9 @@ impl Bundler {
         self.ensure(device, allocator, B_SPLAT, cells * 4)?;
         self.ensure(device, allocator, B_BLURRED, cells * 4)?;
         self.ensure(device, allocator, B_DENSITY, cells * 4)?;
+        let segments = drawn_segments(instances.len(), self.vertex_budget);
+        self.ensure(device, allocator, B_POINTS, n * u64::from(segments + 1) * 16)?;
+        self.ensure_indices(device, allocator, instances.len() as u32, segments)?;
         let edge_bytes: &[u8] = bytemuck::cast_slice(&instances);
         let group_bytes: &[u8] = bytemuck::cast_slice(&frames);
         let value_bytes: &[u8] = bytemuck::cast_slice(&edges.values);
@@ -684,11 +804,14 @@ impl Bundler {
         self.group_count = frames.len() as u32;
         // The old highlight indexes the old edges.
         self.highlight_count = 0;
+        self.segments = segments;
+        self.upload_params()?;
         let work = if warm { Work::Incremental } else { Work::Full };
         self.pending.set(Pending {
             edges: true,
             values: true,
             work: Some(work),
+            points: true,
         });
         Ok(())
     }
@@ -774,6 +897,25 @@ impl Bundler {
             width: finite(style.width, d.width).max(0.0),
             threshold: finite(style.threshold, d.threshold).clamp(0.0, 1.0),
             opacity: finite(style.opacity, d.opacity).max(0.0),
+            ..Params::zeroed()
+        };
+        if params.strength != self.params.strength {
+            // The drawn points are at the old strength.
+            let mut p = self.pending.get();
+            p.points = true;
+            self.pending.set(p);
+        }
+        self.params = params;
+        self.upload_params()
+    }
+
+    /// Writes the style with the current counts and level of detail into the params buffer.
+    fn upload_params(&mut self) -> Result<()> {
+        let params = Params {
+            edge_count: self.edge_count,
+            highlight_count: self.highlight_count,
+            segments: self.segments,
+            ..self.params
         };
         let buffer = self.buffers.slots[B_PARAMS as usize]
             .as_mut()
@@ -792,7 +934,7 @@ impl Bundler {
             .ok_or_else(|| GfxError::Invalid("bundle highlight buffer missing".into()))?;
         buffer.write(bytemuck::cast_slice(edges))?;
         self.highlight_count = edges.len() as u32;
-        Ok(())
+        self.upload_params()
     }
 
     /// Asks for `work` (a full recompute wins over an incremental update).
@@ -889,6 +1031,9 @@ impl Bundler {
             let Some((mut schedule, full)) = schedule else {
                 rest.0.clear();
                 barrier_now((S::ALL_TRANSFER, A::TRANSFER_WRITE), (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ));
+                if pending.points || pending.edges {
+                    self.record_points(device, cb);
+                }
                 if let Some(pool) = timestamps {
                     d.cmd_write_timestamp2(cb, S::BOTTOM_OF_PIPE, pool, 1);
                 }
@@ -935,9 +1080,45 @@ impl Bundler {
                 barrier_now(compute_rw, (S::ALL_TRANSFER, A::TRANSFER_WRITE));
             }
             barrier_now(compute_rw, (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ));
+            // The offsets moved: so do the drawn points.
+            self.record_points(device, cb);
             if let Some(pool) = timestamps {
                 d.cmd_write_timestamp2(cb, S::BOTTOM_OF_PIPE, pool, 1);
             }
+        }
+    }
+
+    /// Records the pass writing every edge's drawn points (at the current strength and level of
+    /// detail) for the vertex shader, and the barrier before the draw reads them.
+    ///
+    /// # Safety
+    /// As for [`Bundler::record`]: inside it, after the edges and offsets it reads were made
+    /// visible to compute shaders, and after the last draw's reads (its first barrier).
+    unsafe fn record_points(&self, device: &Device, cb: vk::CommandBuffer) {
+        if self.edge_count == 0 {
+            return;
+        }
+        let d = &device.device;
+        let pass = Pass {
+            edge_count: self.edge_count,
+            cells: self.segments,
+            sigma: 0.0,
+            step_cells: 0.0,
+            smoothing: 0.0,
+        };
+        // SAFETY: per the function's contract.
+        unsafe {
+            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.compute_layout, 0, &[self.set], &[]);
+            d.cmd_push_constants(cb, self.compute_layout, vk::ShaderStageFlags::COMPUTE, 0, bytemuck::bytes_of(&pass));
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.points);
+            let (x, y) = groups_for(u64::from(self.edge_count) * u64::from(self.segments + 1), 256);
+            d.cmd_dispatch(cb, x, y, 1);
+            let to_draw = [vk::MemoryBarrier2::default()
+                .src_stage_mask(vk::PipelineStageFlags2::COMPUTE_SHADER)
+                .src_access_mask(vk::AccessFlags2::SHADER_STORAGE_WRITE)
+                .dst_stage_mask(vk::PipelineStageFlags2::VERTEX_SHADER | vk::PipelineStageFlags2::COPY)
+                .dst_access_mask(vk::AccessFlags2::SHADER_STORAGE_READ | vk::AccessFlags2::TRANSFER_READ)];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().memory_barriers(&to_draw));
         }
     }
 
@@ -957,7 +1138,7 @@ impl Bundler {
         let d = &device.device;
         let pass = Pass {
             edge_count: self.edge_count,
-            cells: 0,
+            cells: SEGMENTS,
             sigma: 0.0,
             step_cells: 0.0,
             smoothing: 0.0,
@@ -978,12 +1159,57 @@ impl Bundler {
         }
     }
 
+    /// Makes the curve readback buffer big enough for a copy of the drawn points.
+    pub fn prepare_drawn_readback(&mut self, device: &Device, allocator: &mut Allocator) -> Result<()> {
+        let bytes = u64::from(self.edge_count) * u64::from(self.segments + 1) * 16;
+        self.ensure(device, allocator, B_CURVES, bytes)
+    }
+
+    /// Records a copy of the drawn points (what the vertex shader reads) into the curve readback
+    /// buffer, made visible to the host.
+    ///
+    /// # Safety
+    /// As for [`Bundler::record_curves`], with [`Bundler::prepare_drawn_readback`] instead.
+    pub unsafe fn record_drawn_readback(&self, device: &Device, cb: vk::CommandBuffer) {
+        let d = &device.device;
+        let bytes = u64::from(self.edge_count) * u64::from(self.segments + 1) * 16;
+        if bytes == 0 {
+            return;
+        }
+        use vk::{AccessFlags2 as A, PipelineStageFlags2 as S};
+        let barrier = |src: S, src_access: A, dst: S, dst_access: A| {
+            [vk::MemoryBarrier2::default()
+                .src_stage_mask(src)
+                .src_access_mask(src_access)
+                .dst_stage_mask(dst)
+                .dst_access_mask(dst_access)]
+        };
+        // SAFETY: per the function's contract.
+        unsafe {
+            let before = barrier(S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE, S::COPY, A::TRANSFER_READ);
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().memory_barriers(&before));
+            let region = vk::BufferCopy::default().size(bytes);
+            d.cmd_copy_buffer(cb, self.buffer(B_POINTS), self.buffer(B_CURVES), &[region]);
+            let after = barrier(S::COPY, A::TRANSFER_WRITE, S::HOST, A::HOST_READ);
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().memory_barriers(&after));
+        }
+    }
+
     /// The points [`Bundler::record_curves`] wrote: `SEGMENTS + 1` per edge.
     pub fn curves(&self) -> Result<Vec<Vec<Vec3>>> {
+        self.read_curves(SEGMENTS + 1)
+    }
+
+    /// The drawn points [`Bundler::record_drawn_readback`] copied: `drawn_segments() + 1` per edge.
+    pub fn drawn_curves(&self) -> Result<Vec<Vec<Vec3>>> {
+        self.read_curves(self.segments + 1)
+    }
+
+    fn read_curves(&self, points: u32) -> Result<Vec<Vec<Vec3>>> {
         let buffer = self.buffers.slots[B_CURVES as usize]
             .as_ref()
             .ok_or_else(|| GfxError::Invalid("bundle curves buffer missing".into()))?;
-        let points = (SEGMENTS + 1) as usize;
+        let points = points as usize;
         let bytes = buffer
             .mapped()?
             .get(..self.edge_count as usize * points * 16)
@@ -1011,16 +1237,32 @@ impl Bundler {
         if self.edge_count == 0 {
             return false;
         }
+        let Some(indices) = &self.buffers.indices else {
+            return false;
+        };
         let d = &device.device;
-        let vertices = SEGMENTS * 6;
+        // Indices, or vertices without the index buffer: both 6 per segment.
+        let indices_for = |edges: u32| (u64::from(edges) * indices_per_edge(self.segments)) as u32;
+        let indexed = self.indexed_draw[views as usize - 1];
+        let draw = |count: u32| {
+            // SAFETY: per the function's contract.
+            unsafe {
+                if indexed {
+                    d.cmd_draw_indexed(cb, indices_for(count), 1, 0, 0, 0);
+                } else {
+                    d.cmd_draw(cb, indices_for(count), 1, 0, 0);
+                }
+            }
+        };
         // SAFETY: per the function's contract.
         unsafe {
             d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.draw_layout, 0, &[self.set], &[]);
+            d.cmd_bind_index_buffer(cb, indices.handle, 0, vk::IndexType::UINT32);
             d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.draw[views as usize - 1]);
-            d.cmd_draw(cb, vertices, self.edge_count, 0, 0);
+            draw(self.edge_count);
             if self.highlight_count > 0 {
                 d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.highlight[views as usize - 1]);
-                d.cmd_draw(cb, vertices, self.highlight_count, 0, 0);
+                draw(self.highlight_count);
             }
         }
         true
@@ -1032,12 +1274,13 @@ impl Bundler {
         let d = &device.device;
         // SAFETY: per the contract; null handles are ignored.
         unsafe {
-            for b in self.buffers.slots.iter_mut().chain([&mut self.buffers.staging]) {
+            let Buffers { slots, staging, indices } = &mut self.buffers;
+            for b in slots.iter_mut().chain([staging, indices]) {
                 if let Some(mut b) = b.take() {
                     b.destroy(device, allocator);
                 }
             }
-            for p in [self.splat, self.blur_x, self.blur_y, self.advect, self.curve]
+            for p in [self.splat, self.blur_x, self.blur_y, self.advect, self.curve, self.points]
                 .iter()
                 .chain(&self.draw)
                 .chain(&self.highlight)

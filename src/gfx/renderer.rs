@@ -600,6 +600,31 @@ impl Renderer {
         self.bundle.curves()
     }
 
+    /// Every bundled edge's points as the draw reads them (the level of detail's
+    /// [`Renderer::bundle_drawn_segments`] + 1 per edge, at the current strength; pending work runs
+    /// first). For tests and tools.
+    pub fn bundle_drawn_curves(&mut self) -> Result<Vec<Vec<glam::Vec3>>> {
+        self.bundle_now()?;
+        self.bundle.prepare_drawn_readback(&self.device, &mut self.allocator)?;
+        self.one_shot(|r, cb| {
+            // SAFETY: as in bundle_now; prepare_drawn_readback was just called.
+            unsafe { r.bundle.record_drawn_readback(&r.device, cb) }
+        })?;
+        self.bundle.drawn_curves()
+    }
+
+    /// Segments drawn per bundled edge (fewer when many edges are drawn: see
+    /// [`super::bundle::drawn_segments`]).
+    pub fn bundle_drawn_segments(&self) -> u32 {
+        self.bundle.drawn_segments()
+    }
+
+    /// The vertex budget the level of detail of the next [`Renderer::set_edges`] is chosen with
+    /// ([`super::bundle::VERTEX_BUDGET`] unless set).
+    pub fn set_bundle_vertex_budget(&mut self, vertices: u64) {
+        self.bundle.set_vertex_budget(vertices);
+    }
+
     /// Records commands with `record` into the command buffer, submits them and waits.
     fn one_shot(&self, record: impl FnOnce(&Renderer, vk::CommandBuffer)) -> Result<()> {
         let d = &self.device.device;
