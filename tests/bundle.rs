@@ -620,7 +620,7 @@ fn the_left_grip_and_stick_set_the_bundling_strength_and_keep_play_pause_apart()
     let start = app.bundle_style.strength;
     let sweep = netwalk::app::BUNDLE_SWEEP_SECONDS;
     let mut frame = InputSnapshot::default();
-    let mut run = |frame: &mut InputSnapshot, seconds: f32, app: &mut netwalk::app::App| {
+    let run = |frame: &mut InputSnapshot, seconds: f32, app: &mut netwalk::app::App| {
         for _ in 0..(seconds * 90.0).round() as usize {
             frame.time += 1.0 / 90.0;
             app.step(frame).expect("step");
