@@ -486,9 +486,9 @@ impl App {
     fn edges_legend(&self, sd: &SceneDraw, overlay: &mut DrawList) {
         let Some(e) = &self.edges else { return };
         let Some(block) = e.layers.iter().filter_map(|l| sd.blocks.get(l.target_block)).next() else { return };
-        let (lo, hi) = block.bounds;
-        let at = Vec3::new((lo.x + hi.x) / 2.0, hi.y + 0.12, (lo.z + hi.z) / 2.0);
-        let rotation = Mat4::from_quat(glam::Quat::from_mat4(&block.stage_from_block));
+        // Under the block, upright like its label (which stands over it).
+        let p = &block.placement;
+        let under = gfx::annotate::block_frame(p) * Mat4::from_translation(Vec3::new(0.0, -p.size.y / 2.0 - 0.05, 0.0));
         let value = match self.edge_options.value {
             EdgeValue::Weight => "weight",
             EdgeValue::Importance => "weight x activation",
@@ -507,11 +507,11 @@ impl App {
             lines.push((text, [1.0, 0.8, 0.3, 1.0]));
         }
         for (k, (text, color)) in lines.iter().enumerate() {
-            let up = Vec3::Y * (0.045 * (lines.len() - 1 - k) as f32);
+            let down = Vec3::Y * (0.035 * k as f32);
             overlay.glyphs.extend(gfx::text::Atlas::get().layout(
                 text,
-                Mat4::from_translation(at + up) * rotation,
-                0.025,
+                under * Mat4::from_translation(-down),
+                0.018,
                 gfx::text::Align::Center,
                 *color,
             ));
