@@ -35,7 +35,8 @@ use gpu_allocator::vulkan::Allocator;
 
 use super::device::Device;
 use super::resources::Buffer;
-use super::{COLOR_FORMAT, DEPTH_FORMAT, GfxError, Result, VkContext};
+use super::pipeline::{Blend, graphics_pipeline};
+use super::{GfxError, Result, VkContext};
 use crate::scene::edges::SceneEdges;
 
 /// Segments per curve (shaders/bundle.glsl: SEGMENTS).
@@ -621,71 +622,13 @@ impl Bundler {
                 .module(frag)
                 .name(c"main"),
         ];
-        let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
-        // Two triangles per segment, indexed, one draw.
-        let assembly =
-            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
-        let viewport = vk::PipelineViewportStateCreateInfo::default()
-            .viewport_count(1)
-            .scissor_count(1);
-        let raster = vk::PipelineRasterizationStateCreateInfo::default()
-            .polygon_mode(vk::PolygonMode::FILL)
-            .cull_mode(vk::CullModeFlags::NONE)
-            .line_width(1.0);
-        let multisample =
-            vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
         // Both are tested against the scene's depth; only the (opaque) highlight writes it.
-        let depth = vk::PipelineDepthStencilStateCreateInfo::default()
-            .depth_test_enable(true)
-            .depth_write_enable(highlight)
-            .depth_compare_op(vk::CompareOp::LESS);
-        let attachment = vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA);
-        // Additive, premultiplied: the sum is the same in any order.
-        let attachments = [if highlight {
-            attachment
+        let (blend, what) = if highlight {
+            (Blend::Opaque, "highlighted edges")
         } else {
-            attachment
-                .blend_enable(true)
-                .src_color_blend_factor(vk::BlendFactor::ONE)
-                .dst_color_blend_factor(vk::BlendFactor::ONE)
-                .color_blend_op(vk::BlendOp::ADD)
-                .src_alpha_blend_factor(vk::BlendFactor::ZERO)
-                .dst_alpha_blend_factor(vk::BlendFactor::ONE)
-                .alpha_blend_op(vk::BlendOp::ADD)
-        }];
-        let blend = vk::PipelineColorBlendStateCreateInfo::default().attachments(&attachments);
-        let dynamic_states = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
-        let dynamic = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic_states);
-        let formats = [COLOR_FORMAT];
-        let mut rendering = vk::PipelineRenderingCreateInfo::default()
-            .view_mask((1 << views) - 1)
-            .color_attachment_formats(&formats)
-            .depth_attachment_format(DEPTH_FORMAT);
-        let info = vk::GraphicsPipelineCreateInfo::default()
-            .stages(&stages)
-            .vertex_input_state(&vertex_input)
-            .input_assembly_state(&assembly)
-            .viewport_state(&viewport)
-            .rasterization_state(&raster)
-            .multisample_state(&multisample)
-            .depth_stencil_state(&depth)
-            .color_blend_state(&blend)
-            .dynamic_state(&dynamic)
-            .layout(self.draw_layout)
-            .push_next(&mut rendering);
-        // SAFETY: valid create info; the modules and layout are live.
-        let pipeline = unsafe {
-            device
-                .device
-                .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
-        }
-        .map_err(|(_, result)| GfxError::Vk {
-            what: "create graphics pipeline",
-            result,
-        })?[0];
-        let what = if highlight { "highlighted edges" } else { "bundled edges" };
-        device.name_object(pipeline, &format!("{what} pipeline ({views} view{})", if views > 1 { "s" } else { "" }));
-        Ok(pipeline)
+            (Blend::Additive, "bundled edges")
+        };
+        graphics_pipeline(device, self.draw_layout, &stages, views, blend, what)
     }
 
     fn slot_name(binding: u32) -> &'static str {

@@ -39,11 +39,14 @@ pub struct Pipelines {
 
 /// How a pipeline writes its fragments.
 #[derive(Clone, Copy, PartialEq)]
-enum Blend {
+pub(crate) enum Blend {
     /// Opaque, writes depth.
     Opaque,
     /// Alpha-blended over what is drawn, depth-tested but not written (drawn last).
     Over,
+    /// Premultiplied colour added to what is drawn (the sum is the same in any order),
+    /// depth-tested but not written.
+    Additive,
 }
 
 impl Pipelines {
@@ -167,72 +170,7 @@ impl Pipelines {
                 .module(frag)
                 .name(c"main"),
         ];
-        // Geometry comes from gl_VertexIndex and storage buffers: no vertex input.
-        let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
-        let assembly =
-            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
-        let viewport = vk::PipelineViewportStateCreateInfo::default()
-            .viewport_count(1)
-            .scissor_count(1);
-        // No culling: tiles are seen from both sides, and the y flip in clip_from_view reverses
-        // the winding anyway.
-        let raster = vk::PipelineRasterizationStateCreateInfo::default()
-            .polygon_mode(vk::PolygonMode::FILL)
-            .cull_mode(vk::CullModeFlags::NONE)
-            .line_width(1.0);
-        let multisample =
-            vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
-        let depth = vk::PipelineDepthStencilStateCreateInfo::default()
-            .depth_test_enable(true)
-            .depth_write_enable(blend == Blend::Opaque)
-            .depth_compare_op(vk::CompareOp::LESS);
-        let attachment = vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA);
-        let attachments = [match blend {
-            Blend::Opaque => attachment,
-            Blend::Over => attachment
-                .blend_enable(true)
-                .src_color_blend_factor(vk::BlendFactor::SRC_ALPHA)
-                .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
-                .color_blend_op(vk::BlendOp::ADD)
-                .src_alpha_blend_factor(vk::BlendFactor::ONE)
-                .dst_alpha_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
-                .alpha_blend_op(vk::BlendOp::ADD),
-        }];
-        let blend = vk::PipelineColorBlendStateCreateInfo::default().attachments(&attachments);
-        let dynamic_states = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
-        let dynamic = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic_states);
-        let formats = [COLOR_FORMAT];
-        let mut rendering = vk::PipelineRenderingCreateInfo::default()
-            .view_mask((1 << views) - 1)
-            .color_attachment_formats(&formats)
-            .depth_attachment_format(DEPTH_FORMAT);
-        let info = vk::GraphicsPipelineCreateInfo::default()
-            .stages(&stages)
-            .vertex_input_state(&vertex_input)
-            .input_assembly_state(&assembly)
-            .viewport_state(&viewport)
-            .rasterization_state(&raster)
-            .multisample_state(&multisample)
-            .depth_stencil_state(&depth)
-            .color_blend_state(&blend)
-            .dynamic_state(&dynamic)
-            .layout(self.layout)
-            .push_next(&mut rendering);
-        // SAFETY: valid create info; the modules and layout are live.
-        let pipeline = unsafe {
-            device
-                .device
-                .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
-        }
-        .map_err(|(_, result)| GfxError::Vk {
-            what: "create graphics pipeline",
-            result,
-        })?[0];
-        device.name_object(
-            pipeline,
-            &format!("{name} pipeline ({views} view{})", if views > 1 { "s" } else { "" }),
-        );
-        Ok(pipeline)
+        graphics_pipeline(device, self.layout, &stages, views, blend, name)
     }
 
     /// # Safety
@@ -249,4 +187,91 @@ impl Pipelines {
         }
         *self = Pipelines::default();
     }
+}
+
+/// A triangle-list pipeline for the scene pass (dynamic rendering into the colour + depth target,
+/// `views` views by multiview, no vertex input: geometry comes from gl_VertexIndex and storage
+/// buffers), named `{name} pipeline (N views)`.
+pub(crate) fn graphics_pipeline(
+    device: &Device,
+    layout: vk::PipelineLayout,
+    stages: &[vk::PipelineShaderStageCreateInfo],
+    views: u32,
+    blend: Blend,
+    name: &str,
+) -> Result<vk::Pipeline> {
+    // Geometry comes from gl_VertexIndex and storage buffers: no vertex input.
+    let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
+    let assembly =
+        vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_LIST);
+    let viewport = vk::PipelineViewportStateCreateInfo::default()
+        .viewport_count(1)
+        .scissor_count(1);
+    // No culling: tiles are seen from both sides, and the y flip in clip_from_view reverses
+    // the winding anyway.
+    let raster = vk::PipelineRasterizationStateCreateInfo::default()
+        .polygon_mode(vk::PolygonMode::FILL)
+        .cull_mode(vk::CullModeFlags::NONE)
+        .line_width(1.0);
+    let multisample =
+        vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
+    let depth = vk::PipelineDepthStencilStateCreateInfo::default()
+        .depth_test_enable(true)
+        .depth_write_enable(matches!(blend, Blend::Opaque))
+        .depth_compare_op(vk::CompareOp::LESS);
+    let attachment = vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA);
+    let attachments = [match blend {
+        Blend::Opaque => attachment,
+        Blend::Over => attachment
+        .blend_enable(true)
+        .src_color_blend_factor(vk::BlendFactor::SRC_ALPHA)
+        .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+        .color_blend_op(vk::BlendOp::ADD)
+        .src_alpha_blend_factor(vk::BlendFactor::ONE)
+        .dst_alpha_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+        .alpha_blend_op(vk::BlendOp::ADD),
+        Blend::Additive => attachment
+        .blend_enable(true)
+        .src_color_blend_factor(vk::BlendFactor::ONE)
+        .dst_color_blend_factor(vk::BlendFactor::ONE)
+        .color_blend_op(vk::BlendOp::ADD)
+        .src_alpha_blend_factor(vk::BlendFactor::ZERO)
+        .dst_alpha_blend_factor(vk::BlendFactor::ONE)
+        .alpha_blend_op(vk::BlendOp::ADD),
+    }];
+    let blend = vk::PipelineColorBlendStateCreateInfo::default().attachments(&attachments);
+    let dynamic_states = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
+    let dynamic = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic_states);
+    let formats = [COLOR_FORMAT];
+    let mut rendering = vk::PipelineRenderingCreateInfo::default()
+        .view_mask((1 << views) - 1)
+        .color_attachment_formats(&formats)
+        .depth_attachment_format(DEPTH_FORMAT);
+    let info = vk::GraphicsPipelineCreateInfo::default()
+        .stages(&stages)
+        .vertex_input_state(&vertex_input)
+        .input_assembly_state(&assembly)
+        .viewport_state(&viewport)
+        .rasterization_state(&raster)
+        .multisample_state(&multisample)
+        .depth_stencil_state(&depth)
+        .color_blend_state(&blend)
+        .dynamic_state(&dynamic)
+        .layout(layout)
+        .push_next(&mut rendering);
+    // SAFETY: valid create info; the modules and layout are live.
+    let pipeline = unsafe {
+        device
+        .device
+        .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
+    }
+    .map_err(|(_, result)| GfxError::Vk {
+        what: "create graphics pipeline",
+        result,
+    })?[0];
+    device.name_object(
+        pipeline,
+        &format!("{name} pipeline ({views} view{})", if views > 1 { "s" } else { "" }),
+    );
+    Ok(pipeline)
 }
