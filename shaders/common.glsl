@@ -51,7 +51,8 @@ layout(std430, set = 0, binding = 3) readonly buffer Lines {
 // One character quad of a label, sampling the glyph atlas.
 struct Glyph {
     vec4 origin;          // world position of the bottom-left corner
-    vec4 right;           // world vector along the quad's width
+    vec4 right;           // xyz: world vector along the quad's width; w: where its left edge
+                          // goes, in widths along it, when seen from behind (mirrored)
     vec4 up;              // world vector along the quad's height
     vec4 uv;              // atlas rectangle: u0, v0 (top), u1, v1 (bottom)
     vec4 color;           // sRGB and opacity

@@ -312,6 +312,39 @@ fn vector_layers_are_cubes_in_their_colors() {
 }
 
 #[test]
+fn labels_read_left_to_right_from_behind_too() {
+    use netwalk::gfx::text::{Align, Atlas};
+    let Some(mut r) = renderer() else { return };
+    let log = r.validation_log();
+    // "L7", centred on the origin, facing +Z, white; seen from in front (+Z) and from behind (−Z),
+    // each camera 0.5 m away looking at it: the same picture (an unmirrored label), where without
+    // the mirroring the one from behind would be its mirror image.
+    let mut list = netwalk::gfx::DrawList::default();
+    list.glyphs = Atlas::get().layout("L7", glam::Mat4::IDENTITY, 0.2, Align::Center, [1.0, 1.0, 1.0, 1.0]);
+    r.set_draw_list(&list).expect("upload");
+    let (w, h) = (128u32, 96u32);
+    let mid = Vec3::new(0.0, 0.1, 0.0);
+    let front = &r.render_offscreen(w, h, &[Camera::look_at(mid + Vec3::Z * 0.5, mid)]).expect("render")[0];
+    let back = &r.render_offscreen(w, h, &[Camera::look_at(mid - Vec3::Z * 0.5, mid)]).expect("render")[0];
+    let lit = |img: &RgbaImage, x: u32, y: u32| img.pixel(x, y)[0] > 128;
+    let (mut same, mut mirrored, mut ink) = (0, 0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            ink += usize::from(lit(front, x, y));
+            same += usize::from(lit(front, x, y) == lit(back, x, y));
+            mirrored += usize::from(lit(front, x, y) == lit(back, w - 1 - x, y));
+        }
+    }
+    let all = (w * h) as usize;
+    assert!(ink > 200, "the label is drawn ({ink} lit pixels)");
+    // Edge pixels may round differently; the letters themselves agree.
+    assert!(all - same < ink / 10, "{} of {ink} lit pixels differ from behind", all - same);
+    assert!(all - mirrored > ink / 4, "the view from behind is not a mirror image");
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new());
+}
+
+#[test]
 fn labels_bars_and_floor_are_drawn() {
     use netwalk::gfx::annotate::{BAR_COLOR, BAR_LENGTH, LABEL_COLOR, PLAY_AREA_COLOR, PREDICTED_COLOR};
     let Some(mut r) = renderer() else { return };

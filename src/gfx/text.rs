@@ -22,7 +22,9 @@ const EXTRA_CHARS: &str = "×·–—…±µσ°≈≤≥→←↑↓▶■";
 pub struct GlyphInstance {
     /// World position of the quad's bottom-left corner (w unused).
     pub origin: [f32; 4],
-    /// World vectors along the quad's width and height (w unused).
+    /// World vectors along the quad's width and height. `right`'s w: where the quad's left edge
+    /// goes (in widths along `right`) when seen from behind, mirrored about its line's centre so
+    /// the text reads left to right from either side.
     pub right: [f32; 4],
     pub up: [f32; 4],
     /// Atlas rectangle: u0, v0 (top), u1, v1 (bottom).
@@ -172,9 +174,14 @@ impl Atlas {
             .map(|(_, pen, e)| {
                 let x = start + (pen + e.xmin) * scale;
                 let y = e.ymin * scale;
+                let w = e.width as f32 * scale;
+                // Seen from behind, the shader mirrors the glyph about the line's centre so the
+                // label still reads left to right: its left edge then lies this many glyph widths
+                // along `right` (2 × centre − 2 × x, in units of w).
+                let mirror = (2.0 * (start + width / 2.0) - 2.0 * x) / w;
                 GlyphInstance {
                     origin: world_from_label.transform_point3(Vec3::new(x, y, 0.0)).extend(1.0).into(),
-                    right: (right * e.width as f32 * scale).extend(0.0).into(),
+                    right: (right * w).extend(mirror).into(),
                     up: (up * e.height as f32 * scale).extend(0.0).into(),
                     uv: [
                         e.x as f32 / aw,
