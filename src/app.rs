@@ -486,9 +486,9 @@ impl App {
     fn edges_legend(&self, sd: &SceneDraw, overlay: &mut DrawList) {
         let Some(e) = &self.edges else { return };
         let Some(block) = e.layers.iter().filter_map(|l| sd.blocks.get(l.target_block)).next() else { return };
-        // Under the block, upright like its label (which stands over it).
-        let p = &block.placement;
-        let under = gfx::annotate::block_frame(p) * Mat4::from_translation(Vec3::new(0.0, -p.size.y / 2.0 - 0.05, 0.0));
+        // Under the block (its lowest point), upright and turned like its label over it.
+        let mut under = gfx::annotate::block_frame(&block.placement);
+        under.w_axis.y = block.bounds.0.y - 0.04;
         let value = match self.edge_options.value {
             EdgeValue::Weight => "weight",
             EdgeValue::Importance => "weight x activation",
