@@ -351,14 +351,25 @@ impl App {
         let y = left.thumbstick.y;
         let stick = if left.grab && y.is_finite() && y.abs() >= systems::SCRUB_DEADZONE { y } else { 0.0 };
         let sweep = if input.bundle.is_finite() { input.bundle } else { 0.0 } + stick;
-        if input.edge_value && !self.prev.edge_value {
+        // In XR (no keyboard): layout / fold pressed with the ray on nothing switch the edges'
+        // value / step their threshold (the desktop's I / T).
+        let aimless = |h: crate::input::Hand| {
+            let state = &self.scene.hands[h.slot()];
+            state.hover.is_none() && state.tray.is_none() && input.hand(h).tracked
+        };
+        let pressed_aimless = |b: crate::input::Button| {
+            crate::input::Hand::BOTH.into_iter().any(|h| input.pressed(&self.prev, h, b) && aimless(h))
+        };
+        let switch_value = pressed_aimless(crate::input::Button::Layout);
+        let step_threshold = pressed_aimless(crate::input::Button::Fold);
+        if (input.edge_value && !self.prev.edge_value) || switch_value {
             self.edge_options.value = match self.edge_options.value {
                 EdgeValue::Weight => EdgeValue::Importance,
                 EdgeValue::Importance => EdgeValue::Weight,
             };
             self.edges_dirty = true;
         }
-        if input.edge_threshold && !self.prev.edge_threshold {
+        if (input.edge_threshold && !self.prev.edge_threshold) || step_threshold {
             let t = &mut self.bundle_style.threshold;
             let next = EDGE_THRESHOLDS.iter().position(|&x| x > *t + 1e-6).unwrap_or(0);
             *t = EDGE_THRESHOLDS[next];

@@ -72,7 +72,8 @@ impl Hand {
         }
     }
 
-    fn slot(self) -> usize {
+    /// This hand's index in per-hand arrays: left 0, right 1.
+    pub fn slot(self) -> usize {
         match self {
             Hand::Left => 0,
             Hand::Right => 1,

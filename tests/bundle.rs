@@ -774,3 +774,37 @@ fn the_demo_snapshot_shows_its_dense_layers_bundled_where_the_curves_run() {
         assert_eq!(brightness(&with, p), brightness(&without, p));
     }
 }
+
+#[test]
+fn in_xr_layout_and_fold_on_empty_space_switch_the_edges_value_and_threshold() {
+    use netwalk::input::{Hand, InputSnapshot, Pose};
+    let mut app = common::demo_app(0, scene::Stage::default());
+    let mut frame = InputSnapshot::default();
+    // The left controller tracked, its ray straight up: nothing under it.
+    let left = frame.hand_mut(Hand::Left);
+    left.tracked = true;
+    left.aim = Pose::looking_at(Vec3::new(0.0, 1.2, 0.0), Vec3::new(0.0, 5.0, 0.0)).expect("pose");
+    left.grip = left.aim;
+    let press = |frame: &mut InputSnapshot, app: &mut netwalk::app::App, set: fn(&mut InputSnapshot, bool)| {
+        for down in [true, false] {
+            set(frame, down);
+            frame.time += 1.0 / 90.0;
+            app.step(frame).expect("step");
+        }
+    };
+    press(&mut frame, &mut app, |f, d| f.hand_mut(Hand::Left).layout = d);
+    assert!(app.scene.hands[0].hover.is_none());
+    assert_eq!(app.edge_options.value, netwalk::nn::edges::EdgeValue::Importance);
+    press(&mut frame, &mut app, |f, d| f.hand_mut(Hand::Left).fold = d);
+    assert_eq!(app.bundle_style.threshold, netwalk::app::EDGE_THRESHOLDS[1]);
+    // Pointing at a block, fold folds it and leaves the edges alone.
+    let block = app.placements()[1].clone();
+    let from = block.center + Vec3::Z * 0.8;
+    frame.hand_mut(Hand::Left).aim = Pose::looking_at(from, block.center).expect("pose");
+    frame.time += 1.0 / 90.0;
+    app.step(&frame).expect("step");
+    assert!(app.scene.hands[0].hover.is_some(), "the ray is on block 1");
+    press(&mut frame, &mut app, |f, d| f.hand_mut(Hand::Left).fold = d);
+    assert_eq!(app.bundle_style.threshold, netwalk::app::EDGE_THRESHOLDS[1]);
+    assert_eq!(app.edge_options.value, netwalk::nn::edges::EdgeValue::Importance);
+}
