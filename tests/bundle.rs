@@ -257,7 +257,8 @@ fn new_values_update_the_bundle_incrementally() {
     let before = curves_at(&mut r, 1.0);
     // The left bundle's first source becomes far the strongest: its edges pull the others.
     for (edge, v) in e.edges.iter().zip(e.values.iter_mut()) {
-        if edge.a.x < 0.0 && edge.a.x < -0.5 - 0.05 {
+        // Left of -0.55 m: only the left bundle's first source (its row spans -0.56 .. -0.44).
+        if edge.a.x < -0.55 {
             *v = 10.0;
         }
     }
@@ -696,7 +697,7 @@ fn i_switches_the_edges_to_importance_and_t_steps_the_threshold() {
     let mut app = common::demo_app(0, scene::Stage::default());
     let mut frame = InputSnapshot::default();
     let eye = Vec3::new(0.0, 1.6, 0.0);
-    let mut step = |frame: &mut InputSnapshot, app: &mut netwalk::app::App| {
+    let step = |frame: &mut InputSnapshot, app: &mut netwalk::app::App| {
         frame.time += 1.0 / 90.0;
         app.step(frame).expect("step");
         let _ = app.frame(eye);

@@ -248,7 +248,7 @@ pub(crate) fn graphics_pipeline(
         .color_attachment_formats(&formats)
         .depth_attachment_format(DEPTH_FORMAT);
     let info = vk::GraphicsPipelineCreateInfo::default()
-        .stages(&stages)
+        .stages(stages)
         .vertex_input_state(&vertex_input)
         .input_assembly_state(&assembly)
         .viewport_state(&viewport)

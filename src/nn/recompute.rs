@@ -6,7 +6,7 @@
 //! between are skipped rather than queued.
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,10 +138,8 @@ impl Recompute {
     /// Waits up to `timeout` for the next result.
     pub fn wait(&self, timeout: Duration) -> Option<Done> {
         let deadline = Instant::now() + timeout;
-        match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(d) => Some(d),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        // Timed out or the worker is gone: nothing.
+        self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
     }
 }
 
