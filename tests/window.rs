@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, Renderer, RendererConfig, RgbaImage};
-use common::{decode_png, in_ci, srgb8};
+use common::{Xvfb, decode_png, in_ci, srgb8};
 use netwalk::scene;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
@@ -20,61 +20,6 @@ use x11rb::protocol::xproto::{
 use x11rb::wrapper::ConnectionExt as _;
 
 
-/// An Xvfb server of this test; killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-    /// Kept open: Xvfb must not get a broken pipe should it write again.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Xvfb {
-    /// Starts Xvfb, or returns `None` (after a note) when it is not installed outside CI.
-    fn start() -> Option<Xvfb> {
-        // -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
-        let spawned = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(
-                    !in_ci(),
-                    "CI needs Xvfb for the window tests (scripts/test.sh installs the Debian package xvfb)"
-                );
-                eprintln!("SKIPPED (window test): Xvfb is not installed (Debian: xvfb)");
-                return None;
-            }
-            Err(e) => panic!("cannot start Xvfb: {e}"),
-        };
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        stdout.read_line(&mut line).expect("read Xvfb's display number");
-        let number: u32 = match line.trim().parse() {
-            Ok(n) => n,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("Xvfb did not start (it printed {line:?} instead of a display number)");
-            }
-        };
-        Some(Xvfb {
-            child,
-            display: format!(":{number}"),
-            _stdout: stdout,
-        })
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Whether this machine has Vulkan with the validation layer (else a note, or a failure in CI).
 fn have_vulkan() -> bool {
@@ -94,7 +39,7 @@ fn setup() -> Option<Xvfb> {
     if !have_vulkan() {
         return None;
     }
-    Xvfb::start()
+    Xvfb::start("window tests")
 }
 
 fn netwalk(display: &str, args: &[&str]) -> Command {

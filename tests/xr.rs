@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use glam::{Quat, Vec3};
 use netwalk::gfx::{BACKGROUND_SRGB, EyeView, Fov};
-use common::{decode_png, in_ci};
+use common::{Xvfb, decode_png, in_ci};
 use netwalk::scene;
 
 
@@ -499,48 +499,6 @@ fn the_right_controller_hovers_the_block_on_its_ray_and_a_scripted_select_select
     );
 }
 
-/// An Xvfb server for the mirror window test; killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Xvfb {
-    fn start() -> Option<Xvfb> {
-        let spawned = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(!in_ci(), "CI needs Xvfb for the mirror window test (Debian: xvfb)");
-                eprintln!("SKIPPED (mirror window test): Xvfb is not installed (Debian: xvfb)");
-                return None;
-            }
-            Err(e) => panic!("cannot start Xvfb: {e}"),
-        };
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read Xvfb's display number");
-        let number: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb printed {line:?}"));
-        Some(Xvfb {
-            child,
-            display: format!(":{number}"),
-            _stdout: stdout,
-        })
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_the_runtime() {
@@ -548,7 +506,7 @@ fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_
     use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask, ImageFormat};
 
     let Some(env) = runtime_env() else { return };
-    let Some(x) = Xvfb::start() else { return };
+    let Some(x) = Xvfb::start("mirror window test") else { return };
     let monado = Monado::start(&env);
     // 800x480 for a 320x240 eye: scaled ×2 to 640x480, with 80-pixel bars left and right.
     let mut child = monado

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests that render (each test file uses some of them).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use netwalk::gfx::RgbaImage;
 use netwalk::nn::{self, Model};
@@ -43,4 +45,61 @@ pub fn demo_app(sample: usize, stage: Stage) -> netwalk::app::App {
     netwalk::app::App::new(model, weights, Some(samples), input, stage, Scale::WalkIn)
         .expect("the demo runs")
         .with_timeline(timeline)
+}
+
+/// An Xvfb server (an X display without a screen) for a test; killed on drop.
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+    /// Kept open: Xvfb must not get a broken pipe should it write again.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Xvfb {
+    /// Starts Xvfb, or returns `None` (after a note) when it is not installed outside CI; `what`
+    /// names the tests that need it in the messages.
+    pub fn start(what: &str) -> Option<Xvfb> {
+        // -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
+        let spawned = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    !in_ci(),
+                    "CI needs Xvfb for the {what} (scripts/test.sh installs the Debian package xvfb)"
+                );
+                eprintln!("SKIPPED ({what}): Xvfb is not installed (Debian: xvfb)");
+                return None;
+            }
+            Err(e) => panic!("cannot start Xvfb: {e}"),
+        };
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        stdout.read_line(&mut line).expect("read Xvfb's display number");
+        let number: u32 = match line.trim().parse() {
+            Ok(n) => n,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("Xvfb did not start (it printed {line:?} instead of a display number)");
+            }
+        };
+        Some(Xvfb {
+            child,
+            display: format!(":{number}"),
+            _stdout: stdout,
+        })
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
