@@ -273,8 +273,10 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     assert!(xs[0] > xs[1], "disparity {xs:?}");
 }
 
-/// Reads `child`'s stdout lines into a channel (so the test can wait for one with a deadline).
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+/// Starts `cmd` with its output piped, and reads its stdout lines into a channel (so the test can
+/// wait for one with a deadline).
+fn spawn_with_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start netwalk");
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -284,7 +286,7 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
             }
         }
     });
-    rx
+    (child, rx)
 }
 
 fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
@@ -319,13 +321,7 @@ fn exits_within_5_s(child: &mut Child) -> Option<std::process::ExitStatus> {
 fn ctrl_c_ends_the_session_through_the_runtime_within_5_s() {
     let Some(env) = runtime_env() else { return };
     let monado = Monado::start(&env);
-    let mut child = monado
-        .netwalk(&env, &["run", "--xr"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start netwalk");
-    let rx = lines_of(&mut child);
+    let (mut child, rx) = spawn_with_lines(&mut monado.netwalk(&env, &["run", "--xr"]));
     let mut seen = Vec::new();
     wait_for_line(&rx, "state FOCUSED", &mut seen);
     // SAFETY: a plain kill(2) on our own child's PID.
@@ -347,13 +343,7 @@ fn ctrl_c_ends_the_session_through_the_runtime_within_5_s() {
 fn a_killed_runtime_ends_the_app_within_5_s() {
     let Some(env) = runtime_env() else { return };
     let mut monado = Monado::start(&env);
-    let mut child = monado
-        .netwalk(&env, &["run", "--xr"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start netwalk");
-    let rx = lines_of(&mut child);
+    let (mut child, rx) = spawn_with_lines(&mut monado.netwalk(&env, &["run", "--xr"]));
     let mut seen = Vec::new();
     wait_for_line(&rx, "state FOCUSED", &mut seen);
     monado.child.kill().expect("kill monado-service");
@@ -509,14 +499,7 @@ fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_
     let Some(x) = Xvfb::start("mirror window test") else { return };
     let monado = Monado::start(&env);
     // 800x480 for a 320x240 eye: scaled ×2 to 640x480, with 80-pixel bars left and right.
-    let mut child = monado
-        .netwalk(&env, &["run", "--xr", "--mirror", "--size", "800x480"])
-        .env("DISPLAY", &x.display)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start netwalk");
-    let rx = lines_of(&mut child);
+    let (mut child, rx) = spawn_with_lines(monado.netwalk(&env, &["run", "--xr", "--mirror", "--size", "800x480"]).env("DISPLAY", &x.display));
     let mut seen = Vec::new();
     wait_for_line(&rx, "state FOCUSED", &mut seen);
     // A few frames (20 Hz) into the window.
