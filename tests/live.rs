@@ -1,6 +1,8 @@
 //! Checkpoints that arrive while the app runs: a watched folder (`netwalk run --watch`) and live
 //! training (`netwalk run --train`), through the library as the app uses them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,14 +22,9 @@ fn demo() -> Model {
     Model::load(&nn::demo::demo_dir().expect("demo")).expect("demo model")
 }
 
-fn demo_app(model: Model) -> App {
-    let weights = Weights::load(&model).expect("demo weights");
-    let samples = Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
-    let timeline = Timeline::load(&model).expect("timeline");
-    let input = samples.image(0).to_vec();
-    App::new(model, weights, Some(samples), input, scene::Stage::default(), scene::Scale::WalkIn)
-        .expect("the demo runs")
-        .with_timeline(timeline)
+/// The demo on sample 0 with its timeline, as `netwalk run` starts it.
+fn demo_app() -> App {
+    common::demo_app(0, scene::Stage::default())
 }
 
 /// The next event, waiting up to `limit`.
@@ -120,7 +117,7 @@ fn appended_checkpoints_are_followed_at_the_end_and_scrubbable() {
     let n = model.checkpoints.len();
     let dir = tempfile::tempdir().expect("tempdir");
     let feed = live::watch(&model, dir.path(), WATCH_INTERVAL).expect("watch");
-    let mut app = demo_app(model.clone()).with_feed(feed);
+    let mut app = demo_app().with_feed(feed);
     let mut frame = InputSnapshot::default();
 
     // Never scrubbed (final weights): the view follows the first new checkpoint.
@@ -184,7 +181,7 @@ fn live_training_publishes_weights_whose_heldout_accuracy_rises() {
     // 1280 samples, 40 steps: the schedule's init, 1/8, 1/4, 1/2 and epoch, and every 10 steps.
     let feed = live::train(&model, subset(&full, 1280), Some(heldout.clone()), cfg).expect("start");
     // Through the app, as `netwalk run --train` does: the timeline starts anew.
-    let mut app = demo_app(model.clone());
+    let mut app = demo_app();
     app.clear_timeline().expect("clear");
     assert!(app.timeline.is_none() && app.model.checkpoints.is_empty());
     let mut app = app.with_feed(feed);
@@ -306,9 +303,9 @@ fn with_the_worker_the_shown_activations_belong_to_the_shown_weights_and_catch_u
         let samples = Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
         samples.image(0).to_vec()
     };
-    let mut app = demo_app(model.clone());
+    let mut app = demo_app();
     app.start_recompute().expect("worker");
-    let mut sync = demo_app(model.clone());
+    let mut sync = demo_app();
     let mut frame = InputSnapshot::default();
     // Scrub back a little every frame (the wheel): a new position, so a new run, each frame.
     frame.scrub = -0.1;
