@@ -430,26 +430,24 @@ impl Bundler {
         self.set_layout = unsafe { d.create_descriptor_set_layout(&info, None) }.vk("create bundle set layout")?;
         device.name_object(self.set_layout, "bundle set layout");
         let set_layouts = [self.set_layout];
-        let push = [vk::PushConstantRange::default()
-            .stage_flags(vk::ShaderStageFlags::COMPUTE)
-            .size(size_of::<Pass>() as u32)];
-        let info = vk::PipelineLayoutCreateInfo::default()
-            .set_layouts(&set_layouts)
-            .push_constant_ranges(&push);
-        // SAFETY: as above.
-        self.compute_layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create bundle compute layout")?;
-        device.name_object(self.compute_layout, "bundle compute layout");
+        let layout = |stage: vk::ShaderStageFlags, push_bytes: u32, name: &str| -> Result<vk::PipelineLayout> {
+            let push = [vk::PushConstantRange::default().stage_flags(stage).size(push_bytes)];
+            let info = vk::PipelineLayoutCreateInfo::default()
+                .set_layouts(&set_layouts)
+                .push_constant_ranges(&push);
+            // SAFETY: as above.
+            let layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create bundle pipeline layout")?;
+            device.name_object(layout, name);
+            Ok(layout)
+        };
+        self.compute_layout = layout(vk::ShaderStageFlags::COMPUTE, size_of::<Pass>() as u32, "bundle compute layout")?;
         // The same push constants as the scene's pipelines (clip_from_world[2]), so they stay
         // valid across the switch between the two layouts.
-        let push = [vk::PushConstantRange::default()
-            .stage_flags(vk::ShaderStageFlags::VERTEX)
-            .size(super::pipeline::PUSH_CONSTANT_BYTES)];
-        let info = vk::PipelineLayoutCreateInfo::default()
-            .set_layouts(&set_layouts)
-            .push_constant_ranges(&push);
-        // SAFETY: as above.
-        self.draw_layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create bundle draw layout")?;
-        device.name_object(self.draw_layout, "bundle draw layout");
+        self.draw_layout = layout(
+            vk::ShaderStageFlags::VERTEX,
+            super::pipeline::PUSH_CONSTANT_BYTES,
+            "bundle draw layout",
+        )?;
         let sizes = [vk::DescriptorPoolSize::default()
             .ty(vk::DescriptorType::STORAGE_BUFFER)
             .descriptor_count(BINDINGS)];

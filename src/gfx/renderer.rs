@@ -1266,13 +1266,6 @@ impl Renderer {
             image_barrier(image, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
         };
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
-        let layers = vk::ImageSubresourceLayers::default()
-            .aspect_mask(vk::ImageAspectFlags::COLOR)
-            .layer_count(2);
-        let region = vk::ImageCopy::default()
-            .src_subresource(layers)
-            .dst_subresource(layers)
-            .extent(target.extent.into());
         // SAFETY: per the function's contract.
         unsafe {
             // The runtime's compositor read the image before handing it out again; the old
@@ -1286,14 +1279,7 @@ impl Renderer {
                 L::TRANSFER_DST_OPTIMAL,
             )];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
-            d.cmd_copy_image(
-                cb,
-                target.color.handle,
-                L::TRANSFER_SRC_OPTIMAL,
-                image,
-                L::TRANSFER_DST_OPTIMAL,
-                &[region],
-            );
+            copy_layers(d, cb, (target.color.handle, image), vk::ImageAspectFlags::COLOR, target.extent);
             let (last_stage, old) = if readback {
                 let to_src = [barrier(
                     S::COPY,
@@ -1407,13 +1393,6 @@ impl Renderer {
         let barrier = |img, src_stage, src_access, dst_stage, dst_access, old, new| {
             image_barrier(img, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
         };
-        let layers = vk::ImageSubresourceLayers::default()
-            .aspect_mask(vk::ImageAspectFlags::DEPTH)
-            .layer_count(2);
-        let region = vk::ImageCopy::default()
-            .src_subresource(layers)
-            .dst_subresource(layers)
-            .extent(target.extent.into());
         // SAFETY: per the function's contract.
         unsafe {
             let before = [
@@ -1429,14 +1408,7 @@ impl Renderer {
                 barrier(image, S::ALL_COMMANDS, A::NONE, S::COPY, A::TRANSFER_WRITE, L::UNDEFINED, L::TRANSFER_DST_OPTIMAL),
             ];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&before));
-            d.cmd_copy_image(
-                cb,
-                target.depth.handle,
-                L::TRANSFER_SRC_OPTIMAL,
-                image,
-                L::TRANSFER_DST_OPTIMAL,
-                &[region],
-            );
+            copy_layers(d, cb, (target.depth.handle, image), vk::ImageAspectFlags::DEPTH, target.extent);
             let after = [barrier(
                 image,
                 S::COPY,
@@ -1606,5 +1578,36 @@ impl Drop for Renderer {
             self.pipelines.destroy(device);
             ManuallyDrop::drop(&mut self.allocator);
         }
+    }
+}
+
+/// Records the copy of both layers of `src` (TRANSFER_SRC_OPTIMAL) into `dst`
+/// (TRANSFER_DST_OPTIMAL), images of the same `extent`: the target into an XR swapchain image.
+///
+/// # Safety
+/// `cb` is recording outside a render pass; both images have two layers of `aspect`, are in those
+/// layouts and stay alive until the submission has run.
+unsafe fn copy_layers(
+    d: &ash::Device,
+    cb: vk::CommandBuffer,
+    (src, dst): (vk::Image, vk::Image),
+    aspect: vk::ImageAspectFlags,
+    extent: vk::Extent2D,
+) {
+    let layers = vk::ImageSubresourceLayers::default().aspect_mask(aspect).layer_count(2);
+    let region = vk::ImageCopy::default()
+        .src_subresource(layers)
+        .dst_subresource(layers)
+        .extent(extent.into());
+    // SAFETY: per the function's contract.
+    unsafe {
+        d.cmd_copy_image(
+            cb,
+            src,
+            vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+            dst,
+            vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            &[region],
+        );
     }
 }
