@@ -263,9 +263,17 @@ enum BenchCommand {
         /// Frames drawn for the frame time (0: skip it).
         #[arg(long, default_value_t = 20)]
         frames: usize,
-        /// Frame size WxH for the frame time; default: Quest 3 per eye.
+        /// Frame size WxH for the frame time (of each eye with --stereo); default: Quest 3 per eye.
         #[arg(long, default_value = "2064x2208", value_parser = parse_size)]
         size: (u32, u32),
+        /// Time the frame for both eyes (64 mm apart) in one multiview pass.
+        #[arg(long)]
+        stereo: bool,
+        /// Resolution scales to draw the edges at, comma-separated (1: full resolution, in the
+        /// scene pass; N: 1/N on each side, then added to the scene); default: the one the app
+        /// picks for this many edges.
+        #[arg(long, value_delimiter = ',')]
+        edge_scale: Vec<u32>,
     },
 }
 
@@ -561,7 +569,9 @@ fn run(cli: Cli) -> Result<()> {
                 iters,
                 frames,
                 size,
-            } => bench_bundle(model, synthetic, iters, frames, size),
+                stereo,
+                edge_scale,
+            } => bench_bundle(model, synthetic, iters, frames, (size, stereo), &edge_scale),
         },
     }
 }
@@ -1340,10 +1350,14 @@ fn bench_bundle(
     synthetic: Option<String>,
     iters: usize,
     frames: usize,
-    (width, height): (u32, u32),
+    ((width, height), stereo): ((u32, u32), bool),
+    edge_scales: &[u32],
 ) -> Result<()> {
     let iters = iters.max(1);
     let warmup = 2;
+    if let Some(bad) = edge_scales.iter().find(|&&s| !(1..=gfx::edge_pass::MAX_SCALE).contains(&s)) {
+        bail!("--edge-scale {bad}: each scale must be 1 to {}", gfx::edge_pass::MAX_SCALE);
+    }
     let (model, weights, name, raw) = bench_model(model, synthetic.as_deref())?;
     // The "next checkpoint" of the incremental updates: other random weights, blended in.
     let other = nn::synthetic::random_weights(&model, 8)?;
@@ -1393,18 +1407,28 @@ fn bench_bundle(
         let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
         let (min, max) = scene::layout::bounds(&placements);
         let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
+        let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
         renderer.set_network(&draw)?;
         let measure = |renderer: &mut gfx::Renderer| -> Result<Vec<f64>> {
             let mut gpu = Vec::with_capacity(frames);
             for i in 0..warmup + frames {
-                let t = renderer.time_frame(width, height, &[camera])?;
+                let t = renderer.time_frame(width, height, &views)?;
                 if i >= warmup {
                     gpu.extend(ms(t.gpu));
                 }
             }
             Ok(gpu)
         };
-        let with = measure(&mut renderer)?;
+        let scales: Vec<Option<u32>> = if edge_scales.is_empty() {
+            vec![None]
+        } else {
+            edge_scales.iter().map(|&s| Some(s)).collect()
+        };
+        let mut with = Vec::new();
+        for scale in scales {
+            renderer.set_edge_scale(scale);
+            with.push((renderer.edge_scale(), measure(&mut renderer)?));
+        }
         renderer.set_edges(&scene::edges::SceneEdges::default())?;
         let without = measure(&mut renderer)?;
         Some((with, without))
@@ -1460,7 +1484,16 @@ fn bench_bundle(
     let (rm, _) = ms_stats(revalue);
     println!("  CPU: edges extracted and placed {build_ms:.1} ms; revalued per update median {rm:.1} ms");
     if let Some((with, without)) = frame_times {
-        line(&format!("frame {width}x{height}"), with, "  (network + bundled edges)".into());
+        let eyes = if stereo { "2 eyes × " } else { "" };
+        println!("  frame {eyes}{width}x{height} (default edge scale for {} edges: {}):", edges.edges.len(), gfx::auto_edge_scale(edges.edges.len() as u32));
+        for (scale, times) in with {
+            let how = if scale == 1 {
+                "full resolution, in the scene pass".to_owned()
+            } else {
+                format!("1/{scale} resolution, added to the scene")
+            };
+            line(&format!("  edges at 1/{scale}"), times, format!("  (network + bundled edges, {how})"));
+        }
         line("  without edges", without, String::new());
     }
     Ok(())

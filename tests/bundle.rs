@@ -22,7 +22,7 @@ use netwalk::scene::{self, LayoutKind, NeuronRef};
 
 /// A renderer with validation on, or `None` (after a note) when this machine has no Vulkan.
 fn renderer() -> Option<Renderer> {
-    match Renderer::new(&RendererConfig { validation: true }) {
+    match Renderer::new(&RendererConfig { validation: true, ..Default::default() }) {
         Ok(r) => Some(r),
         Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
             assert!(!in_ci(), "CI needs a Vulkan device for the bundling tests: {e}");
@@ -808,4 +808,138 @@ fn in_xr_layout_and_fold_on_empty_space_switch_the_edges_value_and_threshold() {
     press(&mut frame, &mut app, |f, d| f.hand_mut(Hand::Left).fold = d);
     assert_eq!(app.bundle_style.threshold, netwalk::app::EDGE_THRESHOLDS[1]);
     assert_eq!(app.edge_options.value, netwalk::nn::edges::EdgeValue::Importance);
+}
+
+/// Linear light added over `base`, per channel, summed over the pixels of `image` in columns
+/// `columns`.
+fn light_added(image: &RgbaImage, base: &RgbaImage, columns: std::ops::Range<u32>) -> [f64; 3] {
+    let mut sum = [0f64; 3];
+    for y in 0..image.height {
+        for x in columns.clone() {
+            let (p, b) = (image.pixel(x, y), base.pixel(x, y));
+            for c in 0..3 {
+                sum[c] += f64::from(srgb_to_linear(f32::from(p[c]) / 255.0) - srgb_to_linear(f32::from(b[c]) / 255.0));
+            }
+        }
+    }
+    sum
+}
+
+/// The linear light an opaque-`alpha` ribbon of `color` and `width` (m) from `a` to `b`, facing
+/// `camera`, adds: its projected area in pixels × alpha × color.
+fn ribbon_light(camera: &Camera, (w, h): (u32, u32), (a, b): (Vec3, Vec3), width: f32, alpha: f32, color: [f32; 3]) -> [f64; 3] {
+    let p = |v: Vec3| camera.project(v, w, h).expect("in front");
+    let length = p(a).distance(p(b));
+    let across = p(a).distance(p(a + Vec3::new(width, 0.0, 0.0)));
+    color.map(|c| f64::from(length * across * alpha * srgb_to_linear(c)))
+}
+
+#[test]
+fn low_resolution_edges_keep_their_light_and_hide_behind_blocks() {
+    use netwalk::gfx::edge_pass::MAX_SCALE;
+    use netwalk::gfx::{CubeInstance, DrawList, FULL_RESOLUTION_EDGES, auto_edge_scale};
+    // The default: full resolution for the edge counts of small models, lower for big ones.
+    assert_eq!(auto_edge_scale(1_664), 1);
+    assert_eq!(auto_edge_scale(FULL_RESOLUTION_EDGES), 1);
+    assert_eq!(auto_edge_scale(67_963), 2);
+    assert_eq!(auto_edge_scale(1_058_816), 4);
+    let Some(mut r) = renderer() else { return };
+    let e = two_edges();
+    r.set_edges(&e).expect("upload");
+    assert_eq!(r.edge_scale(), 1, "two edges: full resolution");
+    r.set_edge_scale(Some(99));
+    assert_eq!(r.edge_scale(), MAX_SCALE);
+    let camera = Camera::look_at(Vec3::new(0.0, 1.4, 0.0), Vec3::new(0.0, 1.4, -1.0));
+    let (w, h) = (400, 300);
+    let mono = [camera];
+    let eyes = camera.stereo(0.064);
+    // The background alone, as each view sees it.
+    let base = |r: &mut Renderer, views: &[Camera]| {
+        r.set_edges(&SceneEdges::default()).expect("no edges");
+        let images = r.render_offscreen(w, h, views).expect("render");
+        r.set_edges(&e).expect("upload");
+        images
+    };
+    let base_mono = base(&mut r, &mono);
+    let base_eyes = base(&mut r, &eyes);
+    // A quarter opaque: no channel of the background plus an edge clips at 1.
+    let alpha = 0.25;
+    let style = BundleStyle::default();
+    let colors = [style.positive, style.negative];
+    // Wide ribbons (about 5 pixels here), and thin ones: a fifth of a pixel at 1/4 resolution,
+    // widened to one pixel there and dimmed as much. At full resolution only the wide ones
+    // (thin ones fall between pixel centres): the check of the expectation itself.
+    for (width, scales) in [(0.02, &[1, 2, 4][..]), (0.0025, &[2, 4][..])] {
+        r.set_bundle_style(&BundleStyle {
+            strength: 0.0,
+            width,
+            opacity: alpha,
+            ..BundleStyle::default()
+        })
+        .expect("style");
+        for &scale in scales {
+            r.set_edge_scale(Some(scale));
+            for (views, bases) in [(&mono[..], &base_mono), (&eyes[..], &base_eyes)] {
+                let images = r.render_offscreen(w, h, views).expect("render");
+                for (eye, ((image, base), cam)) in images.iter().zip(bases).zip(views).enumerate() {
+                    let what = format!("width {width} m at 1/{scale}, eye {eye} of {}", views.len());
+                    // The left edge is positive, the right one negative: each half of the image
+                    // holds one edge's light, in its colour.
+                    let halves = [0..w / 2, w / 2..w];
+                    for ((edge, columns), color) in e.edges.iter().zip(halves).zip(colors) {
+                        let got = light_added(image, base, columns);
+                        let want = ribbon_light(cam, (w, h), (edge.a, edge.b), width, alpha, color);
+                        let total: f64 = want.iter().sum();
+                        for c in 0..3 {
+                            assert!(
+                                (got[c] - want[c]).abs() <= 0.15 * total,
+                                "{what}: edge from {} adds {got:?} of linear light, expected {want:?}",
+                                edge.a
+                            );
+                        }
+                    }
+                    // Between the edges (0.2 m apart): nothing, however blurred.
+                    let at = cam.project(Vec3::new(0.0, 1.4, -1.0), w, h).expect("in front");
+                    assert_color(image, at, srgb8(BACKGROUND_SRGB), &format!("{what}: between the edges"));
+                }
+            }
+        }
+    }
+    // A cube between the camera and the middle of the left edge hides it there at low
+    // resolution too: the pixel shows the cube as it is without edges.
+    let behind = Vec3::new(-0.1, 1.35, -1.0);
+    let cube_center = camera.eye + 0.7 * (behind - camera.eye);
+    let list = DrawList {
+        cubes: vec![CubeInstance {
+            center_size: cube_center.extend(0.1).to_array(),
+            value: 0,
+            colormap: 0,
+            scale: 1.0,
+            _pad: 0,
+        }],
+        ..DrawList::default()
+    };
+    r.set_values(&[0.5]).expect("values");
+    r.set_draw_list(&list).expect("cube");
+    r.set_bundle_style(&BundleStyle {
+        strength: 0.0,
+        width: 0.02,
+        ..BundleStyle::default()
+    })
+    .expect("style");
+    let at = camera.project(behind, w, h).expect("in front");
+    r.set_edge_scale(Some(4));
+    let with_edges = r.render_offscreen(w, h, &mono).expect("render").remove(0);
+    let cube_only = base(&mut r, &mono).remove(0);
+    let cube = cube_only.pixel(at.x as u32, at.y as u32);
+    assert_color(&with_edges, at, [cube[0], cube[1], cube[2]], "the edge behind the cube");
+    // (Without the cube, the same pixel is lit by the edge: the check above can fail.)
+    r.set_draw_list(&DrawList::default()).expect("no cube");
+    let open = r.render_offscreen(w, h, &mono).expect("render").remove(0);
+    let lit = open.pixel(at.x as u32, at.y as u32);
+    assert!(
+        lit[..3] != srgb8(BACKGROUND_SRGB)[..],
+        "the edge should light {at} without the cube: {lit:?}"
+    );
+    finish(r);
 }

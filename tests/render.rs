@@ -19,7 +19,7 @@ use netwalk::scene::{self, LayerPlacement, LayoutKind};
 
 /// A renderer with validation on, or `None` (after a note) when this machine has no Vulkan.
 fn renderer() -> Option<Renderer> {
-    match Renderer::new(&RendererConfig { validation: true }) {
+    match Renderer::new(&RendererConfig { validation: true, ..Default::default() }) {
         Ok(r) => Some(r),
         Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
             assert!(

@@ -23,7 +23,7 @@ use x11rb::wrapper::ConnectionExt as _;
 
 /// Whether this machine has Vulkan with the validation layer (else a note, or a failure in CI).
 fn have_vulkan() -> bool {
-    match Renderer::new(&RendererConfig { validation: true }) {
+    match Renderer::new(&RendererConfig { validation: true, ..Default::default() }) {
         Ok(_) => true,
         Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
             assert!(!in_ci(), "CI needs a Vulkan device for the window tests: {e}");
@@ -97,7 +97,7 @@ fn check_screenshot(image: &RgbaImage, (width, height): (u32, u32), start_aspect
         });
     assert!(seen, "the input picture `{}` is not visible at {at}", input.name);
 
-    let mut r = Renderer::new(&RendererConfig { validation: true }).expect("renderer");
+    let mut r = Renderer::new(&RendererConfig { validation: true, ..Default::default() }).expect("renderer");
     app.upload(&mut r, camera.eye).expect("upload");
     for _ in 1..frames {
         r.render_offscreen(width, height, &[camera]).expect("render");

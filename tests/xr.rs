@@ -189,6 +189,9 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     let out = monado
         .netwalk(&env, &["run", "--xr", "--frames", "60", "--play-area", "1x8", "--stats", "--screenshot"])
         .arg(&shot)
+        // The edges through the low-resolution edge pass (after the scene pass, before the
+        // copies into the runtime's colour and depth images), under validation.
+        .env("NETWALK_EDGE_SCALE", "2")
         .output()
         .expect("run netwalk");
     let (stdout, stderr) = text(&out);

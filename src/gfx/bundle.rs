@@ -35,7 +35,7 @@ use gpu_allocator::vulkan::Allocator;
 
 use super::device::Device;
 use super::resources::Buffer;
-use super::pipeline::{Blend, graphics_pipeline};
+use super::pipeline::{Blend, SCENE_PASS, graphics_pipeline};
 use super::{GfxError, Result, VkContext};
 use crate::scene::edges::SceneEdges;
 
@@ -313,6 +313,24 @@ pub enum Work {
     Incremental,
 }
 
+/// Which of the bundler's draw pipelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Draw {
+    /// Every edge, additive, in the scene pass.
+    Bundle,
+    /// The highlighted edges, opaque, in the scene pass.
+    Highlight,
+}
+
+/// What [`Bundler::record_draw`] draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DrawPart {
+    /// The bundle and the highlight over it (in the scene pass).
+    All,
+    /// Only the highlight (the bundle goes through the low-resolution edge pass).
+    Highlight,
+}
+
 /// Storage buffer bindings of the bundler's set.
 const B_EDGES: u32 = 0;
 const B_VALUES: u32 = 1;
@@ -388,7 +406,7 @@ fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
 
 /// Workgroups for `n` invocations of `local` each: x at most 65535 (the least every device
 /// allows), the rest in y (the shaders fold y back into one index).
-fn groups_for(n: u64, local: u64) -> (u32, u32) {
+pub(crate) fn groups_for(n: u64, local: u64) -> (u32, u32) {
     let groups = n.div_ceil(local).max(1);
     let x = groups.min(65535);
     (x as u32, groups.div_ceil(x) as u32)
@@ -415,7 +433,8 @@ impl Bundler {
                 .limits
                 .max_storage_buffer_range
         });
-        let stages = vk::ShaderStageFlags::COMPUTE | vk::ShaderStageFlags::VERTEX;
+        // FRAGMENT: the edge pass's composite reads the params.
+        let stages = vk::ShaderStageFlags::COMPUTE | vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT;
         let bindings: Vec<_> = (0..BINDINGS)
             .map(|b| {
                 vk::DescriptorSetLayoutBinding::default()
@@ -547,9 +566,10 @@ impl Bundler {
             self.points = self.compute(device, modules[3], &[1], "bundle drawn points")?;
             for views in 1..=2u32 {
                 let i = views as usize - 1;
-                self.draw[i] = self.graphics(device, [modules[4], modules[5]], views, false)?;
+                let shaders = [modules[4], modules[5]];
+                self.draw[i] = self.graphics(device, shaders, views, Draw::Bundle)?;
                 self.indexed_draw[i] = !(views > 1 && device.name().starts_with("llvmpipe"));
-                self.highlight[i] = self.graphics(device, [modules[4], modules[5]], views, true)?;
+                self.highlight[i] = self.graphics(device, shaders, views, Draw::Highlight)?;
             }
             Ok(())
         })();
@@ -600,12 +620,13 @@ impl Bundler {
         device: &Device,
         [vert, frag]: [vk::ShaderModule; 2],
         views: u32,
-        highlight: bool,
+        draw: Draw,
     ) -> Result<vk::Pipeline> {
         // HIGHLIGHT, INDEXED (32-bit bools). Not indexed on lavapipe in stereo: llvmpipe (Mesa
         // 22.3) reuses view 0's shaded vertices for view 1 wherever vertices are shared (strips,
         // indexed lists), so there each triangle gets its own three vertices (6 per segment).
         let indexed = !(views > 1 && device.name().starts_with("llvmpipe"));
+        let highlight = draw == Draw::Highlight;
         let entries = [0, 1].map(|i| vk::SpecializationMapEntry::default().constant_id(i).offset(i * 4).size(4));
         let data: [u8; 8] = bytemuck::cast([u32::from(highlight), u32::from(indexed)]);
         let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(&data);
@@ -621,12 +642,11 @@ impl Bundler {
                 .name(c"main"),
         ];
         // Both are tested against the scene's depth; only the (opaque) highlight writes it.
-        let (blend, what) = if highlight {
-            (Blend::Opaque, "highlighted edges")
-        } else {
-            (Blend::Additive, "bundled edges")
+        let (blend, what) = match draw {
+            Draw::Bundle => (Blend::Additive, "bundled edges"),
+            Draw::Highlight => (Blend::Opaque, "highlighted edges"),
         };
-        graphics_pipeline(device, self.draw_layout, &stages, views, blend, what)
+        graphics_pipeline(device, self.draw_layout, &stages, (SCENE_PASS, views), blend, what)
     }
 
     fn slot_name(binding: u32) -> &'static str {
@@ -862,6 +882,21 @@ impl Bundler {
             .as_mut()
             .ok_or_else(|| GfxError::Invalid("bundle params buffer missing".into()))?;
         buffer.write(bytemuck::bytes_of(&params))
+    }
+
+    /// The layout of the bundler's set (the low-resolution edge pass reads its buffers).
+    pub fn set_layout(&self) -> vk::DescriptorSetLayout {
+        self.set_layout
+    }
+
+    /// The bundler's set: the edges, values, groups, params and drawn points among others.
+    pub fn set(&self) -> vk::DescriptorSet {
+        self.set
+    }
+
+    /// Whether there are edges to draw.
+    pub fn has_edges(&self) -> bool {
+        self.edge_count > 0
     }
 
     /// The edges drawn over the bundle (indices into the edges). Only between frames.
@@ -1168,14 +1203,16 @@ impl Bundler {
             .collect())
     }
 
-    /// Records the draw of the edges, then the highlighted ones over them, inside a rendering
-    /// scope of `views` views whose push constants (clip_from_world[2]) are set. Binds its own
-    /// set: the caller rebinds its own afterwards.
+    /// Records the draw of `part`: the edges, then the highlighted ones over them, or one of the
+    /// two, inside a rendering scope of `views` views whose push constants (clip_from_world[2])
+    /// are set. Returns whether it bound its own set (the caller rebinds its own afterwards).
     ///
     /// # Safety
     /// `cb` is recording inside such a rendering scope; any pending work was recorded before it.
-    pub unsafe fn record_draw(&self, device: &Device, cb: vk::CommandBuffer, views: u32) -> bool {
-        if self.edge_count == 0 {
+    pub unsafe fn record_draw(&self, device: &Device, cb: vk::CommandBuffer, views: u32, part: DrawPart) -> bool {
+        let bundle = part == DrawPart::All;
+        let highlight = self.highlight_count > 0;
+        if self.edge_count == 0 || !(bundle || highlight) {
             return false;
         }
         let Some(indices) = &self.buffers.indices else {
@@ -1199,9 +1236,11 @@ impl Bundler {
         unsafe {
             d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.draw_layout, 0, &[self.set], &[]);
             d.cmd_bind_index_buffer(cb, indices.handle, 0, vk::IndexType::UINT32);
-            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.draw[views as usize - 1]);
-            draw(self.edge_count);
-            if self.highlight_count > 0 {
+            if bundle {
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.draw[views as usize - 1]);
+                draw(self.edge_count);
+            }
+            if highlight {
                 d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.highlight[views as usize - 1]);
                 draw(self.highlight_count);
             }

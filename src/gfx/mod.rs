@@ -11,6 +11,7 @@ pub mod device;
 pub mod annotate;
 pub mod bundle;
 pub mod draw;
+pub mod edge_pass;
 pub mod lod;
 pub mod mirror;
 pub mod overlay;
@@ -26,7 +27,7 @@ pub use bundle::BundleStyle;
 pub use camera::{Camera, EyeView, Fov};
 pub use device::{Device, ValidationLog, VulkanCreator};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
-pub use renderer::{FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame};
+pub use renderer::{FULL_RESOLUTION_EDGES, FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame, auto_edge_scale};
 
 use ash::vk;
 

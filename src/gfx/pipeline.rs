@@ -47,7 +47,23 @@ pub(crate) enum Blend {
     /// Premultiplied colour added to what is drawn (the sum is the same in any order),
     /// depth-tested but not written.
     Additive,
+    /// Depth written as the fragment shader says (no test), no colour.
+    DepthOnly,
 }
+
+/// The attachments a pipeline draws into.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) struct PassFormats {
+    pub color: vk::Format,
+    /// None: no depth attachment (nor test).
+    pub depth: Option<vk::Format>,
+}
+
+/// The scene pass's attachments.
+pub(crate) const SCENE_PASS: PassFormats = PassFormats {
+    color: COLOR_FORMAT,
+    depth: Some(DEPTH_FORMAT),
+};
 
 impl Pipelines {
     pub fn new(device: &Device) -> Result<Pipelines> {
@@ -170,7 +186,7 @@ impl Pipelines {
                 .module(frag)
                 .name(c"main"),
         ];
-        graphics_pipeline(device, self.layout, &stages, views, blend, name)
+        graphics_pipeline(device, self.layout, &stages, (SCENE_PASS, views), blend, name)
     }
 
     /// # Safety
@@ -189,14 +205,14 @@ impl Pipelines {
     }
 }
 
-/// A triangle-list pipeline for the scene pass (dynamic rendering into the colour + depth target,
-/// `views` views by multiview, no vertex input: geometry comes from gl_VertexIndex and storage
-/// buffers), named `{name} pipeline (N views)`.
+/// A triangle-list pipeline for dynamic rendering into `formats` (the scene pass's colour + depth
+/// target, or another), `views` views by multiview, no vertex input: geometry comes from
+/// gl_VertexIndex and storage buffers. Named `{name} pipeline (N views)`.
 pub(crate) fn graphics_pipeline(
     device: &Device,
     layout: vk::PipelineLayout,
     stages: &[vk::PipelineShaderStageCreateInfo],
-    views: u32,
+    (formats, views): (PassFormats, u32),
     blend: Blend,
     name: &str,
 ) -> Result<vk::Pipeline> {
@@ -216,12 +232,17 @@ pub(crate) fn graphics_pipeline(
     let multisample =
         vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
     let depth = vk::PipelineDepthStencilStateCreateInfo::default()
-        .depth_test_enable(true)
-        .depth_write_enable(matches!(blend, Blend::Opaque))
-        .depth_compare_op(vk::CompareOp::LESS);
+        .depth_test_enable(formats.depth.is_some())
+        .depth_write_enable(formats.depth.is_some() && matches!(blend, Blend::Opaque | Blend::DepthOnly))
+        .depth_compare_op(if blend == Blend::DepthOnly {
+            vk::CompareOp::ALWAYS
+        } else {
+            vk::CompareOp::LESS
+        });
     let attachment = vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA);
     let attachments = [match blend {
         Blend::Opaque => attachment,
+        Blend::DepthOnly => attachment.color_write_mask(vk::ColorComponentFlags::empty()),
         Blend::Over => attachment
         .blend_enable(true)
         .src_color_blend_factor(vk::BlendFactor::SRC_ALPHA)
@@ -242,11 +263,11 @@ pub(crate) fn graphics_pipeline(
     let blend = vk::PipelineColorBlendStateCreateInfo::default().attachments(&attachments);
     let dynamic_states = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
     let dynamic = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic_states);
-    let formats = [COLOR_FORMAT];
+    let colors = [formats.color];
     let mut rendering = vk::PipelineRenderingCreateInfo::default()
         .view_mask((1 << views) - 1)
-        .color_attachment_formats(&formats)
-        .depth_attachment_format(DEPTH_FORMAT);
+        .color_attachment_formats(&colors)
+        .depth_attachment_format(formats.depth.unwrap_or(vk::Format::UNDEFINED));
     let info = vk::GraphicsPipelineCreateInfo::default()
         .stages(stages)
         .vertex_input_state(&vertex_input)

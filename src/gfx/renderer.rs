@@ -7,7 +7,8 @@ use ash::vk;
 use gpu_allocator::MemoryLocation;
 use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
 
-use super::bundle::{BundleStyle, Bundler, Pending};
+use super::bundle::{BundleStyle, Bundler, DrawPart, Pending};
+use super::edge_pass::EdgePass;
 use super::camera::Camera;
 use crate::scene::edges::SceneEdges;
 use super::device::{Device, ValidationLog};
@@ -27,14 +28,37 @@ pub struct RendererConfig {
     /// Enable VK_LAYER_KHRONOS_validation and record its warnings and errors
     /// ([`Renderer::validation_log`]).
     pub validation: bool,
+    /// Draw the bundled edges at 1 / this resolution (1: in the scene pass; see
+    /// [`super::edge_pass`]); `None`: chosen by the number of edges ([`auto_edge_scale`]).
+    pub edge_scale: Option<u32>,
 }
 
 impl RendererConfig {
-    /// Validation on when the environment has `NETWALK_VALIDATION=1`.
+    /// Validation on when the environment has `NETWALK_VALIDATION=1`; the edges' resolution
+    /// scale from `NETWALK_EDGE_SCALE` (1 to [`super::edge_pass::MAX_SCALE`]) when set.
     pub fn from_env() -> RendererConfig {
         RendererConfig {
             validation: std::env::var("NETWALK_VALIDATION").is_ok_and(|v| v == "1"),
+            edge_scale: std::env::var("NETWALK_EDGE_SCALE").ok().and_then(|v| v.trim().parse().ok()),
         }
+    }
+}
+
+/// Edges up to this many are drawn at full resolution by default; more go through the
+/// low-resolution edge pass ([`auto_edge_scale`]).
+pub const FULL_RESOLUTION_EDGES: u32 = 4_096;
+
+/// The resolution scale the edges are drawn at by default: 1 (ribbons in the scene pass) for up
+/// to [`FULL_RESOLUTION_EDGES`], then 2, then 4 past 32× as many. On the H200 the edge pass
+/// costs ~1 ms (stereo, 2064×2208 per eye) whatever the edges, and ribbons ~0.45 µs per edge:
+/// they break even near 2,500 edges (docs/performance.md).
+pub fn auto_edge_scale(edges: u32) -> u32 {
+    if edges <= FULL_RESOLUTION_EDGES {
+        1
+    } else if edges <= 32 * FULL_RESOLUTION_EDGES {
+        2
+    } else {
+        4
     }
 }
 
@@ -214,19 +238,28 @@ pub struct Renderer {
     /// runs on its own ([`Renderer::bundle_now`]).
     bundle: Bundler,
     bundle_queries: vk::QueryPool,
+    /// The low-resolution edge pass (a part: destroyed in Drop), the scale asked for (`None`:
+    /// [`auto_edge_scale`]) and the one the next recorded frame uses (1: no edge pass).
+    edge_pass: EdgePass,
+    edge_scale: Option<u32>,
+    frame_edge_scale: u32,
     allocator: ManuallyDrop<Allocator>,
     device: Device,
 }
 
 impl Renderer {
     pub fn new(config: &RendererConfig) -> Result<Renderer> {
-        Renderer::with_device(Device::new(config.validation)?)
+        let mut r = Renderer::with_device(Device::new(config.validation)?)?;
+        r.set_edge_scale(config.edge_scale);
+        Ok(r)
     }
 
     /// A renderer that can also draw into `window` ([`Renderer::render_to_window`]). It keeps the
     /// window alive until its surface is destroyed.
     pub fn new_windowed(config: &RendererConfig, window: Arc<winit::window::Window>) -> Result<Renderer> {
-        Renderer::with_device(Device::with_window(config.validation, window)?)
+        let mut r = Renderer::with_device(Device::with_window(config.validation, window)?)?;
+        r.set_edge_scale(config.edge_scale);
+        Ok(r)
     }
 
     /// A renderer on a device made elsewhere ([`Device::through`] an XR runtime).
@@ -277,6 +310,9 @@ impl Renderer {
             timestamp_period: 0.0,
             bundle: Bundler::default(),
             bundle_queries: vk::QueryPool::null(),
+            edge_pass: EdgePass::default(),
+            edge_scale: None,
+            frame_edge_scale: 1,
             allocator: ManuallyDrop::new(allocator),
             device,
         };
@@ -349,6 +385,7 @@ impl Renderer {
             self.timestamp_period = f64::from(limits.timestamp_period);
         }
         self.bundle.init(&self.device, &mut self.allocator)?;
+        self.edge_pass.init(&self.device, &mut self.allocator, self.bundle.set_layout())?;
         // Every binding must hold a buffer, even before the first scene.
         self.write(Slot::Values, &[])?;
         for list in LISTS {
@@ -540,6 +577,18 @@ impl Renderer {
     /// selected neuron's.
     pub fn set_edge_highlight(&mut self, edges: &[u32]) -> Result<()> {
         self.bundle.set_highlight(&self.device, &mut self.allocator, edges)
+    }
+
+    /// Draws the bundled edges at 1 / `scale` of the frame's resolution from the next frame on
+    /// (1: at full resolution, in the scene pass; clamped to
+    /// [`super::edge_pass::MAX_SCALE`]); `None`: by the number of edges ([`auto_edge_scale`]).
+    pub fn set_edge_scale(&mut self, scale: Option<u32>) {
+        self.edge_scale = scale.map(|s| s.clamp(1, super::edge_pass::MAX_SCALE));
+    }
+
+    /// The resolution scale the current edges are drawn at (see [`Renderer::set_edge_scale`]).
+    pub fn edge_scale(&self) -> u32 {
+        self.edge_scale.unwrap_or_else(|| auto_edge_scale(self.bundle.edge_count()))
     }
 
     /// Asks for a full recompute of the bundle (from straight lines) before the next frame.
@@ -759,8 +808,25 @@ impl Renderer {
                 unsafe { old.destroy(&self.device, &mut self.allocator) };
             }
             self.window_readback = None;
+            // Its images were made for the old target (and read its depth).
+            self.edge_pass.release(&self.device, &mut self.allocator);
             self.target = Some(Target::new(&self.device, &mut self.allocator, extent, views)?);
         }
+        self.prepare_edge_pass()
+    }
+
+    /// Sets up the low-resolution edge pass for the next frame, or none (scale 1 or no edges).
+    fn prepare_edge_pass(&mut self) -> Result<()> {
+        self.frame_edge_scale = 1;
+        let scale = self.edge_scale();
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        if scale <= 1 || !self.bundle.has_edges() {
+            return Ok(());
+        }
+        self.edge_pass.ensure(&self.device, &mut self.allocator, target, scale)?;
+        self.frame_edge_scale = scale;
         Ok(())
     }
 
@@ -1086,12 +1152,13 @@ impl Renderer {
                         float32: [r, g, b, 1.0],
                     },
                 })];
+            let edge_pass = self.frame_edge_scale > 1;
             let depth = vk::RenderingAttachmentInfo::default()
                 .image_view(target.depth.view)
                 .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
                 .load_op(vk::AttachmentLoadOp::CLEAR)
-                // Kept only when it goes on to an XR depth swapchain.
-                .store_op(if matches!(finish, Finish::Xr { depth: Some(_), .. }) {
+                // Kept only when the edge pass reads it or it goes on to an XR depth swapchain.
+                .store_op(if edge_pass || matches!(finish, Finish::Xr { depth: Some(_), .. }) {
                     vk::AttachmentStoreOp::STORE
                 } else {
                     vk::AttachmentStoreOp::DONT_CARE
@@ -1122,8 +1189,14 @@ impl Renderer {
             d.cmd_set_scissor(cb, 0, &[area]);
             let layout = self.pipelines.layout;
             d.cmd_push_constants(cb, layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
-            self.record_draws(cb, views);
+            let edges = if edge_pass { DrawPart::Highlight } else { DrawPart::All };
+            self.record_draws(cb, views, edges);
             d.cmd_end_rendering(cb);
+            if edge_pass {
+                let drawn = (self.bundle.edge_count(), self.bundle.drawn_segments());
+                self.edge_pass
+                    .record(&self.device, cb, target, self.bundle.set(), drawn, push_constants)?;
+            }
             if timed {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::BOTTOM_OF_PIPE, self.query_pool, 1);
             }
@@ -1469,7 +1542,7 @@ impl Renderer {
 impl Renderer {
     /// Records the scene's draw calls into `cb`, inside a rendering scope over `views` views whose
     /// descriptor set and push constants are bound. Every target (offscreen, window, XR) uses it.
-    fn record_draws(&self, cb: vk::CommandBuffer, views: u32) {
+    fn record_draws(&self, cb: vk::CommandBuffer, views: u32, edges: DrawPart) {
         let d = &self.device.device;
         // SAFETY: `cb` is recording inside a rendering scope with this renderer's pipeline layout
         // and push constants; the pipelines, sets and buffers are live.
@@ -1488,7 +1561,7 @@ impl Renderer {
             // over the first and are tested against their depth.
             for item in opaque.map(Some).chain([None]).chain(glyphs.map(Some)) {
                 let Some((list, kind)) = item else {
-                    if self.bundle.record_draw(&self.device, cb, views) {
+                    if self.bundle.record_draw(&self.device, cb, views, edges) {
                         // It bound its own set.
                         bound = None;
                     }
@@ -1568,6 +1641,7 @@ impl Drop for Renderer {
                 a.destroy(device, &mut self.allocator);
             }
             self.bundle.destroy(device, &mut self.allocator);
+            self.edge_pass.destroy(device, &mut self.allocator);
             let d = &device.device;
             d.destroy_query_pool(self.bundle_queries, None);
             d.destroy_sampler(self.sampler, None);

@@ -36,8 +36,11 @@ impl Target {
             extent,
             views,
             DEPTH_FORMAT,
-            // TRANSFER_SRC: copied into the XR depth swapchain (XR_KHR_composition_layer_depth).
-            vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT | vk::ImageUsageFlags::TRANSFER_SRC,
+            // TRANSFER_SRC: copied into the XR depth swapchain (XR_KHR_composition_layer_depth);
+            // SAMPLED: read by the low-resolution edge pass (src/gfx/edge_pass.rs).
+            vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT
+                | vk::ImageUsageFlags::TRANSFER_SRC
+                | vk::ImageUsageFlags::SAMPLED,
         );
         let mut depth = match depth {
             Ok(d) => d,

@@ -552,7 +552,8 @@ pub fn run_xr(
         Some(window) => Device::through_with_window(options.validation, window.clone(), &creator)?,
         None => Device::through(options.validation, &creator)?,
     };
-    let renderer = Renderer::from_device(device)?;
+    let mut renderer = Renderer::from_device(device)?;
+    renderer.set_edge_scale(crate::gfx::RendererConfig::from_env().edge_scale);
     let vk_log = renderer.validation_log();
     let mut renderer = Some(renderer);
     let xr_handles = Some((instance, messenger));

@@ -1,0 +1,25 @@
+// Declarations shared by the low-resolution edge pass's shaders (src/gfx/edge_pass.rs defines
+// the same layout). Set 0 is the bundler's (shaders/bundle.glsl); set 1 the pass's own.
+//
+// The light is summed in fixed point, two channels per low-resolution pixel (positive and
+// negative edges' coverage × opacity, LIGHT_ONE = 1), so sums do not depend on the order edges
+// are drawn in. Low-resolution pixel (x, y) covers the full-resolution pixels
+// [x * scale, x * scale + scale) × [y * scale, y * scale + scale), clipped to the full size.
+
+#define LIGHT_ONE 4096.0
+
+// (view * low.y + y) * low.x + x, then 2 channels: positive, negative. Written only by the
+// raster step (it defines WRITE_LIGHT; fragment shaders may not write storage buffers here).
+#ifdef WRITE_LIGHT
+layout(std430, set = 1, binding = 1) buffer Light { uint light[]; };
+#else
+layout(std430, set = 1, binding = 1) readonly buffer Light { uint light[]; };
+#endif
+
+layout(std430, set = 1, binding = 2) readonly buffer Frame {
+    mat4 clip_from_world[2];
+    ivec2 low;            // the low-resolution size
+    ivec2 full;           // the scene's size
+    int scale;
+    int views;
+} frame;

@@ -1,0 +1,147 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "bundle.glsl"
+#define WRITE_LIGHT
+#include "edges_pass.glsl"
+
+// The bundled edges' light at low resolution, in a compute shader: on GPUs with little raster
+// hardware (the H100/H200) drawing a million thin ribbons as triangles costs what the triangles
+// cost, whatever the resolution (docs/performance.md). One invocation per drawn segment and view:
+// the segment is clipped to the near plane, projected, and walked one pixel at a time along its
+// longer screen axis; each step adds the ribbon's light over that step (opacity × width in pixels
+// × the step's length) to the two pixels across it nearest the line, split by distance (so the
+// sum is the same wherever the line falls between pixel centres, and nothing flickers as it
+// moves), where the scene's depth there is farther than the line's.
+
+layout(local_size_x = 64) in;
+
+layout(std430, set = 0, binding = 10) readonly buffer Points { vec4 points[]; };
+layout(set = 1, binding = 0) uniform sampler2DArray scene_depth;
+
+// Longest walk per segment, in low-resolution pixels (a segment across the whole view is shorter).
+const int MAX_STEPS = 8192;
+
+vec3 eye_position(mat4 m) {
+    vec4 r0 = vec4(m[0][0], m[1][0], m[2][0], m[3][0]);
+    vec4 r1 = vec4(m[0][1], m[1][1], m[2][1], m[3][1]);
+    vec4 r3 = vec4(m[0][3], m[1][3], m[2][3], m[3][3]);
+    vec3 c01 = cross(r0.xyz, r1.xyz);
+    vec3 c13 = cross(r1.xyz, r3.xyz);
+    vec3 c30 = cross(r3.xyz, r0.xyz);
+    return -(r0.w * c13 + r1.w * c30 + r3.w * c01) / dot(r0.xyz, c13);
+}
+
+// Clip-space point to low-resolution pixel coordinates (x, y) and depth (z).
+vec3 to_pixels(vec4 c) {
+    vec3 ndc = c.xyz / c.w;
+    return vec3((ndc.xy * 0.5 + 0.5) * vec2(frame.full) / float(frame.scale), ndc.z);
+}
+
+void deposit(uint view, ivec2 p, uint channel, float amount) {
+    if (amount <= 0.0 || any(lessThan(p, ivec2(0))) || any(greaterThanEqual(p, frame.low))) {
+        return;
+    }
+    uint fixed_amount = uint(amount * LIGHT_ONE + 0.5);
+    if (fixed_amount == 0u) {
+        return;
+    }
+    uint index = ((view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)) * 2u + channel;
+    atomicAdd(light[index], fixed_amount);
+}
+
+// The scene's depth at a low-resolution pixel position (its full-resolution pixel there).
+float scene_depth_at(uint view, vec2 low) {
+    ivec2 full = clamp(ivec2(low * float(frame.scale)), ivec2(0), frame.full - 1);
+    return texelFetch(scene_depth, ivec3(full, int(view)), 0).r;
+}
+
+void main() {
+    uint id = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    uint view = gl_GlobalInvocationID.z;
+    uint segments = params.segments;
+    if (id >= params.edge_count * segments || view >= uint(frame.views)) {
+        return;
+    }
+    uint edge = id / segments;
+    uint j = id % segments;
+    Group g = groups[edge_group(edges[edge])];
+    float v_edge = values[edge];
+    float share = clamp(abs(v_edge) * g.e1.w, 0.0, 1.0);
+    if (isnan(share) || share < params.threshold) {
+        return;
+    }
+    float alpha = clamp(share * g.e2.w * params.opacity, 0.0, 1.0);
+    uint channel = v_edge < 0.0 ? 1u : 0u;
+    uint base = edge * (segments + 1u);
+    vec3 a = points[base + j].xyz;
+    vec3 b = points[base + j + 1u].xyz;
+    mat4 m = frame.clip_from_world[view];
+    vec4 ca = m * vec4(a, 1.0);
+    vec4 cb = m * vec4(b, 1.0);
+    // Clipped to the near plane (z = 0 in Vulkan's clip space).
+    if (ca.z < 0.0 && cb.z < 0.0) {
+        return;
+    }
+    if (ca.z < 0.0) {
+        ca = mix(ca, cb, ca.z / (ca.z - cb.z));
+    } else if (cb.z < 0.0) {
+        cb = mix(cb, ca, cb.z / (cb.z - ca.z));
+    }
+    if (ca.w <= 0.0 || cb.w <= 0.0) {
+        return;
+    }
+    vec3 pa = to_pixels(ca);
+    vec3 pb = to_pixels(cb);
+    // The ribbon's width in low-resolution pixels, at the segment's middle (it faces the viewer:
+    // across both the segment and the line of sight).
+    vec3 mid = (a + b) * 0.5;
+    vec3 across = cross(b - a, mid - eye_position(m));
+    float len = length(across);
+    if (len <= 1e-12) {
+        return;
+    }
+    vec4 cm = m * vec4(mid, 1.0);
+    vec4 cs = m * vec4(mid + across / len * params.width, 1.0);
+    if (cm.w <= 0.0 || cs.w <= 0.0) {
+        return;
+    }
+    float width = length(to_pixels(cs).xy - to_pixels(cm).xy);
+
+    vec2 d = pb.xy - pa.xy;
+    bool along_x = abs(d.x) >= abs(d.y);
+    // Major axis u, minor axis v.
+    float u0 = along_x ? pa.x : pa.y;
+    float u1 = along_x ? pb.x : pb.y;
+    float v0 = along_x ? pa.y : pa.x;
+    float v1 = along_x ? pb.y : pb.x;
+    if (abs(u1 - u0) < 1e-6) {
+        return;
+    }
+    float slope = (v1 - v0) / (u1 - u0);
+    // Light per one-pixel step along u: opacity × width × the step's length.
+    float per_step = alpha * width * sqrt(1.0 + slope * slope);
+    float size_u = float(along_x ? frame.low.x : frame.low.y);
+    // Pixel centres k + 0.5 in [min, max): segments sharing an end do not both take it.
+    float lo = max(min(u0, u1), 0.0);
+    float hi = min(max(u0, u1), size_u);
+    int first = int(ceil(lo - 0.5));
+    int last = int(ceil(hi - 0.5)) - 1;
+    last = min(last, first + MAX_STEPS - 1);
+    for (int k = first; k <= last; k++) {
+        float u = float(k) + 0.5;
+        float t = (u - u0) / (u1 - u0);
+        float v = v0 + slope * (u - u0);
+        float z = mix(pa.z, pb.z, t);
+        vec2 at = along_x ? vec2(u, v) : vec2(v, u);
+        if (z >= scene_depth_at(view, at)) {
+            continue;
+        }
+        float below = floor(v - 0.5);
+        float f = (v - 0.5) - below;
+        int w0 = int(below);
+        ivec2 p0 = along_x ? ivec2(k, w0) : ivec2(w0, k);
+        ivec2 p1 = along_x ? ivec2(k, w0 + 1) : ivec2(w0 + 1, k);
+        deposit(view, p0, channel, per_step * (1.0 - f));
+        deposit(view, p1, channel, per_step * f);
+    }
+}

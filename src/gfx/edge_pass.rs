@@ -1,0 +1,526 @@
+//! The low-resolution edge pass: many bundled edges summed into a buffer `scale` times smaller
+//! on each side by a compute shader, then added to the scene in one full-screen step per view.
+//!
+//! Why: the H100/H200 (compute GPUs with little raster hardware) draw tens of thousands of long
+//! thin additive ribbons at headset resolution in many milliseconds, and drawing them as
+//! triangles into a smaller image barely helps: the triangles themselves are the cost
+//! (docs/performance.md). A compute shader walks each drawn segment over the pixels it crosses
+//! instead (shaders/edges_raster.comp: one invocation per segment and view, the light split
+//! between the two pixels nearest the line so the sum does not depend on where it falls, hidden
+//! where the scene's depth is nearer, summed with integer atomics so the order edges are walked
+//! in does not matter); the composite (shaders/edges_composite.frag) reads the sums bilinearly
+//! and adds them in the edges' colours. The highlighted edges stay in the scene pass, sharp.
+//!
+//! Steps, after the scene pass (its depth stored): the frame's matrices and sizes written and the
+//! sums cleared (transfer), the walk (compute, reading the scene's depth), then per view the
+//! composite (the scene's colour loaded, one full-screen triangle, no multiview: lavapipe draws
+//! every view of a multiview full-screen triangle into the first layer).
+
+use ash::vk;
+use gpu_allocator::MemoryLocation;
+use gpu_allocator::vulkan::Allocator;
+
+use super::bundle::groups_for;
+use super::device::Device;
+use super::pipeline::{Blend, PassFormats, graphics_pipeline};
+use super::resources::{Buffer, full_range, image_barrier};
+use super::target::Target;
+use super::{COLOR_FORMAT, GfxError, Result, VkContext};
+
+/// Largest scale accepted (beyond it a pixel covers too much of the view to mean anything).
+pub const MAX_SCALE: u32 = 8;
+
+/// Set 1 bindings (shaders/edges_pass.glsl, edges_raster.comp).
+const BINDING_SCENE_DEPTH: u32 = 0;
+const BINDING_LIGHT: u32 = 1;
+const BINDING_FRAME: u32 = 2;
+
+/// Invocations per workgroup of the walk (edges_raster.comp's local_size_x).
+const RASTER_LOCAL: u64 = 64;
+
+/// `Frame` in shaders/edges_pass.glsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Frame {
+    clip_from_world: [[f32; 16]; 2],
+    low: [i32; 2],
+    full: [i32; 2],
+    scale: i32,
+    views: i32,
+    pad: [i32; 2],
+}
+
+/// The sums and the scene layers for one target size, view count and scale.
+struct Sums {
+    /// The scene target's size and views they were made for.
+    full: vk::Extent2D,
+    views: u32,
+    scale: u32,
+    extent: vk::Extent2D,
+    /// Two u32 per low-resolution pixel and view.
+    light: Buffer,
+    /// One-layer views of the scene's colour (the composite draws one layer at a time).
+    scene_layers: Vec<vk::ImageView>,
+}
+
+/// The pass's pipelines, set and buffers: a part of the renderer, null/empty until
+/// [`EdgePass::init`], destroyed by [`EdgePass::destroy`].
+#[derive(Default)]
+pub(crate) struct EdgePass {
+    sampler: vk::Sampler,
+    set_layout: vk::DescriptorSetLayout,
+    /// Sets 0 (the bundler's) and 1 (this pass's).
+    layout: vk::PipelineLayout,
+    pool: vk::DescriptorPool,
+    set: vk::DescriptorSet,
+    raster: vk::Pipeline,
+    composite: vk::Pipeline,
+    /// The frame's matrices and sizes (written by the command buffer itself).
+    frame: Option<Buffer>,
+    sums: Option<Sums>,
+}
+
+fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
+    ash::util::read_spv(&mut std::io::Cursor::new(bytes)).map_err(|e| GfxError::Invalid(format!("shader {name}: {e}")))
+}
+
+/// The low-resolution size for a target of `full` at `scale` (every full-resolution pixel
+/// covered).
+pub fn low_extent(full: vk::Extent2D, scale: u32) -> vk::Extent2D {
+    vk::Extent2D {
+        width: full.width.div_ceil(scale),
+        height: full.height.div_ceil(scale),
+    }
+}
+
+impl EdgePass {
+    /// `bundle_set_layout`: the bundler's set layout (set 0 of the pass's pipelines).
+    pub fn init(&mut self, device: &Device, allocator: &mut Allocator, bundle_set_layout: vk::DescriptorSetLayout) -> Result<()> {
+        let d = &device.device;
+        let info = vk::SamplerCreateInfo::default()
+            .mag_filter(vk::Filter::NEAREST)
+            .min_filter(vk::Filter::NEAREST)
+            .mipmap_mode(vk::SamplerMipmapMode::NEAREST)
+            .address_mode_u(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .address_mode_v(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .address_mode_w(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .max_lod(0.0);
+        // SAFETY: valid create infos on a live device (every call in this function).
+        self.sampler = unsafe { d.create_sampler(&info, None) }.vk("create sampler")?;
+        device.name_object(self.sampler, "edge pass scene depth sampler");
+        let compute = vk::ShaderStageFlags::COMPUTE;
+        let both = compute | vk::ShaderStageFlags::FRAGMENT;
+        let bindings = [
+            (BINDING_SCENE_DEPTH, vk::DescriptorType::COMBINED_IMAGE_SAMPLER, compute),
+            (BINDING_LIGHT, vk::DescriptorType::STORAGE_BUFFER, both),
+            (BINDING_FRAME, vk::DescriptorType::STORAGE_BUFFER, both),
+        ]
+        .map(|(b, ty, stages)| {
+            vk::DescriptorSetLayoutBinding::default()
+                .binding(b)
+                .descriptor_type(ty)
+                .descriptor_count(1)
+                .stage_flags(stages)
+        });
+        let info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings);
+        // SAFETY: as above.
+        self.set_layout = unsafe { d.create_descriptor_set_layout(&info, None) }.vk("create edge pass set layout")?;
+        device.name_object(self.set_layout, "edge pass set layout");
+        let set_layouts = [bundle_set_layout, self.set_layout];
+        // The composite's layer.
+        let push = [vk::PushConstantRange::default()
+            .stage_flags(vk::ShaderStageFlags::FRAGMENT)
+            .size(4)];
+        let info = vk::PipelineLayoutCreateInfo::default()
+            .set_layouts(&set_layouts)
+            .push_constant_ranges(&push);
+        // SAFETY: as above.
+        self.layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create edge pass layout")?;
+        device.name_object(self.layout, "edge pass layout");
+        let sizes = [
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
+                .descriptor_count(1),
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::STORAGE_BUFFER)
+                .descriptor_count(2),
+        ];
+        let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
+        // SAFETY: as above.
+        self.pool = unsafe { d.create_descriptor_pool(&info, None) }.vk("create edge pass descriptor pool")?;
+        device.name_object(self.pool, "edge pass descriptor pool");
+        let own = [self.set_layout];
+        let info = vk::DescriptorSetAllocateInfo::default()
+            .descriptor_pool(self.pool)
+            .set_layouts(&own);
+        // SAFETY: as above.
+        self.set = unsafe { d.allocate_descriptor_sets(&info) }.vk("allocate edge pass descriptor set")?[0];
+        device.name_object(self.set, "edge pass descriptor set");
+        let frame = Buffer::new(
+            device,
+            allocator,
+            "edge pass frame",
+            size_of::<Frame>() as u64,
+            vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST,
+            MemoryLocation::GpuOnly,
+        )?;
+        let info = [vk::DescriptorBufferInfo::default()
+            .buffer(frame.handle)
+            .range(vk::WHOLE_SIZE)];
+        let write = vk::WriteDescriptorSet::default()
+            .dst_set(self.set)
+            .dst_binding(BINDING_FRAME)
+            .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+            .buffer_info(&info);
+        // SAFETY: the set is not in use; the buffer is live.
+        unsafe { d.update_descriptor_sets(&[write], &[]) };
+        self.frame = Some(frame);
+        self.build_pipelines(device)
+    }
+
+    fn build_pipelines(&mut self, device: &Device) -> Result<()> {
+        let d = &device.device;
+        let shaders = [
+            ("edges_raster.comp", &include_bytes!("../../shaders/edges_raster.comp.spv")[..]),
+            ("edges_fullscreen.vert", &include_bytes!("../../shaders/edges_fullscreen.vert.spv")[..]),
+            ("edges_composite.frag", &include_bytes!("../../shaders/edges_composite.frag.spv")[..]),
+        ];
+        let mut modules = [vk::ShaderModule::null(); 3];
+        let made = (|| {
+            for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
+                let code = spirv(name, bytes)?;
+                let info = vk::ShaderModuleCreateInfo::default().code(&code);
+                // SAFETY: SPIR-V compiled by glslc for Vulkan 1.3, on a live device.
+                *module = unsafe { d.create_shader_module(&info, None) }.vk("create shader module")?;
+                device.name_object(*module, name);
+            }
+            let stage = vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::COMPUTE)
+                .module(modules[0])
+                .name(c"main");
+            let info = vk::ComputePipelineCreateInfo::default().stage(stage).layout(self.layout);
+            // SAFETY: valid create info; the module and layout are live.
+            self.raster = unsafe { d.create_compute_pipelines(vk::PipelineCache::null(), &[info], None) }
+                .map_err(|(_, result)| GfxError::Vk {
+                    what: "create compute pipeline",
+                    result,
+                })?[0];
+            device.name_object(self.raster, "edge pass raster pipeline");
+            let stages = [
+                vk::PipelineShaderStageCreateInfo::default()
+                    .stage(vk::ShaderStageFlags::VERTEX)
+                    .module(modules[1])
+                    .name(c"main"),
+                vk::PipelineShaderStageCreateInfo::default()
+                    .stage(vk::ShaderStageFlags::FRAGMENT)
+                    .module(modules[2])
+                    .name(c"main"),
+            ];
+            // Into one layer of the scene's colour (0 views: no multiview), no depth: the walk
+            // did the hiding.
+            let scene_color = PassFormats {
+                color: COLOR_FORMAT,
+                depth: None,
+            };
+            self.composite = graphics_pipeline(
+                device,
+                self.layout,
+                &stages,
+                (scene_color, 0),
+                Blend::Additive,
+                "edge pass composite",
+            )?;
+            Ok(())
+        })();
+        for m in modules {
+            // SAFETY: the pipelines keep what they need.
+            unsafe { d.destroy_shader_module(m, None) };
+        }
+        made
+    }
+
+    /// Makes the sums for `target` at `scale` (keeps them when they fit) and points the set at
+    /// them and at the target's depth. Only between frames: nothing may be in flight.
+    pub fn ensure(&mut self, device: &Device, allocator: &mut Allocator, target: &Target, scale: u32) -> Result<()> {
+        let fits = self
+            .sums
+            .as_ref()
+            .is_some_and(|s| s.full == target.extent && s.views == target.views && s.scale == scale);
+        if fits {
+            return Ok(());
+        }
+        self.release(device, allocator);
+        let extent = low_extent(target.extent, scale);
+        let bytes = u64::from(extent.width) * u64::from(extent.height) * u64::from(target.views) * 2 * 4;
+        let light = Buffer::new(
+            device,
+            allocator,
+            "edge pass light",
+            bytes,
+            vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST,
+            MemoryLocation::GpuOnly,
+        )?;
+        let mut sums = Sums {
+            full: target.extent,
+            views: target.views,
+            scale,
+            extent,
+            light,
+            scene_layers: Vec::new(),
+        };
+        for layer in 0..target.views {
+            let range = vk::ImageSubresourceRange {
+                base_array_layer: layer,
+                ..full_range(vk::ImageAspectFlags::COLOR, 1)
+            };
+            let info = vk::ImageViewCreateInfo::default()
+                .image(target.color.handle)
+                .view_type(vk::ImageViewType::TYPE_2D)
+                .format(COLOR_FORMAT)
+                .subresource_range(range);
+            // SAFETY: a live image of this device with that layer and format.
+            match unsafe { device.device.create_image_view(&info, None) } {
+                Ok(view) => {
+                    device.name_object(view, &format!("scene colour layer {layer}"));
+                    sums.scene_layers.push(view);
+                }
+                Err(result) => {
+                    self.sums = Some(sums);
+                    self.release(device, allocator);
+                    return Err(GfxError::Vk {
+                        what: "create image view",
+                        result,
+                    });
+                }
+            }
+        }
+        let depth = [vk::DescriptorImageInfo::default()
+            .sampler(self.sampler)
+            .image_view(target.depth.view)
+            .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
+        let light = [vk::DescriptorBufferInfo::default()
+            .buffer(sums.light.handle)
+            .range(vk::WHOLE_SIZE)];
+        let writes = [
+            vk::WriteDescriptorSet::default()
+                .dst_set(self.set)
+                .dst_binding(BINDING_SCENE_DEPTH)
+                .descriptor_type(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
+                .image_info(&depth),
+            vk::WriteDescriptorSet::default()
+                .dst_set(self.set)
+                .dst_binding(BINDING_LIGHT)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .buffer_info(&light),
+        ];
+        // SAFETY: the set is not in use (nothing in flight); the view and buffer are live.
+        unsafe { device.device.update_descriptor_sets(&writes, &[]) };
+        self.sums = Some(sums);
+        Ok(())
+    }
+
+    /// Frees the sums (the target they were made for is going away, or another scale is
+    /// wanted). Only between frames.
+    pub fn release(&mut self, device: &Device, allocator: &mut Allocator) {
+        if let Some(mut sums) = self.sums.take() {
+            // SAFETY: nothing is in flight (the contract of the callers).
+            unsafe {
+                for view in &sums.scene_layers {
+                    device.device.destroy_image_view(*view, None);
+                }
+                sums.light.destroy(device, allocator);
+            }
+        }
+    }
+
+    /// Records the pass after the scene pass: the scene's depth (stored, in
+    /// DEPTH_ATTACHMENT_OPTIMAL) is read and left in that layout, the scene's colour (in
+    /// COLOR_ATTACHMENT_OPTIMAL) gets the edges' light added. `bundle_set` is the bundler's set
+    /// (its drawn points current), with `segments` drawn segments per edge of `edges`;
+    /// `clip_from_world` the views' matrices (the scene pass's push constants).
+    ///
+    /// # Safety
+    /// `cb` is recording outside a rendering scope; [`EdgePass::ensure`] was called for `target`
+    /// since it was made; the scene pass that wrote `target` was recorded before.
+    pub unsafe fn record(
+        &self,
+        device: &Device,
+        cb: vk::CommandBuffer,
+        target: &Target,
+        bundle_set: vk::DescriptorSet,
+        (edges, segments): (u32, u32),
+        clip_from_world: &[u8],
+    ) -> Result<()> {
+        let (Some(sums), Some(frame_buffer)) = (&self.sums, &self.frame) else {
+            return Err(GfxError::Invalid("edge pass recorded before its buffers were made".into()));
+        };
+        let mut frame = Frame {
+            clip_from_world: [[0.0; 16]; 2],
+            low: [sums.extent.width as i32, sums.extent.height as i32],
+            full: [target.extent.width as i32, target.extent.height as i32],
+            scale: sums.scale as i32,
+            views: target.views as i32,
+            pad: [0; 2],
+        };
+        let matrices: &mut [u8] = bytemuck::cast_slice_mut(&mut frame.clip_from_world);
+        let n = clip_from_world.len().min(matrices.len());
+        matrices[..n].copy_from_slice(&clip_from_world[..n]);
+        let d = &device.device;
+        let views = target.views;
+        let color_range = full_range(vk::ImageAspectFlags::COLOR, views);
+        let depth_range = full_range(vk::ImageAspectFlags::DEPTH, views);
+        use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
+        let buffer_barrier = |buffer: vk::Buffer, src: (S, A), dst: (S, A)| {
+            vk::BufferMemoryBarrier2::default()
+                .src_stage_mask(src.0)
+                .src_access_mask(src.1)
+                .dst_stage_mask(dst.0)
+                .dst_access_mask(dst.1)
+                .buffer(buffer)
+                .size(vk::WHOLE_SIZE)
+        };
+        let sets = [bundle_set, self.set];
+        let full_area = vk::Rect2D {
+            offset: vk::Offset2D::default(),
+            extent: target.extent,
+        };
+        let full_viewport = vk::Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: target.extent.width as f32,
+            height: target.extent.height as f32,
+            min_depth: 0.0,
+            max_depth: 1.0,
+        };
+        // SAFETY: per the function's contract; every handle is live and owned here or by the
+        // renderer.
+        unsafe {
+            // The previous frame's composite read both before its fence; nothing else uses them.
+            let to_transfer = [
+                buffer_barrier(
+                    frame_buffer.handle,
+                    (S::FRAGMENT_SHADER | S::COMPUTE_SHADER, A::NONE),
+                    (S::COPY | S::CLEAR, A::TRANSFER_WRITE),
+                ),
+                // (Fills count as copies for some: both stages.)
+                buffer_barrier(
+                    sums.light.handle,
+                    (S::FRAGMENT_SHADER, A::NONE),
+                    (S::COPY | S::CLEAR, A::TRANSFER_WRITE),
+                ),
+            ];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().buffer_memory_barriers(&to_transfer));
+            d.cmd_update_buffer(cb, frame_buffer.handle, 0, bytemuck::bytes_of(&frame));
+            d.cmd_fill_buffer(cb, sums.light.handle, 0, vk::WHOLE_SIZE, 0);
+            let to_compute = [
+                buffer_barrier(
+                    frame_buffer.handle,
+                    (S::COPY, A::TRANSFER_WRITE),
+                    (S::COMPUTE_SHADER | S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
+                ),
+                buffer_barrier(
+                    sums.light.handle,
+                    (S::COPY | S::CLEAR, A::TRANSFER_WRITE),
+                    (S::COMPUTE_SHADER, A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE),
+                ),
+            ];
+            let depth_to_read = [image_barrier(
+                target.depth.handle,
+                depth_range,
+                (S::LATE_FRAGMENT_TESTS, A::DEPTH_STENCIL_ATTACHMENT_WRITE),
+                (S::COMPUTE_SHADER, A::SHADER_SAMPLED_READ),
+                (L::DEPTH_ATTACHMENT_OPTIMAL, L::SHADER_READ_ONLY_OPTIMAL),
+            )];
+            // The bundler's compute work this frame (the drawn points) before the walk reads it.
+            let bundled = [vk::MemoryBarrier2::default()
+                .src_stage_mask(S::COMPUTE_SHADER)
+                .src_access_mask(A::SHADER_STORAGE_WRITE)
+                .dst_stage_mask(S::COMPUTE_SHADER | S::FRAGMENT_SHADER)
+                .dst_access_mask(A::SHADER_STORAGE_READ)];
+            d.cmd_pipeline_barrier2(
+                cb,
+                &vk::DependencyInfo::default()
+                    .memory_barriers(&bundled)
+                    .buffer_memory_barriers(&to_compute)
+                    .image_memory_barriers(&depth_to_read),
+            );
+
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.raster);
+            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.layout, 0, &sets, &[]);
+            let (x, y) = groups_for(u64::from(edges) * u64::from(segments), RASTER_LOCAL);
+            d.cmd_dispatch(cb, x, y, views);
+
+            let to_composite = [buffer_barrier(
+                sums.light.handle,
+                (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
+                (S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
+            )];
+            let images = [
+                // Back to where the scene pass left it (the XR depth copy reads it from there).
+                image_barrier(
+                    target.depth.handle,
+                    depth_range,
+                    (S::COMPUTE_SHADER, A::SHADER_SAMPLED_READ),
+                    (S::LATE_FRAGMENT_TESTS, A::DEPTH_STENCIL_ATTACHMENT_WRITE),
+                    (L::SHADER_READ_ONLY_OPTIMAL, L::DEPTH_ATTACHMENT_OPTIMAL),
+                ),
+                // The scene pass's colour writes before the composite's blending.
+                image_barrier(
+                    target.color.handle,
+                    color_range,
+                    (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_WRITE),
+                    (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_READ | A::COLOR_ATTACHMENT_WRITE),
+                    (L::COLOR_ATTACHMENT_OPTIMAL, L::COLOR_ATTACHMENT_OPTIMAL),
+                ),
+            ];
+            d.cmd_pipeline_barrier2(
+                cb,
+                &vk::DependencyInfo::default()
+                    .buffer_memory_barriers(&to_composite)
+                    .image_memory_barriers(&images),
+            );
+
+            for (layer, view) in sums.scene_layers.iter().enumerate() {
+                let color = [vk::RenderingAttachmentInfo::default()
+                    .image_view(*view)
+                    .image_layout(L::COLOR_ATTACHMENT_OPTIMAL)
+                    .load_op(vk::AttachmentLoadOp::LOAD)
+                    .store_op(vk::AttachmentStoreOp::STORE)];
+                let rendering = vk::RenderingInfo::default()
+                    .render_area(full_area)
+                    .layer_count(1)
+                    .color_attachments(&color);
+                d.cmd_begin_rendering(cb, &rendering);
+                d.cmd_set_viewport(cb, 0, &[full_viewport]);
+                d.cmd_set_scissor(cb, 0, &[full_area]);
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.composite);
+                d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[]);
+                let layer = layer as i32;
+                d.cmd_push_constants(cb, self.layout, vk::ShaderStageFlags::FRAGMENT, 0, bytemuck::bytes_of(&layer));
+                d.cmd_draw(cb, 3, 1, 0, 0);
+                d.cmd_end_rendering(cb);
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// The GPU must be done with everything here; `device` and `allocator` are the ones used.
+    pub unsafe fn destroy(&mut self, device: &Device, allocator: &mut Allocator) {
+        self.release(device, allocator);
+        let d = &device.device;
+        // SAFETY: per the contract; null handles are ignored.
+        unsafe {
+            if let Some(mut frame) = self.frame.take() {
+                frame.destroy(device, allocator);
+            }
+            d.destroy_pipeline(self.raster, None);
+            d.destroy_pipeline(self.composite, None);
+            d.destroy_descriptor_pool(self.pool, None);
+            d.destroy_pipeline_layout(self.layout, None);
+            d.destroy_descriptor_set_layout(self.set_layout, None);
+            d.destroy_sampler(self.sampler, None);
+        }
+        *self = EdgePass::default();
+    }
+}
