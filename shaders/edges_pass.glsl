@@ -7,6 +7,9 @@
 // [x * scale, x * scale + scale) × [y * scale, y * scale + scale), clipped to the full size.
 
 #define LIGHT_ONE 4096.0
+// Side of a tile in low-resolution pixels: the composite draws only tiles with light in or
+// next to them (edges_lit.comp marks them).
+#define TILE 16
 
 // (view * low.y + y) * low.x + x, then 2 channels: positive, negative. Written only by the
 // raster step (it defines WRITE_LIGHT; fragment shaders may not write storage buffers here).
@@ -15,6 +18,13 @@ layout(std430, set = 1, binding = 1) buffer Light { uint light[]; };
 #else
 layout(std430, set = 1, binding = 1) readonly buffer Light { uint light[]; };
 #endif
+// (view * tiles.y + y) * tiles.x + x: 1 where the tile has light (written by edges_lit.comp,
+// which defines WRITE_TILES).
+#ifdef WRITE_TILES
+layout(std430, set = 1, binding = 3) writeonly buffer Tiles { uint lit[]; };
+#else
+layout(std430, set = 1, binding = 3) readonly buffer Tiles { uint lit[]; };
+#endif
 
 layout(std430, set = 1, binding = 2) readonly buffer Frame {
     mat4 clip_from_world[2];
@@ -22,4 +32,5 @@ layout(std430, set = 1, binding = 2) readonly buffer Frame {
     ivec2 full;           // the scene's size
     int scale;
     int views;
+    ivec2 tiles;          // tiles across and down (of TILE × TILE low-resolution pixels)
 } frame;

@@ -1,5 +1,5 @@
 //! The low-resolution edge pass: many bundled edges summed into a buffer `scale` times smaller
-//! on each side by a compute shader, then added to the scene in one full-screen step per view.
+//! on each side by a compute shader, then added to the scene, one step per view.
 //!
 //! Why: the H100/H200 (compute GPUs with little raster hardware) draw tens of thousands of long
 //! thin additive ribbons at headset resolution in many milliseconds, and drawing them as
@@ -12,9 +12,10 @@
 //! and adds them in the edges' colours. The highlighted edges stay in the scene pass, sharp.
 //!
 //! Steps, after the scene pass (its depth stored): the frame's matrices and sizes written and the
-//! sums cleared (transfer), the walk (compute, reading the scene's depth), then per view the
-//! composite (the scene's colour loaded, one full-screen triangle, no multiview: lavapipe draws
-//! every view of a multiview full-screen triangle into the first layer).
+//! sums cleared (transfer), the walk (compute, reading the scene's depth, marking the 16×16-pixel
+//! tiles it lit), then per view the composite (the scene's colour loaded; a quad per tile, only
+//! those lit or next to one drawn, so its cost follows the area the edges cover; no multiview:
+//! lavapipe draws every view of a multiview full-screen draw into the first layer).
 
 use ash::vk;
 use gpu_allocator::MemoryLocation;
@@ -34,6 +35,10 @@ pub const MAX_SCALE: u32 = 8;
 const BINDING_SCENE_DEPTH: u32 = 0;
 const BINDING_LIGHT: u32 = 1;
 const BINDING_FRAME: u32 = 2;
+const BINDING_TILES: u32 = 3;
+
+/// Side of a composite tile in low-resolution pixels (TILE in shaders/edges_pass.glsl).
+const TILE: u32 = 16;
 
 /// Invocations per workgroup of the walk (edges_raster.comp's local_size_x).
 const RASTER_LOCAL: u64 = 64;
@@ -47,7 +52,7 @@ struct Frame {
     full: [i32; 2],
     scale: i32,
     views: i32,
-    pad: [i32; 2],
+    tiles: [i32; 2],
 }
 
 /// The sums and the scene layers for one target size, view count and scale.
@@ -59,6 +64,9 @@ struct Sums {
     extent: vk::Extent2D,
     /// Two u32 per low-resolution pixel and view.
     light: Buffer,
+    /// Tiles across and down, and one u32 per tile and view: lit or not.
+    tiles: (u32, u32),
+    lit: Buffer,
     /// One-layer views of the scene's colour (the composite draws one layer at a time).
     scene_layers: Vec<vk::ImageView>,
 }
@@ -74,6 +82,8 @@ pub(crate) struct EdgePass {
     pool: vk::DescriptorPool,
     set: vk::DescriptorSet,
     raster: vk::Pipeline,
+    /// Marks the tiles with light (shaders/edges_lit.comp).
+    mark: vk::Pipeline,
     composite: vk::Pipeline,
     /// The frame's matrices and sizes (written by the command buffer itself).
     frame: Option<Buffer>,
@@ -109,11 +119,13 @@ impl EdgePass {
         self.sampler = unsafe { d.create_sampler(&info, None) }.vk("create sampler")?;
         device.name_object(self.sampler, "edge pass scene depth sampler");
         let compute = vk::ShaderStageFlags::COMPUTE;
-        let both = compute | vk::ShaderStageFlags::FRAGMENT;
+        let (vertex, fragment) = (vk::ShaderStageFlags::VERTEX, vk::ShaderStageFlags::FRAGMENT);
+        let storage = vk::DescriptorType::STORAGE_BUFFER;
         let bindings = [
             (BINDING_SCENE_DEPTH, vk::DescriptorType::COMBINED_IMAGE_SAMPLER, compute),
-            (BINDING_LIGHT, vk::DescriptorType::STORAGE_BUFFER, both),
-            (BINDING_FRAME, vk::DescriptorType::STORAGE_BUFFER, both),
+            (BINDING_LIGHT, storage, compute | fragment),
+            (BINDING_FRAME, storage, compute | vertex | fragment),
+            (BINDING_TILES, storage, compute | vertex),
         ]
         .map(|(b, ty, stages)| {
             vk::DescriptorSetLayoutBinding::default()
@@ -129,7 +141,7 @@ impl EdgePass {
         let set_layouts = [bundle_set_layout, self.set_layout];
         // The composite's layer.
         let push = [vk::PushConstantRange::default()
-            .stage_flags(vk::ShaderStageFlags::FRAGMENT)
+            .stage_flags(vertex | fragment)
             .size(4)];
         let info = vk::PipelineLayoutCreateInfo::default()
             .set_layouts(&set_layouts)
@@ -143,7 +155,7 @@ impl EdgePass {
                 .descriptor_count(1),
             vk::DescriptorPoolSize::default()
                 .ty(vk::DescriptorType::STORAGE_BUFFER)
-                .descriptor_count(2),
+                .descriptor_count(3),
         ];
         let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
         // SAFETY: as above.
@@ -182,10 +194,11 @@ impl EdgePass {
         let d = &device.device;
         let shaders = [
             ("edges_raster.comp", &include_bytes!("../../shaders/edges_raster.comp.spv")[..]),
-            ("edges_fullscreen.vert", &include_bytes!("../../shaders/edges_fullscreen.vert.spv")[..]),
+            ("edges_tiles.vert", &include_bytes!("../../shaders/edges_tiles.vert.spv")[..]),
             ("edges_composite.frag", &include_bytes!("../../shaders/edges_composite.frag.spv")[..]),
+            ("edges_lit.comp", &include_bytes!("../../shaders/edges_lit.comp.spv")[..]),
         ];
-        let mut modules = [vk::ShaderModule::null(); 3];
+        let mut modules = [vk::ShaderModule::null(); 4];
         let made = (|| {
             for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
                 let code = spirv(name, bytes)?;
@@ -194,18 +207,23 @@ impl EdgePass {
                 *module = unsafe { d.create_shader_module(&info, None) }.vk("create shader module")?;
                 device.name_object(*module, name);
             }
-            let stage = vk::PipelineShaderStageCreateInfo::default()
-                .stage(vk::ShaderStageFlags::COMPUTE)
-                .module(modules[0])
-                .name(c"main");
-            let info = vk::ComputePipelineCreateInfo::default().stage(stage).layout(self.layout);
-            // SAFETY: valid create info; the module and layout are live.
-            self.raster = unsafe { d.create_compute_pipelines(vk::PipelineCache::null(), &[info], None) }
-                .map_err(|(_, result)| GfxError::Vk {
-                    what: "create compute pipeline",
-                    result,
-                })?[0];
-            device.name_object(self.raster, "edge pass raster pipeline");
+            let compute = |module: vk::ShaderModule, name: &str| -> Result<vk::Pipeline> {
+                let stage = vk::PipelineShaderStageCreateInfo::default()
+                    .stage(vk::ShaderStageFlags::COMPUTE)
+                    .module(module)
+                    .name(c"main");
+                let info = vk::ComputePipelineCreateInfo::default().stage(stage).layout(self.layout);
+                // SAFETY: valid create info; the module and layout are live.
+                let pipeline = unsafe { d.create_compute_pipelines(vk::PipelineCache::null(), &[info], None) }
+                    .map_err(|(_, result)| GfxError::Vk {
+                        what: "create compute pipeline",
+                        result,
+                    })?[0];
+                device.name_object(pipeline, name);
+                Ok(pipeline)
+            };
+            self.raster = compute(modules[0], "edge pass raster pipeline")?;
+            self.mark = compute(modules[3], "edge pass lit tiles pipeline")?;
             let stages = [
                 vk::PipelineShaderStageCreateInfo::default()
                     .stage(vk::ShaderStageFlags::VERTEX)
@@ -252,20 +270,27 @@ impl EdgePass {
         self.release(device, allocator);
         let extent = low_extent(target.extent, scale);
         let bytes = u64::from(extent.width) * u64::from(extent.height) * u64::from(target.views) * 2 * 4;
-        let light = Buffer::new(
-            device,
-            allocator,
-            "edge pass light",
-            bytes,
-            vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST,
-            MemoryLocation::GpuOnly,
-        )?;
+        let usage = vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST;
+        let light = Buffer::new(device, allocator, "edge pass light", bytes, usage, MemoryLocation::GpuOnly)?;
+        let tiles = (extent.width.div_ceil(TILE), extent.height.div_ceil(TILE));
+        let tile_bytes = u64::from(tiles.0) * u64::from(tiles.1) * u64::from(target.views) * 4;
+        let lit = match Buffer::new(device, allocator, "edge pass lit tiles", tile_bytes, usage, MemoryLocation::GpuOnly) {
+            Ok(b) => b,
+            Err(e) => {
+                let mut light = light;
+                // SAFETY: never used.
+                unsafe { light.destroy(device, allocator) };
+                return Err(e);
+            }
+        };
         let mut sums = Sums {
             full: target.extent,
             views: target.views,
             scale,
             extent,
             light,
+            tiles,
+            lit,
             scene_layers: Vec::new(),
         };
         for layer in 0..target.views {
@@ -301,6 +326,9 @@ impl EdgePass {
         let light = [vk::DescriptorBufferInfo::default()
             .buffer(sums.light.handle)
             .range(vk::WHOLE_SIZE)];
+        let lit = [vk::DescriptorBufferInfo::default()
+            .buffer(sums.lit.handle)
+            .range(vk::WHOLE_SIZE)];
         let writes = [
             vk::WriteDescriptorSet::default()
                 .dst_set(self.set)
@@ -312,6 +340,11 @@ impl EdgePass {
                 .dst_binding(BINDING_LIGHT)
                 .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
                 .buffer_info(&light),
+            vk::WriteDescriptorSet::default()
+                .dst_set(self.set)
+                .dst_binding(BINDING_TILES)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .buffer_info(&lit),
         ];
         // SAFETY: the set is not in use (nothing in flight); the view and buffer are live.
         unsafe { device.device.update_descriptor_sets(&writes, &[]) };
@@ -329,6 +362,7 @@ impl EdgePass {
                     device.device.destroy_image_view(*view, None);
                 }
                 sums.light.destroy(device, allocator);
+                sums.lit.destroy(device, allocator);
             }
         }
     }
@@ -360,7 +394,7 @@ impl EdgePass {
             full: [target.extent.width as i32, target.extent.height as i32],
             scale: sums.scale as i32,
             views: target.views as i32,
-            pad: [0; 2],
+            tiles: [sums.tiles.0 as i32, sums.tiles.1 as i32],
         };
         let matrices: &mut [u8] = bytemuck::cast_slice_mut(&mut frame.clip_from_world);
         let n = clip_from_world.len().min(matrices.len());
@@ -416,7 +450,13 @@ impl EdgePass {
                 buffer_barrier(
                     frame_buffer.handle,
                     (S::COPY, A::TRANSFER_WRITE),
-                    (S::COMPUTE_SHADER | S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
+                    (S::COMPUTE_SHADER | S::VERTEX_SHADER | S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
+                ),
+                // The previous frame's composite read the marks before its fence.
+                buffer_barrier(
+                    sums.lit.handle,
+                    (S::VERTEX_SHADER, A::NONE),
+                    (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
                 ),
                 buffer_barrier(
                     sums.light.handle,
@@ -449,12 +489,27 @@ impl EdgePass {
             d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.layout, 0, &sets, &[]);
             let (x, y) = groups_for(u64::from(edges) * u64::from(segments), RASTER_LOCAL);
             d.cmd_dispatch(cb, x, y, views);
-
-            let to_composite = [buffer_barrier(
+            let to_mark = [buffer_barrier(
                 sums.light.handle,
                 (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
-                (S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
+                (S::COMPUTE_SHADER, A::SHADER_STORAGE_READ),
             )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().buffer_memory_barriers(&to_mark));
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.mark);
+            d.cmd_dispatch(cb, sums.tiles.0, sums.tiles.1, views);
+
+            let to_composite = [
+                buffer_barrier(
+                    sums.light.handle,
+                    (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
+                    (S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
+                ),
+                buffer_barrier(
+                    sums.lit.handle,
+                    (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
+                    (S::VERTEX_SHADER, A::SHADER_STORAGE_READ),
+                ),
+            ];
             let images = [
                 // Back to where the scene pass left it (the XR depth copy reads it from there).
                 image_barrier(
@@ -496,8 +551,10 @@ impl EdgePass {
                 d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.composite);
                 d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[]);
                 let layer = layer as i32;
-                d.cmd_push_constants(cb, self.layout, vk::ShaderStageFlags::FRAGMENT, 0, bytemuck::bytes_of(&layer));
-                d.cmd_draw(cb, 3, 1, 0, 0);
+                let stages = vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT;
+                d.cmd_push_constants(cb, self.layout, stages, 0, bytemuck::bytes_of(&layer));
+                // One quad per tile (see shaders/edges_tiles.vert).
+                d.cmd_draw(cb, 6, sums.tiles.0 * sums.tiles.1, 0, 0);
                 d.cmd_end_rendering(cb);
             }
         }
@@ -515,6 +572,7 @@ impl EdgePass {
                 frame.destroy(device, allocator);
             }
             d.destroy_pipeline(self.raster, None);
+            d.destroy_pipeline(self.mark, None);
             d.destroy_pipeline(self.composite, None);
             d.destroy_descriptor_pool(self.pool, None);
             d.destroy_pipeline_layout(self.layout, None);
