@@ -88,10 +88,18 @@ pub(crate) struct EdgePass {
     /// The frame's matrices and sizes (written by the command buffer itself).
     frame: Option<Buffer>,
     sums: Option<Sums>,
+    /// The device's largest storage buffer range (bounds the sums' size).
+    max_range: u64,
 }
 
 fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
     ash::util::read_spv(&mut std::io::Cursor::new(bytes)).map_err(|e| GfxError::Invalid(format!("shader {name}: {e}")))
+}
+
+/// Bytes of the sums for a target of `full` with `views` views at `scale`.
+fn light_bytes(full: vk::Extent2D, views: u32, scale: u32) -> u64 {
+    let low = low_extent(full, scale);
+    u64::from(low.width) * u64::from(low.height) * u64::from(views) * 2 * 4
 }
 
 /// The low-resolution size for a target of `full` at `scale` (every full-resolution pixel
@@ -107,6 +115,14 @@ impl EdgePass {
     /// `bundle_set_layout`: the bundler's set layout (set 0 of the pass's pipelines).
     pub fn init(&mut self, device: &Device, allocator: &mut Allocator, bundle_set_layout: vk::DescriptorSetLayout) -> Result<()> {
         let d = &device.device;
+        // SAFETY: the physical device belongs to this instance.
+        self.max_range = u64::from(unsafe {
+            device
+                .instance
+                .get_physical_device_properties(device.physical)
+                .limits
+                .max_storage_buffer_range
+        });
         let info = vk::SamplerCreateInfo::default()
             .mag_filter(vk::Filter::NEAREST)
             .min_filter(vk::Filter::NEAREST)
@@ -257,6 +273,23 @@ impl EdgePass {
         made
     }
 
+    /// The smallest scale from `scale` up to [`MAX_SCALE`] whose sums for a target of `full`
+    /// with `views` views fit in one storage buffer of this device, or an error saying why none
+    /// does.
+    pub fn fitting_scale(&self, full: vk::Extent2D, views: u32, scale: u32) -> Result<u32> {
+        (scale..=MAX_SCALE)
+            .find(|&s| light_bytes(full, views, s) <= self.max_range)
+            .ok_or_else(|| {
+                GfxError::Invalid(format!(
+                    "the edge pass for {}x{} × {views} view(s) needs {} bytes at 1/{MAX_SCALE}; this device's storage buffers hold {}",
+                    full.width,
+                    full.height,
+                    light_bytes(full, views, MAX_SCALE),
+                    self.max_range
+                ))
+            })
+    }
+
     /// Makes the sums for `target` at `scale` (keeps them when they fit) and points the set at
     /// them and at the target's depth. Only between frames: nothing may be in flight.
     pub fn ensure(&mut self, device: &Device, allocator: &mut Allocator, target: &Target, scale: u32) -> Result<()> {
@@ -269,7 +302,7 @@ impl EdgePass {
         }
         self.release(device, allocator);
         let extent = low_extent(target.extent, scale);
-        let bytes = u64::from(extent.width) * u64::from(extent.height) * u64::from(target.views) * 2 * 4;
+        let bytes = light_bytes(target.extent, target.views, scale);
         let usage = vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST;
         let light = Buffer::new(device, allocator, "edge pass light", bytes, usage, MemoryLocation::GpuOnly)?;
         let tiles = (extent.width.div_ceil(TILE), extent.height.div_ceil(TILE));
@@ -367,9 +400,10 @@ impl EdgePass {
         }
     }
 
-    /// Records the pass after the scene pass: the scene's depth (stored, in
-    /// DEPTH_ATTACHMENT_OPTIMAL) is read and left in that layout, the scene's colour (in
-    /// COLOR_ATTACHMENT_OPTIMAL) gets the edges' light added. `bundle_set` is the bundler's set
+    /// Records the pass after the scene's opaque kinds: the scene's depth (stored, in
+    /// DEPTH_ATTACHMENT_OPTIMAL) is read and left in that layout for more depth tests, the
+    /// scene's colour (in COLOR_ATTACHMENT_OPTIMAL) gets the edges' light added, visible to
+    /// attachment reads and writes after it. `bundle_set` is the bundler's set
     /// (its drawn points current), with `segments` drawn segments per edge of `edges`;
     /// `clip_from_world` the views' matrices (the scene pass's push constants).
     ///
@@ -447,9 +481,10 @@ impl EdgePass {
             d.cmd_update_buffer(cb, frame_buffer.handle, 0, bytemuck::bytes_of(&frame));
             d.cmd_fill_buffer(cb, sums.light.handle, 0, vk::WHOLE_SIZE, 0);
             let to_compute = [
+                // (vkCmdUpdateBuffer counts as a clear for some, a copy for others: both stages.)
                 buffer_barrier(
                     frame_buffer.handle,
-                    (S::COPY, A::TRANSFER_WRITE),
+                    (S::COPY | S::CLEAR, A::TRANSFER_WRITE),
                     (S::COMPUTE_SHADER | S::VERTEX_SHADER | S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
                 ),
                 // The previous frame's composite read the marks before its fence.
@@ -511,12 +546,16 @@ impl EdgePass {
                 ),
             ];
             let images = [
-                // Back to where the scene pass left it (the XR depth copy reads it from there).
+                // Back to where the scene pass left it: the rest of the scene is tested against it,
+                // the XR depth copy reads it from there.
                 image_barrier(
                     target.depth.handle,
                     depth_range,
                     (S::COMPUTE_SHADER, A::SHADER_SAMPLED_READ),
-                    (S::LATE_FRAGMENT_TESTS, A::DEPTH_STENCIL_ATTACHMENT_WRITE),
+                    (
+                        S::EARLY_FRAGMENT_TESTS | S::LATE_FRAGMENT_TESTS,
+                        A::DEPTH_STENCIL_ATTACHMENT_READ | A::DEPTH_STENCIL_ATTACHMENT_WRITE,
+                    ),
                     (L::SHADER_READ_ONLY_OPTIMAL, L::DEPTH_ATTACHMENT_OPTIMAL),
                 ),
                 // The scene pass's colour writes before the composite's blending.
@@ -557,6 +596,15 @@ impl EdgePass {
                 d.cmd_draw(cb, 6, sums.tiles.0 * sums.tiles.1, 0, 0);
                 d.cmd_end_rendering(cb);
             }
+            // The light added before the rest of the scene blends over it.
+            let added = [image_barrier(
+                target.color.handle,
+                color_range,
+                (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_WRITE),
+                (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_READ | A::COLOR_ATTACHMENT_WRITE),
+                (L::COLOR_ATTACHMENT_OPTIMAL, L::COLOR_ATTACHMENT_OPTIMAL),
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&added));
         }
         Ok(())
     }

@@ -47,8 +47,6 @@ pub(crate) enum Blend {
     /// Premultiplied colour added to what is drawn (the sum is the same in any order),
     /// depth-tested but not written.
     Additive,
-    /// Depth written as the fragment shader says (no test), no colour.
-    DepthOnly,
 }
 
 /// The attachments a pipeline draws into.
@@ -206,8 +204,8 @@ impl Pipelines {
 }
 
 /// A triangle-list pipeline for dynamic rendering into `formats` (the scene pass's colour + depth
-/// target, or another), `views` views by multiview, no vertex input: geometry comes from
-/// gl_VertexIndex and storage buffers. Named `{name} pipeline (N views)`.
+/// target, or another), `views` views by multiview (0: one layer, no multiview), no vertex input:
+/// geometry comes from gl_VertexIndex and storage buffers. Named `{name} pipeline (N views)`.
 pub(crate) fn graphics_pipeline(
     device: &Device,
     layout: vk::PipelineLayout,
@@ -233,16 +231,11 @@ pub(crate) fn graphics_pipeline(
         vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
     let depth = vk::PipelineDepthStencilStateCreateInfo::default()
         .depth_test_enable(formats.depth.is_some())
-        .depth_write_enable(formats.depth.is_some() && matches!(blend, Blend::Opaque | Blend::DepthOnly))
-        .depth_compare_op(if blend == Blend::DepthOnly {
-            vk::CompareOp::ALWAYS
-        } else {
-            vk::CompareOp::LESS
-        });
+        .depth_write_enable(formats.depth.is_some() && blend == Blend::Opaque)
+        .depth_compare_op(vk::CompareOp::LESS);
     let attachment = vk::PipelineColorBlendAttachmentState::default().color_write_mask(vk::ColorComponentFlags::RGBA);
     let attachments = [match blend {
         Blend::Opaque => attachment,
-        Blend::DepthOnly => attachment.color_write_mask(vk::ColorComponentFlags::empty()),
         Blend::Over => attachment
         .blend_enable(true)
         .src_color_blend_factor(vk::BlendFactor::SRC_ALPHA)
@@ -290,9 +283,11 @@ pub(crate) fn graphics_pipeline(
         what: "create graphics pipeline",
         result,
     })?[0];
-    device.name_object(
-        pipeline,
-        &format!("{name} pipeline ({views} view{})", if views > 1 { "s" } else { "" }),
-    );
+    let views = match views {
+        0 => "one layer".to_owned(),
+        1 => "1 view".to_owned(),
+        n => format!("{n} views"),
+    };
+    device.name_object(pipeline, &format!("{name} pipeline ({views})"));
     Ok(pipeline)
 }

@@ -39,7 +39,13 @@ impl RendererConfig {
     pub fn from_env() -> RendererConfig {
         RendererConfig {
             validation: std::env::var("NETWALK_VALIDATION").is_ok_and(|v| v == "1"),
-            edge_scale: std::env::var("NETWALK_EDGE_SCALE").ok().and_then(|v| v.trim().parse().ok()),
+            edge_scale: std::env::var("NETWALK_EDGE_SCALE").ok().and_then(|v| match v.trim().parse() {
+                Ok(scale) => Some(scale),
+                Err(_) => {
+                    tracing::warn!(value = %v, "NETWALK_EDGE_SCALE is not a whole number (1 to 8): the scale is chosen by the number of edges");
+                    None
+                }
+            }),
         }
     }
 }
@@ -803,13 +809,13 @@ impl Renderer {
             .as_ref()
             .is_none_or(|t| t.extent != extent || t.views != views)
         {
+            // Its views and set are of the old target's images: gone first.
+            self.edge_pass.release(&self.device, &mut self.allocator);
             if let Some(mut old) = self.target.take() {
                 // SAFETY: no submission is in flight.
                 unsafe { old.destroy(&self.device, &mut self.allocator) };
             }
             self.window_readback = None;
-            // Its images were made for the old target (and read its depth).
-            self.edge_pass.release(&self.device, &mut self.allocator);
             self.target = Some(Target::new(&self.device, &mut self.allocator, extent, views)?);
         }
         self.prepare_edge_pass()
@@ -825,6 +831,8 @@ impl Renderer {
         if scale <= 1 || !self.bundle.has_edges() {
             return Ok(());
         }
+        // Coarser where the sums at this scale would not fit in a storage buffer.
+        let scale = self.edge_pass.fitting_scale(target.extent, target.views, scale)?;
         self.edge_pass.ensure(&self.device, &mut self.allocator, target, scale)?;
         self.frame_edge_scale = scale;
         Ok(())
@@ -1142,60 +1150,26 @@ impl Renderer {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::TOP_OF_PIPE, self.query_pool, 0);
             }
 
-            let color = [vk::RenderingAttachmentInfo::default()
-                .image_view(target.color.view)
-                .image_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
-                .load_op(vk::AttachmentLoadOp::CLEAR)
-                .store_op(vk::AttachmentStoreOp::STORE)
-                .clear_value(vk::ClearValue {
-                    color: vk::ClearColorValue {
-                        float32: [r, g, b, 1.0],
-                    },
-                })];
-            let edge_pass = self.frame_edge_scale > 1;
-            let depth = vk::RenderingAttachmentInfo::default()
-                .image_view(target.depth.view)
-                .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
-                .load_op(vk::AttachmentLoadOp::CLEAR)
-                // Kept only when the edge pass reads it or it goes on to an XR depth swapchain.
-                .store_op(if edge_pass || matches!(finish, Finish::Xr { depth: Some(_), .. }) {
-                    vk::AttachmentStoreOp::STORE
-                } else {
-                    vk::AttachmentStoreOp::DONT_CARE
-                })
-                .clear_value(vk::ClearValue {
-                    depth_stencil: vk::ClearDepthStencilValue { depth: 1.0, stencil: 0 },
-                });
-            let area = vk::Rect2D {
-                offset: vk::Offset2D::default(),
-                extent: target.extent,
+            use vk::AttachmentLoadOp as Load;
+            use vk::AttachmentStoreOp as Store;
+            // Depth kept only when the edge pass reads it or it goes on to an XR depth swapchain.
+            let keep_depth = if matches!(finish, Finish::Xr { depth: Some(_), .. }) {
+                Store::STORE
+            } else {
+                Store::DONT_CARE
             };
-            let rendering = vk::RenderingInfo::default()
-                .render_area(area)
-                .layer_count(1)
-                .view_mask((1 << views) - 1)
-                .color_attachments(&color)
-                .depth_attachment(&depth);
-            d.cmd_begin_rendering(cb, &rendering);
-            let viewport = vk::Viewport {
-                x: 0.0,
-                y: 0.0,
-                width: target.extent.width as f32,
-                height: target.extent.height as f32,
-                min_depth: 0.0,
-                max_depth: 1.0,
-            };
-            d.cmd_set_viewport(cb, 0, &[viewport]);
-            d.cmd_set_scissor(cb, 0, &[area]);
-            let layout = self.pipelines.layout;
-            d.cmd_push_constants(cb, layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
-            let edges = if edge_pass { DrawPart::Highlight } else { DrawPart::All };
-            self.record_draws(cb, views, edges);
-            d.cmd_end_rendering(cb);
-            if edge_pass {
+            let clear = [r, g, b, 1.0];
+            if self.frame_edge_scale > 1 {
+                // The bundle between the opaque kinds and the rest, as ribbons would be: the
+                // opaque kinds, the edge pass (it reads their depth), then the highlighted edges
+                // and the glyphs over the edges' light.
+                self.record_scene_rendering(cb, target, push_constants, (Load::CLEAR, Store::STORE), clear, Stage::Opaque);
                 let drawn = (self.bundle.edge_count(), self.bundle.drawn_segments());
                 self.edge_pass
                     .record(&self.device, cb, target, self.bundle.set(), drawn, push_constants)?;
+                self.record_scene_rendering(cb, target, push_constants, (Load::LOAD, keep_depth), clear, Stage::Overlay);
+            } else {
+                self.record_scene_rendering(cb, target, push_constants, (Load::CLEAR, keep_depth), clear, Stage::All);
             }
             if timed {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::BOTTOM_OF_PIPE, self.query_pool, 1);
@@ -1542,7 +1516,69 @@ impl Renderer {
 impl Renderer {
     /// Records the scene's draw calls into `cb`, inside a rendering scope over `views` views whose
     /// descriptor set and push constants are bound. Every target (offscreen, window, XR) uses it.
-    fn record_draws(&self, cb: vk::CommandBuffer, views: u32, edges: DrawPart) {
+    /// Records one rendering scope over the target's colour and depth (both loaded as `load`,
+    /// cleared to `clear` and 1; depth stored as `depth_store`) with the views' push constants,
+    /// drawing `stage`.
+    ///
+    /// # Safety
+    /// `cb` is recording outside a rendering scope; the target's images are in
+    /// COLOR_ATTACHMENT_OPTIMAL and DEPTH_ATTACHMENT_OPTIMAL, their earlier writes made visible.
+    unsafe fn record_scene_rendering(
+        &self,
+        cb: vk::CommandBuffer,
+        target: &Target,
+        push_constants: &[u8],
+        (load, depth_store): (vk::AttachmentLoadOp, vk::AttachmentStoreOp),
+        clear: [f32; 4],
+        stage: Stage,
+    ) {
+        let d = &self.device.device;
+        let color = [vk::RenderingAttachmentInfo::default()
+            .image_view(target.color.view)
+            .image_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+            .load_op(load)
+            .store_op(vk::AttachmentStoreOp::STORE)
+            .clear_value(vk::ClearValue {
+                color: vk::ClearColorValue { float32: clear },
+            })];
+        let depth = vk::RenderingAttachmentInfo::default()
+            .image_view(target.depth.view)
+            .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
+            .load_op(load)
+            .store_op(depth_store)
+            .clear_value(vk::ClearValue {
+                depth_stencil: vk::ClearDepthStencilValue { depth: 1.0, stencil: 0 },
+            });
+        let area = vk::Rect2D {
+            offset: vk::Offset2D::default(),
+            extent: target.extent,
+        };
+        let rendering = vk::RenderingInfo::default()
+            .render_area(area)
+            .layer_count(1)
+            .view_mask((1 << target.views) - 1)
+            .color_attachments(&color)
+            .depth_attachment(&depth);
+        let viewport = vk::Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: target.extent.width as f32,
+            height: target.extent.height as f32,
+            min_depth: 0.0,
+            max_depth: 1.0,
+        };
+        // SAFETY: per the function's contract.
+        unsafe {
+            d.cmd_begin_rendering(cb, &rendering);
+            d.cmd_set_viewport(cb, 0, &[viewport]);
+            d.cmd_set_scissor(cb, 0, &[area]);
+            d.cmd_push_constants(cb, self.pipelines.layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
+            self.record_draws(cb, target.views, stage);
+            d.cmd_end_rendering(cb);
+        }
+    }
+
+    fn record_draws(&self, cb: vk::CommandBuffer, views: u32, stage: Stage) {
         let d = &self.device.device;
         // SAFETY: `cb` is recording inside a rendering scope with this renderer's pipeline layout
         // and push constants; the pipelines, sets and buffers are live.
@@ -1554,14 +1590,22 @@ impl Renderer {
             let vertices = [6, 36, 6, 6];
             let opaque = LISTS
                 .iter()
-                .flat_map(|&l| [Kind::Tiles, Kind::Cubes, Kind::Lines].map(|k| (l, k)));
-            let glyphs = LISTS.iter().map(|&l| (l, Kind::Glyphs));
+                .flat_map(|&l| [Kind::Tiles, Kind::Cubes, Kind::Lines].map(|k| (l, k)))
+                .filter(|_| stage != Stage::Overlay);
+            let glyphs = LISTS.iter().map(|&l| (l, Kind::Glyphs)).filter(|_| stage != Stage::Opaque);
+            let edges = match stage {
+                Stage::All => Some(DrawPart::All),
+                Stage::Overlay => Some(DrawPart::Highlight),
+                Stage::Opaque => None,
+            };
             let mut bound = None;
             // The bundled edges between the opaque kinds and the glyphs: they blend additively
             // over the first and are tested against their depth.
             for item in opaque.map(Some).chain([None]).chain(glyphs.map(Some)) {
                 let Some((list, kind)) = item else {
-                    if self.bundle.record_draw(&self.device, cb, views, edges) {
+                    if let Some(part) = edges
+                        && self.bundle.record_draw(&self.device, cb, views, part)
+                    {
                         // It bound its own set.
                         bound = None;
                     }
@@ -1587,6 +1631,17 @@ impl Renderer {
             }
         }
     }
+}
+
+/// What a scene rendering scope draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Everything: the opaque kinds, the bundled edges as ribbons with the highlight, the glyphs.
+    All,
+    /// The opaque kinds (tiles, cubes, lines of both lists), before the edge pass.
+    Opaque,
+    /// The highlighted edges and the glyphs, after the edge pass.
+    Overlay,
 }
 
 /// 1 camera: mono; 2: left and right eye in one multiview pass.
@@ -1625,6 +1680,8 @@ impl Drop for Renderer {
             if let Err(e) = device.device.device_wait_idle() {
                 tracing::error!("waiting for the GPU before teardown: {e}");
             }
+            // Its views are of the target's images.
+            self.edge_pass.release(device, &mut self.allocator);
             if let Some(mut t) = self.target.take() {
                 t.destroy(device, &mut self.allocator);
             }
