@@ -9,13 +9,18 @@
 //! between the two pixels nearest the line so the sum does not depend on where it falls, hidden
 //! where the scene's depth is nearer, summed with integer atomics so the order edges are walked
 //! in does not matter); the composite (shaders/edges_composite.frag) reads the sums bilinearly
-//! and adds them in the edges' colours. The highlighted edges stay in the scene pass, sharp.
+//! and adds them in the edges' colours. The highlighted edges and the labels are drawn after it,
+//! over the light (src/gfx/renderer.rs splits the scene's rendering around this pass).
 //!
-//! Steps, after the scene pass (its depth stored): the frame's matrices and sizes written and the
-//! sums cleared (transfer), the walk (compute, reading the scene's depth, marking the 16×16-pixel
-//! tiles it lit), then per view the composite (the scene's colour loaded; a quad per tile, only
-//! those lit or next to one drawn, so its cost follows the area the edges cover; no multiview:
-//! lavapipe draws every view of a multiview full-screen draw into the first layer).
+//! Steps, after the scene's opaque kinds (their depth stored): the frame's matrices and sizes
+//! written and the sums cleared (transfer); the walk (compute, reading the scene's depth); the
+//! marks of the 16×16-pixel tiles that got light (compute, shaders/edges_lit.comp); then per view
+//! the composite (the scene's colour loaded; a quad per tile, only those lit or next to one
+//! drawn, so its cost follows the area the edges cover; no multiview: lavapipe draws every view
+//! of such a multiview draw into the first layer).
+//!
+//! "Order-independent" holds up to the dither of the fixed-point rounding, which follows each
+//! segment's index.
 
 use ash::vk;
 use gpu_allocator::MemoryLocation;
