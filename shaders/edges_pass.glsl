@@ -26,6 +26,14 @@ layout(std430, set = 1, binding = 3) writeonly buffer Tiles { uint lit[]; };
 layout(std430, set = 1, binding = 3) readonly buffer Tiles { uint lit[]; };
 #endif
 
+// (view * low.y + y) * low.x + x: the nearest scene depth over the full-resolution pixels each
+// low-resolution pixel covers (written by edges_depth.comp, which defines WRITE_NEAR).
+#ifdef WRITE_NEAR
+layout(std430, set = 1, binding = 4) writeonly buffer Near { float near[]; };
+#else
+layout(std430, set = 1, binding = 4) readonly buffer Near { float near[]; };
+#endif
+
 layout(std430, set = 1, binding = 2) readonly buffer Frame {
     mat4 clip_from_world[2];
     ivec2 low;            // the low-resolution size

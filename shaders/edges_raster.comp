@@ -11,13 +11,12 @@
 // longer screen axis; each step adds the ribbon's light over that step (opacity × its extent
 // across the step) to the two pixels across it nearest the line, split by distance (so the sum is
 // the same wherever the line falls between pixel centres, and nothing flickers as it moves), or,
-// for ribbons wider than a pixel, to each pixel it covers by how much; where the scene's depth
-// there is farther than the line's.
+// for ribbons wider than a pixel, to each pixel it covers by how much; where the scene's nearest
+// depth there (edges_depth.comp) is farther than the line's.
 
 layout(local_size_x = 64) in;
 
 layout(std430, set = 0, binding = 10) readonly buffer Points { vec4 points[]; };
-layout(set = 1, binding = 0) uniform sampler2DArray scene_depth;
 
 // Longest walk per segment, in low-resolution pixels (a segment across the whole view is shorter).
 const int MAX_STEPS = 8192;
@@ -67,10 +66,10 @@ void deposit(uint view, ivec2 p, uint channel, float amount, float noise) {
     atomicAdd(light[index], fixed_amount);
 }
 
-// The scene's depth at a low-resolution pixel position (its full-resolution pixel there).
+// The scene's nearest depth at a low-resolution pixel position (edges_depth.comp).
 float scene_depth_at(uint view, vec2 low) {
-    ivec2 full = clamp(ivec2(low * float(frame.scale)), ivec2(0), frame.full - 1);
-    return texelFetch(scene_depth, ivec3(full, int(view)), 0).r;
+    ivec2 p = clamp(ivec2(low), ivec2(0), frame.low - 1);
+    return near[(view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)];
 }
 
 void main() {

@@ -887,7 +887,8 @@ fn low_resolution_edges_keep_their_light_and_hide_behind_blocks() {
     assert_eq!(auto_edge_scale(1_664), 1);
     assert_eq!(auto_edge_scale(FULL_RESOLUTION_EDGES), 1);
     assert_eq!(auto_edge_scale(67_963), 2);
-    assert_eq!(auto_edge_scale(1_058_816), 4);
+    assert_eq!(auto_edge_scale(300_000), 4);
+    assert_eq!(auto_edge_scale(1_058_816), 8);
     let Some(mut r) = renderer() else { return };
     let e = two_edges();
     r.set_edges(&e).expect("upload");

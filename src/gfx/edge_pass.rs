@@ -7,13 +7,14 @@
 //! (docs/performance.md). A compute shader walks each drawn segment over the pixels it crosses
 //! instead (shaders/edges_raster.comp: one invocation per segment and view, the light split
 //! between the two pixels nearest the line so the sum does not depend on where it falls, hidden
-//! where the scene's depth is nearer, summed with integer atomics so the order edges are walked
+//! where the scene's nearest depth over the low-resolution pixel is nearer, summed with integer atomics so the order edges are walked
 //! in does not matter); the composite (shaders/edges_composite.frag) reads the sums bilinearly
 //! and adds them in the edges' colours. The highlighted edges and the labels are drawn after it,
 //! over the light (src/gfx/renderer.rs splits the scene's rendering around this pass).
 //!
 //! Steps, after the scene's opaque kinds (their depth stored): the frame's matrices and sizes
-//! written and the sums cleared (transfer); the walk (compute, reading the scene's depth); the
+//! written and the sums cleared (transfer); the scene's nearest depth at low resolution
+//! (compute, shaders/edges_depth.comp); the walk (compute, testing against it); the
 //! marks of the 16×16-pixel tiles that got light (compute, shaders/edges_lit.comp); then per view
 //! the composite (the scene's colour loaded; a quad per tile, only those lit or next to one
 //! drawn, so its cost follows the area the edges cover; no multiview: lavapipe draws every view
@@ -41,6 +42,7 @@ const BINDING_SCENE_DEPTH: u32 = 0;
 const BINDING_LIGHT: u32 = 1;
 const BINDING_FRAME: u32 = 2;
 const BINDING_TILES: u32 = 3;
+const BINDING_NEAR: u32 = 4;
 
 /// Side of a composite tile in low-resolution pixels (TILE in shaders/edges_pass.glsl).
 const TILE: u32 = 16;
@@ -72,6 +74,8 @@ struct Sums {
     /// Tiles across and down, and one u32 per tile and view: lit or not.
     tiles: (u32, u32),
     lit: Buffer,
+    /// One f32 per low-resolution pixel and view: the scene's nearest depth there.
+    near: Buffer,
     /// One-layer views of the scene's colour (the composite draws one layer at a time).
     scene_layers: Vec<vk::ImageView>,
 }
@@ -89,6 +93,8 @@ pub(crate) struct EdgePass {
     raster: vk::Pipeline,
     /// Marks the tiles with light (shaders/edges_lit.comp).
     mark: vk::Pipeline,
+    /// The low-resolution nearest depth (shaders/edges_depth.comp).
+    depth: vk::Pipeline,
     composite: vk::Pipeline,
     /// The frame's matrices and sizes (written by the command buffer itself).
     frame: Option<Buffer>,
@@ -147,6 +153,7 @@ impl EdgePass {
             (BINDING_LIGHT, storage, compute | fragment),
             (BINDING_FRAME, storage, compute | vertex | fragment),
             (BINDING_TILES, storage, compute | vertex),
+            (BINDING_NEAR, storage, compute),
         ]
         .map(|(b, ty, stages)| {
             vk::DescriptorSetLayoutBinding::default()
@@ -176,7 +183,7 @@ impl EdgePass {
                 .descriptor_count(1),
             vk::DescriptorPoolSize::default()
                 .ty(vk::DescriptorType::STORAGE_BUFFER)
-                .descriptor_count(3),
+                .descriptor_count(4),
         ];
         let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
         // SAFETY: as above.
@@ -218,8 +225,9 @@ impl EdgePass {
             ("edges_tiles.vert", &include_bytes!("../../shaders/edges_tiles.vert.spv")[..]),
             ("edges_composite.frag", &include_bytes!("../../shaders/edges_composite.frag.spv")[..]),
             ("edges_lit.comp", &include_bytes!("../../shaders/edges_lit.comp.spv")[..]),
+            ("edges_depth.comp", &include_bytes!("../../shaders/edges_depth.comp.spv")[..]),
         ];
-        let mut modules = [vk::ShaderModule::null(); 4];
+        let mut modules = [vk::ShaderModule::null(); 5];
         let made = (|| {
             for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
                 let code = spirv(name, bytes)?;
@@ -245,6 +253,7 @@ impl EdgePass {
             };
             self.raster = compute(modules[0], "edge pass raster pipeline")?;
             self.mark = compute(modules[3], "edge pass lit tiles pipeline")?;
+            self.depth = compute(modules[4], "edge pass depth pipeline")?;
             let stages = [
                 vk::PipelineShaderStageCreateInfo::default()
                     .stage(vk::ShaderStageFlags::VERTEX)
@@ -312,7 +321,20 @@ impl EdgePass {
         let light = Buffer::new(device, allocator, "edge pass light", bytes, usage, MemoryLocation::GpuOnly)?;
         let tiles = (extent.width.div_ceil(TILE), extent.height.div_ceil(TILE));
         let tile_bytes = u64::from(tiles.0) * u64::from(tiles.1) * u64::from(target.views) * 4;
-        let lit = match Buffer::new(device, allocator, "edge pass lit tiles", tile_bytes, usage, MemoryLocation::GpuOnly) {
+        let near_bytes = u64::from(extent.width) * u64::from(extent.height) * u64::from(target.views) * 4;
+        let made = Buffer::new(device, allocator, "edge pass lit tiles", tile_bytes, usage, MemoryLocation::GpuOnly)
+            .and_then(|lit| {
+                match Buffer::new(device, allocator, "edge pass near depth", near_bytes, usage, MemoryLocation::GpuOnly) {
+                    Ok(near) => Ok((lit, near)),
+                    Err(e) => {
+                        let mut lit = lit;
+                        // SAFETY: never used.
+                        unsafe { lit.destroy(device, allocator) };
+                        Err(e)
+                    }
+                }
+            });
+        let (lit, near) = match made {
             Ok(b) => b,
             Err(e) => {
                 let mut light = light;
@@ -329,6 +351,7 @@ impl EdgePass {
             light,
             tiles,
             lit,
+            near,
             scene_layers: Vec::new(),
         };
         for layer in 0..target.views {
@@ -367,6 +390,9 @@ impl EdgePass {
         let lit = [vk::DescriptorBufferInfo::default()
             .buffer(sums.lit.handle)
             .range(vk::WHOLE_SIZE)];
+        let near = [vk::DescriptorBufferInfo::default()
+            .buffer(sums.near.handle)
+            .range(vk::WHOLE_SIZE)];
         let writes = [
             vk::WriteDescriptorSet::default()
                 .dst_set(self.set)
@@ -383,6 +409,11 @@ impl EdgePass {
                 .dst_binding(BINDING_TILES)
                 .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
                 .buffer_info(&lit),
+            vk::WriteDescriptorSet::default()
+                .dst_set(self.set)
+                .dst_binding(BINDING_NEAR)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .buffer_info(&near),
         ];
         // SAFETY: the set is not in use (nothing in flight); the view and buffer are live.
         unsafe { device.device.update_descriptor_sets(&writes, &[]) };
@@ -401,6 +432,7 @@ impl EdgePass {
                 }
                 sums.light.destroy(device, allocator);
                 sums.lit.destroy(device, allocator);
+                sums.near.destroy(device, allocator);
             }
         }
     }
@@ -492,10 +524,16 @@ impl EdgePass {
                     (S::COPY | S::CLEAR, A::TRANSFER_WRITE),
                     (S::COMPUTE_SHADER | S::VERTEX_SHADER | S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
                 ),
-                // The previous frame's composite read the marks before its fence.
+                // The previous frame's composite read the marks before its fence (and its walk the
+                // depths).
                 buffer_barrier(
                     sums.lit.handle,
                     (S::VERTEX_SHADER, A::NONE),
+                    (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
+                ),
+                buffer_barrier(
+                    sums.near.handle,
+                    (S::COMPUTE_SHADER, A::NONE),
                     (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
                 ),
                 buffer_barrier(
@@ -525,8 +563,16 @@ impl EdgePass {
                     .image_memory_barriers(&depth_to_read),
             );
 
-            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.raster);
             d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.layout, 0, &sets, &[]);
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.depth);
+            d.cmd_dispatch(cb, sums.extent.width.div_ceil(8), sums.extent.height.div_ceil(8), views);
+            let to_walk = [buffer_barrier(
+                sums.near.handle,
+                (S::COMPUTE_SHADER, A::SHADER_STORAGE_WRITE),
+                (S::COMPUTE_SHADER, A::SHADER_STORAGE_READ),
+            )];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().buffer_memory_barriers(&to_walk));
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.raster);
             let (x, y) = groups_for(u64::from(edges) * u64::from(segments), RASTER_LOCAL);
             d.cmd_dispatch(cb, x, y, views);
             let to_mark = [buffer_barrier(
@@ -626,6 +672,7 @@ impl EdgePass {
             }
             d.destroy_pipeline(self.raster, None);
             d.destroy_pipeline(self.mark, None);
+            d.destroy_pipeline(self.depth, None);
             d.destroy_pipeline(self.composite, None);
             d.destroy_descriptor_pool(self.pool, None);
             d.destroy_pipeline_layout(self.layout, None);

@@ -55,16 +55,16 @@ impl RendererConfig {
 pub const FULL_RESOLUTION_EDGES: u32 = 4_096;
 
 /// The resolution scale the edges are drawn at by default: 1 (ribbons in the scene pass) for up
-/// to [`FULL_RESOLUTION_EDGES`], then 2, then 4 past 32× as many. On the H200 the edge pass
-/// costs ~1 ms (stereo, 2064×2208 per eye) whatever the edges, and ribbons ~0.45 µs per edge:
-/// they break even near 2,500 edges (docs/performance.md).
+/// to [`FULL_RESOLUTION_EDGES`], then 2, 4 past 32× as many and 8 past 128× (a million edges'
+/// light is a haze at any scale; frame time matters more). On the H200 the edge pass costs
+/// 0.1–0.5 ms (stereo, 2064×2208 per eye) for thousands of edges, ribbons ~0.45 µs per edge
+/// (docs/performance.md): ribbons stay while they are cheap, for their sharpness.
 pub fn auto_edge_scale(edges: u32) -> u32 {
-    if edges <= FULL_RESOLUTION_EDGES {
-        1
-    } else if edges <= 32 * FULL_RESOLUTION_EDGES {
-        2
-    } else {
-        4
+    match edges {
+        e if e <= FULL_RESOLUTION_EDGES => 1,
+        e if e <= 32 * FULL_RESOLUTION_EDGES => 2,
+        e if e <= 128 * FULL_RESOLUTION_EDGES => 4,
+        _ => 8,
     }
 }
 
