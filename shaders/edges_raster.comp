@@ -11,8 +11,8 @@
 // longer screen axis; each step adds the ribbon's light over that step (opacity × its extent
 // across the step) to the two pixels across it nearest the line, split by distance (so the sum is
 // the same wherever the line falls between pixel centres, and nothing flickers as it moves), or,
-// for ribbons wider than a pixel, to each pixel it covers by how much; where the scene's nearest
-// depth there (edges_depth.comp) is farther than the line's.
+// for ribbons wider than a pixel, to each pixel it covers by how much; to each pixel only where
+// the scene's nearest depth there (edges_depth.comp) is farther than the line's.
 
 layout(local_size_x = 64) in;
 
@@ -54,8 +54,12 @@ float dither(uint a, uint b, uint c) {
 // Adds `amount` (at most 1: a pixel fully covered by an opaque edge) at `p`. The sums cannot
 // wrap: a group's opacities add up to at most sqrt(OPACITY_EDGES × edges) (src/gfx/bundle.rs),
 // 72k for the most edges a device holds, far below 2^32 / LIGHT_ONE.
-void deposit(uint view, ivec2 p, uint channel, float amount, float noise) {
+// Adds nothing where the scene's nearest depth at `p` is nearer than the line's `z`.
+void deposit(uint view, ivec2 p, float z, uint channel, float amount, float noise) {
     if (amount <= 0.0 || any(lessThan(p, ivec2(0))) || any(greaterThanEqual(p, frame.low))) {
+        return;
+    }
+    if (z >= near[(view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)]) {
         return;
     }
     uint fixed_amount = uint(min(amount, 1.0) * LIGHT_ONE + noise);
@@ -64,12 +68,6 @@ void deposit(uint view, ivec2 p, uint channel, float amount, float noise) {
     }
     uint index = ((view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)) * 2u + channel;
     atomicAdd(light[index], fixed_amount);
-}
-
-// The scene's nearest depth at a low-resolution pixel position (edges_depth.comp).
-float scene_depth_at(uint view, vec2 low) {
-    ivec2 p = clamp(ivec2(low), ivec2(0), frame.low - 1);
-    return near[(view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)];
 }
 
 void main() {
@@ -159,10 +157,6 @@ void main() {
             continue;
         }
         float z = mix(pa.z, pb.z, (u - u0) / (u1 - u0));
-        vec2 at = along_x ? vec2(u, v) : vec2(v, u);
-        if (z >= scene_depth_at(view, at)) {
-            continue;
-        }
         float noise = dither(id, uint(k), view);
         if (half_v <= 0.5) {
             // Narrower than a pixel: the column's light (opacity × its extent across v) split
@@ -171,15 +165,15 @@ void main() {
             float below = floor(v - 0.5);
             float f = (v - 0.5) - below;
             int w0 = int(below);
-            deposit(view, along_x ? ivec2(k, w0) : ivec2(w0, k), channel, amount * (1.0 - f), noise);
-            deposit(view, along_x ? ivec2(k, w0 + 1) : ivec2(w0 + 1, k), channel, amount * f, noise);
+            deposit(view, along_x ? ivec2(k, w0) : ivec2(w0, k), z, channel, amount * (1.0 - f), noise);
+            deposit(view, along_x ? ivec2(k, w0 + 1) : ivec2(w0 + 1, k), z, channel, amount * f, noise);
         } else {
             // Wider: each pixel the part of it the ribbon covers.
             int w_first = int(floor(v - half_v));
             int w_last = int(floor(v + half_v));
             for (int w = w_first; w <= w_last; w++) {
                 float cover = min(float(w + 1), v + half_v) - max(float(w), v - half_v);
-                deposit(view, along_x ? ivec2(k, w) : ivec2(w, k), channel, alpha * cover, noise);
+                deposit(view, along_x ? ivec2(k, w) : ivec2(w, k), z, channel, alpha * cover, noise);
             }
         }
     }

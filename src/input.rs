@@ -320,6 +320,9 @@ pub struct ScriptPlayer<'a> {
     state: InputSnapshot,
     /// Per hand: a grip pose was given, so it no longer follows the aim.
     own_grip: [bool; 2],
+    /// Live (frames at the display's pace, possibly slow): a button pressed since the last
+    /// snapshot stays pressed in this one even when its release is due too.
+    live: bool,
 }
 
 impl<'a> ScriptPlayer<'a> {
@@ -329,12 +332,38 @@ impl<'a> ScriptPlayer<'a> {
             next: 0,
             state: InputSnapshot::default(),
             own_grip: [false; 2],
+            live: false,
         }
     }
 
-    /// The state at `time` (every event with `t <= time` applied).
+    /// A player for a live run (XR): every press shows in at least one snapshot, however far
+    /// apart they are (a frame slower than a short click must not lose it).
+    pub fn live(script: &'a Script) -> Self {
+        ScriptPlayer {
+            live: true,
+            ..ScriptPlayer::new(script)
+        }
+    }
+
+    /// The state at `time` (every event with `t <= time` applied; live, up to the release of a
+    /// button pressed since the last snapshot).
     pub fn advance(&mut self, time: f32) -> InputSnapshot {
+        let seen = self.state;
         while let Some(ev) = self.script.events.get(self.next).filter(|e| e.t <= time) {
+            if self.live
+                && let Some(hand) = ev.hand
+            {
+                let (now, before) = (&self.state.hands[hand.slot()], &seen.hands[hand.slot()]);
+                let unseen_release = |now: bool, before: bool, v: Option<bool>| now && !before && v == Some(false);
+                if unseen_release(now.select, before.select, ev.select)
+                    || unseen_release(now.grab, before.grab, ev.grab)
+                    || unseen_release(now.fold, before.fold, ev.fold)
+                    || unseen_release(now.layout, before.layout, ev.layout)
+                    || unseen_release(now.menu, before.menu, ev.menu)
+                {
+                    break;
+                }
+            }
             self.next += 1;
             let Some(hand) = ev.hand else { continue };
             let slot = hand.slot();
@@ -450,6 +479,20 @@ mod tests {
 
     fn parse(text: &str) -> Result<Script, ScriptError> {
         Script::parse(text, Path::new("s.json"))
+    }
+
+    #[test]
+    fn a_live_player_shows_a_click_shorter_than_a_frame() {
+        let s = parse(
+            r#"{"events": [{"t": 1.0, "hand": "right", "select": true}, {"t": 1.3, "hand": "right", "select": false}]}"#,
+        )
+        .expect("script");
+        // Replays: the state after every event (press and release both due at 1.4).
+        assert!(!ScriptPlayer::new(&s).advance(1.4).hand(Hand::Right).select);
+        // Live, frames at 0.9, 1.4 and 1.5 s: the press shows at 1.4, the release at 1.5.
+        let mut live = ScriptPlayer::live(&s);
+        let select = [0.9, 1.4, 1.5].map(|t| live.advance(t).hand(Hand::Right).select);
+        assert_eq!(select, [false, true, false]);
     }
 
     #[test]

@@ -154,7 +154,8 @@ enum Command {
         #[arg(long, value_parser = parse_play_area)]
         play_area: Option<glam::Vec2>,
         /// XR: merge this script's buttons and thumbsticks (see `netwalk replay`) with the real
-        /// controller poses; its time starts at the first frame.
+        /// controller poses; its time starts at the first frame, and every press shows in at least
+        /// one frame (however slow the frames).
         #[arg(long)]
         script: Option<PathBuf>,
         /// Follow an external training run: append each new checkpoint file that appears in this
@@ -886,7 +887,7 @@ fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
         readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
     };
     let mut shot = None;
-    let mut player = options.script.as_ref().map(netwalk::input::ScriptPlayer::new);
+    let mut player = options.script.as_ref().map(netwalk::input::ScriptPlayer::live);
     let mut first_frame: Option<std::time::Instant> = None;
     // What was last printed: each hand's hovered block, the selection.
     let mut shown: ([Option<usize>; 2], Option<scene::NeuronRef>) = ([None, None], None);

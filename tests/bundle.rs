@@ -911,10 +911,11 @@ fn low_resolution_edges_keep_their_light_and_hide_behind_blocks() {
         opacity: alpha,
         ..BundleStyle::default()
     };
-    // Mono and both eyes; wide ribbons (about 5 pixels here: more than a pixel at 1/2, less at
-    // 1/4) and thin ones (a fifth of a pixel at 1/4: their light split between two pixels). At
-    // full resolution only the wide ones (thin ones fall between pixel centres): the check of
-    // the expectation itself, as loose as its rasterization.
+    // Mono and both eyes; wide ribbons (about 5 pixels here: more than a low-resolution pixel at
+    // 1/2 and 1/4, spread over the pixels they cover) and thin ones (a fifth of a pixel at 1/4:
+    // their light split between two pixels). At full resolution only the wide ones (thin ones
+    // fall between pixel centres): the check of the expectation itself, as loose as its
+    // rasterization.
     let size = (400, 300);
     for views in [vec![camera], camera.stereo(0.064).to_vec()] {
         let bases = base(&mut r, &views, size);

@@ -1514,8 +1514,6 @@ impl Renderer {
 }
 
 impl Renderer {
-    /// Records the scene's draw calls into `cb`, inside a rendering scope over `views` views whose
-    /// descriptor set and push constants are bound. Every target (offscreen, window, XR) uses it.
     /// Records one rendering scope over the target's colour and depth (both loaded as `load`,
     /// cleared to `clear` and 1; depth stored as `depth_store`) with the views' push constants,
     /// drawing `stage`.
@@ -1578,6 +1576,9 @@ impl Renderer {
         }
     }
 
+    /// Records the scene's draw calls of `stage` into `cb`, inside a rendering scope over `views`
+    /// views whose push constants are set (it binds the sets). Every target (offscreen, window,
+    /// XR) uses it.
     fn record_draws(&self, cb: vk::CommandBuffer, views: u32, stage: Stage) {
         let d = &self.device.device;
         // SAFETY: `cb` is recording inside a rendering scope with this renderer's pipeline layout
