@@ -11,8 +11,9 @@
 // longer screen axis; each step adds the ribbon's light over that step (opacity × its extent
 // across the step) to the two pixels across it nearest the line, split by distance (so the sum is
 // the same wherever the line falls between pixel centres, and nothing flickers as it moves), or,
-// for ribbons wider than a pixel, to each pixel it covers by how much; to each pixel only where
-// the scene's nearest depth there (edges_depth.comp) is farther than the line's.
+// for ribbons wider than a pixel, to each pixel it covers by how much; only where the scene's
+// nearest depth (edges_depth.comp) is farther than the line's: at each pixel a wide ribbon
+// covers, at the nearer of the two a thin one lights.
 
 layout(local_size_x = 64) in;
 
@@ -54,12 +55,14 @@ float dither(uint a, uint b, uint c) {
 // Adds `amount` (at most 1: a pixel fully covered by an opaque edge) at `p`. The sums cannot
 // wrap: a group's opacities add up to at most sqrt(OPACITY_EDGES × edges) (src/gfx/bundle.rs),
 // 72k for the most edges a device holds, far below 2^32 / LIGHT_ONE.
-// Adds nothing where the scene's nearest depth at `p` is nearer than the line's `z`.
-void deposit(uint view, ivec2 p, float z, uint channel, float amount, float noise) {
+// Whether the scene's nearest depth at `p` (edges_depth.comp) is nearer than the line's `z`.
+bool hidden(uint view, ivec2 p, float z) {
+    p = clamp(p, ivec2(0), frame.low - 1);
+    return z >= near[(view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)];
+}
+
+void deposit(uint view, ivec2 p, uint channel, float amount, float noise) {
     if (amount <= 0.0 || any(lessThan(p, ivec2(0))) || any(greaterThanEqual(p, frame.low))) {
-        return;
-    }
-    if (z >= near[(view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)]) {
         return;
     }
     uint fixed_amount = uint(min(amount, 1.0) * LIGHT_ONE + noise);
@@ -165,15 +168,25 @@ void main() {
             float below = floor(v - 0.5);
             float f = (v - 0.5) - below;
             int w0 = int(below);
-            deposit(view, along_x ? ivec2(k, w0) : ivec2(w0, k), z, channel, amount * (1.0 - f), noise);
-            deposit(view, along_x ? ivec2(k, w0 + 1) : ivec2(w0 + 1, k), z, channel, amount * f, noise);
+            ivec2 p0 = along_x ? ivec2(k, w0) : ivec2(w0, k);
+            ivec2 p1 = along_x ? ivec2(k, w0 + 1) : ivec2(w0 + 1, k);
+            // Hidden or not as the pixel nearest the line is (one test a step: they are the most
+            // of the walk's reads).
+            if (hidden(view, f < 0.5 ? p0 : p1, z)) {
+                continue;
+            }
+            deposit(view, p0, channel, amount * (1.0 - f), noise);
+            deposit(view, p1, channel, amount * f, noise);
         } else {
             // Wider: each pixel the part of it the ribbon covers.
             int w_first = int(floor(v - half_v));
             int w_last = int(floor(v + half_v));
             for (int w = w_first; w <= w_last; w++) {
                 float cover = min(float(w + 1), v + half_v) - max(float(w), v - half_v);
-                deposit(view, along_x ? ivec2(k, w) : ivec2(w, k), z, channel, alpha * cover, noise);
+                ivec2 p = along_x ? ivec2(k, w) : ivec2(w, k);
+                if (!hidden(view, p, z)) {
+                    deposit(view, p, channel, alpha * cover, noise);
+                }
             }
         }
     }
