@@ -1379,6 +1379,8 @@ fn bench_bundle(
     renderer.set_edges(&edges)?;
     // The level of detail set_edges chose for these edges (what the frames below draw).
     let drawn = renderer.bundle_drawn_segments();
+    // (The frames below may draw them at other scales; the level of detail stays this one.)
+    let walked = renderer.edge_scale() > 1;
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     let mut full = Vec::with_capacity(iters);
     for i in 0..warmup + iters {
@@ -1451,12 +1453,21 @@ fn bench_bundle(
         gfx::bundle::SEGMENTS,
         g = gfx::bundle::GRID,
     );
-    let per_edge = gfx::bundle::vertices_per_edge(drawn);
-    println!(
-        "  drawn: {drawn} segments per edge ({per_edge} vertices per edge, {:.2}M per view; budget {:.2}M)",
-        (edges.edges.len() as u64 * per_edge) as f64 / 1e6,
-        gfx::bundle::VERTEX_BUDGET as f64 / 1e6,
-    );
+    let n = edges.edges.len() as u64;
+    if walked {
+        println!(
+            "  drawn: {drawn} segments per edge, walked by the low-resolution edge pass ({:.2}M segments per view; budget {:.2}M)",
+            (n * u64::from(drawn)) as f64 / 1e6,
+            gfx::bundle::WALK_SEGMENT_BUDGET as f64 / 1e6,
+        );
+    } else {
+        let per_edge = gfx::bundle::vertices_per_edge(drawn);
+        println!(
+            "  drawn: {drawn} segments per edge as ribbons ({per_edge} vertices per edge, {:.2}M per view; budget {:.2}M)",
+            (n * per_edge) as f64 / 1e6,
+            gfx::bundle::VERTEX_BUDGET as f64 / 1e6,
+        );
+    }
     for l in &edges.layers {
         let agg = if l.aggregated { ", aggregated by channel" } else { "" };
         println!("  {:<12} {} edges{agg}", l.name, l.kept.len());

@@ -415,6 +415,14 @@ fn many_edges_draw_fewer_segments_with_the_same_ends_and_points() {
     assert_eq!(drawn_segments(67_963, VERTEX_BUDGET), 8);
     assert_eq!(drawn_segments(1_059_840, VERTEX_BUDGET), 4);
     assert_eq!(drawn_segments(usize::MAX, VERTEX_BUDGET), 4);
+    // Walked by the low-resolution edge pass: segments within its budget and the storage
+    // buffers (the drawn points), 16 for the 784-81-49-10 MLP, the floor for 1.06M edges.
+    use bundle::{WALK_SEGMENT_BUDGET, walked_segments};
+    let most = (WALK_SEGMENT_BUDGET / u64::from(SEGMENTS)) as usize;
+    assert_eq!(walked_segments(67_963, u64::MAX), 16);
+    assert_eq!([most, most + 1].map(|n| walked_segments(n, u64::MAX)), [16, 8]);
+    assert_eq!(walked_segments(1_058_816, u64::MAX), 4);
+    assert_eq!(walked_segments(67_963, 67_963 * 17 * 16 - 1), 8, "points of 16 segments do not fit");
 
     // On the GPU, a small budget stands in for many edges.
     let Some(mut r) = renderer() else { return };
@@ -442,6 +450,12 @@ fn many_edges_draw_fewer_segments_with_the_same_ends_and_points() {
             assert!(moved > 0.01, "the drawn points are bundled ({moved} m at most)");
         }
     }
+    // Through the edge pass the ribbons' vertex budget does not apply: all 16 segments.
+    r.set_bundle_vertex_budget(0);
+    r.set_edge_scale(Some(2));
+    r.set_edges(&e).expect("upload");
+    assert_eq!(r.bundle_drawn_segments(), 16, "walked");
+    r.set_edge_scale(None);
     // Drawn at the coarsest level: pixels where the projection says, mono and stereo.
     let e = two_edges();
     r.set_bundle_vertex_budget(0);

@@ -93,6 +93,28 @@ pub fn drawn_segments(edges: usize, budget: u64) -> u32 {
         .unwrap_or(last)
 }
 
+/// Segments the low-resolution edge pass may walk per view before it walks fewer per edge. Why
+/// 4.5M: on an NVIDIA H200 (stereo 2×2064×2208) 1.06M edges at 4 segments cost 3.8 ms a frame at
+/// 1/8, at 16 segments 4.3 ms — over the renderer's 4 ms — while 68k edges at 16 segments cost
+/// 0.02 ms more than at 8 (docs/performance.md). So: 16 segments up to 281,250 edges, 8 up to
+/// 562,500, then 4 (the floor, as for the ribbons).
+pub const WALK_SEGMENT_BUDGET: u64 = 4_500_000;
+
+/// The segments walked per edge for `edges` edges by the low-resolution edge pass: the most of
+/// [`DRAWN_SEGMENTS`] within [`WALK_SEGMENT_BUDGET`] whose drawn points (16 bytes each, one more
+/// than the segments per edge) fit in a storage buffer of `max_range` bytes, at least the last.
+pub fn walked_segments(edges: usize, max_range: u64) -> u32 {
+    let last = DRAWN_SEGMENTS[DRAWN_SEGMENTS.len() - 1];
+    let edges = edges as u64;
+    DRAWN_SEGMENTS
+        .into_iter()
+        .find(|&s| {
+            edges.saturating_mul(u64::from(s)) <= WALK_SEGMENT_BUDGET
+                && edges.saturating_mul(u64::from(s) + 1).saturating_mul(16) <= max_range
+        })
+        .unwrap_or(last)
+}
+
 /// Groups of more edges than this are drawn fainter (opacity × sqrt(this / edges)), so a bundle
 /// of thousands of edges does not saturate to white.
 pub const OPACITY_EDGES: f32 = 150.0;
@@ -390,10 +412,11 @@ pub(crate) struct Bundler {
     rest: std::cell::RefCell<(Vec<Iteration>, bool)>,
     /// Largest storage buffer range: bounds how many edges can be bundled.
     max_range: u64,
-    /// The draw's level of detail: [`drawn_segments`] of the edges and this budget (set with the
-    /// edges).
+    /// The draw's level of detail, set with the edges: [`walked_segments`] when the
+    /// low-resolution edge pass draws them (`walked`), else [`drawn_segments`] of this budget.
     segments: u32,
     vertex_budget: u64,
+    walked: bool,
     /// What [`Bundler::write_params`] last wrote, without the counts.
     params: Params,
     /// Edges and segments per edge the index buffer holds.
@@ -534,6 +557,12 @@ impl Bundler {
     /// The vertex budget the next [`Bundler::set_edges`] picks the level of detail with.
     pub fn set_vertex_budget(&mut self, vertices: u64) {
         self.vertex_budget = vertices;
+    }
+
+    /// Whether the next edges given are drawn by the low-resolution edge pass (their level of
+    /// detail follows [`walked_segments`]) or as ribbons ([`drawn_segments`]).
+    pub fn set_walked(&mut self, walked: bool) {
+        self.walked = walked;
     }
 
     fn build_pipelines(&mut self, device: &Device) -> Result<()> {
@@ -753,7 +782,11 @@ impl Bundler {
         self.ensure(device, allocator, B_SPLAT, cells * 4)?;
         self.ensure(device, allocator, B_BLURRED, cells * 4)?;
         self.ensure(device, allocator, B_DENSITY, cells * 4)?;
-        let segments = drawn_segments(instances.len(), self.vertex_budget);
+        let segments = if self.walked {
+            walked_segments(instances.len(), self.max_range)
+        } else {
+            drawn_segments(instances.len(), self.vertex_budget)
+        };
         self.ensure(device, allocator, B_POINTS, n * u64::from(segments + 1) * 16)?;
         self.ensure_indices(device, allocator, instances.len() as u32, segments)?;
         let edge_bytes: &[u8] = bytemuck::cast_slice(&instances);

@@ -558,6 +558,7 @@ impl Renderer {
     /// Uploads the edges to bundle and draw (see [`super::bundle`]); the next frame (or
     /// [`Renderer::bundle_now`]) recomputes the bundle from straight lines.
     pub fn set_edges(&mut self, edges: &SceneEdges) -> Result<()> {
+        self.bundle.set_walked(self.edge_scale_for(edges.edges.len()) > 1);
         self.bundle.set_edges(&self.device, &mut self.allocator, edges, false)
     }
 
@@ -565,6 +566,7 @@ impl Renderer {
     /// is updated from its last shape rather than recomputed (a dragged block's edges follow it
     /// bundled, frame by frame).
     pub fn move_edges(&mut self, edges: &SceneEdges) -> Result<()> {
+        self.bundle.set_walked(self.edge_scale_for(edges.edges.len()) > 1);
         self.bundle.set_edges(&self.device, &mut self.allocator, edges, true)
     }
 
@@ -588,13 +590,20 @@ impl Renderer {
     /// Draws the bundled edges at 1 / `scale` of the frame's resolution from the next frame on
     /// (1: at full resolution, in the scene pass; clamped to
     /// [`super::edge_pass::MAX_SCALE`]); `None`: by the number of edges ([`auto_edge_scale`]).
+    /// The segments drawn per edge follow from the next [`Renderer::set_edges`].
     pub fn set_edge_scale(&mut self, scale: Option<u32>) {
         self.edge_scale = scale.map(|s| s.clamp(1, super::edge_pass::MAX_SCALE));
     }
 
     /// The resolution scale the current edges are drawn at (see [`Renderer::set_edge_scale`]).
     pub fn edge_scale(&self) -> u32 {
-        self.edge_scale.unwrap_or_else(|| auto_edge_scale(self.bundle.edge_count()))
+        self.edge_scale_for(self.bundle.edge_count() as usize)
+    }
+
+    /// The resolution scale `edges` edges would be drawn at.
+    fn edge_scale_for(&self, edges: usize) -> u32 {
+        self.edge_scale
+            .unwrap_or_else(|| auto_edge_scale(u32::try_from(edges).unwrap_or(u32::MAX)))
     }
 
     /// Asks for a full recompute of the bundle (from straight lines) before the next frame.
