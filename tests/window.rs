@@ -75,7 +75,7 @@ fn frames_closed_after(lines: &str) -> u64 {
 /// camera projects it, and every pixel against the offscreen renderer's image of the same scene
 /// after the same number of frames (the edge bundle settles over the first frames).
 #[track_caller]
-fn check_screenshot(image: &RgbaImage, (width, height): (u32, u32), start_aspect: f32, frames: u64) {
+fn check_screenshot(image: &RgbaImage, (width, height): (u32, u32), start_aspect: f32, frames: u64, edge_scale: Option<u32>) {
     assert_eq!((image.width, image.height), (width, height), "screenshot size");
     let (mut app, camera, placements) = demo_scene(start_aspect);
     let background = srgb8(BACKGROUND_SRGB);
@@ -97,7 +97,11 @@ fn check_screenshot(image: &RgbaImage, (width, height): (u32, u32), start_aspect
         });
     assert!(seen, "the input picture `{}` is not visible at {at}", input.name);
 
-    let mut r = Renderer::new(&RendererConfig { validation: true, ..Default::default() }).expect("renderer");
+    let config = RendererConfig {
+        validation: true,
+        edge_scale,
+    };
+    let mut r = Renderer::new(&config).expect("renderer");
     app.upload(&mut r, camera.eye).expect("upload");
     for _ in 1..frames {
         r.render_offscreen(width, height, &[camera]).expect("render");
@@ -135,7 +139,7 @@ fn window_shows_the_network_and_saves_the_last_frame() {
     assert!(!stderr.contains("vulkan"), "validation output: {stderr}");
     assert!(stdout.contains("frame 1: 320x240"), "{stdout}");
     assert!(stdout.contains("closed after 3 frames"), "{stdout}");
-    check_screenshot(&decode_png(&shot), (320, 240), 320.0 / 240.0, frames_closed_after(&stdout));
+    check_screenshot(&decode_png(&shot), (320, 240), 320.0 / 240.0, frames_closed_after(&stdout), None);
 }
 
 /// A running `netwalk run`: its stdout line by line; its stderr collected by a thread (so a
@@ -266,7 +270,8 @@ fn window_follows_a_resize_and_closes_on_the_window_managers_request() {
     let dir = tempfile::tempdir().expect("temp dir");
     let shot = dir.path().join("shot.png");
     let mut cmd = netwalk(&x.display, &["--size", "320x240", "--screenshot"]);
-    cmd.arg(&shot);
+    // The edges through the low-resolution edge pass, whose buffers follow the window's size.
+    cmd.arg(&shot).env("NETWALK_EDGE_SCALE", "2");
     let mut run = Running::spawn(cmd);
     run.wait_for_line("frame 1: 320x240");
 
@@ -307,7 +312,7 @@ fn window_follows_a_resize_and_closes_on_the_window_managers_request() {
     assert!(status.success(), "netwalk run failed ({status}): {stderr}");
     assert!(!stderr.contains("vulkan"), "validation output: {stderr}");
     assert!(rest.iter().any(|l| l.starts_with("closed after")), "{rest:?}");
-    check_screenshot(&decode_png(&shot), (480, 360), 320.0 / 240.0, frames_closed_after(&rest.join("\n")));
+    check_screenshot(&decode_png(&shot), (480, 360), 320.0 / 240.0, frames_closed_after(&rest.join("\n")), Some(2));
 }
 
 #[test]
