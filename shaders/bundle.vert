@@ -31,18 +31,6 @@ layout(std430, set = 0, binding = 10) readonly buffer Points { vec4 points[]; };
 
 layout(location = 0) out vec4 out_color;
 
-// The viewer's position: the point clip_from_world sends to x = y = w = 0 (rows 0, 1 and 3 of
-// the matrix give three planes through it). Cheaper per vertex than common.glsl's inverse().
-vec3 eye_position(mat4 m) {
-    vec4 r0 = vec4(m[0][0], m[1][0], m[2][0], m[3][0]);
-    vec4 r1 = vec4(m[0][1], m[1][1], m[2][1], m[3][1]);
-    vec4 r3 = vec4(m[0][3], m[1][3], m[2][3], m[3][3]);
-    vec3 c01 = cross(r0.xyz, r1.xyz);
-    vec3 c13 = cross(r1.xyz, r3.xyz);
-    vec3 c30 = cross(r3.xyz, r0.xyz);
-    return -(r0.w * c13 + r1.w * c30 + r3.w * c01) / dot(r0.xyz, c13);
-}
-
 void main() {
     uint segments = params.segments;
     uint per_edge = 2u * (segments + 1u);

@@ -15,7 +15,7 @@ layout(location = 0) out vec4 out_color;
 
 vec2 light_at(ivec2 p) {
     p = clamp(p, ivec2(0), frame.low - 1);
-    uint index = ((uint(composite.layer) * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)) * 2u;
+    uint index = low_index(uint(composite.layer), p) * 2u;
     return vec2(light[index], light[index + 1u]) / LIGHT_ONE;
 }
 

@@ -26,5 +26,5 @@ void main() {
             nearest = min(nearest, texelFetch(scene_depth, ivec3(x, y, int(view)), 0).r);
         }
     }
-    near[(view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)] = nearest;
+    near[low_index(view, p)] = nearest;
 }

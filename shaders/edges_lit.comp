@@ -20,7 +20,7 @@ void main() {
     barrier();
     ivec2 p = tile * TILE + ivec2(gl_LocalInvocationID.xy);
     if (all(lessThan(p, frame.low))) {
-        uint index = ((view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)) * 2u;
+        uint index = low_index(view, p) * 2u;
         if ((light[index] | light[index + 1u]) != 0u) {
             atomicOr(any_light, 1u);
         }

@@ -42,3 +42,8 @@ layout(std430, set = 1, binding = 2) readonly buffer Frame {
     int views;
     ivec2 tiles;          // tiles across and down (of TILE × TILE low-resolution pixels)
 } frame;
+
+// Low-resolution pixel `p` of `view`, as an index into `near` (× 2 into `light`).
+uint low_index(uint view, ivec2 p) {
+    return (view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x);
+}

@@ -24,16 +24,6 @@ const int MAX_STEPS = 8192;
 // Widest ribbon drawn, in low-resolution pixels either side of its centre line.
 const float MAX_HALF = 32.0;
 
-vec3 eye_position(mat4 m) {
-    vec4 r0 = vec4(m[0][0], m[1][0], m[2][0], m[3][0]);
-    vec4 r1 = vec4(m[0][1], m[1][1], m[2][1], m[3][1]);
-    vec4 r3 = vec4(m[0][3], m[1][3], m[2][3], m[3][3]);
-    vec3 c01 = cross(r0.xyz, r1.xyz);
-    vec3 c13 = cross(r1.xyz, r3.xyz);
-    vec3 c30 = cross(r3.xyz, r0.xyz);
-    return -(r0.w * c13 + r1.w * c30 + r3.w * c01) / dot(r0.xyz, c13);
-}
-
 // Clip-space point to low-resolution pixel coordinates (x, y) and depth (z).
 vec3 to_pixels(vec4 c) {
     vec3 ndc = c.xyz / c.w;
@@ -58,7 +48,7 @@ float dither(uint a, uint b, uint c) {
 // Whether the scene's nearest depth at `p` (edges_depth.comp) is nearer than the line's `z`.
 bool hidden(uint view, ivec2 p, float z) {
     p = clamp(p, ivec2(0), frame.low - 1);
-    return z >= near[(view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)];
+    return z >= near[low_index(view, p)];
 }
 
 void deposit(uint view, ivec2 p, uint channel, float amount, float noise) {
@@ -69,7 +59,7 @@ void deposit(uint view, ivec2 p, uint channel, float amount, float noise) {
     if (fixed_amount == 0u) {
         return;
     }
-    uint index = ((view * uint(frame.low.y) + uint(p.y)) * uint(frame.low.x) + uint(p.x)) * 2u + channel;
+    uint index = low_index(view, p) * 2u + channel;
     atomicAdd(light[index], fixed_amount);
 }
 

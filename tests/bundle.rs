@@ -2,8 +2,10 @@
 //! aggregation, budget), and the GPU bundler on a real device (lavapipe on CI) with validation on:
 //! endpoints stay fixed, strength 0 is straight, full bundling contracts compatible edges by a
 //! factor computed from the setup and the schedule, results do not depend on the edges' order,
-//! incremental updates, pixels of the drawn edges where the projection says (mono, stereo), and
-//! the level of detail (fewer segments per edge past a vertex budget, the same ends and points).
+//! incremental updates, pixels of the drawn edges where the projection says (mono, stereo), the
+//! level of detail (fewer segments per edge past a vertex budget, the same ends and points), and
+//! the low-resolution edge pass (each edge's light where its projection says, at every scale,
+//! occlusion by the scene).
 //!
 //! Without a Vulkan device the GPU tests fail under CI and print a skip note elsewhere.
 
