@@ -11,15 +11,6 @@
 // side.
 
 layout(constant_id = 0) const bool HIGHLIGHT = false;
-// Vertex indices from the index buffer (2 per point); otherwise 6 per segment, unshared (for
-// lavapipe's multiview: src/gfx/bundle.rs, Bundler::graphics).
-layout(constant_id = 1) const bool INDEXED = true;
-
-// Without the index buffer, two triangles per segment: x 0 at its start point, 1 at its end;
-// y across (-1, 1). (The index buffer's pattern, from the same corners.)
-const vec2 CORNERS[6] = vec2[](
-    vec2(0.0, -1.0), vec2(1.0, -1.0), vec2(1.0, 1.0),
-    vec2(0.0, -1.0), vec2(1.0, 1.0), vec2(0.0, 1.0));
 
 layout(push_constant) uniform Views {
     mat4 clip_from_world[2];
@@ -34,12 +25,11 @@ layout(location = 0) out vec4 out_color;
 void main() {
     uint segments = params.segments;
     uint per_edge = 2u * (segments + 1u);
+    // 2 vertices per point (from the index buffer): side −1, then +1.
     uint v = uint(gl_VertexIndex);
-    uint per_edge_unshared = 6u * segments;
-    vec2 corner = CORNERS[v % 6u];
-    uint slot = INDEXED ? v / per_edge : v / per_edge_unshared;
-    uint j = INDEXED ? (v % per_edge) / 2u : (v % per_edge_unshared) / 6u + uint(corner.x);
-    float side = INDEXED ? ((v & 1u) == 0u ? -1.0 : 1.0) : corner.y;
+    uint slot = v / per_edge;
+    uint j = (v % per_edge) / 2u;
+    float side = (v & 1u) == 0u ? -1.0 : 1.0;
     uint edge = HIGHLIGHT ? highlighted[slot] : slot;
     Group g = groups[edge_group(edges[edge])];
     float v_edge = values[edge];
@@ -56,8 +46,7 @@ void main() {
     float width = params.width * (HIGHLIGHT ? 2.5 : 1.0);
     // Premultiplied for additive blending; the highlight is opaque.
     float alpha = HIGHLIGHT ? 1.0 : clamp(share * g.e2.w * params.opacity, 0.0, 1.0);
-    // Hidden: every vertex at one point outside the view, so nothing is drawn. (Selected, not
-    // branched: each output is written once, which lavapipe needs to lower multiview.)
+    // Hidden: every vertex at one point outside the view, so nothing is drawn.
     out_color = hidden ? vec4(0.0) : vec4(rgb * alpha, alpha);
     gl_Position = hidden ? vec4(2.0, 2.0, 2.0, 1.0) : clip_from_world * vec4(at + across * (0.5 * width * side), 1.0);
 }

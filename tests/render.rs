@@ -257,23 +257,63 @@ fn stereo_halves_differ_by_the_expected_parallax() {
         left - right
     );
 
-    // The same pipeline in mono (view mask 0b1) gives the left eye exactly.
-    let mono = |p: &[LayerPlacement]| vec![cams(p)[0]];
-    let Some((_, mono_images)) = render_tiny(LayoutKind::Grid, (w, h), mono) else {
-        return;
+    // Each eye is exactly a mono render from that eye (every instance in its own eye's layer).
+    for eye in 0..2 {
+        let mono = |p: &[LayerPlacement]| vec![cams(p)[eye]];
+        let Some((_, mono_images)) = render_tiny(LayoutKind::Grid, (w, h), mono) else {
+            return;
+        };
+        let differing: Vec<(u32, u32)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| mono_images[0].pixel(x, y) != images[eye].pixel(x, y))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "mono render differs from the stereo eye {eye} at {} pixels, e.g. {:?}: {:?} vs {:?}",
+            differing.len(),
+            differing.first(),
+            differing.first().map(|&(x, y)| mono_images[0].pixel(x, y)),
+            differing.first().map(|&(x, y)| images[eye].pixel(x, y)),
+        );
+    }
+}
+
+#[test]
+fn stereo_draws_every_instance_in_its_own_eye() {
+    use netwalk::gfx::{CubeInstance, DrawList};
+    let Some(mut r) = renderer() else { return };
+    let camera = Camera::look_at(Vec3::new(0.0, 1.4, 0.0), Vec3::new(0.0, 1.4, -1.0));
+    let eyes = camera.stereo(0.064);
+    let (w, h) = (200, 150);
+    r.set_values(&[0.5]).expect("values");
+    let cube = |x: f32| CubeInstance {
+        center_size: [x, 1.4, -0.7, 0.1],
+        value: 0,
+        colormap: 0,
+        scale: 1.0,
+        _pad: 0,
     };
-    let differing: Vec<(u32, u32)> = (0..h)
-        .flat_map(|y| (0..w).map(move |x| (x, y)))
-        .filter(|&(x, y)| mono_images[0].pixel(x, y) != images[0].pixel(x, y))
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "mono render differs from the stereo left eye at {} pixels, e.g. {:?}: {:?} vs {:?}",
-        differing.len(),
-        differing.first(),
-        differing.first().map(|&(x, y)| mono_images[0].pixel(x, y)),
-        differing.first().map(|&(x, y)| images[0].pixel(x, y)),
-    );
+    // One cube, then three (lavapipe once drew the right eye's instances into the left layer).
+    for n in [1usize, 3] {
+        let list = DrawList {
+            cubes: (0..n).map(|i| cube(0.2 * i as f32 - 0.2 * (n as f32 - 1.0) / 2.0)).collect(),
+            ..DrawList::default()
+        };
+        r.set_draw_list(&list).expect("cubes");
+        let stereo = r.render_offscreen(w, h, &eyes).expect("render");
+        for (eye, cam) in eyes.iter().enumerate() {
+            let mono = r.render_offscreen(w, h, &[*cam]).expect("render").remove(0);
+            assert!(mono.pixels == stereo[eye].pixels, "{n} cube(s): eye {eye} differs from a mono render from it");
+            for c in &list.cubes {
+                let at = cam.project(Vec3::from_slice(&c.center_size[..3]), w, h).expect("in front");
+                let p = stereo[eye].pixel(at.x as u32, at.y as u32);
+                assert!(p[..3] != srgb8(BACKGROUND_SRGB)[..], "{n} cube(s): eye {eye} has no cube at {at}");
+            }
+        }
+    }
+    let log = r.validation_log();
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new());
 }
 
 #[test]

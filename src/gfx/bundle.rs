@@ -374,8 +374,7 @@ struct Buffers {
     /// Host-visible: the edges, groups and values waiting to be copied into their device buffers.
     staging: Option<Buffer>,
     /// The draw's indices (host-visible, u32): two triangles per segment of every edge, for
-    /// `Bundler::indexed` edges at its level of detail. One draw, not instanced: lavapipe (Mesa
-    /// 22.3) draws the second view of instanced indexed lists, as of strips, into the first's layer.
+    /// `Bundler::indexed` edges at its level of detail. One draw, not instanced.
     indices: Option<Buffer>,
 }
 
@@ -397,8 +396,6 @@ pub(crate) struct Bundler {
     points: vk::Pipeline,
     /// Per view count (1, 2): all edges (additive), the highlighted ones (opaque).
     draw: [vk::Pipeline; 2],
-    /// Per view count: whether those pipelines read the index buffer (see [`Bundler::graphics`]).
-    indexed_draw: [bool; 2],
     highlight: [vk::Pipeline; 2],
     buffers: Buffers,
     edge_count: u32,
@@ -597,7 +594,6 @@ impl Bundler {
                 let i = views as usize - 1;
                 let shaders = [modules[4], modules[5]];
                 self.draw[i] = self.graphics(device, shaders, views, Draw::Bundle)?;
-                self.indexed_draw[i] = !(views > 1 && device.name().starts_with("llvmpipe"));
                 self.highlight[i] = self.graphics(device, shaders, views, Draw::Highlight)?;
             }
             Ok(())
@@ -651,13 +647,10 @@ impl Bundler {
         views: u32,
         draw: Draw,
     ) -> Result<vk::Pipeline> {
-        // HIGHLIGHT, INDEXED (32-bit bools). Not indexed on lavapipe in stereo: llvmpipe (Mesa
-        // 22.3) reuses view 0's shaded vertices for view 1 wherever vertices are shared (strips,
-        // indexed lists), so there each triangle gets its own three vertices (6 per segment).
-        let indexed = !(views > 1 && device.name().starts_with("llvmpipe"));
+        // HIGHLIGHT (a 32-bit bool).
         let highlight = draw == Draw::Highlight;
-        let entries = [0, 1].map(|i| vk::SpecializationMapEntry::default().constant_id(i).offset(i * 4).size(4));
-        let data: [u8; 8] = bytemuck::cast([u32::from(highlight), u32::from(indexed)]);
+        let entries = [vk::SpecializationMapEntry::default().constant_id(0).offset(0).size(4)];
+        let data: [u8; 4] = bytemuck::cast(u32::from(highlight));
         let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(&data);
         let stages = [
             vk::PipelineShaderStageCreateInfo::default()
@@ -1252,18 +1245,10 @@ impl Bundler {
             return false;
         };
         let d = &device.device;
-        // Indices, or vertices without the index buffer: both 6 per segment.
         let indices_for = |edges: u32| (u64::from(edges) * indices_per_edge(self.segments)) as u32;
-        let indexed = self.indexed_draw[views as usize - 1];
         let draw = |count: u32| {
             // SAFETY: per the function's contract.
-            unsafe {
-                if indexed {
-                    d.cmd_draw_indexed(cb, indices_for(count), 1, 0, 0, 0);
-                } else {
-                    d.cmd_draw(cb, indices_for(count), 1, 0, 0);
-                }
-            }
+            unsafe { d.cmd_draw_indexed(cb, indices_for(count), 1, 0, 0, 0) };
         };
         // SAFETY: per the function's contract.
         unsafe {

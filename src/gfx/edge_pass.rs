@@ -76,8 +76,6 @@ struct Sums {
     lit: Buffer,
     /// One f32 per low-resolution pixel and view: the scene's nearest depth there.
     near: Buffer,
-    /// One-layer views of the scene's colour (the composite draws one layer at a time).
-    scene_layers: Vec<vk::ImageView>,
 }
 
 /// The pass's pipelines, set and buffers: a part of the renderer, null/empty until
@@ -343,7 +341,7 @@ impl EdgePass {
                 return Err(e);
             }
         };
-        let mut sums = Sums {
+        let sums = Sums {
             full: target.extent,
             views: target.views,
             scale,
@@ -352,34 +350,7 @@ impl EdgePass {
             tiles,
             lit,
             near,
-            scene_layers: Vec::new(),
         };
-        for layer in 0..target.views {
-            let range = vk::ImageSubresourceRange {
-                base_array_layer: layer,
-                ..full_range(vk::ImageAspectFlags::COLOR, 1)
-            };
-            let info = vk::ImageViewCreateInfo::default()
-                .image(target.color.handle)
-                .view_type(vk::ImageViewType::TYPE_2D)
-                .format(COLOR_FORMAT)
-                .subresource_range(range);
-            // SAFETY: a live image of this device with that layer and format.
-            match unsafe { device.device.create_image_view(&info, None) } {
-                Ok(view) => {
-                    device.name_object(view, &format!("scene colour layer {layer}"));
-                    sums.scene_layers.push(view);
-                }
-                Err(result) => {
-                    self.sums = Some(sums);
-                    self.release(device, allocator);
-                    return Err(GfxError::Vk {
-                        what: "create image view",
-                        result,
-                    });
-                }
-            }
-        }
         let depth = [vk::DescriptorImageInfo::default()
             .sampler(self.sampler)
             .image_view(target.depth.view)
@@ -427,9 +398,6 @@ impl EdgePass {
         if let Some(mut sums) = self.sums.take() {
             // SAFETY: nothing is in flight (the contract of the callers).
             unsafe {
-                for view in &sums.scene_layers {
-                    device.device.destroy_image_view(*view, None);
-                }
                 sums.light.destroy(device, allocator);
                 sums.lit.destroy(device, allocator);
                 sums.near.destroy(device, allocator);
@@ -625,7 +593,7 @@ impl EdgePass {
                     .image_memory_barriers(&images),
             );
 
-            for (layer, view) in sums.scene_layers.iter().enumerate() {
+            for (layer, [view, _]) in target.layers.iter().enumerate() {
                 let color = [vk::RenderingAttachmentInfo::default()
                     .image_view(*view)
                     .image_layout(L::COLOR_ATTACHMENT_OPTIMAL)

@@ -1540,32 +1540,10 @@ impl Renderer {
         stage: Stage,
     ) {
         let d = &self.device.device;
-        let color = [vk::RenderingAttachmentInfo::default()
-            .image_view(target.color.view)
-            .image_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
-            .load_op(load)
-            .store_op(vk::AttachmentStoreOp::STORE)
-            .clear_value(vk::ClearValue {
-                color: vk::ClearColorValue { float32: clear },
-            })];
-        let depth = vk::RenderingAttachmentInfo::default()
-            .image_view(target.depth.view)
-            .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
-            .load_op(load)
-            .store_op(depth_store)
-            .clear_value(vk::ClearValue {
-                depth_stencil: vk::ClearDepthStencilValue { depth: 1.0, stencil: 0 },
-            });
         let area = vk::Rect2D {
             offset: vk::Offset2D::default(),
             extent: target.extent,
         };
-        let rendering = vk::RenderingInfo::default()
-            .render_area(area)
-            .layer_count(1)
-            .view_mask((1 << target.views) - 1)
-            .color_attachments(&color)
-            .depth_attachment(&depth);
         let viewport = vk::Viewport {
             x: 0.0,
             y: 0.0,
@@ -1574,14 +1552,56 @@ impl Renderer {
             min_depth: 0.0,
             max_depth: 1.0,
         };
-        // SAFETY: per the function's contract.
-        unsafe {
-            d.cmd_begin_rendering(cb, &rendering);
-            d.cmd_set_viewport(cb, 0, &[viewport]);
-            d.cmd_set_scissor(cb, 0, &[area]);
-            d.cmd_push_constants(cb, self.pipelines.layout, vk::ShaderStageFlags::VERTEX, 0, push_constants);
-            self.record_draws(cb, target.views, stage);
-            d.cmd_end_rendering(cb);
+        // Lavapipe (Mesa 22.3) draws the second view of instanced multiview draws partly into
+        // the first layer: there each layer gets its own scope, with the one-view pipelines and
+        // that view's matrix first.
+        let per_layer = target.views > 1 && self.device.name().starts_with("llvmpipe");
+        let scopes: Vec<(vk::ImageView, vk::ImageView, u32, usize)> = if per_layer {
+            target
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, [color, depth])| (*color, *depth, 1, i))
+                .collect()
+        } else {
+            vec![(target.color.view, target.depth.view, target.views, 0)]
+        };
+        for (color_view, depth_view, views, first) in scopes {
+            let color = [vk::RenderingAttachmentInfo::default()
+                .image_view(color_view)
+                .image_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+                .load_op(load)
+                .store_op(vk::AttachmentStoreOp::STORE)
+                .clear_value(vk::ClearValue {
+                    color: vk::ClearColorValue { float32: clear },
+                })];
+            let depth = vk::RenderingAttachmentInfo::default()
+                .image_view(depth_view)
+                .image_layout(vk::ImageLayout::DEPTH_ATTACHMENT_OPTIMAL)
+                .load_op(load)
+                .store_op(depth_store)
+                .clear_value(vk::ClearValue {
+                    depth_stencil: vk::ClearDepthStencilValue { depth: 1.0, stencil: 0 },
+                });
+            let rendering = vk::RenderingInfo::default()
+                .render_area(area)
+                .layer_count(1)
+                .view_mask((1 << views) - 1)
+                .color_attachments(&color)
+                .depth_attachment(&depth);
+            // The matrices from this scope's first view on (clip_from_world[gl_ViewIndex]).
+            let matrix = push_constants.len() / target.views.max(1) as usize;
+            let mut constants = push_constants.get(first * matrix..).unwrap_or(push_constants).to_vec();
+            constants.resize(push_constants.len(), 0);
+            // SAFETY: per the function's contract.
+            unsafe {
+                d.cmd_begin_rendering(cb, &rendering);
+                d.cmd_set_viewport(cb, 0, &[viewport]);
+                d.cmd_set_scissor(cb, 0, &[area]);
+                d.cmd_push_constants(cb, self.pipelines.layout, vk::ShaderStageFlags::VERTEX, 0, &constants);
+                self.record_draws(cb, views, stage);
+                d.cmd_end_rendering(cb);
+            }
         }
     }
 
