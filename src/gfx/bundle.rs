@@ -25,7 +25,6 @@
 //! [`Bundler::destroy`].
 
 use std::cell::Cell;
-use std::io::Cursor;
 
 use ash::vk;
 use bytemuck::{Pod, Zeroable};
@@ -35,7 +34,7 @@ use gpu_allocator::vulkan::Allocator;
 
 use super::device::Device;
 use super::resources::Buffer;
-use super::pipeline::{Blend, SCENE_PASS, graphics_pipeline};
+use super::pipeline::{Blend, SCENE_PASS, ShaderModules, compute_pipeline, graphics_pipeline};
 use super::{GfxError, Result, VkContext};
 use crate::scene::edges::SceneEdges;
 
@@ -335,15 +334,6 @@ pub enum Work {
     Incremental,
 }
 
-/// Which of the bundler's draw pipelines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Draw {
-    /// Every edge, additive, in the scene pass.
-    Bundle,
-    /// The highlighted edges, opaque, in the scene pass.
-    Highlight,
-}
-
 /// What [`Bundler::record_draw`] draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DrawPart {
@@ -418,10 +408,6 @@ pub(crate) struct Bundler {
     params: Params,
     /// Edges and segments per edge the index buffer holds.
     indexed: (u32, u32),
-}
-
-fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
-    ash::util::read_spv(&mut Cursor::new(bytes)).map_err(|e| GfxError::Invalid(format!("shader {name}: {e}")))
 }
 
 /// Workgroups for `n` invocations of `local` each: x at most 65535 (the least every device
@@ -563,81 +549,35 @@ impl Bundler {
     }
 
     fn build_pipelines(&mut self, device: &Device) -> Result<()> {
-        let d = &device.device;
-        let shaders = [
-            ("bundle_splat.comp", &include_bytes!("../../shaders/bundle_splat.comp.spv")[..]),
-            ("bundle_blur.comp", &include_bytes!("../../shaders/bundle_blur.comp.spv")[..]),
-            ("bundle_advect.comp", &include_bytes!("../../shaders/bundle_advect.comp.spv")[..]),
-            ("bundle_curve.comp", &include_bytes!("../../shaders/bundle_curve.comp.spv")[..]),
-            ("bundle.vert", &include_bytes!("../../shaders/bundle.vert.spv")[..]),
-            ("bundle.frag", &include_bytes!("../../shaders/bundle.frag.spv")[..]),
-        ];
-        let mut modules = [vk::ShaderModule::null(); 6];
-        let made = (|| {
-            for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
-                let code = spirv(name, bytes)?;
-                let info = vk::ShaderModuleCreateInfo::default().code(&code);
-                // SAFETY: SPIR-V compiled by glslc for Vulkan 1.3, on a live device.
-                *module = unsafe { d.create_shader_module(&info, None) }.vk("create shader module")?;
-                device.name_object(*module, name);
-            }
-            self.splat = self.compute(device, modules[0], &[], "bundle splat")?;
-            // SIDE (u32) and ALONG_Y (a 32-bit bool).
-            let spec = |along_y: u32| [GRID, along_y];
-            self.blur_x = self.compute(device, modules[1], &spec(0), "bundle blur x")?;
-            self.blur_y = self.compute(device, modules[1], &spec(1), "bundle blur y")?;
-            self.advect = self.compute(device, modules[2], &[], "bundle advect")?;
-            // DRAW (a 32-bit bool).
-            self.curve = self.compute(device, modules[3], &[0], "bundle curves")?;
-            self.points = self.compute(device, modules[3], &[1], "bundle drawn points")?;
-            for views in 1..=2u32 {
-                let i = views as usize - 1;
-                let shaders = [modules[4], modules[5]];
-                self.draw[i] = self.graphics(device, shaders, views, Draw::Bundle)?;
-                self.highlight[i] = self.graphics(device, shaders, views, Draw::Highlight)?;
-            }
-            Ok(())
-        })();
-        for m in modules {
-            // SAFETY: the pipelines keep what they need.
-            unsafe { d.destroy_shader_module(m, None) };
+        let shaders = ShaderModules::new(
+            device,
+            [
+                ("bundle_splat.comp", &include_bytes!("../../shaders/bundle_splat.comp.spv")[..]),
+                ("bundle_blur.comp", &include_bytes!("../../shaders/bundle_blur.comp.spv")[..]),
+                ("bundle_advect.comp", &include_bytes!("../../shaders/bundle_advect.comp.spv")[..]),
+                ("bundle_curve.comp", &include_bytes!("../../shaders/bundle_curve.comp.spv")[..]),
+                ("bundle.vert", &include_bytes!("../../shaders/bundle.vert.spv")[..]),
+                ("bundle.frag", &include_bytes!("../../shaders/bundle.frag.spv")[..]),
+            ],
+        )?;
+        let modules = shaders.modules;
+        let layout = self.compute_layout;
+        self.splat = compute_pipeline(device, layout, modules[0], &[], "bundle splat")?;
+        // SIDE (u32) and ALONG_Y (a 32-bit bool).
+        let spec = |along_y: u32| [GRID, along_y];
+        self.blur_x = compute_pipeline(device, layout, modules[1], &spec(0), "bundle blur x")?;
+        self.blur_y = compute_pipeline(device, layout, modules[1], &spec(1), "bundle blur y")?;
+        self.advect = compute_pipeline(device, layout, modules[2], &[], "bundle advect")?;
+        // DRAW (a 32-bit bool).
+        self.curve = compute_pipeline(device, layout, modules[3], &[0], "bundle curves")?;
+        self.points = compute_pipeline(device, layout, modules[3], &[1], "bundle drawn points")?;
+        for views in 1..=2u32 {
+            let i = views as usize - 1;
+            let shaders = [modules[4], modules[5]];
+            self.draw[i] = self.graphics(device, shaders, views, false)?;
+            self.highlight[i] = self.graphics(device, shaders, views, true)?;
         }
-        made
-    }
-
-    fn compute(&self, device: &Device, module: vk::ShaderModule, spec: &[u32], name: &str) -> Result<vk::Pipeline> {
-        let entries: Vec<vk::SpecializationMapEntry> = (0..spec.len() as u32)
-            .map(|i| {
-                vk::SpecializationMapEntry::default()
-                    .constant_id(i)
-                    .offset(i * 4)
-                    .size(4)
-            })
-            .collect();
-        let data: &[u8] = bytemuck::cast_slice(spec);
-        let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(data);
-        let mut stage = vk::PipelineShaderStageCreateInfo::default()
-            .stage(vk::ShaderStageFlags::COMPUTE)
-            .module(module)
-            .name(c"main");
-        if !spec.is_empty() {
-            stage = stage.specialization_info(&specialization);
-        }
-        let info = vk::ComputePipelineCreateInfo::default()
-            .stage(stage)
-            .layout(self.compute_layout);
-        // SAFETY: valid create info; the module and layout are live.
-        let pipeline = unsafe {
-            device
-                .device
-                .create_compute_pipelines(vk::PipelineCache::null(), &[info], None)
-        }
-        .map_err(|(_, result)| GfxError::Vk {
-            what: "create compute pipeline",
-            result,
-        })?[0];
-        device.name_object(pipeline, &format!("{name} pipeline"));
-        Ok(pipeline)
+        Ok(())
     }
 
     fn graphics(
@@ -645,10 +585,9 @@ impl Bundler {
         device: &Device,
         [vert, frag]: [vk::ShaderModule; 2],
         views: u32,
-        draw: Draw,
+        highlight: bool,
     ) -> Result<vk::Pipeline> {
         // HIGHLIGHT (a 32-bit bool).
-        let highlight = draw == Draw::Highlight;
         let entries = [vk::SpecializationMapEntry::default().constant_id(0).offset(0).size(4)];
         let data: [u8; 4] = bytemuck::cast(u32::from(highlight));
         let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(&data);
@@ -664,9 +603,10 @@ impl Bundler {
                 .name(c"main"),
         ];
         // Both are tested against the scene's depth; only the (opaque) highlight writes it.
-        let (blend, what) = match draw {
-            Draw::Bundle => (Blend::Additive, "bundled edges"),
-            Draw::Highlight => (Blend::Opaque, "highlighted edges"),
+        let (blend, what) = if highlight {
+            (Blend::Opaque, "highlighted edges")
+        } else {
+            (Blend::Additive, "bundled edges")
         };
         graphics_pipeline(device, self.draw_layout, &stages, (SCENE_PASS, views), blend, what)
     }
@@ -1096,14 +1036,15 @@ impl Bundler {
     /// # Safety
     /// As for [`Bundler::record`]: inside it, after the edges and offsets it reads were made
     /// visible to compute shaders, and after the last draw's reads (its first barrier).
-    unsafe fn record_points(&self, device: &Device, cb: vk::CommandBuffer) {
-        if self.edge_count == 0 {
-            return;
-        }
-        let d = &device.device;
+    /// Records bundle_curve.comp (`pipeline`: into the drawn points or the readback) writing
+    /// `segments + 1` points of every edge; the caller makes them visible where they go.
+    ///
+    /// # Safety
+    /// `cb` is recording outside a rendering scope; the bundler's buffers are current.
+    unsafe fn dispatch_curve_points(&self, d: &ash::Device, cb: vk::CommandBuffer, pipeline: vk::Pipeline, segments: u32) {
         let pass = Pass {
             edge_count: self.edge_count,
-            cells: self.segments,
+            cells: segments,
             sigma: 0.0,
             step_cells: 0.0,
             smoothing: 0.0,
@@ -1112,9 +1053,20 @@ impl Bundler {
         unsafe {
             d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.compute_layout, 0, &[self.set], &[]);
             d.cmd_push_constants(cb, self.compute_layout, vk::ShaderStageFlags::COMPUTE, 0, bytemuck::bytes_of(&pass));
-            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.points);
-            let (x, y) = groups_for(u64::from(self.edge_count) * u64::from(self.segments + 1), 256);
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, pipeline);
+            let (x, y) = groups_for(u64::from(self.edge_count) * u64::from(segments + 1), 256);
             d.cmd_dispatch(cb, x, y, 1);
+        }
+    }
+
+    unsafe fn record_points(&self, device: &Device, cb: vk::CommandBuffer) {
+        if self.edge_count == 0 {
+            return;
+        }
+        let d = &device.device;
+        // SAFETY: per the function's contract.
+        unsafe {
+            self.dispatch_curve_points(d, cb, self.points, self.segments);
             let to_draw = [vk::MemoryBarrier2::default()
                 .src_stage_mask(vk::PipelineStageFlags2::COMPUTE_SHADER)
                 .src_access_mask(vk::AccessFlags2::SHADER_STORAGE_WRITE)
@@ -1138,20 +1090,9 @@ impl Bundler {
     /// last [`Bundler::set_edges`].
     pub unsafe fn record_curves(&self, device: &Device, cb: vk::CommandBuffer) {
         let d = &device.device;
-        let pass = Pass {
-            edge_count: self.edge_count,
-            cells: SEGMENTS,
-            sigma: 0.0,
-            step_cells: 0.0,
-            smoothing: 0.0,
-        };
         // SAFETY: per the function's contract.
         unsafe {
-            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.compute_layout, 0, &[self.set], &[]);
-            d.cmd_push_constants(cb, self.compute_layout, vk::ShaderStageFlags::COMPUTE, 0, bytemuck::bytes_of(&pass));
-            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, self.curve);
-            let (x, y) = groups_for(u64::from(self.edge_count) * u64::from(SEGMENTS + 1), 256);
-            d.cmd_dispatch(cb, x, y, 1);
+            self.dispatch_curve_points(d, cb, self.curve, SEGMENTS);
             let to_host = [vk::MemoryBarrier2::default()
                 .src_stage_mask(vk::PipelineStageFlags2::COMPUTE_SHADER)
                 .src_access_mask(vk::AccessFlags2::SHADER_STORAGE_WRITE)

@@ -29,7 +29,7 @@ use gpu_allocator::vulkan::Allocator;
 
 use super::bundle::groups_for;
 use super::device::Device;
-use super::pipeline::{Blend, PassFormats, graphics_pipeline};
+use super::pipeline::{Blend, PassFormats, ShaderModules, compute_pipeline, graphics_pipeline};
 use super::resources::{Buffer, full_range, image_barrier};
 use super::target::Target;
 use super::{COLOR_FORMAT, GfxError, Result, VkContext};
@@ -99,10 +99,6 @@ pub(crate) struct EdgePass {
     sums: Option<Sums>,
     /// The device's largest storage buffer range (bounds the sums' size).
     max_range: u64,
-}
-
-fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
-    ash::util::read_spv(&mut std::io::Cursor::new(bytes)).map_err(|e| GfxError::Invalid(format!("shader {name}: {e}")))
 }
 
 /// Bytes of the sums for a target of `full` with `views` views at `scale`.
@@ -202,87 +198,51 @@ impl EdgePass {
             vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST,
             MemoryLocation::GpuOnly,
         )?;
-        let info = [vk::DescriptorBufferInfo::default()
-            .buffer(frame.handle)
-            .range(vk::WHOLE_SIZE)];
-        let write = vk::WriteDescriptorSet::default()
-            .dst_set(self.set)
-            .dst_binding(BINDING_FRAME)
-            .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-            .buffer_info(&info);
-        // SAFETY: the set is not in use; the buffer is live.
-        unsafe { d.update_descriptor_sets(&[write], &[]) };
+        self.bind_buffer(device, BINDING_FRAME, &frame);
         self.frame = Some(frame);
         self.build_pipelines(device)
     }
 
     fn build_pipelines(&mut self, device: &Device) -> Result<()> {
-        let d = &device.device;
-        let shaders = [
-            ("edges_raster.comp", &include_bytes!("../../shaders/edges_raster.comp.spv")[..]),
-            ("edges_tiles.vert", &include_bytes!("../../shaders/edges_tiles.vert.spv")[..]),
-            ("edges_composite.frag", &include_bytes!("../../shaders/edges_composite.frag.spv")[..]),
-            ("edges_lit.comp", &include_bytes!("../../shaders/edges_lit.comp.spv")[..]),
-            ("edges_depth.comp", &include_bytes!("../../shaders/edges_depth.comp.spv")[..]),
+        let shaders = ShaderModules::new(
+            device,
+            [
+                ("edges_raster.comp", &include_bytes!("../../shaders/edges_raster.comp.spv")[..]),
+                ("edges_tiles.vert", &include_bytes!("../../shaders/edges_tiles.vert.spv")[..]),
+                ("edges_composite.frag", &include_bytes!("../../shaders/edges_composite.frag.spv")[..]),
+                ("edges_lit.comp", &include_bytes!("../../shaders/edges_lit.comp.spv")[..]),
+                ("edges_depth.comp", &include_bytes!("../../shaders/edges_depth.comp.spv")[..]),
+            ],
+        )?;
+        let modules = shaders.modules;
+        self.raster = compute_pipeline(device, self.layout, modules[0], &[], "edge pass raster")?;
+        self.mark = compute_pipeline(device, self.layout, modules[3], &[], "edge pass lit tiles")?;
+        self.depth = compute_pipeline(device, self.layout, modules[4], &[], "edge pass depth")?;
+        let stages = [
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::VERTEX)
+                .module(modules[1])
+                .name(c"main"),
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::FRAGMENT)
+                .module(modules[2])
+                .name(c"main"),
         ];
-        let mut modules = [vk::ShaderModule::null(); 5];
-        let made = (|| {
-            for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
-                let code = spirv(name, bytes)?;
-                let info = vk::ShaderModuleCreateInfo::default().code(&code);
-                // SAFETY: SPIR-V compiled by glslc for Vulkan 1.3, on a live device.
-                *module = unsafe { d.create_shader_module(&info, None) }.vk("create shader module")?;
-                device.name_object(*module, name);
-            }
-            let compute = |module: vk::ShaderModule, name: &str| -> Result<vk::Pipeline> {
-                let stage = vk::PipelineShaderStageCreateInfo::default()
-                    .stage(vk::ShaderStageFlags::COMPUTE)
-                    .module(module)
-                    .name(c"main");
-                let info = vk::ComputePipelineCreateInfo::default().stage(stage).layout(self.layout);
-                // SAFETY: valid create info; the module and layout are live.
-                let pipeline = unsafe { d.create_compute_pipelines(vk::PipelineCache::null(), &[info], None) }
-                    .map_err(|(_, result)| GfxError::Vk {
-                        what: "create compute pipeline",
-                        result,
-                    })?[0];
-                device.name_object(pipeline, name);
-                Ok(pipeline)
-            };
-            self.raster = compute(modules[0], "edge pass raster pipeline")?;
-            self.mark = compute(modules[3], "edge pass lit tiles pipeline")?;
-            self.depth = compute(modules[4], "edge pass depth pipeline")?;
-            let stages = [
-                vk::PipelineShaderStageCreateInfo::default()
-                    .stage(vk::ShaderStageFlags::VERTEX)
-                    .module(modules[1])
-                    .name(c"main"),
-                vk::PipelineShaderStageCreateInfo::default()
-                    .stage(vk::ShaderStageFlags::FRAGMENT)
-                    .module(modules[2])
-                    .name(c"main"),
-            ];
-            // Into one layer of the scene's colour (0 views: no multiview), no depth: the walk
-            // did the hiding.
-            let scene_color = PassFormats {
-                color: COLOR_FORMAT,
-                depth: None,
-            };
-            self.composite = graphics_pipeline(
-                device,
-                self.layout,
-                &stages,
-                (scene_color, 0),
-                Blend::Additive,
-                "edge pass composite",
-            )?;
-            Ok(())
-        })();
-        for m in modules {
-            // SAFETY: the pipelines keep what they need.
-            unsafe { d.destroy_shader_module(m, None) };
-        }
-        made
+        // Into one layer of the scene's colour (0 views: no multiview), no depth: the walk did
+        // the hiding.
+        let scene_color = PassFormats {
+            color: COLOR_FORMAT,
+            depth: None,
+        };
+        self.composite = graphics_pipeline(
+            device,
+            self.layout,
+            &stages,
+            (scene_color, 0),
+            Blend::Additive,
+            "edge pass composite",
+        )?;
+        Ok(())
     }
 
     /// The smallest scale from `scale` up to [`MAX_SCALE`] whose sums for a target of `full`
@@ -315,33 +275,45 @@ impl EdgePass {
         self.release(device, allocator);
         let extent = low_extent(target.extent, scale);
         let bytes = light_bytes(target.extent, target.views, scale);
-        let usage = vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST;
-        let light = Buffer::new(device, allocator, "edge pass light", bytes, usage, MemoryLocation::GpuOnly)?;
         let tiles = (extent.width.div_ceil(TILE), extent.height.div_ceil(TILE));
-        let tile_bytes = u64::from(tiles.0) * u64::from(tiles.1) * u64::from(target.views) * 4;
-        let near_bytes = u64::from(extent.width) * u64::from(extent.height) * u64::from(target.views) * 4;
-        let made = Buffer::new(device, allocator, "edge pass lit tiles", tile_bytes, usage, MemoryLocation::GpuOnly)
-            .and_then(|lit| {
-                match Buffer::new(device, allocator, "edge pass near depth", near_bytes, usage, MemoryLocation::GpuOnly) {
-                    Ok(near) => Ok((lit, near)),
-                    Err(e) => {
-                        let mut lit = lit;
+        let per_view = |n: u64| n * u64::from(target.views) * 4;
+        let buffers = [
+            ("edge pass light", bytes),
+            ("edge pass lit tiles", per_view(u64::from(tiles.0) * u64::from(tiles.1))),
+            ("edge pass near depth", per_view(u64::from(extent.width) * u64::from(extent.height))),
+        ];
+        let usage = vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST;
+        let mut made = Vec::with_capacity(buffers.len());
+        for (name, bytes) in buffers {
+            match Buffer::new(device, allocator, name, bytes, usage, MemoryLocation::GpuOnly) {
+                Ok(b) => made.push(b),
+                Err(e) => {
+                    for mut b in made {
                         // SAFETY: never used.
-                        unsafe { lit.destroy(device, allocator) };
-                        Err(e)
+                        unsafe { b.destroy(device, allocator) };
                     }
+                    return Err(e);
                 }
-            });
-        let (lit, near) = match made {
-            Ok(b) => b,
-            Err(e) => {
-                let mut light = light;
-                // SAFETY: never used.
-                unsafe { light.destroy(device, allocator) };
-                return Err(e);
             }
+        }
+        let Ok([light, lit, near]) = <[Buffer; 3]>::try_from(made) else {
+            unreachable!("three buffers made above")
         };
-        let sums = Sums {
+        let depth = [vk::DescriptorImageInfo::default()
+            .sampler(self.sampler)
+            .image_view(target.depth.view)
+            .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
+        let write = vk::WriteDescriptorSet::default()
+            .dst_set(self.set)
+            .dst_binding(BINDING_SCENE_DEPTH)
+            .descriptor_type(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
+            .image_info(&depth);
+        // SAFETY: the set is not in use (nothing in flight); the view is live.
+        unsafe { device.device.update_descriptor_sets(&[write], &[]) };
+        for (binding, buffer) in [(BINDING_LIGHT, &light), (BINDING_TILES, &lit), (BINDING_NEAR, &near)] {
+            self.bind_buffer(device, binding, buffer);
+        }
+        self.sums = Some(Sums {
             full: target.extent,
             views: target.views,
             scale,
@@ -350,46 +322,22 @@ impl EdgePass {
             tiles,
             lit,
             near,
-        };
-        let depth = [vk::DescriptorImageInfo::default()
-            .sampler(self.sampler)
-            .image_view(target.depth.view)
-            .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
-        let light = [vk::DescriptorBufferInfo::default()
-            .buffer(sums.light.handle)
-            .range(vk::WHOLE_SIZE)];
-        let lit = [vk::DescriptorBufferInfo::default()
-            .buffer(sums.lit.handle)
-            .range(vk::WHOLE_SIZE)];
-        let near = [vk::DescriptorBufferInfo::default()
-            .buffer(sums.near.handle)
-            .range(vk::WHOLE_SIZE)];
-        let writes = [
-            vk::WriteDescriptorSet::default()
-                .dst_set(self.set)
-                .dst_binding(BINDING_SCENE_DEPTH)
-                .descriptor_type(vk::DescriptorType::COMBINED_IMAGE_SAMPLER)
-                .image_info(&depth),
-            vk::WriteDescriptorSet::default()
-                .dst_set(self.set)
-                .dst_binding(BINDING_LIGHT)
-                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                .buffer_info(&light),
-            vk::WriteDescriptorSet::default()
-                .dst_set(self.set)
-                .dst_binding(BINDING_TILES)
-                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                .buffer_info(&lit),
-            vk::WriteDescriptorSet::default()
-                .dst_set(self.set)
-                .dst_binding(BINDING_NEAR)
-                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                .buffer_info(&near),
-        ];
-        // SAFETY: the set is not in use (nothing in flight); the view and buffer are live.
-        unsafe { device.device.update_descriptor_sets(&writes, &[]) };
-        self.sums = Some(sums);
+        });
         Ok(())
+    }
+
+    /// Points the set's `binding` at the whole of `buffer`. Only while the set is not in use.
+    fn bind_buffer(&self, device: &Device, binding: u32, buffer: &Buffer) {
+        let info = [vk::DescriptorBufferInfo::default()
+            .buffer(buffer.handle)
+            .range(vk::WHOLE_SIZE)];
+        let write = vk::WriteDescriptorSet::default()
+            .dst_set(self.set)
+            .dst_binding(binding)
+            .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+            .buffer_info(&info);
+        // SAFETY: the set is not in use (the callers' contract); the buffer is live.
+        unsafe { device.device.update_descriptor_sets(&[write], &[]) };
     }
 
     /// Frees the sums (the target they were made for is going away, or another scale is
@@ -453,18 +401,7 @@ impl EdgePass {
                 .size(vk::WHOLE_SIZE)
         };
         let sets = [bundle_set, self.set];
-        let full_area = vk::Rect2D {
-            offset: vk::Offset2D::default(),
-            extent: target.extent,
-        };
-        let full_viewport = vk::Viewport {
-            x: 0.0,
-            y: 0.0,
-            width: target.extent.width as f32,
-            height: target.extent.height as f32,
-            min_depth: 0.0,
-            max_depth: 1.0,
-        };
+        let (full_area, full_viewport) = (target.area(), target.viewport());
         // SAFETY: per the function's contract; every handle is live and owned here or by the
         // renderer.
         unsafe {

@@ -24,6 +24,82 @@ fn spirv(name: &str, bytes: &[u8]) -> Result<Vec<u32>> {
     ash::util::read_spv(&mut Cursor::new(bytes)).map_err(|e| GfxError::Invalid(format!("shader {name}: {e}")))
 }
 
+/// Shader modules made from embedded SPIR-V (name, bytes), for building pipelines; destroyed
+/// when dropped (pipelines keep what they need of them).
+pub(crate) struct ShaderModules<'a, const N: usize> {
+    device: &'a Device,
+    pub modules: [vk::ShaderModule; N],
+}
+
+impl<'a, const N: usize> ShaderModules<'a, N> {
+    pub fn new(device: &'a Device, shaders: [(&str, &[u8]); N]) -> Result<Self> {
+        // Dropped on error: the modules made so far are destroyed.
+        let mut made = ShaderModules {
+            device,
+            modules: [vk::ShaderModule::null(); N],
+        };
+        for (module, (name, bytes)) in made.modules.iter_mut().zip(shaders) {
+            let code = spirv(name, bytes)?;
+            let info = vk::ShaderModuleCreateInfo::default().code(&code);
+            // SAFETY: valid create info on a live device; the code is SPIR-V compiled by glslc
+            // for Vulkan 1.3.
+            *module = unsafe { device.device.create_shader_module(&info, None) }.vk("create shader module")?;
+            device.name_object(*module, name);
+        }
+        Ok(made)
+    }
+}
+
+impl<const N: usize> Drop for ShaderModules<'_, N> {
+    fn drop(&mut self) {
+        for m in self.modules {
+            // SAFETY: only pipeline creation used them, and it is done; null handles are ignored.
+            unsafe { self.device.device.destroy_shader_module(m, None) };
+        }
+    }
+}
+
+/// A compute pipeline of `module` with `layout`, its specialization constants 0, 1, … set to
+/// `spec` (32-bit each), named `{name} pipeline`.
+pub(crate) fn compute_pipeline(
+    device: &Device,
+    layout: vk::PipelineLayout,
+    module: vk::ShaderModule,
+    spec: &[u32],
+    name: &str,
+) -> Result<vk::Pipeline> {
+    let entries: Vec<vk::SpecializationMapEntry> = (0..spec.len() as u32)
+        .map(|i| {
+            vk::SpecializationMapEntry::default()
+                .constant_id(i)
+                .offset(i * 4)
+                .size(4)
+        })
+        .collect();
+    let data: &[u8] = bytemuck::cast_slice(spec);
+    let specialization = vk::SpecializationInfo::default().map_entries(&entries).data(data);
+    let mut stage = vk::PipelineShaderStageCreateInfo::default()
+        .stage(vk::ShaderStageFlags::COMPUTE)
+        .module(module)
+        .name(c"main");
+    if !spec.is_empty() {
+        stage = stage.specialization_info(&specialization);
+    }
+    let info = vk::ComputePipelineCreateInfo::default().stage(stage).layout(layout);
+    // SAFETY: valid create info; the module and layout are live.
+    let pipeline = unsafe {
+        device
+            .device
+            .create_compute_pipelines(vk::PipelineCache::null(), &[info], None)
+    }
+    .map_err(|(_, result)| GfxError::Vk {
+        what: "create compute pipeline",
+        result,
+    })?[0];
+    device.name_object(pipeline, &format!("{name} pipeline"));
+    Ok(pipeline)
+}
+
 /// Pipelines for views 1 and 2: Vulkan requires a pipeline's view mask to equal the one of the
 /// rendering it is used in, so mono (0b1) and stereo (0b11) each get one, from the same shaders.
 /// Null handles until built; destroying null handles is a no-op.
@@ -131,39 +207,28 @@ impl Pipelines {
         self.layout = unsafe { d.create_pipeline_layout(&info, None) }.vk("create pipeline layout")?;
         device.name_object(self.layout, "scene pipeline layout");
 
-        let shaders = [
-            ("tile.vert", &include_bytes!("../../shaders/tile.vert.spv")[..]),
-            ("tile.frag", &include_bytes!("../../shaders/tile.frag.spv")[..]),
-            ("cube.vert", &include_bytes!("../../shaders/cube.vert.spv")[..]),
-            ("cube.frag", &include_bytes!("../../shaders/cube.frag.spv")[..]),
-            ("line.vert", &include_bytes!("../../shaders/line.vert.spv")[..]),
-            ("line.frag", &include_bytes!("../../shaders/line.frag.spv")[..]),
-            ("glyph.vert", &include_bytes!("../../shaders/glyph.vert.spv")[..]),
-            ("glyph.frag", &include_bytes!("../../shaders/glyph.frag.spv")[..]),
-        ];
-        let mut modules = [vk::ShaderModule::null(); 8];
-        let made = (|| {
-            for (module, (name, bytes)) in modules.iter_mut().zip(shaders) {
-                let code = spirv(name, bytes)?;
-                let info = vk::ShaderModuleCreateInfo::default().code(&code);
-                // SAFETY: as above; the code is SPIR-V compiled by glslc for Vulkan 1.3.
-                *module = unsafe { d.create_shader_module(&info, None) }.vk("create shader module")?;
-                device.name_object(*module, name);
-            }
-            for views in 1..=2u32 {
-                let i = views as usize - 1;
-                self.tiles[i] = self.pipeline(device, [modules[0], modules[1]], views, Blend::Opaque, "tiles")?;
-                self.cubes[i] = self.pipeline(device, [modules[2], modules[3]], views, Blend::Opaque, "cubes")?;
-                self.lines[i] = self.pipeline(device, [modules[4], modules[5]], views, Blend::Opaque, "lines")?;
-                self.glyphs[i] = self.pipeline(device, [modules[6], modules[7]], views, Blend::Over, "glyphs")?;
-            }
-            Ok(())
-        })();
-        for m in modules {
-            // SAFETY: pipelines keep what they need; the modules are no longer used.
-            unsafe { d.destroy_shader_module(m, None) };
+        let shaders = ShaderModules::new(
+            device,
+            [
+                ("tile.vert", &include_bytes!("../../shaders/tile.vert.spv")[..]),
+                ("tile.frag", &include_bytes!("../../shaders/tile.frag.spv")[..]),
+                ("cube.vert", &include_bytes!("../../shaders/cube.vert.spv")[..]),
+                ("cube.frag", &include_bytes!("../../shaders/cube.frag.spv")[..]),
+                ("line.vert", &include_bytes!("../../shaders/line.vert.spv")[..]),
+                ("line.frag", &include_bytes!("../../shaders/line.frag.spv")[..]),
+                ("glyph.vert", &include_bytes!("../../shaders/glyph.vert.spv")[..]),
+                ("glyph.frag", &include_bytes!("../../shaders/glyph.frag.spv")[..]),
+            ],
+        )?;
+        let modules = shaders.modules;
+        for views in 1..=2u32 {
+            let i = views as usize - 1;
+            self.tiles[i] = self.pipeline(device, [modules[0], modules[1]], views, Blend::Opaque, "tiles")?;
+            self.cubes[i] = self.pipeline(device, [modules[2], modules[3]], views, Blend::Opaque, "cubes")?;
+            self.lines[i] = self.pipeline(device, [modules[4], modules[5]], views, Blend::Opaque, "lines")?;
+            self.glyphs[i] = self.pipeline(device, [modules[6], modules[7]], views, Blend::Over, "glyphs")?;
         }
-        made
+        Ok(())
     }
 
     fn pipeline(

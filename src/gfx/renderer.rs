@@ -818,7 +818,7 @@ impl Renderer {
             .as_ref()
             .is_none_or(|t| t.extent != extent || t.views != views)
         {
-            // Its views and set are of the old target's images: gone first.
+            // Its sums are sized for the old target and its set points at its depth: gone first.
             self.edge_pass.release(&self.device, &mut self.allocator);
             if let Some(mut old) = self.target.take() {
                 // SAFETY: no submission is in flight.
@@ -1540,18 +1540,7 @@ impl Renderer {
         stage: Stage,
     ) {
         let d = &self.device.device;
-        let area = vk::Rect2D {
-            offset: vk::Offset2D::default(),
-            extent: target.extent,
-        };
-        let viewport = vk::Viewport {
-            x: 0.0,
-            y: 0.0,
-            width: target.extent.width as f32,
-            height: target.extent.height as f32,
-            min_depth: 0.0,
-            max_depth: 1.0,
-        };
+        let (area, viewport) = (target.area(), target.viewport());
         // Lavapipe (Mesa 22.3) draws the second view of instanced multiview draws partly into
         // the first layer: there each layer gets its own scope, with the one-view pipelines and
         // that view's matrix first.
@@ -1710,7 +1699,7 @@ impl Drop for Renderer {
             if let Err(e) = device.device.device_wait_idle() {
                 tracing::error!("waiting for the GPU before teardown: {e}");
             }
-            // Its views are of the target's images.
+            // Its set points at the target's depth: gone first.
             self.edge_pass.release(device, &mut self.allocator);
             if let Some(mut t) = self.target.take() {
                 t.destroy(device, &mut self.allocator);

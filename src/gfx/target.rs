@@ -85,6 +85,26 @@ impl Target {
         }
     }
 
+    /// The whole target, as a render area or scissor.
+    pub fn area(&self) -> vk::Rect2D {
+        vk::Rect2D {
+            offset: vk::Offset2D::default(),
+            extent: self.extent,
+        }
+    }
+
+    /// The viewport covering the whole target, depth 0 to 1.
+    pub fn viewport(&self) -> vk::Viewport {
+        vk::Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: self.extent.width as f32,
+            height: self.extent.height as f32,
+            min_depth: 0.0,
+            max_depth: 1.0,
+        }
+    }
+
     fn make_layer_views(&mut self, device: &Device) -> Result<()> {
         for layer in 0..self.views {
             let mut views = [vk::ImageView::null(); 2];
