@@ -25,7 +25,8 @@ fn main() {
     let mut files = Vec::new();
     walk(&demo, &mut files);
     files.sort();
-    let mut src = String::from("/// (path relative to the demo folder, bytes)\npub static DEMO_FILES: &[(&str, &[u8])] = &[\n");
+    let mut src =
+        String::from("/// (path relative to the demo folder, bytes)\npub static DEMO_FILES: &[(&str, &[u8])] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let rel = f.strip_prefix(&demo).unwrap().to_string_lossy().replace('\\', "/");

@@ -11,14 +11,14 @@ use glam::{Mat4, Vec3};
 use crate::gfx::colormap::Colormap;
 use crate::gfx::{self, DrawList, NetworkDraw, Renderer, TileInstance};
 use crate::input::{InputSnapshot, Script};
+use crate::nn::edges::EdgeValue;
 use crate::nn::live::{Feed, LiveEvent};
 use crate::nn::model::Checkpoint;
 use crate::nn::recompute::{self, Done, Recompute, Request, WeightsAt};
 use crate::nn::timeline::{LoadedCheckpoint, Timeline};
 use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
-use crate::scene::systems::{self, FrameEvents};
-use crate::nn::edges::EdgeValue;
 use crate::scene::edges::{DEFAULT_EDGE_BUDGET, EdgeOptions, SceneEdges};
+use crate::scene::systems::{self, FrameEvents};
 use crate::scene::{LayerPlacement, LayoutKind, Network, NeuronRef, Scale, Scene, SceneDraw, Stage, scene_draw};
 
 /// Seconds `[` / `]` (InputSnapshot::bundle at ±1) take to sweep the bundling strength from 0 to 1.
@@ -184,7 +184,11 @@ impl App {
     /// Waits until what was asked of the worker (activations, change marks) is shown.
     pub fn settle(&mut self) -> Result<(), NnError> {
         const PATIENCE: Duration = Duration::from_secs(600);
-        while self.computing() || self.changes_asked.is_some_and(|k| self.changes.as_ref().is_none_or(|c| c.0 != k)) {
+        while self.computing()
+            || self
+                .changes_asked
+                .is_some_and(|k| self.changes.as_ref().is_none_or(|c| c.0 != k))
+        {
             let Some(done) = self.recompute.as_ref().and_then(|r| r.wait(PATIENCE)) else {
                 return Err(NnError::Usage("the recompute thread did not answer".into()));
             };
@@ -349,7 +353,11 @@ impl App {
         // the left grip is held.
         let left = input.hand(crate::input::Hand::Left);
         let y = left.thumbstick.y;
-        let stick = if left.grab && y.is_finite() && y.abs() >= systems::SCRUB_DEADZONE { y } else { 0.0 };
+        let stick = if left.grab && y.is_finite() && y.abs() >= systems::SCRUB_DEADZONE {
+            y
+        } else {
+            0.0
+        };
         let sweep = if input.bundle.is_finite() { input.bundle } else { 0.0 } + stick;
         // In XR (no keyboard): layout / fold pressed with the ray on nothing switch the edges'
         // value / step their threshold (the desktop's I / T).
@@ -358,7 +366,9 @@ impl App {
             state.hover.is_none() && state.tray.is_none() && input.hand(h).tracked
         };
         let pressed_aimless = |b: crate::input::Button| {
-            crate::input::Hand::BOTH.into_iter().any(|h| input.pressed(&self.prev, h, b) && aimless(h))
+            crate::input::Hand::BOTH
+                .into_iter()
+                .any(|h| input.pressed(&self.prev, h, b) && aimless(h))
         };
         let switch_value = pressed_aimless(crate::input::Button::Layout);
         let step_threshold = pressed_aimless(crate::input::Button::Fold);
@@ -432,7 +442,11 @@ impl App {
 
     /// Rebuilds the network's drawing if its blocks or values changed; returns whether it did.
     fn refresh_network(&mut self, sd: &SceneDraw) -> bool {
-        let keys: Vec<BlockKey> = sd.blocks.iter().map(|b| (b.stage_from_block, b.fold, b.layout)).collect();
+        let keys: Vec<BlockKey> = sd
+            .blocks
+            .iter()
+            .map(|b| (b.stage_from_block, b.fold, b.layout))
+            .collect();
         let moved = self.network.as_ref().is_none_or(|(k, _)| *k != keys);
         let stale = self.values_dirty || moved;
         if std::mem::take(&mut self.edges_dirty) && !stale {
@@ -467,7 +481,9 @@ impl App {
                 SceneEdges { values, ..e.clone() }
             }),
             old => SceneEdges::build(net.0, net.1, net.2, &sd.placements(), &self.edge_options).map(|e| {
-                let same = old.as_ref().is_some_and(|o| o.edges.len() == e.edges.len() && o.layers.len() == e.layers.len());
+                let same = old
+                    .as_ref()
+                    .is_some_and(|o| o.edges.len() == e.edges.len() && o.layers.len() == e.layers.len());
                 let upload = if same { EdgeUpload::Moved } else { EdgeUpload::All };
                 self.edge_upload = self.edge_upload.max(upload);
                 e
@@ -496,7 +512,9 @@ impl App {
     /// were dropped for speed, if any.
     fn edges_legend(&self, sd: &SceneDraw, overlay: &mut DrawList) {
         let Some(e) = &self.edges else { return };
-        let Some(block) = e.layers.iter().filter_map(|l| sd.blocks.get(l.target_block)).next() else { return };
+        let Some(block) = e.layers.iter().filter_map(|l| sd.blocks.get(l.target_block)).next() else {
+            return;
+        };
         // Under the block (its lowest point), upright and turned like its label over it.
         let mut under = gfx::annotate::block_frame(&block.placement);
         under.w_axis.y = block.bounds.0.y - 0.04;
@@ -514,7 +532,11 @@ impl App {
             [0.85, 0.85, 0.9, 1.0],
         )];
         if e.dropped > 0 {
-            let text = format!("{} of {} edges dropped for speed (the weakest)", e.dropped, e.dropped + e.edges.len());
+            let text = format!(
+                "{} of {} edges dropped for speed (the weakest)",
+                e.dropped,
+                e.dropped + e.edges.len()
+            );
             lines.push((text, [1.0, 0.8, 0.3, 1.0]));
         }
         for (k, (text, color)) in lines.iter().enumerate() {
@@ -550,7 +572,9 @@ impl App {
         }
         let selection = self.scene.selection.clone();
         if self.highlighted.as_ref() != Some(&selection) {
-            let mine = selection.as_ref().map_or_else(Vec::new, |n| edges.touching(n, &self.model));
+            let mine = selection
+                .as_ref()
+                .map_or_else(Vec::new, |n| edges.touching(n, &self.model));
             renderer.set_edge_highlight(&mine)?;
             self.highlighted = Some(selection);
         }
@@ -559,7 +583,9 @@ impl App {
 
     /// The sample tray's tiles (pictures of the samples), for the overlay.
     fn tray_tiles(&self, sd: &SceneDraw) -> Vec<TileInstance> {
-        let Shape::Chw(c, h, w) = self.model.input.shape else { return Vec::new() };
+        let Shape::Chw(c, h, w) = self.model.input.shape else {
+            return Vec::new();
+        };
         let colormap = if c == 3 { Colormap::Rgb } else { Colormap::Grey };
         sd.tray
             .iter()
@@ -612,12 +638,9 @@ impl App {
         let Some((_, draw)) = &self.network else {
             unreachable!("made by refresh_network")
         };
-        overlay.cubes.extend(gfx::lod::voxels(
-            &shown,
-            &draw.styles,
-            eye,
-            gfx::lod::VOXEL_BUDGET,
-        ));
+        overlay
+            .cubes
+            .extend(gfx::lod::voxels(&shown, &draw.styles, eye, gfx::lod::VOXEL_BUDGET));
         let network = if std::mem::take(&mut self.network_dirty) {
             self.values_dirty = false;
             Some(draw)
@@ -632,7 +655,9 @@ impl App {
     /// While scrubbing: under each block, how much its values changed from the checkpoint before
     /// the nearest one to the nearest one, for the current input (computed once per checkpoint).
     fn change_marks(&mut self, sd: &SceneDraw, shown: &[&LayerPlacement], overlay: &mut DrawList) {
-        let (Some(t), Some(c)) = (&self.timeline, &self.scene.checkpoint) else { return };
+        let (Some(t), Some(c)) = (&self.timeline, &self.scene.checkpoint) else {
+            return;
+        };
         let index = c.index;
         if index == 0 || index >= t.len() {
             return;
@@ -642,7 +667,12 @@ impl App {
             self.changes_asked = Some(key);
             let weights = (t.weights_at((index - 1) as f32), t.weights_at(index as f32));
             let asked = match weights {
-                (Ok(before), Ok(now)) => self.submit(Request::Change { key, before, now, input: self.input.clone() }),
+                (Ok(before), Ok(now)) => self.submit(Request::Change {
+                    key,
+                    before,
+                    now,
+                    input: self.input.clone(),
+                }),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
             if let Err(e) = asked {

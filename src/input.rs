@@ -257,7 +257,9 @@ impl Script {
             file: path.to_owned(),
             msg: msg.to_owned(),
         };
-        let obj = root.as_object().ok_or_else(|| format("expected an object {\"events\": [...]}"))?;
+        let obj = root
+            .as_object()
+            .ok_or_else(|| format("expected an object {\"events\": [...]}"))?;
         if let Some(k) = obj.keys().find(|k| k.as_str() != "events") {
             return Err(format(&format!("unknown field `{k}` (expected only `events`)")));
         }
@@ -402,7 +404,10 @@ impl<'a> ScriptPlayer<'a> {
 fn parse_event(v: &Value) -> Result<ScriptEvent, String> {
     let obj = v.as_object().ok_or("expected an object")?;
     if let Some(k) = obj.keys().find(|k| !EVENT_FIELDS.contains(&k.as_str())) {
-        return Err(format!("unknown field `{k}` (expected one of {})", EVENT_FIELDS.join(", ")));
+        return Err(format!(
+            "unknown field `{k}` (expected one of {})",
+            EVENT_FIELDS.join(", ")
+        ));
     }
     let t = obj.get("t").ok_or("missing field `t`")?;
     let t = t
@@ -413,7 +418,9 @@ fn parse_event(v: &Value) -> Result<ScriptEvent, String> {
         return Err(format!("field `t`: {t} is negative"));
     }
     if t > MAX_SCRIPT_SECONDS {
-        return Err(format!("field `t`: {t} is past the longest script ({MAX_SCRIPT_SECONDS} s)"));
+        return Err(format!(
+            "field `t`: {t} is past the longest script ({MAX_SCRIPT_SECONDS} s)"
+        ));
     }
     let mut ev = ScriptEvent {
         t: t as f32,
@@ -429,7 +436,10 @@ fn parse_event(v: &Value) -> Result<ScriptEvent, String> {
     ev.grip = obj.get("grip").map(|p| parse_pose(p, "grip")).transpose()?;
     let flag = |name: &str| -> Result<Option<bool>, String> {
         obj.get(name)
-            .map(|b| b.as_bool().ok_or_else(|| format!("field `{name}`: expected true or false, got {b}")))
+            .map(|b| {
+                b.as_bool()
+                    .ok_or_else(|| format!("field `{name}`: expected true or false, got {b}"))
+            })
             .transpose()
     };
     ev.select = flag("select")?;
@@ -455,7 +465,9 @@ fn parse_pose(v: &Value, field: &str) -> Result<Pose, String> {
         return Err(format!("field `{field}.{k}`: unknown (expected `origin` and `target`)"));
     }
     let point = |name: &str| -> Result<Vec3, String> {
-        let p = obj.get(name).ok_or_else(|| format!("field `{field}`: missing `{name}`"))?;
+        let p = obj
+            .get(name)
+            .ok_or_else(|| format!("field `{field}`: missing `{name}`"))?;
         numbers::<3>(p)
             .map(Vec3::from_array)
             .ok_or_else(|| format!("field `{field}.{name}`: expected [x, y, z] (finite numbers), got {p}"))
@@ -497,10 +509,17 @@ mod tests {
 
     #[test]
     fn looking_at_points_the_forward_axis_at_the_target() {
-        for target in [Vec3::new(0.0, 1.4, -2.0), Vec3::new(1.0, 0.0, 0.5), Vec3::new(-0.3, 3.0, 0.1)] {
+        for target in [
+            Vec3::new(0.0, 1.4, -2.0),
+            Vec3::new(1.0, 0.0, 0.5),
+            Vec3::new(-0.3, 3.0, 0.1),
+        ] {
             let origin = Vec3::new(0.1, 1.2, 0.3);
             let p = Pose::looking_at(origin, target).unwrap();
-            assert!((p.forward() - (target - origin).normalize()).length() < 1e-5, "{target}");
+            assert!(
+                (p.forward() - (target - origin).normalize()).length() < 1e-5,
+                "{target}"
+            );
             // No roll: the pose's x axis stays level.
             assert!((p.orientation * Vec3::X).y.abs() < 1e-5);
         }
@@ -575,15 +594,36 @@ mod tests {
             (r#"{"events": 3}"#, "field `events`"),
             (r#"{"events": [{"hand": "left"}]}"#, "event 0: missing field `t`"),
             (r#"{"events": [{"t": "0", "hand": "left"}]}"#, "event 0: field `t`"),
-            (r#"{"events": [{"t": -1, "hand": "left"}]}"#, "event 0: field `t`: -1 is negative"),
+            (
+                r#"{"events": [{"t": -1, "hand": "left"}]}"#,
+                "event 0: field `t`: -1 is negative",
+            ),
             (r#"{"events": [{"t": 1e30, "hand": "left"}]}"#, "event 0: field `t`"),
-            (r#"{"events": [{"t": 1, "hand": "left"}, {"t": 0.5, "hand": "left"}]}"#, "event 1: field `t`"),
+            (
+                r#"{"events": [{"t": 1, "hand": "left"}, {"t": 0.5, "hand": "left"}]}"#,
+                "event 1: field `t`",
+            ),
             (r#"{"events": [{"t": 0, "hand": "middle"}]}"#, "event 0: field `hand`"),
-            (r#"{"events": [{"t": 0, "hand": "left", "select": 1}]}"#, "event 0: field `select`"),
-            (r#"{"events": [{"t": 0, "hand": "left", "aim": {"origin": [0, 0], "target": [0, 0, 1]}}]}"#, "field `aim.origin`"),
-            (r#"{"events": [{"t": 0, "hand": "left", "aim": {"origin": [0, 0, 1], "target": [0, 0, 1]}}]}"#, "same point"),
-            (r#"{"events": [{"t": 0, "hand": "left", "thumbstick": [0, 2]}]}"#, "field `thumbstick`"),
-            (r#"{"events": [{"t": 0, "hand": "left", "squeeze": true}]}"#, "event 0: unknown field `squeeze`"),
+            (
+                r#"{"events": [{"t": 0, "hand": "left", "select": 1}]}"#,
+                "event 0: field `select`",
+            ),
+            (
+                r#"{"events": [{"t": 0, "hand": "left", "aim": {"origin": [0, 0], "target": [0, 0, 1]}}]}"#,
+                "field `aim.origin`",
+            ),
+            (
+                r#"{"events": [{"t": 0, "hand": "left", "aim": {"origin": [0, 0, 1], "target": [0, 0, 1]}}]}"#,
+                "same point",
+            ),
+            (
+                r#"{"events": [{"t": 0, "hand": "left", "thumbstick": [0, 2]}]}"#,
+                "field `thumbstick`",
+            ),
+            (
+                r#"{"events": [{"t": 0, "hand": "left", "squeeze": true}]}"#,
+                "event 0: unknown field `squeeze`",
+            ),
         ];
         for (text, want) in cases {
             let e = parse(text).expect_err(text).to_string();
@@ -607,7 +647,18 @@ mod tests {
             state ^= state << 17;
             (state % n as u64) as usize
         };
-        let pieces: [&[u8]; 10] = [b"-", b"1e39", b"\"", b"[", b"}", b"null", b"\"left\"", b"0.05", b",", b"NaN"];
+        let pieces: [&[u8]; 10] = [
+            b"-",
+            b"1e39",
+            b"\"",
+            b"[",
+            b"}",
+            b"null",
+            b"\"left\"",
+            b"0.05",
+            b",",
+            b"NaN",
+        ];
         for _ in 0..3000 {
             let mut b = base.to_vec();
             for _ in 0..1 + next(3) {

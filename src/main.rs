@@ -10,7 +10,11 @@ use netwalk::nn::{self, Model, Weights};
 use netwalk::scene;
 
 #[derive(Parser)]
-#[command(name = "netwalk", version, about = "Walk through a neural network: VR, desktop, or PNG snapshots")]
+#[command(
+    name = "netwalk",
+    version,
+    about = "Walk through a neural network: VR, desktop, or PNG snapshots"
+)]
 struct Cli {
     /// Without a command: the demo network in a headset when an OpenXR runtime and headset are
     /// there, else in a desktop window, else (no display) a PNG overview.
@@ -365,7 +369,11 @@ fn load_one_input(model: &Model, args: &InputArgs) -> Result<Vec<f32>> {
         (None, Some(i)) => {
             let s = load_samples(model)?;
             if i >= s.count {
-                bail!("sample {i} does not exist: the model has {} samples (0..{})", s.count, s.count - 1);
+                bail!(
+                    "sample {i} does not exist: the model has {} samples (0..{})",
+                    s.count,
+                    s.count - 1
+                );
             }
             Ok(s.image(i).to_vec())
         }
@@ -415,7 +423,11 @@ fn run(cli: Cli) -> Result<()> {
                 .layer_index(&layer)
                 .with_context(|| format!("{}: no layer `{layer}`", model.path.display()))?;
             let info = nn::query::neuron(&model, &weights, &acts, li, &index)?;
-            let n = if top == 0 { info.inputs.len() } else { top.min(info.inputs.len()) };
+            let n = if top == 0 {
+                info.inputs.len()
+            } else {
+                top.min(info.inputs.len())
+            };
             let inputs: Vec<serde_json::Value> = info.inputs[..n]
                 .iter()
                 .map(|i| {
@@ -494,7 +506,9 @@ fn run(cli: Cli) -> Result<()> {
             // A bad script fails before any work.
             let script = script.map(|s| netwalk::input::Script::load(&s)).transpose()?;
             if script.is_some() && desktop {
-                bail!("--script works with XR (real poses, scripted buttons); for scripted desktop-free runs see `netwalk replay`");
+                bail!(
+                    "--script works with XR (real poses, scripted buttons); for scripted desktop-free runs see `netwalk replay`"
+                );
             }
             if train && ckpt.checkpoint.is_some() {
                 bail!("--train starts a new timeline: --checkpoint does not apply");
@@ -700,7 +714,11 @@ fn train(
         let (k, n) = nn::train::evaluate(&model, &weights, h)?;
         println!("final held-out accuracy {:.4} ({k}/{n})", k as f64 / n as f64);
     }
-    println!("done in {:.1} s: {}", start.elapsed().as_secs_f64(), out.join("model.json").display());
+    println!(
+        "done in {:.1} s: {}",
+        start.elapsed().as_secs_f64(),
+        out.join("model.json").display()
+    );
     Ok(())
 }
 
@@ -717,7 +735,10 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 fn parse_play_area(s: &str) -> Result<glam::Vec2, String> {
     let bad = || format!("`{s}`: expected WIDTHxDEPTH in meters, e.g. 3x4.5");
     let (w, d) = s.split_once('x').ok_or_else(bad)?;
-    let (w, d): (f32, f32) = (w.trim().parse().map_err(|_| bad())?, d.trim().parse().map_err(|_| bad())?);
+    let (w, d): (f32, f32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        d.trim().parse().map_err(|_| bad())?,
+    );
     if !(w.is_finite() && d.is_finite() && w > 0.0 && d > 0.0) {
         return Err(bad());
     }
@@ -755,7 +776,13 @@ fn view_camera(model: &Model, placements: &[scene::LayerPlacement], name: &str, 
     })
 }
 
-fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32), view: View, stereo: bool) -> Result<()> {
+fn snapshot(
+    app: &mut netwalk::app::App,
+    out: &Path,
+    (width, height): (u32, u32),
+    view: View,
+    stereo: bool,
+) -> Result<()> {
     let placements = app.placements();
     let aspect = width as f32 / height as f32;
     let camera = match view {
@@ -763,7 +790,11 @@ fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32)
         View::Camera(c) => c,
         View::Named(name) => view_camera(&app.model, &placements, &name, aspect)?,
     };
-    let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
+    let views = if stereo {
+        camera.stereo(0.064).to_vec()
+    } else {
+        vec![camera]
+    };
     let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
     tracing::info!(device = renderer.device_name(), "rendering");
     let log = renderer.validation_log();
@@ -775,7 +806,11 @@ fn snapshot(app: &mut netwalk::app::App, out: &Path, (width, height): (u32, u32)
     drop(renderer);
     let messages = log.messages();
     if !messages.is_empty() {
-        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+        bail!(
+            "Vulkan validation reported {} problem(s); first: {}",
+            messages.len(),
+            messages[0]
+        );
     }
     save_png(&image, out)?;
     println!("wrote {}x{} snapshot to {}", image.width, image.height, out.display());
@@ -836,7 +871,11 @@ fn run_any(mut app: netwalk::app::App, mode: Mode, options: &RunOptions) -> Resu
     app.start_recompute()?;
     if mode != Mode::Desktop {
         match run_xr(&mut app, options) {
-            Err(e) if mode == Mode::Auto && e.downcast_ref::<netwalk::xr::XrError>().is_some_and(|e| e.is_unavailable()) => {
+            Err(e)
+                if mode == Mode::Auto
+                    && e.downcast_ref::<netwalk::xr::XrError>()
+                        .is_some_and(|e| e.is_unavailable()) =>
+            {
                 eprintln!("no headset: {e:#}");
             }
             other => return other,
@@ -875,7 +914,10 @@ fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
     let validation = gfx::RendererConfig::from_env().validation;
     // Dropped after run_xr returns, so after the renderer (and its surface) that draws into it.
     let mut mirror = if options.mirror {
-        Some(gfx::mirror::MirrorWindow::open(&format!("netwalk (mirror): {}", app.model.name), options.size)?)
+        Some(gfx::mirror::MirrorWindow::open(
+            &format!("netwalk (mirror): {}", app.model.name),
+            options.size,
+        )?)
     } else {
         None
     };
@@ -907,10 +949,14 @@ fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
             } => {
                 let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
                 let depth = if depth { "color + depth" } else { "color" };
-                println!("xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}");
+                println!(
+                    "xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}"
+                );
                 // The network winds through the play area.
                 if let Some(area) = options.play_area.or(stage_bounds) {
-                    app.scene.stage = scene::Stage { half_extents: area / 2.0 };
+                    app.scene.stage = scene::Stage {
+                        half_extents: area / 2.0,
+                    };
                     app.scene.arrange();
                 }
             }
@@ -967,7 +1013,14 @@ fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
                                 let (p, f) = (aim.position, aim.forward());
                                 println!(
                                     "frame {index}: {} aim {:.3} {:.3} {:.3} forward {:.3} {:.3} {:.3} select {}",
-                                    hand.name(), p.x, p.y, p.z, f.x, f.y, f.z, h.select
+                                    hand.name(),
+                                    p.x,
+                                    p.y,
+                                    p.z,
+                                    f.x,
+                                    f.y,
+                                    f.z,
+                                    h.select
                                 );
                             }
                             None => println!("frame {index}: {} aim untracked", hand.name()),
@@ -1010,19 +1063,33 @@ fn run_xr(app: &mut netwalk::app::App, options: &RunOptions) -> Result<()> {
         );
     }
     if let Some(first) = outcome.xr_validation.first() {
-        bail!("OpenXR validation reported {} problem(s); first: {first}", outcome.xr_validation.len());
+        bail!(
+            "OpenXR validation reported {} problem(s); first: {first}",
+            outcome.xr_validation.len()
+        );
     }
     if let Some(first) = outcome.vulkan_validation.first() {
-        bail!("Vulkan validation reported {} problem(s); first: {first}", outcome.vulkan_validation.len());
+        bail!(
+            "Vulkan validation reported {} problem(s); first: {first}",
+            outcome.vulkan_validation.len()
+        );
     }
     if let Some(out) = &options.screenshot {
         let image = shot.context("the session ended before the screenshot frame was rendered")?;
         save_png(&image, out)?;
-        println!("wrote {}x{} screenshot (left eye | right eye) to {}", image.width, image.height, out.display());
+        println!(
+            "wrote {}x{} screenshot (left eye | right eye) to {}",
+            image.width,
+            image.height,
+            out.display()
+        );
     }
     match outcome.end {
         netwalk::xr::EndReason::Exited | netwalk::xr::EndReason::Interrupted => Ok(()),
-        other => bail!("the OpenXR runtime ended the session ({other:?}) after {} frames", outcome.frames),
+        other => bail!(
+            "the OpenXR runtime ended the session ({other:?}) after {} frames",
+            outcome.frames
+        ),
     }
 }
 
@@ -1069,7 +1136,12 @@ fn build_app(model: Option<PathBuf>, sample: usize, ckpt: &CheckpointArg) -> Res
     )?
     .with_timeline(timeline);
     if let Some(key) = &ckpt.checkpoint {
-        let index = app.model.checkpoints.iter().position(|c| &c.label == key).or_else(|| key.parse().ok());
+        let index = app
+            .model
+            .checkpoints
+            .iter()
+            .position(|c| &c.label == key)
+            .or_else(|| key.parse().ok());
         app.scene.set_checkpoint(&app.model, index);
     }
     Ok(app)
@@ -1105,7 +1177,13 @@ fn run_desktop(
         gfx::window::DesktopEvent::Paused { after_frame } => println!("paused after frame {after_frame}"),
         gfx::window::DesktopEvent::Resumed => println!("resumed"),
     };
-    let outcome = gfx::window::run_desktop(&gfx::RendererConfig::from_env(), &mut app, camera, options, &mut on_event)?;
+    let outcome = gfx::window::run_desktop(
+        &gfx::RendererConfig::from_env(),
+        &mut app,
+        camera,
+        options,
+        &mut on_event,
+    )?;
     if let Some(first) = outcome.validation.first() {
         bail!(
             "Vulkan validation reported {} problem(s); first: {first}",
@@ -1148,7 +1226,11 @@ fn replay(
     std::fs::write(&tmp, serde_json::to_string_pretty(&state)? + "\n")
         .with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, state_out).with_context(|| format!("{}: cannot write", state_out.display()))?;
-    println!("wrote the state after {:.2} s of script to {}", script.duration(), state_out.display());
+    println!(
+        "wrote the state after {:.2} s of script to {}",
+        script.duration(),
+        state_out.display()
+    );
     Ok(())
 }
 
@@ -1198,7 +1280,11 @@ fn bench_render(
     let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
     let (min, max) = scene::layout::bounds(&placements);
     let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
-    let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
+    let views = if stereo {
+        camera.stereo(0.064).to_vec()
+    } else {
+        vec![camera]
+    };
     let mut renderer = gfx::Renderer::new(&gfx::RendererConfig::from_env())?;
     let log = renderer.validation_log();
     let measure = |renderer: &mut gfx::Renderer| -> Result<(Vec<f64>, Vec<f64>)> {
@@ -1222,7 +1308,11 @@ fn bench_render(
     drop(renderer);
     let messages = log.messages();
     if !messages.is_empty() {
-        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+        bail!(
+            "Vulkan validation reported {} problem(s); first: {}",
+            messages.len(),
+            messages[0]
+        );
     }
     let l = &draw.list;
     let eyes = if stereo { "2 eyes × " } else { "" };
@@ -1289,7 +1379,11 @@ fn bench_train(seconds: f64, rounds: usize, (width, height): (u32, u32), stereo:
             app = app.with_feed(feed);
         }
         let camera = app.overview(width as f32 / height as f32);
-        let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
+        let views = if stereo {
+            camera.stereo(0.064).to_vec()
+        } else {
+            vec![camera]
+        };
         let warmup = 20;
         let mut times = Vec::new();
         let mut input = netwalk::input::InputSnapshot::default();
@@ -1308,9 +1402,15 @@ fn bench_train(seconds: f64, rounds: usize, (width, height): (u32, u32), stereo:
             }
         }
         let checkpoints = app.timeline.as_ref().map_or(0, |t| t.len());
-        Ok(TrainRun { frames: times, checkpoints })
+        Ok(TrainRun {
+            frames: times,
+            checkpoints,
+        })
     };
-    let mut runs: [TrainRun; 3] = std::array::from_fn(|_| TrainRun { frames: Vec::new(), checkpoints: 0 });
+    let mut runs: [TrainRun; 3] = std::array::from_fn(|_| TrainRun {
+        frames: Vec::new(),
+        checkpoints: 0,
+    });
     for _ in 0..rounds {
         for (i, training) in [None, Some(true), Some(false)].into_iter().enumerate() {
             let r = run(training)?;
@@ -1323,7 +1423,11 @@ fn bench_train(seconds: f64, rounds: usize, (width, height): (u32, u32), stereo:
     drop(renderer);
     let messages = log.messages();
     if !messages.is_empty() {
-        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+        bail!(
+            "Vulkan validation reported {} problem(s); first: {}",
+            messages.len(),
+            messages[0]
+        );
     }
     let eyes = if stereo { "2 eyes × " } else { "" };
     println!(
@@ -1332,8 +1436,13 @@ fn bench_train(seconds: f64, rounds: usize, (width, height): (u32, u32), stereo:
     );
     let idle_frames = idle.frames.len();
     let (idle_median, idle_p99) = ms_stats(idle.frames);
-    println!("  not training                  {idle_frames:>6} frames, median {idle_median:.3} ms  p99 {idle_p99:.3} ms");
-    for (what, r) in [("training, rerun on the worker", training), ("training, rerun in the frame ", in_frame)] {
+    println!(
+        "  not training                  {idle_frames:>6} frames, median {idle_median:.3} ms  p99 {idle_p99:.3} ms"
+    );
+    for (what, r) in [
+        ("training, rerun on the worker", training),
+        ("training, rerun in the frame ", in_frame),
+    ] {
         let n = r.frames.len();
         let (median, p99) = ms_stats(r.frames);
         println!(
@@ -1356,8 +1465,14 @@ fn bench_bundle(
 ) -> Result<()> {
     let iters = iters.max(1);
     let warmup = 2;
-    if let Some(bad) = edge_scales.iter().find(|&&s| !(1..=gfx::edge_pass::MAX_SCALE).contains(&s)) {
-        bail!("--edge-scale {bad}: each scale must be 1 to {}", gfx::edge_pass::MAX_SCALE);
+    if let Some(bad) = edge_scales
+        .iter()
+        .find(|&&s| !(1..=gfx::edge_pass::MAX_SCALE).contains(&s))
+    {
+        bail!(
+            "--edge-scale {bad}: each scale must be 1 to {}",
+            gfx::edge_pass::MAX_SCALE
+        );
     }
     let (model, weights, name, raw) = bench_model(model, synthetic.as_deref())?;
     // The "next checkpoint" of the incremental updates: other random weights, blended in.
@@ -1410,7 +1525,11 @@ fn bench_bundle(
         let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
         let (min, max) = scene::layout::bounds(&placements);
         let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
-        let views = if stereo { camera.stereo(0.064).to_vec() } else { vec![camera] };
+        let views = if stereo {
+            camera.stereo(0.064).to_vec()
+        } else {
+            vec![camera]
+        };
         renderer.set_network(&draw)?;
         let measure = |renderer: &mut gfx::Renderer| -> Result<Vec<f64>> {
             let mut gpu = Vec::with_capacity(frames);
@@ -1443,7 +1562,11 @@ fn bench_bundle(
     drop(renderer);
     let messages = log.messages();
     if !messages.is_empty() {
-        bail!("Vulkan validation reported {} problem(s); first: {}", messages.len(), messages[0]);
+        bail!(
+            "Vulkan validation reported {} problem(s); first: {}",
+            messages.len(),
+            messages[0]
+        );
     }
     println!(
         "netwalk bench bundle {name} on {device}: {} edges bundled in {} layer pair(s), {} dropped (this device holds {max_edges}); {} segments per edge, {g}x{g} grid per slice; {iters} runs",
@@ -1497,14 +1620,22 @@ fn bench_bundle(
     println!("  CPU: edges extracted and placed {build_ms:.1} ms; revalued per update median {rm:.1} ms");
     if let Some((with, without)) = frame_times {
         let eyes = if stereo { "2 eyes × " } else { "" };
-        println!("  frame {eyes}{width}x{height} (default edge scale for {} edges: {}):", edges.edges.len(), gfx::auto_edge_scale(edges.edges.len() as u32));
+        println!(
+            "  frame {eyes}{width}x{height} (default edge scale for {} edges: {}):",
+            edges.edges.len(),
+            gfx::auto_edge_scale(edges.edges.len() as u32)
+        );
         for (scale, times) in with {
             let how = if scale == 1 {
                 "full resolution, in the scene pass".to_owned()
             } else {
                 format!("1/{scale} resolution, added to the scene")
             };
-            line(&format!("  edges at 1/{scale}"), times, format!("  (network + bundled edges, {how})"));
+            line(
+                &format!("  edges at 1/{scale}"),
+                times,
+                format!("  (network + bundled edges, {how})"),
+            );
         }
         line("  without edges", without, String::new());
     }
@@ -1551,7 +1682,12 @@ fn bench_forward(
         println!("per layer (mean ms, slowest first):");
         for (i, ms) in rows {
             let l = &model.layers[i];
-            println!("  {:<28} {:<17} {:<18} {ms:.4}", l.name, l.op.name(), l.shape.to_string());
+            println!(
+                "  {:<28} {:<17} {:<18} {ms:.4}",
+                l.name,
+                l.op.name(),
+                l.shape.to_string()
+            );
         }
     }
     if no_ort {
@@ -1592,7 +1728,10 @@ fn bench_forward(
             Ok(o) => {
                 println!(
                     "onnxruntime comparison skipped: {}",
-                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("ort_bench.py failed")
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("ort_bench.py failed")
                 );
                 break;
             }

@@ -130,7 +130,10 @@ fn check_msg(err: &NnError, file: &Path, needles: &[&str]) -> String {
     let msg = err.to_string();
     println!("{msg}"); // shown with --nocapture: the messages a user would see
     assert!(!msg.is_empty(), "empty error message");
-    assert!(!msg.contains('\n') && !msg.contains('\r'), "error is not one line: {msg:?}");
+    assert!(
+        !msg.contains('\n') && !msg.contains('\r'),
+        "error is not one line: {msg:?}"
+    );
     let f = file.display().to_string();
     assert!(msg.contains(&f), "error does not name the file {f}: {msg}");
     for n in needles {
@@ -173,7 +176,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -200,12 +207,7 @@ fn lying_png(w: u32, h: u32) -> Vec<u8> {
 }
 
 fn samples_bytes(n: usize, labels: Vec<RawTensor>) -> Vec<u8> {
-    let mut t = vec![(
-        "images".to_owned(),
-        Dtype::U8,
-        vec![n, 1, 4, 4],
-        vec![128u8; n * 16],
-    )];
+    let mut t = vec![("images".to_owned(), Dtype::U8, vec![n, 1, 4, 4], vec![128u8; n * 16])];
     t.extend(labels);
     st_bytes(&t)
 }
@@ -266,7 +268,11 @@ fn top_level_not_an_object() {
 fn wrong_format() {
     let fx = Fx::good();
     let e = expect_err(fx.model_with("netwalk-model/1", "netwalk-model/7"));
-    check_msg(&e, &fx.path("model.json"), &["netwalk-model/7", "netwalk-model/1", "format"]);
+    check_msg(
+        &e,
+        &fx.path("model.json"),
+        &["netwalk-model/7", "netwalk-model/1", "format"],
+    );
 }
 
 #[test]
@@ -280,7 +286,11 @@ fn unknown_op() {
 fn unknown_attribute() {
     let fx = Fx::good();
     let e = expect_err(fx.model_with(r#""out_features": 3"#, r#""out_features": 3, "activation": "relu""#));
-    check_msg(&e, &fx.path("model.json"), &["`fc`", "unknown attribute", "`activation`"]);
+    check_msg(
+        &e,
+        &fx.path("model.json"),
+        &["`fc`", "unknown attribute", "`activation`"],
+    );
 }
 
 #[test]
@@ -308,7 +318,10 @@ fn layer_named_like_the_input() {
 fn names_with_newlines_stay_on_one_line() {
     // Names and values from the file are printed inside messages: control characters are escaped.
     let fx = Fx::good();
-    let e = expect_err(fx.model_with(r#""name": "relu1", "op": "relu""#, r#""name": "re\nlu1", "op": "ge\nlu""#));
+    let e = expect_err(fx.model_with(
+        r#""name": "relu1", "op": "relu""#,
+        r#""name": "re\nlu1", "op": "ge\nlu""#,
+    ));
     check_msg(&e, &fx.path("model.json"), &["`re\\nlu1`", "unknown op", "`ge\\nlu`"]);
 }
 
@@ -509,7 +522,11 @@ fn absurd_conv_im2col_of_a_big_image() {
 fn kernel_larger_than_input() {
     let fx = Fx::good();
     let e = expect_err(fx.model_with(r#""kernel": 3"#, r#""kernel": 5"#));
-    check_msg(&e, &fx.path("model.json"), &["`conv1`", "kernel", "4x4", "does not fit"]);
+    check_msg(
+        &e,
+        &fx.path("model.json"),
+        &["`conv1`", "kernel", "4x4", "does not fit"],
+    );
 }
 
 #[test]
@@ -527,7 +544,11 @@ fn add_of_mismatched_shapes() {
         r#"[{"name": "c", "op": "conv2d", "out_channels": 2, "kernel": 3},
             {"name": "sum", "op": "add", "inputs": ["c", "input"]}]"#,
     ));
-    check_msg(&e, &fx.path("model.json"), &["`sum`", "same shape", "[2, 2, 2]", "[1, 4, 4]"]);
+    check_msg(
+        &e,
+        &fx.path("model.json"),
+        &["`sum`", "same shape", "[2, 2, 2]", "[1, 4, 4]"],
+    );
 }
 
 #[test]
@@ -574,7 +595,11 @@ fn missing_bias_hints_at_null() {
     let mut t = good_tensors();
     t.retain(|(n, ..)| n != "conv1.bias");
     let e = expect_err(fx.weights_with(&t));
-    check_msg(&e, &fx.path("weights.safetensors"), &["`conv1.bias`", "`conv1`", "missing", "null"]);
+    check_msg(
+        &e,
+        &fx.path("weights.safetensors"),
+        &["`conv1.bias`", "`conv1`", "missing", "null"],
+    );
 }
 
 #[test]
@@ -592,7 +617,11 @@ fn tensor_of_the_wrong_shape() {
     let mut t = good_tensors();
     t[2] = f32_tensor("fc.weight", &[3, 9]);
     let e = expect_err(fx.weights_with(&t));
-    check_msg(&e, &fx.path("weights.safetensors"), &["`fc.weight`", "`fc`", "[3, 9]", "[3, 8]"]);
+    check_msg(
+        &e,
+        &fx.path("weights.safetensors"),
+        &["`fc.weight`", "`fc`", "[3, 9]", "[3, 8]"],
+    );
 }
 
 #[test]
@@ -601,7 +630,11 @@ fn tensor_of_the_wrong_dtype_i64() {
     let mut t = good_tensors();
     t[0] = ("conv1.weight".into(), Dtype::I64, vec![2, 1, 3, 3], vec![0u8; 18 * 8]);
     let e = expect_err(fx.weights_with(&t));
-    check_msg(&e, &fx.path("weights.safetensors"), &["`conv1.weight`", "`conv1`", "I64"]);
+    check_msg(
+        &e,
+        &fx.path("weights.safetensors"),
+        &["`conv1.weight`", "`conv1`", "I64"],
+    );
 }
 
 #[test]
@@ -617,7 +650,9 @@ fn tensor_of_the_wrong_dtype_f64() {
 fn half_precision_weights_are_accepted() {
     let fx = Fx::good();
     let mut t = good_tensors();
-    let h: Vec<u8> = (0..3).flat_map(|i| half::f16::from_f32(i as f32).to_le_bytes()).collect();
+    let h: Vec<u8> = (0..3)
+        .flat_map(|i| half::f16::from_f32(i as f32).to_le_bytes())
+        .collect();
     t[3] = ("fc.bias".into(), Dtype::F16, vec![3], h);
     fx.weights_with(&t).unwrap();
 }
@@ -664,7 +699,10 @@ fn header_offsets_past_the_end() {
     let fx = Fx::good();
     let p = fx.write(
         "weights.safetensors",
-        raw_st(r#"{"conv1.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0u8; 4]),
+        raw_st(
+            r#"{"conv1.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+            &[0u8; 4],
+        ),
     );
     let e = expect_err(Weights::load_file(&fx.model(), &p));
     check_msg(&e, &p, &["`conv1.bias`", "truncated"]);
@@ -675,7 +713,10 @@ fn header_offsets_disagree_with_shape() {
     let fx = Fx::good();
     let p = fx.write(
         "weights.safetensors",
-        raw_st(r#"{"conv1.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,400]}}"#, &[0u8; 400]),
+        raw_st(
+            r#"{"conv1.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,400]}}"#,
+            &[0u8; 400],
+        ),
     );
     let e = expect_err(Weights::load_file(&fx.model(), &p));
     check_msg(&e, &p, &["`conv1.bias`", "400", "8"]);
@@ -716,8 +757,11 @@ fn header_offsets_end_before_they_start() {
     let fx = Fx::good();
     let p = fx.write(
         "weights.safetensors",
-        raw_st(r#"{"conv1.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},
-                   "fc.bias":{"dtype":"F32","shape":[3],"data_offsets":[8,4]}}"#, &[0u8; 20]),
+        raw_st(
+            r#"{"conv1.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},
+                   "fc.bias":{"dtype":"F32","shape":[3],"data_offsets":[8,4]}}"#,
+            &[0u8; 20],
+        ),
     );
     let e = expect_err(Weights::load_file(&fx.model(), &p));
     check_msg(&e, &p, &["`fc.bias`", "[8, 4]"]);
@@ -773,7 +817,10 @@ fn header_unknown_dtype() {
     let fx = Fx::good();
     let p = fx.write(
         "weights.safetensors",
-        raw_st(r#"{"conv1.bias":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, &[0u8; 8]),
+        raw_st(
+            r#"{"conv1.bias":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#,
+            &[0u8; 8],
+        ),
     );
     let e = expect_err(Weights::load_file(&fx.model(), &p));
     check_msg(&e, &p, &["Q4"]);
@@ -783,7 +830,12 @@ fn header_unknown_dtype() {
 fn nan_and_inf_weights_warn_and_are_still_shown() {
     let fx = Fx::good();
     let mut t = good_tensors();
-    t[1] = ("conv1.bias".into(), Dtype::F32, vec![2], f32_bytes(&[f32::NAN, f32::INFINITY]));
+    t[1] = (
+        "conv1.bias".into(),
+        Dtype::F32,
+        vec![2],
+        f32_bytes(&[f32::NAN, f32::INFINITY]),
+    );
     let weights = fx.weights_with(&t).unwrap();
     assert_eq!(weights.warnings.len(), 1, "{:?}", weights.warnings);
     let w = &weights.warnings[0];
@@ -795,8 +847,14 @@ fn nan_and_inf_weights_warn_and_are_still_shown() {
     let acts = nn::forward(&model, &weights, &[0.5; 16]).unwrap();
     let conv1 = &acts.layers[0];
     assert_eq!(conv1.len(), 8);
-    assert!(conv1[..4].iter().all(|v| v.is_nan()), "channel 0 should be NaN: {conv1:?}");
-    assert!(conv1[4..].iter().all(|v| *v == f32::INFINITY), "channel 1 should be +inf: {conv1:?}");
+    assert!(
+        conv1[..4].iter().all(|v| v.is_nan()),
+        "channel 0 should be NaN: {conv1:?}"
+    );
+    assert!(
+        conv1[4..].iter().all(|v| *v == f32::INFINITY),
+        "channel 1 should be +inf: {conv1:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -928,7 +986,12 @@ fn samples_label_out_of_range() {
 #[test]
 fn samples_negative_label() {
     let fx = Fx::good();
-    let labels = ("labels".to_owned(), Dtype::I64, vec![2], [0i64, -1].iter().flat_map(|l| l.to_le_bytes()).collect());
+    let labels = (
+        "labels".to_owned(),
+        Dtype::I64,
+        vec![2],
+        [0i64, -1].iter().flat_map(|l| l.to_le_bytes()).collect(),
+    );
     let p = fx.write("samples.safetensors", samples_bytes(2, vec![labels]));
     let e = expect_err(Samples::load(&fx.model(), &p));
     check_msg(&e, &p, &["`labels`", "-1"]);
@@ -986,7 +1049,11 @@ fn cli_fails(args: &[&std::ffi::OsStr], needles: &[&str]) {
     assert_eq!(code, 1, "exit code {code} (101 = panic); stderr:\n{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected exactly one stderr line, got:\n{stderr}");
-    assert!(lines[0].starts_with("error: "), "stderr line lacks `error: `: {}", lines[0]);
+    assert!(
+        lines[0].starts_with("error: "),
+        "stderr line lacks `error: `: {}",
+        lines[0]
+    );
     for n in needles {
         assert!(lines[0].contains(n), "stderr line lacks {n:?}: {}", lines[0]);
     }
@@ -1029,7 +1096,14 @@ fn cli_missing_tensor_writes_nothing() {
     let out = fx.path("out.safetensors");
     let ws = w.display().to_string();
     cli_fails(
-        &[os("activations"), fx.dir.path().as_os_str(), os("--input"), input.as_os_str(), os("--out"), out.as_os_str()],
+        &[
+            os("activations"),
+            fx.dir.path().as_os_str(),
+            os("--input"),
+            input.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+        ],
         &[&ws, "`fc.weight`", "`fc`"],
     );
     assert!(!out.exists(), "activations left an output file behind");
@@ -1045,7 +1119,14 @@ fn cli_truncated_safetensors_writes_nothing() {
     let out = fx.path("out.safetensors");
     let ws = w.display().to_string();
     cli_fails(
-        &[os("activations"), fx.path("model.json").as_os_str(), os("--input"), input.as_os_str(), os("--out"), out.as_os_str()],
+        &[
+            os("activations"),
+            fx.path("model.json").as_os_str(),
+            os("--input"),
+            input.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+        ],
         &[&ws, "truncated", "tensor `"],
     );
     assert!(!out.exists(), "activations left an output file behind");
@@ -1058,7 +1139,14 @@ fn cli_wrong_input_image_size_writes_nothing() {
     let out = fx.path("out.safetensors");
     let is = input.display().to_string();
     cli_fails(
-        &[os("activations"), fx.dir.path().as_os_str(), os("--input"), input.as_os_str(), os("--out"), out.as_os_str()],
+        &[
+            os("activations"),
+            fx.dir.path().as_os_str(),
+            os("--input"),
+            input.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+        ],
         &[&is, "5x3", "4x4"],
     );
     assert!(!out.exists(), "activations left an output file behind");
@@ -1106,9 +1194,29 @@ impl Rng {
 
 /// Values worth trying where a number stands: edges of every limit in the loaders.
 const INTERESTING: &[&str] = &[
-    "0", "1", "2", "3", "7", "-1", "0.5", "1e308", "null", "\"x\"", "[]", "[0, 0]", "[1, 2]",
-    "[1048576, 1]", "65535", "1048576", "1048577", "268435456", "4294967296", "18446744073709551615",
-    "99999999999999999999", "[3, 1, 1]", "[100000, 100000, 100000]",
+    "0",
+    "1",
+    "2",
+    "3",
+    "7",
+    "-1",
+    "0.5",
+    "1e308",
+    "null",
+    "\"x\"",
+    "[]",
+    "[0, 0]",
+    "[1, 2]",
+    "[1048576, 1]",
+    "65535",
+    "1048576",
+    "1048577",
+    "268435456",
+    "4294967296",
+    "18446744073709551615",
+    "99999999999999999999",
+    "[3, 1, 1]",
+    "[100000, 100000, 100000]",
 ];
 
 /// Replace one run of ASCII digits (a shape, an offset, a kernel size...) in `text` by an
@@ -1226,7 +1334,10 @@ fn fuzz_seeds() -> Vec<Vec<u8>> {
             netwalk::nn::fuzz::join(&json, &st)
         })
         .collect();
-    seeds.push(netwalk::nn::fuzz::join(GOOD_MODEL.as_bytes(), &st_bytes(&good_tensors())));
+    seeds.push(netwalk::nn::fuzz::join(
+        GOOD_MODEL.as_bytes(),
+        &st_bytes(&good_tensors()),
+    ));
     seeds
 }
 
@@ -1254,7 +1365,10 @@ fn mutated_fixtures_never_panic() {
     let mut tensors = 0;
     let t = Instant::now();
     // NETWALK_MUTATIONS=1000000 for a longer local run.
-    let n: usize = std::env::var("NETWALK_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let n: usize = std::env::var("NETWALK_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
     for i in 0..n {
         let seed = &seeds[rng.below(seeds.len())];
         let mut input = mutate(&mut rng, seed, &seeds);
@@ -1266,10 +1380,16 @@ fn mutated_fixtures_never_panic() {
         *stages.entry(stage).or_insert(0usize) += 1;
         tensors += no_panic("fuzz_safetensors", i, split(&input).1, fuzz_safetensors);
     }
-    println!("{n} mutations in {:?}: {stages:?}, {tensors} tensors converted", t.elapsed());
+    println!(
+        "{n} mutations in {:?}: {stages:?}, {tensors} tensors converted",
+        t.elapsed()
+    );
     // The mutations must exercise every stage, or this test checks less than it claims.
     for stage in [Stage::Model, Stage::Weights, Stage::Forward] {
-        assert!(stages.get(&stage).copied().unwrap_or(0) >= n / 50, "too few inputs reach {stage:?}: {stages:?}");
+        assert!(
+            stages.get(&stage).copied().unwrap_or(0) >= n / 50,
+            "too few inputs reach {stage:?}: {stages:?}"
+        );
     }
 }
 

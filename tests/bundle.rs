@@ -24,7 +24,10 @@ use netwalk::scene::{self, LayoutKind, NeuronRef};
 
 /// A renderer with validation on, or `None` (after a note) when this machine has no Vulkan.
 fn renderer() -> Option<Renderer> {
-    match Renderer::new(&RendererConfig { validation: true, ..Default::default() }) {
+    match Renderer::new(&RendererConfig {
+        validation: true,
+        ..Default::default()
+    }) {
         Ok(r) => Some(r),
         Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
             assert!(!in_ci(), "CI needs a Vulkan device for the bundling tests: {e}");
@@ -156,7 +159,10 @@ fn endpoints_stay_fixed_and_strength_zero_is_straight() {
         }
         for (k, p) in s.iter().enumerate() {
             let want = edge.a.lerp(edge.b, k as f32 / SEGMENTS as f32);
-            assert!(p.distance(want) < 1e-5, "strength 0, point {k}: {p} is not on the line ({want})");
+            assert!(
+                p.distance(want) < 1e-5,
+                "strength 0, point {k}: {p} is not on the line ({want})"
+            );
         }
         moved = moved.max(b.iter().zip(s).map(|(p, q)| p.distance(*q)).fold(0.0, f32::max));
     }
@@ -211,7 +217,10 @@ fn full_bundling_contracts_compatible_edges_by_the_computed_factor() {
         after <= before / factor,
         "mean midpoint distance {after} m after bundling, {before} m before: expected a drop by {factor}x"
     );
-    eprintln!("contraction: {before} -> {after} (bound {}, factor {factor})", before / factor);
+    eprintln!(
+        "contraction: {before} -> {after} (bound {}, factor {factor})",
+        before / factor
+    );
     finish(r);
 }
 
@@ -226,7 +235,10 @@ fn separate_bundles_stay_apart() {
     let centroid = |c: &[Vec<Vec3>]| c.iter().map(|c| c[mid]).sum::<Vec3>() / c.len() as f32;
     // No edge joins them and the kernel is far narrower than the gap: they keep their 1 m apart.
     let gap = centroid(&bundled[..half]).distance(centroid(&bundled[half..]));
-    assert!((gap - 1.0).abs() < 0.05, "the bundles moved towards each other: {gap} m apart");
+    assert!(
+        (gap - 1.0).abs() < 0.05,
+        "the bundles moved towards each other: {gap} m apart"
+    );
     finish(r);
 }
 
@@ -245,7 +257,10 @@ fn results_do_not_depend_on_edge_order() {
     r.set_edges(&shuffled).expect("upload");
     let second = curves_at(&mut r, 1.0);
     for (k, &i) in order.iter().enumerate() {
-        assert_eq!(second[k], first[i], "edge {i} (at {k} when shuffled) bundled differently");
+        assert_eq!(
+            second[k], first[i],
+            "edge {i} (at {k} when shuffled) bundled differently"
+        );
     }
     finish(r);
 }
@@ -283,11 +298,19 @@ fn new_values_update_the_bundle_incrementally() {
 }
 
 fn srgb_to_linear(c: f32) -> f32 {
-    if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
 }
 
 fn linear_to_srgb(c: f32) -> f32 {
-    if c <= 0.0031308 { c * 12.92 } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 }
+    if c <= 0.0031308 {
+        c * 12.92
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
 }
 
 /// The background with `color` (sRGB) added at full opacity in linear light, as the additive
@@ -303,7 +326,10 @@ fn added(color: [f32; 3]) -> [u8; 3] {
 #[track_caller]
 fn assert_color(image: &RgbaImage, at: Vec2, want: [u8; 3], what: &str) {
     let got = image.pixel(at.x as u32, at.y as u32);
-    let close = got[..3].iter().zip(want).all(|(g, w)| (i16::from(*g) - i16::from(w)).abs() <= 3);
+    let close = got[..3]
+        .iter()
+        .zip(want)
+        .all(|(g, w)| (i16::from(*g) - i16::from(w)).abs() <= 3);
     assert!(close, "{what}: pixel at {at} is {got:?}, expected {want:?}");
 }
 
@@ -373,7 +399,12 @@ fn drawn_edges_have_their_colors_where_the_projection_says_mono_and_stereo() {
     let image = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
     let mid = SEGMENTS as usize / 2;
     let at = |c: &Vec<Vec3>, cam: &Camera| cam.project(c[mid], w, h).expect("in front");
-    assert_color(image, at(&curves[1], &camera), srgb8(style.negative), "highlighted edge");
+    assert_color(
+        image,
+        at(&curves[1], &camera),
+        srgb8(style.negative),
+        "highlighted edge",
+    );
     assert_color(image, at(&curves[0], &camera), added(style.positive), "the other edge");
     // Stereo: each eye sees the (opaque) highlighted edges where its own projection says.
     r.set_edge_highlight(&[0, 1]).expect("highlight");
@@ -381,10 +412,20 @@ fn drawn_edges_have_their_colors_where_the_projection_says_mono_and_stereo() {
     let images = r.render_offscreen(w, h, &eyes).expect("render");
     for (eye, (image, cam)) in images.iter().zip(&eyes).enumerate() {
         for (curve, color) in curves.iter().zip([style.positive, style.negative]) {
-            assert_color(image, at(curve, cam), srgb8(color), &format!("eye {eye}: highlighted edge"));
+            assert_color(
+                image,
+                at(curve, cam),
+                srgb8(color),
+                &format!("eye {eye}: highlighted edge"),
+            );
         }
         let at = cam.project(between, w, h).expect("in front");
-        assert_color(image, at, srgb8(BACKGROUND_SRGB), &format!("eye {eye}: between the edges"));
+        assert_color(
+            image,
+            at,
+            srgb8(BACKGROUND_SRGB),
+            &format!("eye {eye}: between the edges"),
+        );
     }
     // A threshold above what an edge has hides it.
     r.set_edges(&SceneEdges {
@@ -400,8 +441,18 @@ fn drawn_edges_have_their_colors_where_the_projection_says_mono_and_stereo() {
     .expect("style");
     let image = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
     let mid_of = |p: &PlacedEdge| camera.project((p.a + p.b) / 2.0, w, h).expect("in front");
-    assert_color(image, mid_of(&e.edges[0]), added(style.positive), "edge over the threshold");
-    assert_color(image, mid_of(&e.edges[1]), srgb8(BACKGROUND_SRGB), "edge under the threshold");
+    assert_color(
+        image,
+        mid_of(&e.edges[0]),
+        added(style.positive),
+        "edge over the threshold",
+    );
+    assert_color(
+        image,
+        mid_of(&e.edges[1]),
+        srgb8(BACKGROUND_SRGB),
+        "edge under the threshold",
+    );
     finish(r);
 }
 
@@ -424,7 +475,11 @@ fn many_edges_draw_fewer_segments_with_the_same_ends_and_points() {
     assert_eq!(walked_segments(67_963, u64::MAX), 16);
     assert_eq!([most, most + 1].map(|n| walked_segments(n, u64::MAX)), [16, 8]);
     assert_eq!(walked_segments(1_058_816, u64::MAX), 4);
-    assert_eq!(walked_segments(67_963, 67_963 * 17 * 16 - 1), 8, "points of 16 segments do not fit");
+    assert_eq!(
+        walked_segments(67_963, 67_963 * 17 * 16 - 1),
+        8,
+        "points of 16 segments do not fit"
+    );
 
     // On the GPU, a small budget stands in for many edges.
     let Some(mut r) = renderer() else { return };
@@ -445,7 +500,11 @@ fn many_edges_draw_fewer_segments_with_the_same_ends_and_points() {
                 assert!(d[0].distance(edge.a) < 1e-6, "source end moved");
                 assert!(d[want as usize].distance(edge.b) < 1e-5, "target end moved");
                 for (j, p) in d.iter().enumerate() {
-                    assert!(p.distance(f[j * step]) < 1e-6, "drawn point {j} is not curve point {}", j * step);
+                    assert!(
+                        p.distance(f[j * step]) < 1e-6,
+                        "drawn point {j} is not curve point {}",
+                        j * step
+                    );
                     moved = moved.max(p.distance(edge.a.lerp(edge.b, (j * step) as f32 / SEGMENTS as f32)));
                 }
             }
@@ -477,11 +536,21 @@ fn many_edges_draw_fewer_segments_with_the_same_ends_and_points() {
             for (curve, color) in drawn.iter().zip([style.positive, style.negative]) {
                 for j in [1, 2] {
                     let at = cam.project(curve[j], w, h).expect("in front");
-                    assert_color(image, at, added(color), &format!("eye {eye} of {}: point {j}", views.len()));
+                    assert_color(
+                        image,
+                        at,
+                        added(color),
+                        &format!("eye {eye} of {}: point {j}", views.len()),
+                    );
                 }
             }
             let at = cam.project(Vec3::new(0.0, 1.4, -1.0), w, h).expect("in front");
-            assert_color(image, at, srgb8(BACKGROUND_SRGB), &format!("eye {eye}: between the edges"));
+            assert_color(
+                image,
+                at,
+                srgb8(BACKGROUND_SRGB),
+                &format!("eye {eye}: between the edges"),
+            );
         }
     }
     finish(r);
@@ -527,7 +596,12 @@ fn conv_to_dense_edges_aggregate_by_channel_and_add_up_to_the_pre_activation() {
         .flatten_all()
         .and_then(|t| t.to_vec1())
         .expect("values");
-    let b: Vec<f32> = weights.layers[1].bias.as_ref().expect("bias").to_vec1().expect("bias values");
+    let b: Vec<f32> = weights.layers[1]
+        .bias
+        .as_ref()
+        .expect("bias")
+        .to_vec1()
+        .expect("bias values");
     let full = edges::dense_edges(&model, &weights, &acts, 1, EdgeValue::Weight, 100).expect("edges");
     assert!(!full.aggregated && full.sources == 18 && full.targets == 2 && full.len() == 36);
     assert_eq!(full.value(5, 1), w[18 + 5]);
@@ -539,9 +613,16 @@ fn conv_to_dense_edges_aggregate_by_channel_and_add_up_to_the_pre_activation() {
     for o in 0..2 {
         // The channels' contributions plus the bias are the output's pre-activation.
         let pre = imp.value(0, o) + imp.value(1, o) + b[o];
-        assert!((pre - acts.layers[1][o]).abs() < 1e-4, "output {o}: {pre} vs {}", acts.layers[1][o]);
+        assert!(
+            (pre - acts.layers[1][o]).abs() < 1e-4,
+            "output {o}: {pre} vs {}",
+            acts.layers[1][o]
+        );
     }
-    assert!(edges::dense_edges(&model, &weights, &acts, 0, EdgeValue::Weight, 4).is_err(), "flatten has no edges");
+    assert!(
+        edges::dense_edges(&model, &weights, &acts, 0, EdgeValue::Weight, 4).is_err(),
+        "flatten has no edges"
+    );
 }
 
 fn mlp() -> (Model, nn::Weights, Activations) {
@@ -566,7 +647,10 @@ fn scene_edges_join_the_cubes_and_drop_the_weakest_over_budget_counting_them() {
     // fc1's edge from input 4 to output 2 joins those cubes.
     let l = &all.layers[0];
     let (src, dst) = (&placements[l.source_block], &placements[l.target_block]);
-    let e = all.edges[l.kept.clone()].iter().position(|e| e.source == 4 && e.target == 2).expect("edge");
+    let e = all.edges[l.kept.clone()]
+        .iter()
+        .position(|e| e.source == 4 && e.target == 2)
+        .expect("edge");
     assert_eq!(all.edges[e].a, src.neurons[4].center);
     assert_eq!(all.edges[e].b, dst.neurons[2].center);
     // fc2 reads the relu: its edges leave the fc1+relu block.
@@ -616,17 +700,14 @@ fn a_selected_neuron_owns_its_incoming_and_outgoing_edges() {
     let all = SceneEdges::build(&model, &weights, &acts, &placements, &EdgeOptions::default()).expect("edges");
     // Neuron 2 of fc1+relu: 5 edges in (fc1), 3 out (fc2).
     let block = all.layers[0].target_block;
-    let mine = all.touching(
-        &NeuronRef {
-            block,
-            index: vec![2],
-        },
-        &model,
-    );
+    let mine = all.touching(&NeuronRef { block, index: vec![2] }, &model);
     assert_eq!(mine.len(), 5 + 3);
     for &i in &mine {
         let e = &all.edges[i as usize];
-        assert!((e.group == 0 && e.target == 2) || (e.group == 1 && e.source == 2), "{e:?}");
+        assert!(
+            (e.group == 0 && e.target == 2) || (e.group == 1 && e.source == 2),
+            "{e:?}"
+        );
     }
 }
 
@@ -674,7 +755,12 @@ fn the_left_grip_and_stick_set_the_bundling_strength_and_keep_play_pause_apart()
 fn moved_edges_keep_their_bundle_and_follow_the_move() {
     let Some(mut r) = renderer() else { return };
     let mut e = SceneEdges::default();
-    fully_connected(&square(Vec3::new(0.0, 1.4, 0.0), 0.6, 5), &square(Vec3::new(0.0, 1.4, -1.2), 0.6, 5), 0, &mut e);
+    fully_connected(
+        &square(Vec3::new(0.0, 1.4, 0.0), 0.6, 5),
+        &square(Vec3::new(0.0, 1.4, -1.2), 0.6, 5),
+        0,
+        &mut e,
+    );
     r.set_edges(&e).expect("upload");
     let before = curves_at(&mut r, 1.0);
     let spread = |curves: &[Vec<Vec3>], shift: Vec3| {
@@ -692,17 +778,27 @@ fn moved_edges_keep_their_bundle_and_follow_the_move() {
     r.move_edges(&e).expect("move");
     let after = curves_at(&mut r, 1.0);
     for (edge, c) in e.edges.iter().zip(&after) {
-        assert!(c[0].distance(edge.a) < 1e-5 && c[SEGMENTS as usize].distance(edge.b) < 1e-5, "ends follow the move");
+        assert!(
+            c[0].distance(edge.a) < 1e-5 && c[SEGMENTS as usize].distance(edge.b) < 1e-5,
+            "ends follow the move"
+        );
     }
     // Still bundled, about as tight as before the move (an update goes on from the last shape).
     let (b, a) = (spread(&before, Vec3::ZERO), spread(&after, shift));
-    assert!(a < 0.5 * straight && (a - b).abs() < 0.25 * straight, "spread {b} before, {a} after, straight {straight}");
+    assert!(
+        a < 0.5 * straight && (a - b).abs() < 0.25 * straight,
+        "spread {b} before, {a} after, straight {straight}"
+    );
     finish(r);
     // Not a recompute from straight lines: that gives other curves (those of a fresh bundler).
     let Some(mut fresh) = renderer() else { return };
     fresh.set_edges(&e).expect("upload");
     let anew = curves_at(&mut fresh, 1.0);
-    let differ = after.iter().zip(&anew).flat_map(|(x, y)| x.iter().zip(y)).any(|(p, q)| p.distance(*q) > 1e-4);
+    let differ = after
+        .iter()
+        .zip(&anew)
+        .flat_map(|(x, y)| x.iter().zip(y))
+        .any(|(p, q)| p.distance(*q) > 1e-4);
     assert!(differ, "the moved bundle was recomputed from straight lines");
     finish(fresh);
 }
@@ -757,7 +853,11 @@ fn the_demo_snapshot_shows_its_dense_layers_bundled_where_the_curves_run() {
     let edges = app.edges().expect("the demo has dense layers").clone();
     assert_eq!(curves.len(), edges.edges.len());
     let with = r.render_offscreen(width, height, &[camera]).expect("render").remove(0);
-    r.set_bundle_style(&BundleStyle { threshold: 2.0, ..app.bundle_style }).expect("style");
+    r.set_bundle_style(&BundleStyle {
+        threshold: 2.0,
+        ..app.bundle_style
+    })
+    .expect("style");
     let without = r.render_offscreen(width, height, &[camera]).expect("render").remove(0);
     finish(r);
     // The strongest edge of each layer pair: a quarter and half way along its bundled curve (the
@@ -773,7 +873,9 @@ fn the_demo_snapshot_shows_its_dense_layers_bundled_where_the_curves_run() {
         strongest.sort_by(|&a, &b| edges.values[b].abs().total_cmp(&edges.values[a].abs()));
         for &e in strongest.iter().take(10) {
             for k in [SEGMENTS as usize / 4, SEGMENTS as usize / 2] {
-                let Some(p) = camera.project(curves[e][k], width, height) else { continue };
+                let Some(p) = camera.project(curves[e][k], width, height) else {
+                    continue;
+                };
                 if p.x < 1.0 || p.y < 1.0 || p.x > width as f32 - 2.0 || p.y > height as f32 - 2.0 {
                     continue;
                 }
@@ -785,7 +887,10 @@ fn the_demo_snapshot_shows_its_dense_layers_bundled_where_the_curves_run() {
         }
     }
     assert!(looked >= 20, "the curves are in view ({looked} points)");
-    assert!(lit * 10 >= looked * 8, "{lit} of {looked} curve points lit by the edges");
+    assert!(
+        lit * 10 >= looked * 8,
+        "{lit} of {looked} curve points lit by the edges"
+    );
     // And where no curve runs (the top corners), the edges add nothing.
     for p in [Vec2::new(2.0, 2.0), Vec2::new(width as f32 - 3.0, 2.0)] {
         assert_eq!(brightness(&with, p), brightness(&without, p));
@@ -835,7 +940,8 @@ fn light_added(image: &RgbaImage, base: &RgbaImage, columns: std::ops::Range<u32
         for x in columns.clone() {
             let (p, b) = (image.pixel(x, y), base.pixel(x, y));
             for c in 0..3 {
-                let added = f64::from(srgb_to_linear(f32::from(p[c]) / 255.0) - srgb_to_linear(f32::from(b[c]) / 255.0));
+                let added =
+                    f64::from(srgb_to_linear(f32::from(p[c]) / 255.0) - srgb_to_linear(f32::from(b[c]) / 255.0));
                 sum[c] += added;
                 moment += added * (f64::from(x) + 0.5);
             }
@@ -846,7 +952,14 @@ fn light_added(image: &RgbaImage, base: &RgbaImage, columns: std::ops::Range<u32
 
 /// The linear light an opaque-`alpha` ribbon of `color` and `width` (m) from `a` to `b`, facing
 /// `camera`, adds: its projected area in pixels × alpha × color.
-fn ribbon_light(camera: &Camera, (w, h): (u32, u32), (a, b): (Vec3, Vec3), width: f32, alpha: f32, color: [f32; 3]) -> [f64; 3] {
+fn ribbon_light(
+    camera: &Camera,
+    (w, h): (u32, u32),
+    (a, b): (Vec3, Vec3),
+    width: f32,
+    alpha: f32,
+    color: [f32; 3],
+) -> [f64; 3] {
     let p = |v: Vec3| camera.project(v, w, h).expect("in front");
     let length = p(a).distance(p(b));
     let across = p(a).distance(p(a + Vec3::new(width, 0.0, 0.0)));
@@ -954,7 +1067,11 @@ fn low_resolution_edges_keep_their_light_and_hide_behind_blocks() {
     r.set_bundle_style(&style(0.0025)).expect("style");
     for (scale, x) in [(2, (6.0 * 16.0 + 0.5) * 2.0), (4, (3.0 * 16.0 + 0.5) * 4.0)] {
         let left = camera.project(e.edges[0].a, size.0, size.1).expect("in front").x;
-        let per_cm = camera.project(e.edges[0].a + Vec3::X * 0.01, size.0, size.1).expect("in front").x - left;
+        let per_cm = camera
+            .project(e.edges[0].a + Vec3::X * 0.01, size.0, size.1)
+            .expect("in front")
+            .x
+            - left;
         let shift = Vec3::X * ((left - x) / per_cm * 0.01);
         let moved = Camera::look_at(camera.eye + shift, camera.target + shift);
         let at = moved.project(e.edges[0].a, size.0, size.1).expect("in front").x;
@@ -995,8 +1112,16 @@ fn low_resolution_edges_keep_their_light_and_hide_behind_blocks() {
     for (eye, cam) in eyes.iter().enumerate() {
         let at = cam.project(behind, w, h).expect("in front");
         let cube = cube_only[eye].pixel(at.x as u32, at.y as u32);
-        assert!(cube[..3] != srgb8(BACKGROUND_SRGB)[..], "eye {eye}: the cube is not at {at}");
-        assert_color(&with_edges[eye], at, [cube[0], cube[1], cube[2]], &format!("eye {eye}: the edge behind the cube"));
+        assert!(
+            cube[..3] != srgb8(BACKGROUND_SRGB)[..],
+            "eye {eye}: the cube is not at {at}"
+        );
+        assert_color(
+            &with_edges[eye],
+            at,
+            [cube[0], cube[1], cube[2]],
+            &format!("eye {eye}: the edge behind the cube"),
+        );
         // (Without the cube, the same pixel is lit by the edge: the check above can fail.)
         let lit = open[eye].pixel(at.x as u32, at.y as u32);
         assert!(

@@ -66,7 +66,11 @@ fn the_watch_takes_a_new_checkpoint_within_a_second_and_never_a_half_written_one
 
     // Renamed into place: taken within a second, with the label from its metadata.
     let renamed = Instant::now();
-    std::fs::rename(dir.path().join("b-0002.safetensors.tmp"), dir.path().join("b-0002.safetensors")).expect("rename");
+    std::fs::rename(
+        dir.path().join("b-0002.safetensors.tmp"),
+        dir.path().join("b-0002.safetensors"),
+    )
+    .expect("rename");
     let c = match next(&feed, PATIENCE) {
         Some(LiveEvent::Checkpoint(c)) => c,
         other => panic!("expected the renamed checkpoint, got {other:?}"),
@@ -83,14 +87,29 @@ fn the_watch_takes_a_new_checkpoint_within_a_second_and_never_a_half_written_one
     shapes.layers[0].params[0].shape[0] += 1;
     let mut wrong_layers = Weights::load(&model).expect("weights").layers;
     let w0 = wrong_layers[0].weight.as_ref().expect("conv weight").clone();
-    wrong_layers[0].weight = Some(candle_core::Tensor::cat(&[&w0, &w0.narrow(0, 0, 1).expect("narrow")], 0).expect("cat"));
-    save_weights(&shapes, &wrong_layers, BTreeMap::new(), &dir.path().join("c-0003.safetensors")).expect("save");
-    save_weights(&model, &Weights::load(&model).expect("weights").layers, BTreeMap::new(), &dir.path().join("d-0004.safetensors"))
-        .expect("save");
+    wrong_layers[0].weight =
+        Some(candle_core::Tensor::cat(&[&w0, &w0.narrow(0, 0, 1).expect("narrow")], 0).expect("cat"));
+    save_weights(
+        &shapes,
+        &wrong_layers,
+        BTreeMap::new(),
+        &dir.path().join("c-0003.safetensors"),
+    )
+    .expect("save");
+    save_weights(
+        &model,
+        &Weights::load(&model).expect("weights").layers,
+        BTreeMap::new(),
+        &dir.path().join("d-0004.safetensors"),
+    )
+    .expect("save");
     match next(&feed, PATIENCE) {
         Some(LiveEvent::Skipped { file, error }) => {
             assert_eq!(file, dir.path().join("c-0003.safetensors"));
-            assert!(error.contains("c-0003.safetensors") && error.contains("shape"), "{error}");
+            assert!(
+                error.contains("c-0003.safetensors") && error.contains("shape"),
+                "{error}"
+            );
         }
         other => panic!("expected the mis-shaped file to be skipped, got {other:?}"),
     }
@@ -121,11 +140,21 @@ fn appended_checkpoints_are_followed_at_the_end_and_scrubbable() {
     let mut frame = InputSnapshot::default();
 
     // Never scrubbed (final weights): the view follows the first new checkpoint.
-    publish(dir.path(), "ckpt-001.safetensors", &std::fs::read(&model.checkpoints[0].weights).expect("read"));
-    step_until(&mut app, &mut frame, |a| a.timeline.as_ref().is_some_and(|t| t.len() == n + 1));
+    publish(
+        dir.path(),
+        "ckpt-001.safetensors",
+        &std::fs::read(&model.checkpoints[0].weights).expect("read"),
+    );
+    step_until(&mut app, &mut frame, |a| {
+        a.timeline.as_ref().is_some_and(|t| t.len() == n + 1)
+    });
     let c = app.scene.checkpoint.clone().expect("following");
     assert_eq!((c.index, c.position, c.label.as_str()), (n, n as f32, "init"));
-    assert_eq!(app.model.checkpoints.len(), n + 1, "the scene scrubs the grown timeline");
+    assert_eq!(
+        app.model.checkpoints.len(),
+        n + 1,
+        "the scene scrubs the grown timeline"
+    );
     let init = Weights::load_file(&model, &model.checkpoints[0].weights).expect("init");
     let samples = Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
     let want = nn::forward(&model, &init, samples.image(0)).expect("forward");
@@ -149,8 +178,14 @@ fn appended_checkpoints_are_followed_at_the_end_and_scrubbable() {
     frame.scrub = 0.0;
     let back = app.scene.checkpoint.clone().expect("scrubbed");
     assert!((back.position - (n as f32 - 1.5)).abs() < 1e-5, "{back:?}");
-    publish(dir.path(), "ckpt-002.safetensors", &std::fs::read(&model.checkpoints[1].weights).expect("read"));
-    step_until(&mut app, &mut frame, |a| a.timeline.as_ref().is_some_and(|t| t.len() == n + 2));
+    publish(
+        dir.path(),
+        "ckpt-002.safetensors",
+        &std::fs::read(&model.checkpoints[1].weights).expect("read"),
+    );
+    step_until(&mut app, &mut frame, |a| {
+        a.timeline.as_ref().is_some_and(|t| t.len() == n + 2)
+    });
     assert_eq!(app.scene.checkpoint, Some(back), "not at the end: no jump");
     // And the scrub reaches the newest.
     frame.scrub = 5.0;
@@ -195,7 +230,10 @@ fn live_training_publishes_weights_whose_heldout_accuracy_rises() {
     }
     let t = app.timeline.as_ref().expect("a timeline");
     let labels: Vec<&str> = t.info.iter().map(|i| i.label.as_str()).collect();
-    assert_eq!(labels, ["init", "epoch 1/8", "epoch 1/4", "epoch 1/2", "step 30", "epoch 1"]);
+    assert_eq!(
+        labels,
+        ["init", "epoch 1/8", "epoch 1/4", "epoch 1/2", "step 30", "epoch 1"]
+    );
     let steps: Vec<Option<u64>> = t.info.iter().map(|i| i.step).collect();
     assert_eq!(steps, [0, 5, 10, 20, 30, 40].map(Some));
     // The published weights themselves (not just their metadata) get better on held-out digits.
@@ -207,7 +245,11 @@ fn live_training_publishes_weights_whose_heldout_accuracy_rises() {
     assert!(first < 0.3 && last > first + 0.3, "held-out accuracy {first} -> {last}");
     for (i, info) in t.info.iter().enumerate() {
         let recorded = info.heldout_accuracy.expect("accuracy recorded") as f64;
-        assert!((recorded - accuracy(i)).abs() < 1e-4, "checkpoint {i}: {recorded} vs {}", accuracy(i));
+        assert!(
+            (recorded - accuracy(i)).abs() < 1e-4,
+            "checkpoint {i}: {recorded} vs {}",
+            accuracy(i)
+        );
     }
     assert!(t.info[0].train_loss.is_none() && t.info[1..].iter().all(|i| i.train_loss.is_some()));
     // The view followed training to its end.
@@ -224,7 +266,9 @@ fn a_read_checkpoint_is_checked_against_the_model() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.safetensors");
     std::fs::write(&bad, b"not a checkpoint").expect("write");
-    let err = LoadedCheckpoint::read(&model, &bad, None).expect_err("corrupt").to_string();
+    let err = LoadedCheckpoint::read(&model, &bad, None)
+        .expect_err("corrupt")
+        .to_string();
     assert!(err.contains("bad.safetensors"), "{err}");
     assert!(t.append_file(&model, &bad).is_err());
     assert_eq!(t.len(), 1, "a bad file adds nothing");
@@ -269,7 +313,10 @@ fn live_training_matches_netwalk_train_for_a_seed() {
     // The schedule's checkpoints (in files) are among the published ones, with the same values.
     let input = vec![0.4f32; model.input.shape.elements()];
     for c in &written.checkpoints {
-        let live = published.iter().find(|p| p.info.label == c.label).unwrap_or_else(|| panic!("{} published", c.label));
+        let live = published
+            .iter()
+            .find(|p| p.info.label == c.label)
+            .unwrap_or_else(|| panic!("{} published", c.label));
         let file = Weights::load_file(&model, &c.weights).expect("checkpoint");
         assert_eq!(
             nn::forward(&model, &file, &input).expect("forward").layers,
@@ -279,7 +326,18 @@ fn live_training_matches_netwalk_train_for_a_seed() {
         );
     }
     let labels: Vec<&str> = published.iter().map(|p| p.info.label.as_str()).collect();
-    assert_eq!(labels, ["init", "epoch 1/8", "epoch 1/4", "step 4", "epoch 1/2", "step 8", "epoch 1"]);
+    assert_eq!(
+        labels,
+        [
+            "init",
+            "epoch 1/8",
+            "epoch 1/4",
+            "step 4",
+            "epoch 1/2",
+            "step 8",
+            "epoch 1"
+        ]
+    );
     let final_file = Weights::load(&written).expect("final");
     assert_eq!(
         nn::forward(&model, &final_file, &input).expect("forward").layers,
@@ -325,8 +383,16 @@ fn with_the_worker_the_shown_activations_belong_to_the_shown_weights_and_catch_u
     let _ = app.frame(eye);
     app.settle().expect("settle");
     assert!(!app.computing());
-    let want = app.timeline.as_ref().expect("timeline").weights_at(position).expect("weights");
-    assert_eq!(app.acts.layers, nn::forward(&model, &want, &input).expect("forward").layers);
+    let want = app
+        .timeline
+        .as_ref()
+        .expect("timeline")
+        .weights_at(position)
+        .expect("weights");
+    assert_eq!(
+        app.acts.layers,
+        nn::forward(&model, &want, &input).expect("forward").layers
+    );
     assert_eq!(app.acts.layers, sync.acts.layers);
     let (_, overlay) = app.frame(eye);
     let (_, want_overlay) = sync.frame(eye);

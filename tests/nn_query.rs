@@ -7,7 +7,9 @@ use netwalk::nn::query::{Region, neuron, receptive_field};
 use netwalk::nn::{self, Model, Op, Shape, Source, Weights};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/reference")
+        .join(name)
 }
 
 fn load(name: &str) -> (Model, Weights, Vec<f32>) {
@@ -27,7 +29,13 @@ fn close(a: f32, b: f32) -> bool {
 #[test]
 fn contributions_add_up_for_every_op() {
     let mut checked = std::collections::BTreeSet::new();
-    for case in ["basic", "stride_pad_dilation", "groups_bn", "residual_concat", "explicit_names"] {
+    for case in [
+        "basic",
+        "stride_pad_dilation",
+        "groups_bn",
+        "residual_concat",
+        "explicit_names",
+    ] {
         let (model, weights, input) = load(case);
         let acts = nn::forward(&model, &weights, &input).unwrap();
         for (li, layer) in model.layers.iter().enumerate() {
@@ -45,13 +53,28 @@ fn contributions_add_up_for_every_op() {
                 match &layer.op {
                     Op::Conv2d { .. } | Op::Dense { .. } | Op::BatchNorm2d { .. } => {
                         let pre = info.pre_activation.unwrap();
-                        assert!(close(sum + info.bias.unwrap(), pre), "{case}/{} {index:?}: {sum} + {:?} != {pre}", layer.name, info.bias);
+                        assert!(
+                            close(sum + info.bias.unwrap(), pre),
+                            "{case}/{} {index:?}: {sum} + {:?} != {pre}",
+                            layer.name,
+                            info.bias
+                        );
                         // Sorted by |contribution|, largest first.
                         let c: Vec<f32> = info.inputs.iter().map(|i| i.contribution.unwrap().abs()).collect();
                         assert!(c.windows(2).all(|w| w[0] >= w[1]), "{case}/{} not sorted", layer.name);
                     }
-                    Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::GlobalAvgPool2d | Op::Add | Op::Flatten | Op::Concat => {
-                        assert!(close(sum, info.value), "{case}/{} {index:?}: {sum} != {}", layer.name, info.value);
+                    Op::MaxPool2d { .. }
+                    | Op::AvgPool2d { .. }
+                    | Op::GlobalAvgPool2d
+                    | Op::Add
+                    | Op::Flatten
+                    | Op::Concat => {
+                        assert!(
+                            close(sum, info.value),
+                            "{case}/{} {index:?}: {sum} != {}",
+                            layer.name,
+                            info.value
+                        );
                     }
                     Op::Relu | Op::Sigmoid | Op::Tanh | Op::Softmax => {
                         assert_eq!(info.inputs.len(), 1);
@@ -78,15 +101,33 @@ fn receptive_field_of_conv_stack_is_computed_exactly() {
     let rf = receptive_field(&model, conv2, &[1, 2, 3]).unwrap();
     // conv2 (no padding) at (2,3) reads pool rows 2..4, cols 3..5 of all 4 channels;
     // pool k2 doubles that to rows 4..9, cols 6..11; conv1 k3 p1 widens by one on each side.
-    let pool = model.layer_index("pool1").or_else(|| model.layers.iter().position(|l| matches!(l.op, Op::MaxPool2d{..}))).unwrap();
+    let pool = model
+        .layer_index("pool1")
+        .or_else(|| model.layers.iter().position(|l| matches!(l.op, Op::MaxPool2d { .. })))
+        .unwrap();
     assert_eq!(
         rf[pool + 1],
-        Some(Region::Map { channels: (0..4).collect(), y: (2, 4), x: (3, 5) })
+        Some(Region::Map {
+            channels: (0..4).collect(),
+            y: (2, 4),
+            x: (3, 5)
+        })
     );
-    assert_eq!(rf[0], Some(Region::Map { channels: [0].into(), y: (3, 10), x: (5, 11) }));
+    assert_eq!(
+        rf[0],
+        Some(Region::Map {
+            channels: [0].into(),
+            y: (3, 10),
+            x: (5, 11)
+        })
+    );
     assert_eq!(rf[conv2 + 1], None, "a neuron is not in its own receptive field");
     // A dense neuron sees everything before it.
-    let dense = model.layers.iter().position(|l| matches!(l.op, Op::Dense { .. })).unwrap();
+    let dense = model
+        .layers
+        .iter()
+        .position(|l| matches!(l.op, Op::Dense { .. }))
+        .unwrap();
     let rf = receptive_field(&model, dense, &[0]).unwrap();
     assert_eq!(rf[0].as_ref().unwrap().count(), model.input.shape.elements());
 }
@@ -106,7 +147,9 @@ fn receptive_field_contains_every_influencing_pixel() {
             let Some(Region::Map { channels, y, x }) = &rf[0] else {
                 panic!("{case}/{}: no input region", layer.name)
             };
-            let Shape::Chw(c, ih, iw) = model.input.shape else { unreachable!() };
+            let Shape::Chw(c, ih, iw) = model.input.shape else {
+                unreachable!()
+            };
             let mut inside_changed = false;
             for ch in 0..c {
                 for py in 0..ih {
@@ -116,15 +159,27 @@ fn receptive_field_contains_every_influencing_pixel() {
                         let v = nn::forward(&model, &weights, &x2).unwrap().layers[li][off];
                         let changed = (v - base.layers[li][off]).abs() > 1e-6;
                         let inside = channels.contains(&ch) && (y.0..=y.1).contains(&py) && (x.0..=x.1).contains(&px);
-                        assert!(inside || !changed, "{case}/{}: pixel {ch},{py},{px} outside {:?} changed the neuron", layer.name, rf[0]);
+                        assert!(
+                            inside || !changed,
+                            "{case}/{}: pixel {ch},{py},{px} outside {:?} changed the neuron",
+                            layer.name,
+                            rf[0]
+                        );
                         inside_changed |= changed;
                     }
                 }
             }
-            assert!(inside_changed, "{case}/{}: no pixel inside the field mattered", layer.name);
+            assert!(
+                inside_changed,
+                "{case}/{}: no pixel inside the field mattered",
+                layer.name
+            );
             // The neuron depends on its direct inputs (on one of them, for a concat).
             let with_region = layer.inputs.iter().filter(|&&s| {
-                let slot = match s { Source::Input => 0, Source::Layer(i) => i + 1 };
+                let slot = match s {
+                    Source::Input => 0,
+                    Source::Layer(i) => i + 1,
+                };
                 rf[slot].is_some()
             });
             match layer.op {
@@ -141,11 +196,28 @@ fn trace_reaches_the_input_from_the_demo_output() {
     let model = Model::load(&nn::demo::demo_dir().unwrap()).unwrap();
     let last = model.layers.len() - 1;
     let rf = receptive_field(&model, last, &[3]).unwrap();
-    assert!(rf[..=last].iter().all(Option::is_some), "every earlier layer is on the path");
+    assert!(
+        rf[..=last].iter().all(Option::is_some),
+        "every earlier layer is on the path"
+    );
     let conv2 = model.layer_index("conv2").unwrap();
     // conv2 k3 p1 at (7,7) -> pool1 rows 6..8 -> relu1/conv1 rows 12..17 -> input rows 11..18.
     let rf = receptive_field(&model, conv2, &[0, 7, 7]).unwrap();
     let conv1 = model.layer_index("conv1").unwrap();
-    assert_eq!(rf[conv1 + 1], Some(Region::Map { channels: (0..8).collect(), y: (12, 17), x: (12, 17) }));
-    assert_eq!(rf[0], Some(Region::Map { channels: [0].into(), y: (11, 18), x: (11, 18) }));
+    assert_eq!(
+        rf[conv1 + 1],
+        Some(Region::Map {
+            channels: (0..8).collect(),
+            y: (12, 17),
+            x: (12, 17)
+        })
+    );
+    assert_eq!(
+        rf[0],
+        Some(Region::Map {
+            channels: [0].into(),
+            y: (11, 18),
+            x: (11, 18)
+        })
+    );
 }

@@ -34,7 +34,11 @@ fn torch_python() -> Option<PathBuf> {
         .output();
     let why = match probe {
         Ok(o) if o.status.success() => return Some(python),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_owned(),
+        Ok(o) => String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_owned(),
         Err(e) => e.to_string(),
     };
     assert!(
@@ -85,7 +89,12 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 fn exported_models_match_pytorch_layer_for_layer() {
     let Some(python) = torch_python() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    check("tools/test_netwalk_torch.py layers", script(&python, &[Path::new("layers"), dir.path()]).output().expect("python"));
+    check(
+        "tools/test_netwalk_torch.py layers",
+        script(&python, &[Path::new("layers"), dir.path()])
+            .output()
+            .expect("python"),
+    );
     let mut ops = std::collections::BTreeSet::new();
     for case in ["sequential", "residual"] {
         let case_dir = dir.path().join(case);
@@ -106,21 +115,49 @@ fn exported_models_match_pytorch_layer_for_layer() {
         for layer in &model.layers {
             let (shape, g) = tensor(&got, &layer.name);
             let (want_shape, w) = tensor(&want, &layer.name);
-            assert_eq!(shape, want_shape, "{case} layer {}: netwalk's shape vs PyTorch's", layer.name);
+            assert_eq!(
+                shape, want_shape,
+                "{case} layer {}: netwalk's shape vs PyTorch's",
+                layer.name
+            );
             let err = relative_error(&g, &w);
-            assert!(err <= 1e-4, "{case} layer {} ({}): relative error {err:e}", layer.name, layer.op.name());
-            assert!(w.iter().any(|v| *v != 0.0), "{case} layer {}: an all-zero reference proves little", layer.name);
+            assert!(
+                err <= 1e-4,
+                "{case} layer {} ({}): relative error {err:e}",
+                layer.name,
+                layer.op.name()
+            );
+            assert!(
+                w.iter().any(|v| *v != 0.0),
+                "{case} layer {}: an all-zero reference proves little",
+                layer.name
+            );
             ops.insert(layer.op.name());
         }
         // The last layer is the model's output, model(x) as PyTorch computes it.
         let last = &model.layers[model.layers.len() - 1];
         let (_, g) = tensor(&got, &last.name);
         let (_, w) = tensor(&want, "__output__");
-        assert!(relative_error(&g, &w) <= 1e-4, "{case}: the last layer `{}` is not model(x)", last.name);
+        assert!(
+            relative_error(&g, &w) <= 1e-4,
+            "{case}: the last layer `{}` is not model(x)",
+            last.name
+        );
     }
     let all = [
-        "conv2d", "batchnorm2d", "relu", "sigmoid", "tanh", "maxpool2d", "avgpool2d", "global_avgpool2d", "flatten",
-        "dense", "softmax", "add", "concat",
+        "conv2d",
+        "batchnorm2d",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "maxpool2d",
+        "avgpool2d",
+        "global_avgpool2d",
+        "flatten",
+        "dense",
+        "softmax",
+        "add",
+        "concat",
     ];
     assert!(all.iter().all(|op| ops.contains(op)), "ops covered: {ops:?}");
 }
@@ -140,7 +177,10 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
     let start = Instant::now();
     while !model_dir.join("model.json").exists() {
         if child.try_wait().expect("wait").is_some() {
-            check("tools/test_netwalk_torch.py train", child.wait_with_output().expect("output"));
+            check(
+                "tools/test_netwalk_torch.py train",
+                child.wait_with_output().expect("output"),
+            );
             panic!("the script ended without exporting the model");
         }
         assert!(start.elapsed() < PATIENCE, "no model.json after {PATIENCE:?}");
@@ -148,10 +188,14 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
     }
     let model = Model::load(&model_dir).expect("the exported model loads");
     let feed = live::watch(&model, &watch, WATCH_INTERVAL).expect("watch");
-    check("tools/test_netwalk_torch.py train", child.wait_with_output().expect("python"));
+    check(
+        "tools/test_netwalk_torch.py train",
+        child.wait_with_output().expect("python"),
+    );
 
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(model_dir.join("manifest.json")).expect("manifest")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(model_dir.join("manifest.json")).expect("manifest"))
+            .expect("json");
     let written = manifest["checkpoints"].as_array().expect("checkpoints");
     assert!(written.len() >= 3, "the callback wrote {} checkpoints", written.len());
     let mut taken = Vec::new();
@@ -160,7 +204,11 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
             Some(LiveEvent::Checkpoint(c)) => c,
             other => panic!("expected the checkpoint {w}, got {other:?}"),
         };
-        assert_eq!(c.weights.source, watch.join(w["file"].as_str().expect("file")), "taken in the order written");
+        assert_eq!(
+            c.weights.source,
+            watch.join(w["file"].as_str().expect("file")),
+            "taken in the order written"
+        );
         assert_eq!(c.info.label, w["label"].as_str().expect("label"));
         assert_eq!(c.info.step, w["step"].as_u64(), "{}", c.info.label);
         let close = |a: Option<f32>, b: &serde_json::Value| match (a, b.as_f64()) {
@@ -168,7 +216,13 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
             (None, None) => true,
             _ => false,
         };
-        assert!(close(c.info.train_loss, &w["train_loss"]), "{}: loss {:?} vs {}", c.info.label, c.info.train_loss, w["train_loss"]);
+        assert!(
+            close(c.info.train_loss, &w["train_loss"]),
+            "{}: loss {:?} vs {}",
+            c.info.label,
+            c.info.train_loss,
+            w["train_loss"]
+        );
         assert!(
             close(c.info.heldout_accuracy, &w["heldout_accuracy"]),
             "{}: accuracy {:?} vs {}",
@@ -178,7 +232,11 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
         );
         // steps_per_epoch = 6
         let epoch = c.info.epoch.expect("epoch");
-        assert!((epoch - c.info.step.expect("step") as f32 / 6.0).abs() < 1e-3, "{}: epoch {epoch}", c.info.label);
+        assert!(
+            (epoch - c.info.step.expect("step") as f32 / 6.0).abs() < 1e-3,
+            "{}: epoch {epoch}",
+            c.info.label
+        );
         taken.push(c);
     }
     // Training moved the weights; a loss was recorded after the first step.
@@ -186,13 +244,29 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
     let input = nn::load_input(&model, &model_dir.join("final.safetensors")).expect("input");
     let outputs: Vec<Vec<f32>> = taken
         .iter()
-        .map(|c| nn::forward(&model, &c.weights, &input).expect("forward").layers.pop().expect("layers"))
+        .map(|c| {
+            nn::forward(&model, &c.weights, &input)
+                .expect("forward")
+                .layers
+                .pop()
+                .expect("layers")
+        })
         .collect();
-    assert_ne!(outputs[0], outputs[outputs.len() - 1], "the checkpoints hold the weights as they changed");
+    assert_ne!(
+        outputs[0],
+        outputs[outputs.len() - 1],
+        "the checkpoints hold the weights as they changed"
+    );
     // The last checkpoint is the trained model: netwalk computes what PyTorch did with it.
-    let (_, want) = tensor(&SafetensorsFile::open(&model_dir.join("final.safetensors")).expect("final"), "output");
+    let (_, want) = tensor(
+        &SafetensorsFile::open(&model_dir.join("final.safetensors")).expect("final"),
+        "output",
+    );
     let err = relative_error(&outputs[outputs.len() - 1], &want);
-    assert!(err <= 1e-4, "the last checkpoint's output differs from PyTorch's by {err:e}");
+    assert!(
+        err <= 1e-4,
+        "the last checkpoint's output differs from PyTorch's by {err:e}"
+    );
 
     // The half-written file is never read, not even reported...
     let tmp = watch.join(manifest["tmp"].as_str().expect("tmp name"));
@@ -204,13 +278,20 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
     match feed.wait(PATIENCE) {
         Some(LiveEvent::Skipped { file, error }) => {
             assert_eq!(file, renamed);
-            assert!(error.contains(&*renamed.file_name().unwrap().to_string_lossy()), "{error}");
+            assert!(
+                error.contains(&*renamed.file_name().unwrap().to_string_lossy()),
+                "{error}"
+            );
         }
         other => panic!("expected the truncated file to be skipped, got {other:?}"),
     }
 
     // The exported held-out samples work with `netwalk eval`.
-    let o = Command::new(env!("CARGO_BIN_EXE_netwalk")).arg("eval").arg(&model_dir).output().expect("netwalk");
+    let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .arg("eval")
+        .arg(&model_dir)
+        .output()
+        .expect("netwalk");
     let out = check("netwalk eval", o);
     assert!(out.contains("/6)"), "6 samples exported: {out}");
 }
@@ -218,12 +299,18 @@ fn checkpoints_from_the_training_callback_join_a_watched_timeline() {
 #[test]
 fn unsupported_modules_are_refused_naming_the_module() {
     let Some(python) = torch_python() else { return };
-    let out = check("tools/test_netwalk_torch.py unsupported", script(&python, &[Path::new("unsupported")]).output().expect("python"));
+    let out = check(
+        "tools/test_netwalk_torch.py unsupported",
+        script(&python, &[Path::new("unsupported")]).output().expect("python"),
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.len() >= 5, "{out}");
     for line in lines {
         let (module, error) = line.split_once('\t').expect("module\\terror");
-        assert!(error.contains(&format!("`{module}`")), "the error names the module `{module}`: {error}");
+        assert!(
+            error.contains(&format!("`{module}`")),
+            "the error names the module `{module}`: {error}"
+        );
         assert!(error.contains("not supported"), "{error}");
     }
 

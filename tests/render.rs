@@ -16,10 +16,12 @@ use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, NetworkDraw, Renderer, Ren
 use netwalk::nn::{Activations, Model, Shape};
 use netwalk::scene::{self, LayerPlacement, LayoutKind};
 
-
 /// A renderer with validation on, or `None` (after a note) when this machine has no Vulkan.
 fn renderer() -> Option<Renderer> {
-    match Renderer::new(&RendererConfig { validation: true, ..Default::default() }) {
+    match Renderer::new(&RendererConfig {
+        validation: true,
+        ..Default::default()
+    }) {
         Ok(r) => Some(r),
         Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
             assert!(
@@ -74,7 +76,6 @@ fn tile_center(p: &LayerPlacement, channel: usize) -> Vec3 {
 fn pixel_at(image: &RgbaImage, at: Vec2) -> [u8; 4] {
     image.pixel(at.x as u32, at.y as u32)
 }
-
 
 #[track_caller]
 fn assert_color(got: [u8; 4], want: [u8; 3], what: &str) {
@@ -296,18 +297,28 @@ fn stereo_draws_every_instance_in_its_own_eye() {
     // One cube, then three (lavapipe once drew the right eye's instances into the left layer).
     for n in [1usize, 3] {
         let list = DrawList {
-            cubes: (0..n).map(|i| cube(0.2 * i as f32 - 0.2 * (n as f32 - 1.0) / 2.0)).collect(),
+            cubes: (0..n)
+                .map(|i| cube(0.2 * i as f32 - 0.2 * (n as f32 - 1.0) / 2.0))
+                .collect(),
             ..DrawList::default()
         };
         r.set_draw_list(&list).expect("cubes");
         let stereo = r.render_offscreen(w, h, &eyes).expect("render");
         for (eye, cam) in eyes.iter().enumerate() {
             let mono = r.render_offscreen(w, h, &[*cam]).expect("render").remove(0);
-            assert!(mono.pixels == stereo[eye].pixels, "{n} cube(s): eye {eye} differs from a mono render from it");
+            assert!(
+                mono.pixels == stereo[eye].pixels,
+                "{n} cube(s): eye {eye} differs from a mono render from it"
+            );
             for c in &list.cubes {
-                let at = cam.project(Vec3::from_slice(&c.center_size[..3]), w, h).expect("in front");
+                let at = cam
+                    .project(Vec3::from_slice(&c.center_size[..3]), w, h)
+                    .expect("in front");
                 let p = stereo[eye].pixel(at.x as u32, at.y as u32);
-                assert!(p[..3] != srgb8(BACKGROUND_SRGB)[..], "{n} cube(s): eye {eye} has no cube at {at}");
+                assert!(
+                    p[..3] != srgb8(BACKGROUND_SRGB)[..],
+                    "{n} cube(s): eye {eye} has no cube at {at}"
+                );
             }
         }
     }
@@ -364,8 +375,12 @@ fn labels_read_left_to_right_from_behind_too() {
     r.set_draw_list(&list).expect("upload");
     let (w, h) = (128u32, 96u32);
     let mid = Vec3::new(0.0, 0.1, 0.0);
-    let front = &r.render_offscreen(w, h, &[Camera::look_at(mid + Vec3::Z * 0.5, mid)]).expect("render")[0];
-    let back = &r.render_offscreen(w, h, &[Camera::look_at(mid - Vec3::Z * 0.5, mid)]).expect("render")[0];
+    let front = &r
+        .render_offscreen(w, h, &[Camera::look_at(mid + Vec3::Z * 0.5, mid)])
+        .expect("render")[0];
+    let back = &r
+        .render_offscreen(w, h, &[Camera::look_at(mid - Vec3::Z * 0.5, mid)])
+        .expect("render")[0];
     let lit = |img: &RgbaImage, x: u32, y: u32| img.pixel(x, y)[0] > 128;
     let (mut same, mut mirrored, mut ink) = (0, 0, 0);
     for y in 0..h {
@@ -378,7 +393,11 @@ fn labels_read_left_to_right_from_behind_too() {
     let all = (w * h) as usize;
     assert!(ink > 200, "the label is drawn ({ink} lit pixels)");
     // Edge pixels may round differently; the letters themselves agree.
-    assert!(all - same < ink / 10, "{} of {ink} lit pixels differ from behind", all - same);
+    assert!(
+        all - same < ink / 10,
+        "{} of {ink} lit pixels differ from behind",
+        all - same
+    );
     assert!(all - mirrored > ink / 4, "the view from behind is not a mirror image");
     drop(r);
     assert_eq!(log.messages(), Vec::<String>::new());
@@ -399,7 +418,8 @@ fn labels_bars_and_floor_are_drawn() {
     };
     let placements = scene::layout(&model, LayoutKind::Grid);
     let block = placements.iter().find(|p| p.name == "fc").expect("fc block");
-    r.set_network(&NetworkDraw::new(&model, &acts, &placements)).expect("upload");
+    r.set_network(&NetworkDraw::new(&model, &acts, &placements))
+        .expect("upload");
     let (w, h) = (512u32, 512u32);
     let camera = Camera::look_at(block.center + Vec3::new(0.1, 0.0, 0.6), block.center + Vec3::X * 0.1);
     let image = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
@@ -410,11 +430,19 @@ fn labels_bars_and_floor_are_drawn() {
         let at = n.center + Vec3::X * (n.size * 0.75 + value * BAR_LENGTH / 2.0);
         camera.project(at, w, h).expect("in front")
     };
-    assert_color(pixel_at(image, bar_center(1, 0.7)), srgb8(PREDICTED_COLOR), "predicted class bar");
+    assert_color(
+        pixel_at(image, bar_center(1, 0.7)),
+        srgb8(PREDICTED_COLOR),
+        "predicted class bar",
+    );
     assert_color(pixel_at(image, bar_center(0, 0.1)), srgb8(BAR_COLOR), "other class bar");
     // Past the end of bar 0 (0.1) but within bar 1's length: background.
     let past = camera
-        .project(block.neurons[0].center + Vec3::X * (block.neurons[0].size * 0.75 + 0.15), w, h)
+        .project(
+            block.neurons[0].center + Vec3::X * (block.neurons[0].size * 0.75 + 0.15),
+            w,
+            h,
+        )
         .expect("in front");
     assert_color(pixel_at(image, past), srgb8(BACKGROUND_SRGB), "beyond the short bar");
 
@@ -430,11 +458,19 @@ fn labels_bars_and_floor_are_drawn() {
         n
     };
     let top = block.center + Vec3::Y * (block.size.y / 2.0);
-    let name_lo = camera.project(top + Vec3::new(-0.05, 0.09, 0.0), w, h).expect("in front");
-    let name_hi = camera.project(top + Vec3::new(0.05, 0.02, 0.0), w, h).expect("in front");
+    let name_lo = camera
+        .project(top + Vec3::new(-0.05, 0.09, 0.0), w, h)
+        .expect("in front");
+    let name_hi = camera
+        .project(top + Vec3::new(0.05, 0.02, 0.0), w, h)
+        .expect("in front");
     assert!(bright(name_lo, name_hi) > 20, "no label above the block");
-    let below_lo = camera.project(block.center + Vec3::new(-0.05, -block.size.y / 2.0 - 0.02, 0.0), w, h).unwrap();
-    let below_hi = camera.project(block.center + Vec3::new(0.05, -block.size.y / 2.0 - 0.09, 0.0), w, h).unwrap();
+    let below_lo = camera
+        .project(block.center + Vec3::new(-0.05, -block.size.y / 2.0 - 0.02, 0.0), w, h)
+        .unwrap();
+    let below_hi = camera
+        .project(block.center + Vec3::new(0.05, -block.size.y / 2.0 - 0.09, 0.0), w, h)
+        .unwrap();
     assert_eq!(bright(below_lo, below_hi), 0, "label pixels below the block");
 
     // The play area's right edge (x = 1.5 m) on the floor, seen from above.
@@ -466,16 +502,29 @@ fn close_up_neurons_are_voxels_standing_on_their_tile() {
 
     r.set_network(&draw).expect("upload");
     let flat = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
-    assert_color(pixel_at(flat, at), srgb8(BACKGROUND_SRGB), "no voxels: the tile is edge-on");
+    assert_color(
+        pixel_at(flat, at),
+        srgb8(BACKGROUND_SRGB),
+        "no voxels: the tile is edge-on",
+    );
 
     let mut list = draw.list.clone();
-    list.cubes.extend(voxels(&placements, &draw.styles, camera.eye, VOXEL_BUDGET));
+    list.cubes
+        .extend(voxels(&placements, &draw.styles, camera.eye, VOXEL_BUDGET));
     r.set_draw_list(&list).expect("upload");
     let image = &r.render_offscreen(w, h, &[camera]).expect("render")[0];
     // The voxel's +X face: the colormap's color times that face's shade (0.8, in linear light).
     let shaded = viridis(1.0).map(|c| {
-        let linear = if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) } * 0.8;
-        if linear <= 0.0031308 { linear * 12.92 } else { 1.055 * linear.powf(1.0 / 2.4) - 0.055 }
+        let linear = if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        } * 0.8;
+        if linear <= 0.0031308 {
+            linear * 12.92
+        } else {
+            1.055 * linear.powf(1.0 / 2.4) - 0.055
+        }
     });
     assert_color(pixel_at(image, at), srgb8(shaded), "the hot voxel's side");
     drop(r);
@@ -499,8 +548,6 @@ fn render_rejects_bad_requests() {
     drop(r);
     assert_eq!(log.messages(), Vec::<String>::new());
 }
-
-
 
 #[test]
 fn snapshot_command_writes_the_network_to_a_png() {
@@ -586,7 +633,9 @@ fn snapshot_views_frame_one_block() {
     let out = dir.path().join("out.png");
     let snapshot = |view: &str| {
         Command::new(env!("CARGO_BIN_EXE_netwalk"))
-            .args(["snapshot", "--size", "400x300", "--sample", "1", "--view", view, "--out"])
+            .args([
+                "snapshot", "--size", "400x300", "--sample", "1", "--view", view, "--out",
+            ])
             .arg(&out)
             .env("NETWALK_VALIDATION", "1")
             .output()
@@ -614,12 +663,19 @@ fn snapshot_views_frame_one_block() {
     let n = &out_block.neurons[best];
     let bar = n.center + Vec3::X * (n.size * 0.75 + p * BAR_LENGTH / 2.0);
     let at = camera.project(bar, 400, 300).expect("in front");
-    assert_color(pixel_at(&image, at), srgb8(PREDICTED_COLOR), "the predicted class's bar");
+    assert_color(
+        pixel_at(&image, at),
+        srgb8(PREDICTED_COLOR),
+        "the predicted class's bar",
+    );
 
     let o = snapshot("no-such-layer");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr.contains("no-such-layer") && stderr.contains("conv1+relu1"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-layer") && stderr.contains("conv1+relu1"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -642,12 +698,21 @@ fn bench_render_reports_gpu_and_cpu_times_with_constant_draw_calls() {
         let num_before = |what: &str| {
             let end = out.find(what).unwrap_or_else(|| panic!("no `{what}` in {out}"));
             let start = out[..end].trim_end().rfind(' ').map_or(0, |i| i + 1);
-            out[start..end].trim().parse::<usize>().unwrap_or_else(|e| panic!("{what}: {e} in {out}"))
+            out[start..end]
+                .trim()
+                .parse::<usize>()
+                .unwrap_or_else(|e| panic!("{what}: {e} in {out}"))
         };
         (num_before(" tiles"), num_before(" draw calls"))
     };
     let demo = bench(&["--stereo"]);
-    for needle in ["2 eyes × 64x48", "scene  GPU median", "empty  GPU median", "CPU record median", "scene / empty GPU median"] {
+    for needle in [
+        "2 eyes × 64x48",
+        "scene  GPU median",
+        "empty  GPU median",
+        "CPU record median",
+        "scene / empty GPU median",
+    ] {
         assert!(demo.contains(needle), "`{needle}` missing from {demo}");
     }
     let big = bench(&["--synthetic", "resnet18"]);
@@ -663,7 +728,18 @@ fn bench_train_reports_three_runs_and_the_checkpoints_that_arrived() {
         return;
     }
     let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
-        .args(["bench", "train", "--seconds", "0.5", "--rounds", "1", "--size", "64x48", "--every", "1"])
+        .args([
+            "bench",
+            "train",
+            "--seconds",
+            "0.5",
+            "--rounds",
+            "1",
+            "--size",
+            "64x48",
+            "--every",
+            "1",
+        ])
         .env("NETWALK_VALIDATION", "1")
         .output()
         .expect("run netwalk");
@@ -672,15 +748,31 @@ fn bench_train_reports_three_runs_and_the_checkpoints_that_arrived() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     assert!(lines[0].starts_with("netwalk bench train: demo, 64x48 on "), "{out}");
-    for (line, what) in lines[1..].iter().zip(["not training", "training, rerun on the worker", "training, rerun in the frame"]) {
-        assert!(line.trim_start().starts_with(what) && line.contains("median") && line.contains("p99"), "{out}");
+    for (line, what) in lines[1..].iter().zip([
+        "not training",
+        "training, rerun on the worker",
+        "training, rerun in the frame",
+    ]) {
+        assert!(
+            line.trim_start().starts_with(what) && line.contains("median") && line.contains("p99"),
+            "{out}"
+        );
     }
     for line in &lines[2..] {
-        let n = line.split("; ").nth(1).and_then(|t| t.strip_suffix(" checkpoints arrived)"));
-        assert!(n.is_some_and(|n| n.parse::<usize>().is_ok()), "no checkpoint count: {line}");
+        let n = line
+            .split("; ")
+            .nth(1)
+            .and_then(|t| t.strip_suffix(" checkpoints arrived)"));
+        assert!(
+            n.is_some_and(|n| n.parse::<usize>().is_ok()),
+            "no checkpoint count: {line}"
+        );
     }
     // Bad arguments: one line, no panic.
-    let o = Command::new(env!("CARGO_BIN_EXE_netwalk")).args(["bench", "train", "--every", "0"]).output().expect("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args(["bench", "train", "--every", "0"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--every"));
 }

@@ -11,12 +11,19 @@ use netwalk::scene::{Scale, Scene, Stage};
 use serde_json::{Value, json};
 
 fn netwalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netwalk")).args(args).output().expect("run netwalk")
+    Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args(args)
+        .output()
+        .expect("run netwalk")
 }
 
 fn ok(args: &[&str]) -> String {
     let o = netwalk(args);
-    assert!(o.status.success(), "netwalk {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "netwalk {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -45,7 +52,12 @@ fn pixel(scene: &Scene, b: usize, tile: usize, y: usize, x: usize) -> Vec3 {
 }
 
 fn vec3(v: &Value) -> Vec3 {
-    let a: Vec<f32> = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let a: Vec<f32> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     Vec3::new(a[0], a[1], a[2])
 }
 
@@ -53,7 +65,13 @@ fn run_replay(dir: &Path, events: Vec<Value>, extra: &[&str]) -> Value {
     let script = dir.join("script.json");
     std::fs::write(&script, serde_json::to_string(&json!({ "events": events })).unwrap()).unwrap();
     let state = dir.join("state.json");
-    let mut args = vec!["replay", "--script", script.to_str().unwrap(), "--state-out", state.to_str().unwrap()];
+    let mut args = vec![
+        "replay",
+        "--script",
+        script.to_str().unwrap(),
+        "--state-out",
+        state.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     ok(&args);
     serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap()
@@ -87,9 +105,33 @@ fn replay_selects_grabs_and_folds_and_writes_the_state() {
 
     let layers = state["layers"].as_array().unwrap();
     let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["image", "conv1+relu1", "pool1", "conv2+relu2", "pool2", "fc1+relu3", "fc2", "softmax"]);
+    assert_eq!(
+        names,
+        [
+            "image",
+            "conv1+relu1",
+            "pool1",
+            "conv2+relu2",
+            "pool2",
+            "fc1+relu3",
+            "fc2",
+            "softmax"
+        ]
+    );
     let ops: Vec<&str> = layers.iter().map(|l| l["op"].as_str().unwrap()).collect();
-    assert_eq!(ops, ["input", "conv2d", "maxpool2d", "conv2d", "maxpool2d", "dense", "dense", "softmax"]);
+    assert_eq!(
+        ops,
+        [
+            "input",
+            "conv2d",
+            "maxpool2d",
+            "conv2d",
+            "maxpool2d",
+            "dense",
+            "dense",
+            "softmax"
+        ]
+    );
     for (k, l) in layers.iter().enumerate() {
         assert_eq!(l["layout"], "grid");
         assert_eq!(l["folded"], k == CONV2, "{}", l["name"]);
@@ -102,7 +144,11 @@ fn replay_selects_grabs_and_folds_and_writes_the_state() {
             POOL1 => assert!((lo - (want_lo + delta)).length() < 1e-4 && (hi - (want_hi + delta)).length() < 1e-4),
             // Folded: a single 0.14 m tile.
             CONV2 => assert!((hi.y - lo.y - 0.14).abs() < 1e-4 && hi.y - lo.y < (want_hi.y - want_lo.y) / 3.0),
-            _ => assert!((lo - want_lo).length() < 1e-5 && (hi - want_hi).length() < 1e-5, "{}", l["name"]),
+            _ => assert!(
+                (lo - want_lo).length() < 1e-5 && (hi - want_hi).length() < 1e-5,
+                "{}",
+                l["name"]
+            ),
         }
     }
     assert_eq!(state["grabbed"], Value::Null);
@@ -110,11 +156,18 @@ fn replay_selects_grabs_and_folds_and_writes_the_state() {
 
     // The selection: conv1's query (as `netwalk neuron` prints it), showing relu1's value.
     let sel = &state["selection"];
-    assert_eq!((sel["layer"].as_str(), &sel["index"]), (Some("conv1"), &json!([5, 3, 20])));
-    let conv: Value =
-        serde_json::from_str(&ok(&["neuron", "--sample", "0", "--layer", "conv1", "--index", "5,3,20"])).unwrap();
-    let relu: Value =
-        serde_json::from_str(&ok(&["neuron", "--sample", "0", "--layer", "relu1", "--index", "5,3,20"])).unwrap();
+    assert_eq!(
+        (sel["layer"].as_str(), &sel["index"]),
+        (Some("conv1"), &json!([5, 3, 20]))
+    );
+    let conv: Value = serde_json::from_str(&ok(&[
+        "neuron", "--sample", "0", "--layer", "conv1", "--index", "5,3,20",
+    ]))
+    .unwrap();
+    let relu: Value = serde_json::from_str(&ok(&[
+        "neuron", "--sample", "0", "--layer", "relu1", "--index", "5,3,20",
+    ]))
+    .unwrap();
     assert_eq!(sel["pre_activation"], conv["pre_activation"]);
     assert_eq!(sel["bias"], conv["bias"]);
     assert_eq!(sel["input_count"], conv["input_count"]);
@@ -131,7 +184,10 @@ fn replay_selects_grabs_and_folds_and_writes_the_state() {
     ok(&["activations", "--sample", "0", "--out", acts.to_str().unwrap()]);
     let file = SafetensorsFile::open(&acts).unwrap();
     let relu1 = nn::weights::view_to_f32(&file.tensors().unwrap().tensor("relu1").unwrap()).unwrap();
-    assert_eq!(sel["activation"].as_f64().unwrap() as f32, relu1[(5 * 28 + 3) * 28 + 20]);
+    assert_eq!(
+        sel["activation"].as_f64().unwrap() as f32,
+        relu1[(5 * 28 + 3) * 28 + 20]
+    );
 }
 
 #[test]
@@ -171,21 +227,33 @@ fn replay_expands_a_block_into_its_steps_and_switches_a_layout() {
     let layers = state["layers"].as_array().unwrap();
     let row: Vec<(&str, &str, &str)> = layers
         .iter()
-        .map(|l| (l["name"].as_str().unwrap(), l["op"].as_str().unwrap(), l["layout"].as_str().unwrap()))
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap(),
+                l["op"].as_str().unwrap(),
+                l["layout"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(&row[..5], &[
-        ("image", "input", "grid"),
-        ("conv1", "conv2d", "grid"),
-        ("relu1", "relu", "grid"),
-        ("pool1", "maxpool2d", "grid"),
-        ("conv2+relu2", "conv2d", "linear"),
-    ]);
+    assert_eq!(
+        &row[..5],
+        &[
+            ("image", "input", "grid"),
+            ("conv1", "conv2d", "grid"),
+            ("relu1", "relu", "grid"),
+            ("pool1", "maxpool2d", "grid"),
+            ("conv2+relu2", "conv2d", "linear"),
+        ]
+    );
     // Linear: 16 tiles of 0.14 m in one row, 20 % gaps.
     let (lo, hi) = (vec3(&layers[4]["bounds_min"]), vec3(&layers[4]["bounds_max"]));
     // The block stands across the path (x or z, whichever way it faces).
     let want = 16.0 * 0.14 * 1.2 - 0.14 * 0.2;
     let width = Vec3::new(hi.x - lo.x, 0.0, hi.z - lo.z).length();
-    assert!((width - want).abs() < 1e-3 && (hi.y - lo.y - 0.14).abs() < 1e-4, "{lo} {hi}");
+    assert!(
+        (width - want).abs() < 1e-3 && (hi.y - lo.y - 0.14).abs() < 1e-4,
+        "{lo} {hi}"
+    );
 }
 
 #[test]
@@ -193,7 +261,9 @@ fn choosing_a_sample_on_the_tray_reruns_the_network_and_the_selection() {
     let dir = tempfile::tempdir().unwrap();
     let (_, mut scene) = demo_scene();
     scene.set_sample_tray(10);
-    let tray3 = netwalk::scene::scene_draw(&scene).tray[3].stage_from_tile.transform_point3(Vec3::ZERO);
+    let tray3 = netwalk::scene::scene_draw(&scene).tray[3]
+        .stage_from_tile
+        .transform_point3(Vec3::ZERO);
     let target = pixel(&scene, CONV1, 5, 3, 20);
     let events = vec![
         aim(0.0, "right", in_front(&scene, CONV1, target, 0.4), target),
@@ -206,16 +276,25 @@ fn choosing_a_sample_on_the_tray_reruns_the_network_and_the_selection() {
     let state = run_replay(dir.path(), events, &["--sample", "0"]);
     let sel = &state["selection"];
     assert_eq!(sel["index"], json!([5, 3, 20]));
-    let conv: Value =
-        serde_json::from_str(&ok(&["neuron", "--sample", "3", "--layer", "conv1", "--index", "5,3,20"])).unwrap();
-    let relu: Value =
-        serde_json::from_str(&ok(&["neuron", "--sample", "3", "--layer", "relu1", "--index", "5,3,20"])).unwrap();
+    let conv: Value = serde_json::from_str(&ok(&[
+        "neuron", "--sample", "3", "--layer", "conv1", "--index", "5,3,20",
+    ]))
+    .unwrap();
+    let relu: Value = serde_json::from_str(&ok(&[
+        "neuron", "--sample", "3", "--layer", "relu1", "--index", "5,3,20",
+    ]))
+    .unwrap();
     assert_eq!(sel["pre_activation"], conv["pre_activation"]);
     assert_eq!(sel["activation"], relu["activation"]);
     assert_eq!(sel["inputs"][0]["activation"], conv["inputs"][0]["activation"]);
-    let zero: Value =
-        serde_json::from_str(&ok(&["neuron", "--sample", "0", "--layer", "conv1", "--index", "5,3,20"])).unwrap();
-    assert_ne!(sel["pre_activation"], zero["pre_activation"], "sample 3 differs from sample 0 here");
+    let zero: Value = serde_json::from_str(&ok(&[
+        "neuron", "--sample", "0", "--layer", "conv1", "--index", "5,3,20",
+    ]))
+    .unwrap();
+    assert_ne!(
+        sel["pre_activation"], zero["pre_activation"],
+        "sample 3 differs from sample 0 here"
+    );
 }
 
 #[test]
@@ -241,7 +320,10 @@ fn drawing_on_the_input_reruns_the_network_on_the_drawing() {
         json!({"t": 0.75, "hand": "right", "select": false}),
     ];
     let state = run_replay(dir.path(), events, &[]);
-    assert_eq!((state["selection"]["layer"].as_str(), &state["selection"]["index"]), (Some("fc2"), &json!([3])));
+    assert_eq!(
+        (state["selection"]["layer"].as_str(), &state["selection"]["index"]),
+        (Some("fc2"), &json!([3]))
+    );
     // Three 3×3 dabs down column 14: rows 7..=9, 13..=15, 19..=21, columns 13..=15.
     let raw: Vec<f32> = (0..28 * 28)
         .map(|i| {
@@ -253,46 +335,93 @@ fn drawing_on_the_input_reruns_the_network_on_the_drawing() {
     let weights = nn::Weights::load(&model).unwrap();
     let acts = nn::forward(&model, &weights, &raw).unwrap();
     let fc2 = model.layer_index("fc2").unwrap();
-    assert_eq!(state["selection"]["activation"].as_f64().unwrap() as f32, acts.layers[fc2][3]);
+    assert_eq!(
+        state["selection"]["activation"].as_f64().unwrap() as f32,
+        acts.layers[fc2][3]
+    );
 }
 
 #[test]
 fn bad_scripts_fail_with_one_line_naming_the_file_and_write_no_state() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("malformed.json", r#"{"events": [ {"t": 0, "hand": "right", "#, "not valid JSON"),
-        ("types.json", r#"{"events": [{"t": 0, "hand": "right", "select": "yes"}]}"#, "event 0: field `select`"),
-        ("hand.json", r#"{"events": [{"t": 0, "hand": "third"}]}"#, "event 0: field `hand`"),
-        ("negative.json", r#"{"events": [{"t": -0.5, "hand": "left"}]}"#, "event 0: field `t`"),
+        (
+            "malformed.json",
+            r#"{"events": [ {"t": 0, "hand": "right", "#,
+            "not valid JSON",
+        ),
+        (
+            "types.json",
+            r#"{"events": [{"t": 0, "hand": "right", "select": "yes"}]}"#,
+            "event 0: field `select`",
+        ),
+        (
+            "hand.json",
+            r#"{"events": [{"t": 0, "hand": "third"}]}"#,
+            "event 0: field `hand`",
+        ),
+        (
+            "negative.json",
+            r#"{"events": [{"t": -0.5, "hand": "left"}]}"#,
+            "event 0: field `t`",
+        ),
         (
             "order.json",
             r#"{"events": [{"t": 1, "hand": "left"}, {"t": 2, "hand": "left"}, {"t": 1.5, "hand": "left"}]}"#,
             "event 2: field `t`",
         ),
-        ("aim.json", r#"{"events": [{"t": 0, "hand": "left", "aim": {"origin": [0, 1, 0]}}]}"#, "missing `target`"),
+        (
+            "aim.json",
+            r#"{"events": [{"t": 0, "hand": "left", "aim": {"origin": [0, 1, 0]}}]}"#,
+            "missing `target`",
+        ),
     ];
     let state = dir.path().join("state.json");
     for (name, text, want) in cases {
         let script = dir.path().join(name);
         std::fs::write(&script, text).unwrap();
-        let o = netwalk(&["replay", "--script", script.to_str().unwrap(), "--state-out", state.to_str().unwrap()]);
+        let o = netwalk(&[
+            "replay",
+            "--script",
+            script.to_str().unwrap(),
+            "--state-out",
+            state.to_str().unwrap(),
+        ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{name}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
-        assert!(err.starts_with("error: ") && err.contains(script.to_str().unwrap()) && err.contains(want), "{name}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(script.to_str().unwrap()) && err.contains(want),
+            "{name}: {err}"
+        );
         assert!(!state.exists(), "{name}: no state is written");
     }
     let missing = dir.path().join("nope.json");
-    let o = netwalk(&["replay", "--script", missing.to_str().unwrap(), "--state-out", state.to_str().unwrap()]);
+    let o = netwalk(&[
+        "replay",
+        "--script",
+        missing.to_str().unwrap(),
+        "--state-out",
+        state.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err.contains(missing.to_str().unwrap()) && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains(missing.to_str().unwrap()) && err.contains("cannot read"),
+        "{err}"
+    );
     assert!(!state.exists());
     // A good script with a bad sample or frame rate fails too.
     let good = dir.path().join("good.json");
     std::fs::write(&good, r#"{"events": []}"#).unwrap();
     for extra in [["--sample", "100000"], ["--fps", "0"], ["--fps", "1e6"]] {
-        let mut args = vec!["replay", "--script", good.to_str().unwrap(), "--state-out", state.to_str().unwrap()];
+        let mut args = vec![
+            "replay",
+            "--script",
+            good.to_str().unwrap(),
+            "--state-out",
+            state.to_str().unwrap(),
+        ];
         args.extend_from_slice(&extra);
         let o = netwalk(&args);
         assert_eq!(o.status.code(), Some(1), "{extra:?}");
@@ -331,12 +460,22 @@ fn the_left_thumbstick_scrubs_the_timeline_and_the_network_follows() {
     let mut back = events;
     back[4] = json!({"t": 9.0, "hand": "left", "thumbstick": [0.0, 0.0]});
     let state = run_replay(dir.path(), back, &[]);
-    assert_eq!(state["checkpoint"], json!({"index": 0, "label": model.checkpoints[0].label, "position": 0.0}));
+    assert_eq!(
+        state["checkpoint"],
+        json!({"index": 0, "label": model.checkpoints[0].label, "position": 0.0})
+    );
     let sel = &state["selection"];
     let index: Vec<String> = sel["index"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
     let out = ok(&[
-        "neuron", "--sample", "0", "--layer", sel["layer"].as_str().unwrap(), "--index", &index.join(","),
-        "--checkpoint", "0",
+        "neuron",
+        "--sample",
+        "0",
+        "--layer",
+        sel["layer"].as_str().unwrap(),
+        "--index",
+        &index.join(","),
+        "--checkpoint",
+        "0",
     ]);
     let neuron: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(sel["pre_activation"], neuron["pre_activation"], "{sel} vs {neuron}");
@@ -363,7 +502,10 @@ fn a_flick_up_plays_the_timeline_from_the_start_and_a_second_one_pauses_it() {
     let position = state["checkpoint"]["position"].as_f64().unwrap() as f32;
     let want = speed * 2.0;
     assert!(want < (n - 1) as f32);
-    assert!((position - want).abs() < 0.05, "played 2 s then paused for 1.5 s: {position} vs {want}");
+    assert!(
+        (position - want).abs() < 0.05,
+        "played 2 s then paused for 1.5 s: {position} vs {want}"
+    );
 
     // Played long enough, it stops at the last checkpoint.
     let mut events: Vec<Value> = flick(0.1).into();
@@ -391,7 +533,11 @@ fn replay_starts_on_the_chosen_checkpoint_and_scrubs_from_there() {
     let idle = vec![json!({"t": 0.5, "hand": "right", "select": false})];
     for key in ["2", label.as_str()] {
         let state = run_replay(dir.path(), idle.clone(), &["--checkpoint", key]);
-        assert_eq!(state["checkpoint"], json!({"index": 2, "label": label, "position": 2.0}), "{key}");
+        assert_eq!(
+            state["checkpoint"],
+            json!({"index": 2, "label": label, "position": 2.0}),
+            "{key}"
+        );
     }
     // One wheel step forward from there.
     let mut events = idle;
@@ -405,7 +551,13 @@ fn replay_starts_on_the_chosen_checkpoint_and_scrubs_from_there() {
     let state = dir.path().join("none.json");
     let script = dir.path().join("script.json");
     let o = netwalk(&[
-        "replay", "--script", script.to_str().unwrap(), "--state-out", state.to_str().unwrap(), "--checkpoint", "nope",
+        "replay",
+        "--script",
+        script.to_str().unwrap(),
+        "--state-out",
+        state.to_str().unwrap(),
+        "--checkpoint",
+        "nope",
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");

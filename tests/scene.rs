@@ -121,7 +121,9 @@ fn menu(h: &mut netwalk::input::HandInput) -> &mut bool {
 }
 
 fn tile_center(scene: &Scene, b: usize, k: usize) -> Vec3 {
-    scene.placement(b).unwrap().tiles[k].world_from_tile.transform_point3(Vec3::ZERO)
+    scene.placement(b).unwrap().tiles[k]
+        .world_from_tile
+        .transform_point3(Vec3::ZERO)
 }
 
 #[test]
@@ -149,13 +151,25 @@ fn pointing_at_a_block_hovers_it_and_selects_the_neuron_under_the_ray() {
         let target = pixel(&p.scene, b, tile, y, x);
         p.aim(Hand::Right, in_front(&p.scene, b, target, 0.4), target);
         p.click(Hand::Right, select);
-        assert_eq!(p.scene.selection, Some(NeuronRef { block: b, index: vec![tile, y, x] }));
+        assert_eq!(
+            p.scene.selection,
+            Some(NeuronRef {
+                block: b,
+                index: vec![tile, y, x]
+            })
+        );
     }
     for i in [0, 37, 63] {
         let cube = p.scene.placement(FC1).unwrap().neurons[i].center;
         p.aim(Hand::Left, in_front(&p.scene, FC1, cube, 0.25), cube);
         p.click(Hand::Left, select);
-        assert_eq!(p.scene.selection, Some(NeuronRef { block: FC1, index: vec![i] }));
+        assert_eq!(
+            p.scene.selection,
+            Some(NeuronRef {
+                block: FC1,
+                index: vec![i]
+            })
+        );
     }
     // The render read-out marks it; selecting empty space clears.
     let draw = scene::scene_draw(&p.scene);
@@ -183,7 +197,11 @@ fn a_grabbed_block_follows_the_hand_rigidly_and_stays_where_released() {
     let delta = Vec3::new(0.1, -0.2, 0.3);
     p.aim(Hand::Right, from + delta, center + delta);
     let moved = p.scene.placed(POOL1).unwrap();
-    assert!((moved.translation - (center + delta)).length() < 1e-4, "{}", moved.translation);
+    assert!(
+        (moved.translation - (center + delta)).length() < 1e-4,
+        "{}",
+        moved.translation
+    );
     assert!(moved.rotation.angle_between(before[POOL1].rotation) < 1e-4);
     // Turn the hand about its grip: the block swings around the grip, keeping its offset.
     let turn = Quat::from_rotation_y(0.5);
@@ -202,7 +220,12 @@ fn a_grabbed_block_follows_the_hand_rigidly_and_stays_where_released() {
         assert_eq!(p.scene.placed(b).unwrap(), before[b], "block {b} did not move");
     }
     // Its collider went along: a ray at the new center picks it.
-    let hit = systems::pick(&p.scene, in_front(&p.scene, POOL1, swung.translation, 0.3), swung.translation - in_front(&p.scene, POOL1, swung.translation, 0.3)).unwrap();
+    let hit = systems::pick(
+        &p.scene,
+        in_front(&p.scene, POOL1, swung.translation, 0.3),
+        swung.translation - in_front(&p.scene, POOL1, swung.translation, 0.3),
+    )
+    .unwrap();
     assert_eq!(hit.block, POOL1);
 }
 
@@ -210,7 +233,9 @@ fn a_grabbed_block_follows_the_hand_rigidly_and_stays_where_released() {
 fn two_hands_scale_and_turn_the_whole_network() {
     let demo = Demo::load();
     let mut p = Player::new(&demo);
-    let before: Vec<_> = (0..p.scene.blocks.len()).map(|b| p.scene.placed(b).unwrap().translation).collect();
+    let before: Vec<_> = (0..p.scene.blocks.len())
+        .map(|b| p.scene.placed(b).unwrap().translation)
+        .collect();
     let (l0, r0) = (Vec3::new(-0.2, 1.0, -0.3), Vec3::new(0.2, 1.0, -0.3));
     // Pointing at the floor: nothing under either ray.
     p.aim(Hand::Left, l0, l0 - Vec3::Y);
@@ -265,7 +290,10 @@ fn folding_shrinks_the_collider_so_a_ray_through_the_old_footprint_misses() {
     let (_, _, half_folded) = p.scene.picking.get_box(body).unwrap();
     // Folded: one 0.14 m tile wide and high, 16 tiles deep.
     let tile = 14.0 * 0.01;
-    assert!((half_folded.x - tile / 2.0).abs() < 1e-4 && (half_folded.y - tile / 2.0).abs() < 1e-4, "{half_folded}");
+    assert!(
+        (half_folded.x - tile / 2.0).abs() < 1e-4 && (half_folded.y - tile / 2.0).abs() < 1e-4,
+        "{half_folded}"
+    );
     assert!(half_folded.x < half_open.x / 3.0);
     assert!((half_folded.z - 15.0 * 0.01 / 2.0).abs() < 1e-4);
     let (flo, fhi) = p.scene.bounds(CONV2).unwrap();
@@ -275,7 +303,12 @@ fn folding_shrinks_the_collider_so_a_ray_through_the_old_footprint_misses() {
     assert!(now.as_ref().is_none_or(|h| h.block != CONV2), "{now:?}");
     // A ray at the stack's center hits its front tile.
     let c = p.scene.placed(CONV2).unwrap().translation;
-    let hit = systems::pick(&p.scene, in_front(&p.scene, CONV2, c, 0.3), c - in_front(&p.scene, CONV2, c, 0.3)).unwrap();
+    let hit = systems::pick(
+        &p.scene,
+        in_front(&p.scene, CONV2, c, 0.3),
+        c - in_front(&p.scene, CONV2, c, 0.3),
+    )
+    .unwrap();
     assert_eq!((hit.block, hit.neuron.map(|n| n[0])), (CONV2, Some(0)));
     // Expanding brings the footprint back.
     p.aim(Hand::Left, in_front(&p.scene, CONV2, c, 0.3), c);
@@ -291,7 +324,11 @@ fn layout_switch_moves_tile_k_where_the_linear_layout_puts_it() {
     let mut p = Player::new(&demo);
     let entity = p.scene.blocks[CONV1];
     let c = p.scene.placed(CONV1).unwrap();
-    p.aim(Hand::Right, in_front(&p.scene, CONV1, c.translation, 0.3), c.translation);
+    p.aim(
+        Hand::Right,
+        in_front(&p.scene, CONV1, c.translation, 0.3),
+        c.translation,
+    );
     p.click(Hand::Right, layout);
     assert_eq!(p.scene.world.get::<&Layout>(entity).unwrap().0, LayoutKind::Linear);
     // 8 tiles of 0.28 m, 20 % gaps, in one row centered on the block: tile k at x = (k − 3.5)·pitch.
@@ -303,7 +340,12 @@ fn layout_switch_moves_tile_k_where_the_linear_layout_puts_it() {
     }
     // The collider follows: a ray at the far right tile hits it, tile 7.
     let t7 = pixel(&p.scene, CONV1, 7, 10, 10);
-    let hit = systems::pick(&p.scene, in_front(&p.scene, CONV1, t7, 0.3), t7 - in_front(&p.scene, CONV1, t7, 0.3)).unwrap();
+    let hit = systems::pick(
+        &p.scene,
+        in_front(&p.scene, CONV1, t7, 0.3),
+        t7 - in_front(&p.scene, CONV1, t7, 0.3),
+    )
+    .unwrap();
     assert_eq!((hit.block, hit.neuron), (CONV1, Some(vec![7, 10, 10])));
     // Menu resets the layout.
     p.click(Hand::Right, menu);
@@ -328,15 +370,27 @@ fn the_inspect_panel_equals_the_models_neuron_query() {
     let q = nn::query::neuron(m, &demo.weights, &demo.acts, conv1, &[5, 3, 20]).unwrap();
     assert_eq!(panel.layer, "conv1");
     // The block shows the relu's value; the conv explains it.
-    assert_eq!(panel.activation, demo.acts.layers[relu1][offset(m, Source::Layer(relu1), &[5, 3, 20])]);
+    assert_eq!(
+        panel.activation,
+        demo.acts.layers[relu1][offset(m, Source::Layer(relu1), &[5, 3, 20])]
+    );
     assert_eq!(panel.activation, q.value.max(0.0));
     assert_eq!((panel.pre_activation, panel.bias), (q.pre_activation, q.bias));
     assert_eq!(panel.input_count, q.inputs.len());
     assert_eq!(panel.inputs.len(), 9);
     for (a, b) in panel.inputs.iter().zip(&q.inputs) {
-        assert_eq!((a.source, &a.index, a.weight, a.activation), (b.source, &b.index, b.weight, b.activation));
+        assert_eq!(
+            (a.source, &a.index, a.weight, a.activation),
+            (b.source, &b.index, b.weight, b.activation)
+        );
         assert_eq!(a.layer, "image");
-        assert_eq!(a.shown, Some(NeuronRef { block: 0, index: b.index.clone() }));
+        assert_eq!(
+            a.shown,
+            Some(NeuronRef {
+                block: 0,
+                index: b.index.clone()
+            })
+        );
     }
     // The kernel image: the 3×3 weights of output channel 5, the same ones the query lists.
     let k = panel.kernel.unwrap();
@@ -349,7 +403,10 @@ fn the_inspect_panel_equals_the_models_neuron_query() {
     assert_eq!(panel.receptive_field.len(), 1);
     let draw = scene::scene_draw(&p.scene);
     assert_eq!(draw.receptive_field.len(), 1);
-    assert_eq!((draw.receptive_field[0].block, draw.receptive_field[0].quads.len()), (0, 1));
+    assert_eq!(
+        (draw.receptive_field[0].block, draw.receptive_field[0].quads.len()),
+        (0, 1)
+    );
     let q0 = draw.receptive_field[0].quads[0];
     let centre = q0.transform_point3(Vec3::ZERO);
     let want = pixel(&p.scene, 0, 0, 3, 20);
@@ -363,7 +420,10 @@ fn the_inspect_panel_equals_the_models_neuron_query() {
     let panel = p.scene.panel().unwrap();
     let fc1 = m.layer_index("fc1").unwrap();
     let q = nn::query::neuron(m, &demo.weights, &demo.acts, fc1, &[11]).unwrap();
-    assert_eq!((panel.layer.as_str(), panel.pre_activation, panel.bias), ("fc1", q.pre_activation, q.bias));
+    assert_eq!(
+        (panel.layer.as_str(), panel.pre_activation, panel.bias),
+        ("fc1", q.pre_activation, q.bias)
+    );
     assert_eq!(panel.input_count, 784);
     let pool2 = m.layer_index("pool2").unwrap();
     for i in &panel.inputs {
@@ -379,8 +439,25 @@ fn the_inspect_panel_equals_the_models_neuron_query() {
 fn trace_walks_back_to_the_input() {
     let demo = Demo::load();
     let mut p = Player::new(&demo);
-    let digit = demo.acts.layers.last().unwrap().iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-    systems::select(&mut p.scene, &demo.net(), Some(NeuronRef { block: SOFTMAX, index: vec![digit] })).unwrap();
+    let digit = demo
+        .acts
+        .layers
+        .last()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    systems::select(
+        &mut p.scene,
+        &demo.net(),
+        Some(NeuronRef {
+            block: SOFTMAX,
+            index: vec![digit],
+        }),
+    )
+    .unwrap();
     let mut path = vec![p.scene.selection.clone().unwrap()];
     for _ in 0..10 {
         let expected = p.scene.panel().unwrap().inputs.iter().find_map(|i| i.shown.clone());
@@ -418,7 +495,13 @@ fn tabletop_scale_fits_the_network_in_front_of_the_user_and_still_picks_exactly(
     let target = pixel(&p.scene, CONV2, 9, 4, 11);
     p.aim(Hand::Right, in_front(&p.scene, CONV2, target, 0.2), target);
     p.click(Hand::Right, select);
-    assert_eq!(p.scene.selection, Some(NeuronRef { block: CONV2, index: vec![9, 4, 11] }));
+    assert_eq!(
+        p.scene.selection,
+        Some(NeuronRef {
+            block: CONV2,
+            index: vec![9, 4, 11]
+        })
+    );
 }
 
 #[test]
@@ -454,8 +537,12 @@ fn the_render_read_out_places_every_tile_and_cube_in_its_block() {
     assert_eq!(draw.blocks.len(), 8);
     // The renderer's own draw list accepts the placements as they are: one instance per tile/cube.
     let list = netwalk::gfx::NetworkDraw::new(&demo.model, &demo.acts, &draw.placements()).list;
-    let flat = netwalk::gfx::NetworkDraw::new(&demo.model, &demo.acts, &scene::layout(&demo.model, LayoutKind::Grid)).list;
-    assert_eq!((list.tiles.len(), list.cubes.len()), (flat.tiles.len(), flat.cubes.len()));
+    let flat =
+        netwalk::gfx::NetworkDraw::new(&demo.model, &demo.acts, &scene::layout(&demo.model, LayoutKind::Grid)).list;
+    assert_eq!(
+        (list.tiles.len(), list.cubes.len()),
+        (flat.tiles.len(), flat.cubes.len())
+    );
     for (k, b) in draw.blocks.iter().enumerate() {
         let (lo, hi) = b.bounds;
         let inside = |q: Vec3| q.cmpge(lo - 1e-4).all() && q.cmple(hi + 1e-4).all();
@@ -493,7 +580,15 @@ fn names(scene: &Scene) -> Vec<String> {
     scene
         .blocks
         .iter()
-        .map(|&e| scene.world.get::<&netwalk::scene::world::Block>(e).unwrap().spec.name.clone())
+        .map(|&e| {
+            scene
+                .world
+                .get::<&netwalk::scene::world::Block>(e)
+                .unwrap()
+                .spec
+                .name
+                .clone()
+        })
         .collect()
 }
 
@@ -512,7 +607,17 @@ fn a_block_expands_into_its_steps_and_folds_back() {
     p.set(Hand::Right, |h| h.thumbstick.y = 0.0);
     assert_eq!(
         names(&p.scene),
-        ["image", "conv1", "relu1", "pool1", "conv2+relu2", "pool2", "fc1+relu3", "fc2", "softmax"]
+        [
+            "image",
+            "conv1",
+            "relu1",
+            "pool1",
+            "conv2+relu2",
+            "pool2",
+            "fc1+relu3",
+            "fc2",
+            "softmax"
+        ]
     );
     // Side by side where the block stood, facing the same way.
     let (a, b) = (p.scene.placed(1).unwrap(), p.scene.placed(2).unwrap());
@@ -522,10 +627,22 @@ fn a_block_expands_into_its_steps_and_folds_back() {
     let side = a.rotation.inverse() * (b.translation - a.translation);
     assert!(side.x > 0.9 && side.y.abs() < 1e-4 && side.z.abs() < 1e-4, "{side}");
     // The selection moved to the step showing the same values (relu1), the panel re-explained.
-    assert_eq!(p.scene.selection, Some(NeuronRef { block: 2, index: vec![2, 10, 11] }));
+    assert_eq!(
+        p.scene.selection,
+        Some(NeuronRef {
+            block: 2,
+            index: vec![2, 10, 11]
+        })
+    );
     let panel = p.scene.panel().unwrap();
     assert_eq!((panel.layer.as_str(), panel.activation), ("relu1", value));
-    assert_eq!(panel.inputs[0].shown, Some(NeuronRef { block: 1, index: vec![2, 10, 11] }));
+    assert_eq!(
+        panel.inputs[0].shown,
+        Some(NeuronRef {
+            block: 1,
+            index: vec![2, 10, 11]
+        })
+    );
     // The conv step shows the conv's own values.
     let conv_pixel = pixel(&p.scene, 1, 2, 10, 11);
     p.aim(Hand::Right, in_front(&p.scene, 1, conv_pixel, 0.4), conv_pixel);
@@ -539,10 +656,19 @@ fn a_block_expands_into_its_steps_and_folds_back() {
     p.set(Hand::Right, |h| h.thumbstick.y = -1.0);
     p.set(Hand::Right, |h| h.thumbstick.y = 0.0);
     assert_eq!(names(&p.scene).len(), 8);
-    assert_eq!(p.scene.selection, Some(NeuronRef { block: CONV1, index: vec![2, 10, 11] }));
+    assert_eq!(
+        p.scene.selection,
+        Some(NeuronRef {
+            block: CONV1,
+            index: vec![2, 10, 11]
+        })
+    );
     for (k, want) in fresh.iter().enumerate() {
         let got = p.scene.bounds(k).unwrap();
-        assert!((got.0 - want.0).length() < 1e-4 && (got.1 - want.1).length() < 1e-4, "block {k}");
+        assert!(
+            (got.0 - want.0).length() < 1e-4 && (got.1 - want.1).length() < 1e-4,
+            "block {k}"
+        );
     }
     // Single-layer blocks have no steps; the menu folds any expanded block back.
     assert!(!systems::toggle_steps(&mut p.scene, &demo.net(), POOL1).unwrap());
@@ -558,13 +684,27 @@ fn choosing_an_input_on_the_panel_selects_it_where_it_is_shown() {
     let demo = Demo::load();
     let mut p = Player::new(&demo);
     let net = demo.net();
-    systems::select(&mut p.scene, &net, Some(NeuronRef { block: CONV2, index: vec![4, 6, 7] })).unwrap();
+    systems::select(
+        &mut p.scene,
+        &net,
+        Some(NeuronRef {
+            block: CONV2,
+            index: vec![4, 6, 7],
+        }),
+    )
+    .unwrap();
     let panel = p.scene.panel().unwrap();
     assert_eq!(panel.input_count, 8 * 9);
     let third = panel.inputs[2].clone();
     assert!(systems::select_input(&mut p.scene, &net, 2).unwrap());
     let now = p.scene.selection.clone().unwrap();
-    assert_eq!(now, NeuronRef { block: POOL1, index: third.index.clone() });
+    assert_eq!(
+        now,
+        NeuronRef {
+            block: POOL1,
+            index: third.index.clone()
+        }
+    );
     assert_eq!(p.scene.panel().unwrap().activation, third.activation);
     assert!(!systems::select_input(&mut p.scene, &net, 99).unwrap());
     assert_eq!(p.scene.selection, Some(now));
@@ -575,10 +715,19 @@ fn the_chosen_checkpoint_is_kept_in_the_state() {
     let demo = Demo::load();
     let mut scene = demo.scene();
     let net = demo.net();
-    assert_eq!(scene::replay::state_json(&scene, &net)["checkpoint"], serde_json::Value::Null);
+    assert_eq!(
+        scene::replay::state_json(&scene, &net)["checkpoint"],
+        serde_json::Value::Null
+    );
     let label = demo.model.checkpoints[3].label.clone();
-    assert_eq!(scene.set_checkpoint(&demo.model, Some(3)).map(|c| c.label.clone()), Some(label.clone()));
-    assert_eq!(scene::replay::state_json(&scene, &net)["checkpoint"], serde_json::json!({"index": 3, "label": label, "position": 3.0}));
+    assert_eq!(
+        scene.set_checkpoint(&demo.model, Some(3)).map(|c| c.label.clone()),
+        Some(label.clone())
+    );
+    assert_eq!(
+        scene::replay::state_json(&scene, &net)["checkpoint"],
+        serde_json::json!({"index": 3, "label": label, "position": 3.0})
+    );
     assert!(scene.set_checkpoint(&demo.model, Some(999)).is_none());
     assert_eq!(scene.checkpoint, None);
 }
@@ -588,9 +737,15 @@ fn the_chosen_checkpoint_is_kept_in_the_state() {
 #[test]
 fn a_resnet_lays_out_picks_and_traces_back_to_the_input() {
     let (model, weights) = nn::synthetic::build("resnet18", 3).unwrap();
-    let raw: Vec<f32> = (0..model.input.shape.elements()).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+    let raw: Vec<f32> = (0..model.input.shape.elements())
+        .map(|i| ((i * 7919) % 256) as f32 / 255.0)
+        .collect();
     let acts = nn::forward(&model, &weights, &raw).unwrap();
-    let net = Network { model: &model, weights: &weights, acts: &acts };
+    let net = Network {
+        model: &model,
+        weights: &weights,
+        acts: &acts,
+    };
     let mut scene = Scene::new(&model, Stage::default(), Scale::Tabletop);
     let n = scene.blocks.len();
     assert!(n > 20, "{n} blocks");
@@ -598,14 +753,26 @@ fn a_resnet_lays_out_picks_and_traces_back_to_the_input() {
     // The center of every block's first tile or cube picks that block.
     for b in 0..n {
         let p = scene.placement(b).unwrap();
-        let at = p.tiles.first().map(|t| t.world_from_tile.transform_point3(Vec3::ZERO)).unwrap_or_else(|| p.neurons[0].center);
+        let at = p
+            .tiles
+            .first()
+            .map(|t| t.world_from_tile.transform_point3(Vec3::ZERO))
+            .unwrap_or_else(|| p.neurons[0].center);
         let from = in_front(&scene, b, at, 0.05);
         let hit = systems::pick(&scene, from, at - from).unwrap();
         assert_eq!(hit.block, b, "block {b} ({})", p.name);
         assert!(hit.neuron.is_some());
     }
     let last = n - 1;
-    systems::select(&mut scene, &net, Some(NeuronRef { block: last, index: vec![0] })).unwrap();
+    systems::select(
+        &mut scene,
+        &net,
+        Some(NeuronRef {
+            block: last,
+            index: vec![0],
+        }),
+    )
+    .unwrap();
     let mut steps = 0;
     while systems::trace(&mut scene, &net).unwrap() {
         steps += 1;
@@ -674,7 +841,13 @@ fn drawing_on_the_input_paints_the_pixels_under_the_ray() {
     p.set(Hand::Right, |h| h.select = false);
     // A 3×3 brush at (5, 10) then (5, 12): rows 4..=6, columns 9..=13.
     let want: Vec<f32> = (0..28 * 28)
-        .map(|i| if (4..=6).contains(&(i / 28)) && (9..=13).contains(&(i % 28)) { 1.0 } else { 0.0 })
+        .map(|i| {
+            if (4..=6).contains(&(i / 28)) && (9..=13).contains(&(i % 28)) {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     assert_eq!(painted, want);
     assert_eq!(first.iter().sum::<f32>(), 9.0);

@@ -10,8 +10,8 @@ mod common;
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
-use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, Renderer, RendererConfig, RgbaImage};
 use common::{Xvfb, decode_png, in_ci, srgb8};
+use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, Renderer, RendererConfig, RgbaImage};
 use netwalk::scene;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
@@ -19,11 +19,12 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::wrapper::ConnectionExt as _;
 
-
-
 /// Whether this machine has Vulkan with the validation layer (else a note, or a failure in CI).
 fn have_vulkan() -> bool {
-    match Renderer::new(&RendererConfig { validation: true, ..Default::default() }) {
+    match Renderer::new(&RendererConfig {
+        validation: true,
+        ..Default::default()
+    }) {
         Ok(_) => true,
         Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
             assert!(!in_ci(), "CI needs a Vulkan device for the window tests: {e}");
@@ -52,8 +53,6 @@ fn netwalk(display: &str, args: &[&str]) -> Command {
     cmd
 }
 
-
-
 /// The demo network for sample 0 as `run` shows it (the room-scale scene), and the camera `run`
 /// starts with for a window of `aspect`.
 fn demo_scene(aspect: f32) -> (netwalk::app::App, Camera, Vec<scene::LayerPlacement>) {
@@ -75,7 +74,13 @@ fn frames_closed_after(lines: &str) -> u64 {
 /// camera projects it, and every pixel against the offscreen renderer's image of the same scene
 /// after the same number of frames (the edge bundle settles over the first frames).
 #[track_caller]
-fn check_screenshot(image: &RgbaImage, (width, height): (u32, u32), start_aspect: f32, frames: u64, edge_scale: Option<u32>) {
+fn check_screenshot(
+    image: &RgbaImage,
+    (width, height): (u32, u32),
+    start_aspect: f32,
+    frames: u64,
+    edge_scale: Option<u32>,
+) {
     assert_eq!((image.width, image.height), (width, height), "screenshot size");
     let (mut app, camera, placements) = demo_scene(start_aspect);
     let background = srgb8(BACKGROUND_SRGB);
@@ -139,7 +144,13 @@ fn window_shows_the_network_and_saves_the_last_frame() {
     assert!(!stderr.contains("vulkan"), "validation output: {stderr}");
     assert!(stdout.contains("frame 1: 320x240"), "{stdout}");
     assert!(stdout.contains("closed after 3 frames"), "{stdout}");
-    check_screenshot(&decode_png(&shot), (320, 240), 320.0 / 240.0, frames_closed_after(&stdout), None);
+    check_screenshot(
+        &decode_png(&shot),
+        (320, 240),
+        320.0 / 240.0,
+        frames_closed_after(&stdout),
+        None,
+    );
 }
 
 /// A running `netwalk run`: its stdout line by line; its stderr collected by a thread (so a
@@ -312,7 +323,13 @@ fn window_follows_a_resize_and_closes_on_the_window_managers_request() {
     assert!(status.success(), "netwalk run failed ({status}): {stderr}");
     assert!(!stderr.contains("vulkan"), "validation output: {stderr}");
     assert!(rest.iter().any(|l| l.starts_with("closed after")), "{rest:?}");
-    check_screenshot(&decode_png(&shot), (480, 360), 320.0 / 240.0, frames_closed_after(&rest.join("\n")), Some(2));
+    check_screenshot(
+        &decode_png(&shot),
+        (480, 360),
+        320.0 / 240.0,
+        frames_closed_after(&rest.join("\n")),
+        Some(2),
+    );
 }
 
 #[test]

@@ -16,11 +16,10 @@ use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::{Xvfb, decode_png, in_ci};
 use glam::{Quat, Vec3};
 use netwalk::gfx::{BACKGROUND_SRGB, EyeView, Fov};
-use common::{Xvfb, decode_png, in_ci};
 use netwalk::scene;
-
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -95,7 +94,9 @@ impl Monado {
             .env("IPC_EXIT_ON_DISCONNECT", "1")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("monado log"))
-            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).expect("monado log")))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).expect("monado log"),
+            ))
             .spawn()
             .expect("start monado-service");
         let mut monado = Monado {
@@ -113,7 +114,10 @@ impl Monado {
             if let Ok(Some(status)) = monado.child.try_wait() {
                 panic!("monado-service exited ({status}) before starting:\n{text}");
             }
-            assert!(Instant::now() < deadline, "monado-service did not start in 20 s:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "monado-service did not start in 20 s:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         monado
@@ -150,7 +154,10 @@ fn text(out: &Output) -> (String, String) {
 
 /// Three floats after `key` in `line`.
 fn floats_after(line: &str, key: &str, n: usize) -> Vec<f32> {
-    let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("no `{key}` in `{line}`"));
+    let rest = line
+        .split(key)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{key}` in `{line}`"));
     let v: Vec<f32> = rest
         .split_whitespace()
         .take(n)
@@ -159,7 +166,6 @@ fn floats_after(line: &str, key: &str, n: usize) -> Vec<f32> {
     assert_eq!(v.len(), n, "{line}");
     v
 }
-
 
 /// The demo app as `netwalk run` makes it (sample 0, the tray), for a `w`×`d` m play area.
 fn demo_app(w: f32, d: f32) -> netwalk::app::App {
@@ -187,7 +193,19 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     let dir = tempfile::tempdir().expect("temp dir");
     let shot = dir.path().join("xr.png");
     let out = monado
-        .netwalk(&env, &["run", "--xr", "--frames", "60", "--play-area", "1x8", "--stats", "--screenshot"])
+        .netwalk(
+            &env,
+            &[
+                "run",
+                "--xr",
+                "--frames",
+                "60",
+                "--play-area",
+                "1x8",
+                "--stats",
+                "--screenshot",
+            ],
+        )
         .arg(&shot)
         // The edges through the low-resolution edge pass (after the scene pass, before the
         // copies into the runtime's colour and depth images), under validation.
@@ -202,7 +220,18 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     let states: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("state ")).collect();
     assert_eq!(
         states,
-        ["IDLE", "READY", "SYNCHRONIZED", "VISIBLE", "FOCUSED", "VISIBLE", "SYNCHRONIZED", "STOPPING", "IDLE", "EXITING"],
+        [
+            "IDLE",
+            "READY",
+            "SYNCHRONIZED",
+            "VISIBLE",
+            "FOCUSED",
+            "VISIBLE",
+            "SYNCHRONIZED",
+            "STOPPING",
+            "IDLE",
+            "EXITING"
+        ],
         "{stdout}"
     );
     assert!(stdout.contains("xr: ended (Exited) after 60 frames"), "{stdout}");
@@ -216,7 +245,10 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     for (hand, x) in [("left", -0.2), ("right", 0.2)] {
         for frame in [1, 60] {
             let key = format!("frame {frame}: {hand} aim ");
-            let line = stdout.lines().find(|l| l.starts_with(&key)).unwrap_or_else(|| panic!("no `{key}`: {stdout}"));
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&key))
+                .unwrap_or_else(|| panic!("no `{key}`: {stdout}"));
             let p = floats_after(line, " aim ", 3);
             let f = floats_after(line, " forward ", 3);
             assert!(Vec3::from_slice(&p).distance(Vec3::new(x, 1.3, -0.5)) < 1e-3, "{line}");
@@ -232,7 +264,10 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     let eyes: Vec<EyeView> = (0..2)
         .map(|i| {
             let key = format!("frame 60: eye {i} ");
-            let line = stdout.lines().find(|l| l.starts_with(&key)).unwrap_or_else(|| panic!("no `{key}`: {stdout}"));
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&key))
+                .unwrap_or_else(|| panic!("no `{key}`: {stdout}"));
             let p = floats_after(line, " position ", 3);
             let o = floats_after(line, " orientation ", 4);
             let f = floats_after(line, " fov ", 4);
@@ -248,7 +283,10 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
             )
         })
         .collect();
-    assert!((eyes[1].position - eyes[0].position).length() > 0.05, "two eyes an IPD apart");
+    assert!(
+        (eyes[1].position - eyes[0].position).length() > 0.05,
+        "two eyes an IPD apart"
+    );
     // A 1 m × 8 m play area: the walk-in path goes straight ahead (−Z).
     let placements = demo_app(1.0, 8.0).placements();
     // The first conv block's top-left feature map: a lit tile straight ahead, behind the input.
@@ -258,9 +296,15 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
     let mut xs = Vec::new();
     for (i, eye) in eyes.iter().enumerate() {
         let at = eye.project(tile, w, h).expect("the tile is in front");
-        assert!(at.x >= 2.0 && at.y >= 2.0 && at.x < w as f32 - 2.0 && at.y < h as f32 - 2.0, "eye {i}: {at}");
+        assert!(
+            at.x >= 2.0 && at.y >= 2.0 && at.x < w as f32 - 2.0 && at.y < h as f32 - 2.0,
+            "eye {i}: {at}"
+        );
         let px = image.pixel(i as u32 * w + at.x as u32, at.y as u32);
-        assert!(!near(px, background(), 12), "eye {i}: the tile at {at} is background {px:?}");
+        assert!(
+            !near(px, background(), 12),
+            "eye {i}: the tile at {at} is background {px:?}"
+        );
         xs.push(at.x);
         let up = eye.project(sky, w, h).expect("in front");
         if up.x >= 0.0 && up.y >= 0.0 && up.x < w as f32 && up.y < h as f32 {
@@ -279,7 +323,11 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
 /// Starts `cmd` with its output piped, and reads its stdout lines into a channel (so the test can
 /// wait for one with a deadline).
 fn spawn_with_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start netwalk");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netwalk");
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -359,7 +407,10 @@ fn a_killed_runtime_ends_the_app_within_5_s() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     // It ends with an error that says what happened, not a crash (signal) and not success.
     assert_eq!(status.code(), Some(1), "{status}: {stderr}");
-    assert!(stderr.contains("error: ") && stderr.contains("OpenXR runtime"), "{stderr}");
+    assert!(
+        stderr.contains("error: ") && stderr.contains("OpenXR runtime"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -375,8 +426,11 @@ fn a_broken_binding_file_is_an_error_naming_it() {
         }
     }
     let broken = dir.path().join("valve_index_controller.json");
-    std::fs::write(&broken, "{\"profile\": \"/interaction_profiles/valve/index_controller\", \"bindings\": {\"select\": 1}}")
-        .expect("write");
+    std::fs::write(
+        &broken,
+        "{\"profile\": \"/interaction_profiles/valve/index_controller\", \"bindings\": {\"select\": 1}}",
+    )
+    .expect("write");
     let out = monado
         .netwalk(&env, &["run", "--xr", "--frames", "1", "--xr-config"])
         .arg(dir.path())
@@ -420,7 +474,9 @@ fn without_a_runtime_netwalk_falls_back_to_an_overview_png_and_run_xr_fails_clea
     }
     for (mut cmd, what) in commands {
         let mut forced = Command::new(cmd.get_program());
-        forced.args(cmd.get_args()).envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        forced
+            .args(cmd.get_args())
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
         let (out, dir) = without_runtime(&mut cmd, &["run"]);
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{what}: {stdout}\n{stderr}");
@@ -431,7 +487,11 @@ fn without_a_runtime_netwalk_falls_back_to_an_overview_png_and_run_xr_fails_clea
         let png = decode_png(&dir.path().join("netwalk-overview.png"));
         assert_eq!((png.width, png.height), (1280, 720), "{what}");
         // Not an empty picture: the network covers part of it.
-        let lit = png.pixels.chunks_exact(4).filter(|p| !near([p[0], p[1], p[2], p[3]], background(), 12)).count();
+        let lit = png
+            .pixels
+            .chunks_exact(4)
+            .filter(|p| !near([p[0], p[1], p[2], p[3]], background(), 12))
+            .count();
         assert!(lit > 1000, "{what}: {lit} non-background pixels");
 
         let (out, dir) = without_runtime(&mut forced, &["run", "--xr"]);
@@ -440,7 +500,10 @@ fn without_a_runtime_netwalk_falls_back_to_an_overview_png_and_run_xr_fails_clea
         // (The OpenXR loader prints its own complaints first.)
         let last = stderr.lines().last().unwrap_or_default();
         assert!(last.starts_with("error: no OpenXR"), "{what}: {stderr}");
-        assert!(!dir.path().join("netwalk-overview.png").exists(), "{what}: --xr must not fall back");
+        assert!(
+            !dir.path().join("netwalk-overview.png").exists(),
+            "{what}: --xr must not fall back"
+        );
     }
     // `netwalk` alone is the demo, with the same fallback.
     let (out, dir) = without_runtime(&mut Command::new(env!("CARGO_BIN_EXE_netwalk")), &[]);
@@ -472,7 +535,10 @@ fn the_right_controller_hovers_the_block_on_its_ray_and_a_scripted_select_select
     )
     .expect("write script");
     let out = monado
-        .netwalk(&env, &["run", "--xr", "--frames", "40", "--play-area", "1x8", "--script"])
+        .netwalk(
+            &env,
+            &["run", "--xr", "--frames", "40", "--play-area", "1x8", "--script"],
+        )
         .arg(&script)
         .output()
         .expect("run netwalk");
@@ -492,17 +558,22 @@ fn the_right_controller_hovers_the_block_on_its_ray_and_a_scripted_select_select
     );
 }
 
-
 #[test]
 fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_the_runtime() {
     use x11rb::connection::Connection;
     use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask, ImageFormat};
 
     let Some(env) = runtime_env() else { return };
-    let Some(x) = Xvfb::start("mirror window test") else { return };
+    let Some(x) = Xvfb::start("mirror window test") else {
+        return;
+    };
     let monado = Monado::start(&env);
     // 800x480 for a 320x240 eye: scaled ×2 to 640x480, with 80-pixel bars left and right.
-    let (mut child, rx) = spawn_with_lines(monado.netwalk(&env, &["run", "--xr", "--mirror", "--size", "800x480"]).env("DISPLAY", &x.display));
+    let (mut child, rx) = spawn_with_lines(
+        monado
+            .netwalk(&env, &["run", "--xr", "--mirror", "--size", "800x480"])
+            .env("DISPLAY", &x.display),
+    );
     let mut seen = Vec::new();
     wait_for_line(&rx, "state FOCUSED", &mut seen);
     // A few frames (20 Hz) into the window.
@@ -532,7 +603,11 @@ fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_
         [image.data[i + 2], image.data[i + 1], image.data[i], 255]
     };
     for (px, py) in [(10, 10), (40, 240), (760, 400), (795, 5)] {
-        assert!(near(pixel(px, py), background(), 3), "bar at ({px}, {py}): {:?}", pixel(px, py));
+        assert!(
+            near(pixel(px, py), background(), 3),
+            "bar at ({px}, {py}): {:?}",
+            pixel(px, py)
+        );
     }
     // The eye's picture fills the middle: the network and the floor grid, not just background.
     let lit = (0..480)
@@ -542,9 +617,16 @@ fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_
     assert!(lit > 2000, "{lit} non-background pixels in the mirrored eye");
 
     // The close button: WM_DELETE_WINDOW, as a window manager sends it.
-    let atom = |name: &str| conn.intern_atom(false, name.as_bytes()).expect("atom").reply().expect("atom").atom;
+    let atom = |name: &str| {
+        conn.intern_atom(false, name.as_bytes())
+            .expect("atom")
+            .reply()
+            .expect("atom")
+            .atom
+    };
     let event = ClientMessageEvent::new(32, window, atom("WM_PROTOCOLS"), [atom("WM_DELETE_WINDOW"), 0, 0, 0, 0]);
-    conn.send_event(false, window, EventMask::NO_EVENT, event).expect("send close");
+    conn.send_event(false, window, EventMask::NO_EVENT, event)
+        .expect("send close");
     conn.flush().expect("flush");
     let status = exits_within_5_s(&mut child).expect("netwalk still running 5 s after the window was closed");
     seen.extend(rx.try_iter());
@@ -553,7 +635,13 @@ fn the_mirror_window_shows_the_left_eye_and_closing_it_ends_the_session_through_
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
     }
     assert!(status.success(), "{status}: {seen:#?}\n{stderr}");
-    let closed = seen.iter().position(|l| l == "mirror window closed").expect("close seen");
+    let closed = seen
+        .iter()
+        .position(|l| l == "mirror window closed")
+        .expect("close seen");
     let stopping = seen.iter().position(|l| l == "state STOPPING").expect("STOPPING");
-    assert!(closed < stopping && seen.iter().any(|l| l == "state EXITING"), "{seen:#?}");
+    assert!(
+        closed < stopping && seen.iter().any(|l| l == "state EXITING"),
+        "{seen:#?}"
+    );
 }

@@ -136,18 +136,33 @@ pub fn floor(min: Vec3, max: Vec3, play: (f32, f32)) -> Vec<LineInstance> {
     let mut lines = Vec::new();
     let mut x = lo.x;
     while x <= hi.x + 1e-4 {
-        lines.push(LineInstance::new(Vec3::new(x, Y, lo.z), Vec3::new(x, Y, hi.z), 0.006, GRID_COLOR));
+        lines.push(LineInstance::new(
+            Vec3::new(x, Y, lo.z),
+            Vec3::new(x, Y, hi.z),
+            0.006,
+            GRID_COLOR,
+        ));
         x += STEP;
     }
     let mut z = lo.z;
     while z <= hi.z + 1e-4 {
-        lines.push(LineInstance::new(Vec3::new(lo.x, Y, z), Vec3::new(hi.x, Y, z), 0.006, GRID_COLOR));
+        lines.push(LineInstance::new(
+            Vec3::new(lo.x, Y, z),
+            Vec3::new(hi.x, Y, z),
+            0.006,
+            GRID_COLOR,
+        ));
         z += STEP;
     }
     // Slightly above the grid so it wins the depth test.
     let corners = [(-hx, -hz), (hx, -hz), (hx, hz), (-hx, hz)].map(|(x, z)| Vec3::new(x, 0.002, z));
     for k in 0..4 {
-        lines.push(LineInstance::new(corners[k], corners[(k + 1) % 4], 0.02, PLAY_AREA_COLOR));
+        lines.push(LineInstance::new(
+            corners[k],
+            corners[(k + 1) % 4],
+            0.02,
+            PLAY_AREA_COLOR,
+        ));
     }
     lines
 }
@@ -179,8 +194,13 @@ pub fn change_marks<P: std::borrow::Borrow<LayerPlacement>>(
         list.tiles.push(solid_quad(bar, CHANGE_COLOR));
         let text = format!("Δ {:.0}% since {since}", change * 100.0);
         let at = frame * Mat4::from_translation(Vec3::new(-CHANGE_LENGTH / 2.0, below - 0.03, 0.001));
-        list.glyphs
-            .extend(atlas.layout(&text, at, 0.012, Align::Left, [CHANGE_COLOR[0], CHANGE_COLOR[1], CHANGE_COLOR[2], 1.0]));
+        list.glyphs.extend(atlas.layout(
+            &text,
+            at,
+            0.012,
+            Align::Left,
+            [CHANGE_COLOR[0], CHANGE_COLOR[1], CHANGE_COLOR[2], 1.0],
+        ));
     }
 }
 
@@ -258,11 +278,18 @@ fn output_bars(model: &Model, p: &LayerPlacement, values: &[f32], list: &mut Dra
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| i);
     // Softmax outputs are probabilities; other outputs are scaled by their largest magnitude.
-    let max_abs = values.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
+    let max_abs = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, v| m.max(v.abs()));
     let unit = if max_abs <= 1.0 { 1.0 } else { 1.0 / max_abs };
     for cube in &p.neurons {
         let v = values.get(cube.index).copied().filter(|v| v.is_finite()).unwrap_or(0.0);
-        let color = if Some(cube.index) == predicted { PREDICTED_COLOR } else { BAR_COLOR };
+        let color = if Some(cube.index) == predicted {
+            PREDICTED_COLOR
+        } else {
+            BAR_COLOR
+        };
         let len = (v.abs() * unit * BAR_LENGTH).max(0.002);
         let start = cube.center + right * (cube.size * 0.75);
         let bar_center = start + right * (len / 2.0);
@@ -285,7 +312,11 @@ fn output_bars(model: &Model, p: &LayerPlacement, values: &[f32], list: &mut Dra
             frame.z_axis,
             (cube.center - right * (cube.size * 0.9) - frame.y_axis.truncate() * (cube.size * 0.3)).extend(1.0),
         );
-        let text_color = if Some(cube.index) == predicted { PREDICTED_COLOR } else { LABEL_COLOR };
+        let text_color = if Some(cube.index) == predicted {
+            PREDICTED_COLOR
+        } else {
+            LABEL_COLOR
+        };
         let label = format!("{name} {}", short(v));
         list.glyphs.extend(atlas.layout(
             &label,
@@ -368,14 +399,30 @@ mod tests {
         let conv = vec![1.0f32; 32];
         let out = [0.1f32, 0.7, 0.2];
         let blocks = [
-            BlockValues { values: &input, colormap: Colormap::Grey, scale: 1.0 },
-            BlockValues { values: &conv, colormap: Colormap::Sequential, scale: 1.0 },
-            BlockValues { values: &out, colormap: Colormap::Sequential, scale: 1.0 / 0.7 },
+            BlockValues {
+                values: &input,
+                colormap: Colormap::Grey,
+                scale: 1.0,
+            },
+            BlockValues {
+                values: &conv,
+                colormap: Colormap::Sequential,
+                scale: 1.0,
+            },
+            BlockValues {
+                values: &out,
+                colormap: Colormap::Sequential,
+                scale: 1.0 / 0.7,
+            },
         ];
         let mut list = DrawList::default();
         labels(&m, &p, &blocks, &mut list);
         // Three bars (solid quads), the predicted one ("one", 0.7) in the highlight color.
-        let bars: Vec<&TileInstance> = list.tiles.iter().filter(|t| t.colormap == Colormap::Solid as u32).collect();
+        let bars: Vec<&TileInstance> = list
+            .tiles
+            .iter()
+            .filter(|t| t.colormap == Colormap::Solid as u32)
+            .collect();
         assert_eq!(bars.len(), 3);
         assert_eq!(bars[1].offset, pack_srgb(PREDICTED_COLOR));
         assert_eq!(bars[0].offset, pack_srgb(BAR_COLOR));
@@ -384,8 +431,15 @@ mod tests {
         // Glyphs: names + details of 3 blocks + 3 class labels, all above/beside their blocks.
         let atlas = Atlas::get();
         let count = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
-        let want = count("image") + count("1×6×6 · input") + count("conv") + count("2×4×4 · 0…1.00")
-            + count("fc") + count("3 · 0…0.70") + count("zero 0.10") + count("one 0.70") + count("two 0.20");
+        let want = count("image")
+            + count("1×6×6 · input")
+            + count("conv")
+            + count("2×4×4 · 0…1.00")
+            + count("fc")
+            + count("3 · 0…0.70")
+            + count("zero 0.10")
+            + count("one 0.70")
+            + count("two 0.20");
         assert_eq!(list.glyphs.len(), want);
         let name_y = list.glyphs[0].origin[1];
         assert!(name_y > p[0].center.y + p[0].size.y / 2.0);

@@ -33,8 +33,8 @@ use gpu_allocator::MemoryLocation;
 use gpu_allocator::vulkan::Allocator;
 
 use super::device::Device;
-use super::resources::Buffer;
 use super::pipeline::{Blend, SCENE_PASS, ShaderModules, compute_pipeline, graphics_pipeline};
+use super::resources::Buffer;
 use super::{GfxError, Result, VkContext};
 use crate::scene::edges::SceneEdges;
 
@@ -138,7 +138,9 @@ fn iteration(sigma: f32) -> Iteration {
 pub fn full_schedule() -> Vec<Iteration> {
     let (first, last) = FULL_SIGMA;
     let ratio = (last / first).powf(1.0 / (FULL_ITERATIONS as f32 - 1.0));
-    (0..FULL_ITERATIONS).map(|i| iteration(first * ratio.powi(i as i32))).collect()
+    (0..FULL_ITERATIONS)
+        .map(|i| iteration(first * ratio.powi(i as i32)))
+        .collect()
 }
 
 /// Bundling iterations a frame runs at most: a full recompute (16) spreads over several frames,
@@ -292,7 +294,11 @@ pub fn group_frames(edges: &[EdgeInstance], groups: usize, max_abs: &[f32]) -> V
         .iter()
         .enumerate()
         .map(|(g, &(c, e1, e2))| {
-            let (lo, hi) = if lo[g].x <= hi[g].x { (lo[g], hi[g]) } else { (glam::Vec2::ZERO, glam::Vec2::ZERO) };
+            let (lo, hi) = if lo[g].x <= hi[g].x {
+                (lo[g], hi[g])
+            } else {
+                (glam::Vec2::ZERO, glam::Vec2::ZERO)
+            };
             let extent = (hi - lo).max_element().max(1e-3) * (1.0 + 2.0 * GRID_MARGIN);
             let cell = extent / GRID as f32;
             let center = (lo + hi) / 2.0;
@@ -465,7 +471,11 @@ impl Bundler {
             device.name_object(layout, name);
             Ok(layout)
         };
-        self.compute_layout = layout(vk::ShaderStageFlags::COMPUTE, size_of::<Pass>() as u32, "bundle compute layout")?;
+        self.compute_layout = layout(
+            vk::ShaderStageFlags::COMPUTE,
+            size_of::<Pass>() as u32,
+            "bundle compute layout",
+        )?;
         // The same push constants as the scene's pipelines (clip_from_world[2]), so they stay
         // valid across the switch between the two layouts.
         self.draw_layout = layout(
@@ -552,10 +562,22 @@ impl Bundler {
         let shaders = ShaderModules::new(
             device,
             [
-                ("bundle_splat.comp", &include_bytes!("../../shaders/bundle_splat.comp.spv")[..]),
-                ("bundle_blur.comp", &include_bytes!("../../shaders/bundle_blur.comp.spv")[..]),
-                ("bundle_advect.comp", &include_bytes!("../../shaders/bundle_advect.comp.spv")[..]),
-                ("bundle_curve.comp", &include_bytes!("../../shaders/bundle_curve.comp.spv")[..]),
+                (
+                    "bundle_splat.comp",
+                    &include_bytes!("../../shaders/bundle_splat.comp.spv")[..],
+                ),
+                (
+                    "bundle_blur.comp",
+                    &include_bytes!("../../shaders/bundle_blur.comp.spv")[..],
+                ),
+                (
+                    "bundle_advect.comp",
+                    &include_bytes!("../../shaders/bundle_advect.comp.spv")[..],
+                ),
+                (
+                    "bundle_curve.comp",
+                    &include_bytes!("../../shaders/bundle_curve.comp.spv")[..],
+                ),
                 ("bundle.vert", &include_bytes!("../../shaders/bundle.vert.spv")[..]),
                 ("bundle.frag", &include_bytes!("../../shaders/bundle.frag.spv")[..]),
             ],
@@ -685,7 +707,13 @@ impl Bundler {
     /// With `warm`, when the edges are as many as before (the same edges, moved: a block was
     /// dragged or switched layout), the bundle goes on from its last shape (an incremental update)
     /// instead of starting again from straight lines.
-    pub fn set_edges(&mut self, device: &Device, allocator: &mut Allocator, edges: &SceneEdges, warm: bool) -> Result<()> {
+    pub fn set_edges(
+        &mut self,
+        device: &Device,
+        allocator: &mut Allocator,
+        edges: &SceneEdges,
+        warm: bool,
+    ) -> Result<()> {
         if edges.edges.len() > self.max_edges() {
             return Err(GfxError::Invalid(format!(
                 "{} edges to bundle; this device holds at most {} (build them with a smaller budget)",
@@ -726,7 +754,11 @@ impl Bundler {
         let group_bytes: &[u8] = bytemuck::cast_slice(&frames);
         let value_bytes: &[u8] = bytemuck::cast_slice(&edges.values);
         self.stage(device, allocator, &[edge_bytes, group_bytes, value_bytes])?;
-        self.staged = (edge_bytes.len() as u64, group_bytes.len() as u64, value_bytes.len() as u64);
+        self.staged = (
+            edge_bytes.len() as u64,
+            group_bytes.len() as u64,
+            value_bytes.len() as u64,
+        );
         self.edge_count = instances.len() as u32;
         self.group_count = frames.len() as u32;
         // The old highlight indexes the old edges.
@@ -868,7 +900,10 @@ impl Bundler {
     /// The edges drawn over the bundle (indices into the edges). Only between frames.
     pub fn set_highlight(&mut self, device: &Device, allocator: &mut Allocator, edges: &[u32]) -> Result<()> {
         if let Some(bad) = edges.iter().find(|&&e| e >= self.edge_count) {
-            return Err(GfxError::Invalid(format!("highlighted edge {bad} of {}", self.edge_count)));
+            return Err(GfxError::Invalid(format!(
+                "highlighted edge {bad} of {}",
+                self.edge_count
+            )));
         }
         self.ensure(device, allocator, B_HIGHLIGHT, edges.len() as u64 * 4)?;
         let buffer = self.buffers.slots[B_HIGHLIGHT as usize]
@@ -941,8 +976,14 @@ impl Bundler {
             }
             // The last frame's draws and compute are done reading and writing before this overwrites.
             barrier_now(
-                (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE),
-                (S::ALL_TRANSFER | S::COMPUTE_SHADER, A::TRANSFER_WRITE | A::SHADER_STORAGE_WRITE),
+                (
+                    S::VERTEX_SHADER | S::COMPUTE_SHADER,
+                    A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE,
+                ),
+                (
+                    S::ALL_TRANSFER | S::COMPUTE_SHADER,
+                    A::TRANSFER_WRITE | A::SHADER_STORAGE_WRITE,
+                ),
             );
             if let Some(staging) = &self.buffers.staging {
                 let (e, g, v) = self.staged;
@@ -972,7 +1013,10 @@ impl Bundler {
             };
             let Some((mut schedule, full)) = schedule else {
                 rest.0.clear();
-                barrier_now((S::ALL_TRANSFER, A::TRANSFER_WRITE), (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ));
+                barrier_now(
+                    (S::ALL_TRANSFER, A::TRANSFER_WRITE),
+                    (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ),
+                );
                 if pending.points || pending.edges {
                     self.record_points(device, cb);
                 }
@@ -989,10 +1033,20 @@ impl Bundler {
             }
             barrier_now(
                 (S::ALL_TRANSFER, A::TRANSFER_WRITE),
-                (S::COMPUTE_SHADER | S::VERTEX_SHADER, A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE),
+                (
+                    S::COMPUTE_SHADER | S::VERTEX_SHADER,
+                    A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE,
+                ),
             );
             let cells = u64::from(self.group_count) * u64::from(INTERIOR * GRID * GRID);
-            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.compute_layout, 0, &[self.set], &[]);
+            d.cmd_bind_descriptor_sets(
+                cb,
+                vk::PipelineBindPoint::COMPUTE,
+                self.compute_layout,
+                0,
+                &[self.set],
+                &[],
+            );
             let compute_rw = (S::COMPUTE_SHADER, A::SHADER_STORAGE_READ | A::SHADER_STORAGE_WRITE);
             for it in schedule {
                 let pass = Pass {
@@ -1002,7 +1056,13 @@ impl Bundler {
                     step_cells: it.step,
                     smoothing: it.smoothing,
                 };
-                d.cmd_push_constants(cb, self.compute_layout, vk::ShaderStageFlags::COMPUTE, 0, bytemuck::bytes_of(&pass));
+                d.cmd_push_constants(
+                    cb,
+                    self.compute_layout,
+                    vk::ShaderStageFlags::COMPUTE,
+                    0,
+                    bytemuck::bytes_of(&pass),
+                );
                 // Clear the grid (after the last iteration's blur read it).
                 d.cmd_fill_buffer(cb, self.buffer(B_SPLAT), 0, cells * 4, 0);
                 barrier_now((S::ALL_TRANSFER, A::TRANSFER_WRITE), compute_rw);
@@ -1021,7 +1081,10 @@ impl Bundler {
                 // The next iteration's clear of the grid waits for the blur's reads.
                 barrier_now(compute_rw, (S::ALL_TRANSFER, A::TRANSFER_WRITE));
             }
-            barrier_now(compute_rw, (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ));
+            barrier_now(
+                compute_rw,
+                (S::VERTEX_SHADER | S::COMPUTE_SHADER, A::SHADER_STORAGE_READ),
+            );
             // The offsets moved: so do the drawn points.
             self.record_points(device, cb);
             if let Some(pool) = timestamps {
@@ -1041,7 +1104,13 @@ impl Bundler {
     ///
     /// # Safety
     /// `cb` is recording outside a rendering scope; the bundler's buffers are current.
-    unsafe fn dispatch_curve_points(&self, d: &ash::Device, cb: vk::CommandBuffer, pipeline: vk::Pipeline, segments: u32) {
+    unsafe fn dispatch_curve_points(
+        &self,
+        d: &ash::Device,
+        cb: vk::CommandBuffer,
+        pipeline: vk::Pipeline,
+        segments: u32,
+    ) {
         let pass = Pass {
             edge_count: self.edge_count,
             cells: segments,
@@ -1051,8 +1120,21 @@ impl Bundler {
         };
         // SAFETY: per the function's contract.
         unsafe {
-            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, self.compute_layout, 0, &[self.set], &[]);
-            d.cmd_push_constants(cb, self.compute_layout, vk::ShaderStageFlags::COMPUTE, 0, bytemuck::bytes_of(&pass));
+            d.cmd_bind_descriptor_sets(
+                cb,
+                vk::PipelineBindPoint::COMPUTE,
+                self.compute_layout,
+                0,
+                &[self.set],
+                &[],
+            );
+            d.cmd_push_constants(
+                cb,
+                self.compute_layout,
+                vk::ShaderStageFlags::COMPUTE,
+                0,
+                bytemuck::bytes_of(&pass),
+            );
             d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, pipeline);
             let (x, y) = groups_for(u64::from(self.edge_count) * u64::from(segments + 1), 256);
             d.cmd_dispatch(cb, x, y, 1);
@@ -1193,7 +1275,14 @@ impl Bundler {
         };
         // SAFETY: per the function's contract.
         unsafe {
-            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::GRAPHICS, self.draw_layout, 0, &[self.set], &[]);
+            d.cmd_bind_descriptor_sets(
+                cb,
+                vk::PipelineBindPoint::GRAPHICS,
+                self.draw_layout,
+                0,
+                &[self.set],
+                &[],
+            );
             d.cmd_bind_index_buffer(cb, indices.handle, 0, vk::IndexType::UINT32);
             if bundle {
                 d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.draw[views as usize - 1]);
@@ -1213,16 +1302,27 @@ impl Bundler {
         let d = &device.device;
         // SAFETY: per the contract; null handles are ignored.
         unsafe {
-            let Buffers { slots, staging, indices } = &mut self.buffers;
+            let Buffers {
+                slots,
+                staging,
+                indices,
+            } = &mut self.buffers;
             for b in slots.iter_mut().chain([staging, indices]) {
                 if let Some(mut b) = b.take() {
                     b.destroy(device, allocator);
                 }
             }
-            for p in [self.splat, self.blur_x, self.blur_y, self.advect, self.curve, self.points]
-                .iter()
-                .chain(&self.draw)
-                .chain(&self.highlight)
+            for p in [
+                self.splat,
+                self.blur_x,
+                self.blur_y,
+                self.advect,
+                self.curve,
+                self.points,
+            ]
+            .iter()
+            .chain(&self.draw)
+            .chain(&self.highlight)
             {
                 d.destroy_pipeline(*p, None);
             }

@@ -200,9 +200,18 @@ mod tests {
         let cam = Camera::look_at(Vec3::new(0.0, 1.6, 0.0), Vec3::new(0.0, 1.6, -1.0));
         let half_y = cam.fov_y / 2.0;
         let half_x = (half_y.tan() * 2.0).atan();
-        let fov = Fov { left: -half_x, right: half_x, up: half_y, down: -half_y };
+        let fov = Fov {
+            left: -half_x,
+            right: half_x,
+            up: half_y,
+            down: -half_y,
+        };
         let eye = EyeView::new(cam.eye, Quat::IDENTITY, fov);
-        for p in [Vec3::new(0.3, 1.2, -2.0), Vec3::new(-1.0, 2.0, -3.0), Vec3::new(0.0, 1.6, -0.5)] {
+        for p in [
+            Vec3::new(0.3, 1.2, -2.0),
+            Vec3::new(-1.0, 2.0, -3.0),
+            Vec3::new(0.0, 1.6, -0.5),
+        ] {
             let a = cam.project(p, 200, 100).expect("in front");
             let b = eye.project(p, 200, 100).expect("in front");
             assert!((a - b).length() < 1e-2, "{p}: {a} vs {b}");
@@ -214,7 +223,12 @@ mod tests {
     #[test]
     fn an_asymmetric_eye_view_puts_the_forward_axis_off_center_and_follows_the_head() {
         // Wider to the left than to the right: straight ahead lands right of the center.
-        let fov = Fov { left: -0.8, right: 0.4, up: 0.5, down: -0.5 };
+        let fov = Fov {
+            left: -0.8,
+            right: 0.4,
+            up: 0.5,
+            down: -0.5,
+        };
         let turned = Quat::from_rotation_y(std::f32::consts::FRAC_PI_2); // looking along −X
         let eye = EyeView::new(Vec3::new(0.0, 1.6, 0.0), turned, fov);
         let ahead = eye.project(Vec3::new(-2.0, 1.6, 0.0), 400, 200).expect("in front");
@@ -233,7 +247,11 @@ mod tests {
         let through = cam.unproject(pixel, 640, 480);
         let dir = (through - cam.eye).normalize();
         // p lies on the ray from the eye through the pixel.
-        assert!(dir.cross((p - cam.eye).normalize()).length() < 1e-4, "{dir} vs {}", p - cam.eye);
+        assert!(
+            dir.cross((p - cam.eye).normalize()).length() < 1e-4,
+            "{dir} vs {}",
+            p - cam.eye
+        );
     }
 
     #[test]

@@ -258,7 +258,14 @@ impl Device {
                 .and_then(|required| pick_physical_device(&instance, on, required))
                 .and_then(|p| {
                     Ok((
-                        create_device(&entry, &instance, p.physical, p.queue_family, surface.is_some(), creator)?,
+                        create_device(
+                            &entry,
+                            &instance,
+                            p.physical,
+                            p.queue_family,
+                            surface.is_some(),
+                            creator,
+                        )?,
                         p,
                     ))
                 });

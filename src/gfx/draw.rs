@@ -119,7 +119,9 @@ impl NetworkDraw {
         let mut extra = DrawList::default();
         annotate::labels(model, placements, &blocks, &mut extra);
         let (min, max) = crate::scene::layout::bounds(placements);
-        extra.lines.extend(annotate::floor(min, max, annotate::DEFAULT_PLAY_AREA));
+        extra
+            .lines
+            .extend(annotate::floor(min, max, annotate::DEFAULT_PLAY_AREA));
         draw.list.append(extra);
         draw
     }
@@ -129,7 +131,12 @@ impl NetworkDraw {
         NetworkDraw::activations_into(model, acts, placements, Vec::new())
     }
 
-    fn activations_into(model: &Model, acts: &Activations, placements: &[LayerPlacement], mut values: Vec<f32>) -> NetworkDraw {
+    fn activations_into(
+        model: &Model,
+        acts: &Activations,
+        placements: &[LayerPlacement],
+        mut values: Vec<f32>,
+    ) -> NetworkDraw {
         values.clear();
         values.reserve(placements.iter().map(|p| acts.source(p.source).len()).sum());
         let mut list = DrawList::default();

@@ -118,7 +118,12 @@ pub fn low_extent(full: vk::Extent2D, scale: u32) -> vk::Extent2D {
 
 impl EdgePass {
     /// `bundle_set_layout`: the bundler's set layout (set 0 of the pass's pipelines).
-    pub fn init(&mut self, device: &Device, allocator: &mut Allocator, bundle_set_layout: vk::DescriptorSetLayout) -> Result<()> {
+    pub fn init(
+        &mut self,
+        device: &Device,
+        allocator: &mut Allocator,
+        bundle_set_layout: vk::DescriptorSetLayout,
+    ) -> Result<()> {
         let d = &device.device;
         // SAFETY: the physical device belongs to this instance.
         self.max_range = u64::from(unsafe {
@@ -162,9 +167,7 @@ impl EdgePass {
         device.name_object(self.set_layout, "edge pass set layout");
         let set_layouts = [bundle_set_layout, self.set_layout];
         // The composite's layer.
-        let push = [vk::PushConstantRange::default()
-            .stage_flags(vertex | fragment)
-            .size(4)];
+        let push = [vk::PushConstantRange::default().stage_flags(vertex | fragment).size(4)];
         let info = vk::PipelineLayoutCreateInfo::default()
             .set_layouts(&set_layouts)
             .push_constant_ranges(&push);
@@ -207,11 +210,26 @@ impl EdgePass {
         let shaders = ShaderModules::new(
             device,
             [
-                ("edges_raster.comp", &include_bytes!("../../shaders/edges_raster.comp.spv")[..]),
-                ("edges_tiles.vert", &include_bytes!("../../shaders/edges_tiles.vert.spv")[..]),
-                ("edges_composite.frag", &include_bytes!("../../shaders/edges_composite.frag.spv")[..]),
-                ("edges_lit.comp", &include_bytes!("../../shaders/edges_lit.comp.spv")[..]),
-                ("edges_depth.comp", &include_bytes!("../../shaders/edges_depth.comp.spv")[..]),
+                (
+                    "edges_raster.comp",
+                    &include_bytes!("../../shaders/edges_raster.comp.spv")[..],
+                ),
+                (
+                    "edges_tiles.vert",
+                    &include_bytes!("../../shaders/edges_tiles.vert.spv")[..],
+                ),
+                (
+                    "edges_composite.frag",
+                    &include_bytes!("../../shaders/edges_composite.frag.spv")[..],
+                ),
+                (
+                    "edges_lit.comp",
+                    &include_bytes!("../../shaders/edges_lit.comp.spv")[..],
+                ),
+                (
+                    "edges_depth.comp",
+                    &include_bytes!("../../shaders/edges_depth.comp.spv")[..],
+                ),
             ],
         )?;
         let modules = shaders.modules;
@@ -280,7 +298,10 @@ impl EdgePass {
         let buffers = [
             ("edge pass light", bytes),
             ("edge pass lit tiles", per_view(u64::from(tiles.0) * u64::from(tiles.1))),
-            ("edge pass near depth", per_view(u64::from(extent.width) * u64::from(extent.height))),
+            (
+                "edge pass near depth",
+                per_view(u64::from(extent.width) * u64::from(extent.height)),
+            ),
         ];
         let usage = vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST;
         let mut made = Vec::with_capacity(buffers.len());
@@ -373,7 +394,9 @@ impl EdgePass {
         clip_from_world: &[u8],
     ) -> Result<()> {
         let (Some(sums), Some(frame_buffer)) = (&self.sums, &self.frame) else {
-            return Err(GfxError::Invalid("edge pass recorded before its buffers were made".into()));
+            return Err(GfxError::Invalid(
+                "edge pass recorded before its buffers were made".into(),
+            ));
         };
         let mut frame = Frame {
             clip_from_world: [[0.0; 16]; 2],
@@ -427,7 +450,10 @@ impl EdgePass {
                 buffer_barrier(
                     frame_buffer.handle,
                     (S::COPY | S::CLEAR, A::TRANSFER_WRITE),
-                    (S::COMPUTE_SHADER | S::VERTEX_SHADER | S::FRAGMENT_SHADER, A::SHADER_STORAGE_READ),
+                    (
+                        S::COMPUTE_SHADER | S::VERTEX_SHADER | S::FRAGMENT_SHADER,
+                        A::SHADER_STORAGE_READ,
+                    ),
                 ),
                 // The previous frame's composite read the marks before its fence (and its walk the
                 // depths).
@@ -519,7 +545,10 @@ impl EdgePass {
                     target.color.handle,
                     color_range,
                     (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_WRITE),
-                    (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_READ | A::COLOR_ATTACHMENT_WRITE),
+                    (
+                        S::COLOR_ATTACHMENT_OUTPUT,
+                        A::COLOR_ATTACHMENT_READ | A::COLOR_ATTACHMENT_WRITE,
+                    ),
                     (L::COLOR_ATTACHMENT_OPTIMAL, L::COLOR_ATTACHMENT_OPTIMAL),
                 ),
             ];
@@ -557,7 +586,10 @@ impl EdgePass {
                 target.color.handle,
                 color_range,
                 (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_WRITE),
-                (S::COLOR_ATTACHMENT_OUTPUT, A::COLOR_ATTACHMENT_READ | A::COLOR_ATTACHMENT_WRITE),
+                (
+                    S::COLOR_ATTACHMENT_OUTPUT,
+                    A::COLOR_ATTACHMENT_READ | A::COLOR_ATTACHMENT_WRITE,
+                ),
                 (L::COLOR_ATTACHMENT_OPTIMAL, L::COLOR_ATTACHMENT_OPTIMAL),
             )];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&added));

@@ -34,9 +34,9 @@ pub fn voxels<P: Borrow<LayerPlacement>>(
         for (k, t) in p.tiles.iter().enumerate() {
             let local = t.world_from_tile.inverse().transform_point3(eye);
             // Nearest point of the unit quad, back in the world.
-            let nearest = t
-                .world_from_tile
-                .transform_point3(Vec3::new(local.x.clamp(-0.5, 0.5), local.y.clamp(-0.5, 0.5), 0.0));
+            let nearest =
+                t.world_from_tile
+                    .transform_point3(Vec3::new(local.x.clamp(-0.5, 0.5), local.y.clamp(-0.5, 0.5), 0.0));
             let d = nearest.distance(eye);
             if d <= VOXEL_DISTANCE {
                 near.push((d, b, k));
@@ -46,7 +46,9 @@ pub fn voxels<P: Borrow<LayerPlacement>>(
     near.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut out = Vec::new();
     for (_, b, k) in near {
-        let (p, Some(style)) = (placements[b].borrow(), styles.get(b)) else { continue };
+        let (p, Some(style)) = (placements[b].borrow(), styles.get(b)) else {
+            continue;
+        };
         let t = &p.tiles[k];
         if out.len() + t.h * t.w > budget {
             break;
@@ -91,8 +93,18 @@ mod tests {
         let model = Model::parse(json, Path::new("/x/model.json")).expect("valid");
         let p = layout(&model, LayoutKind::Grid);
         let styles = vec![
-            BlockStyle { offset: 0, len: 64, colormap: Colormap::Grey, scale: 1.0 },
-            BlockStyle { offset: 64, len: 256, colormap: Colormap::Sequential, scale: 0.5 },
+            BlockStyle {
+                offset: 0,
+                len: 64,
+                colormap: Colormap::Grey,
+                scale: 1.0,
+            },
+            BlockStyle {
+                offset: 64,
+                len: 256,
+                colormap: Colormap::Sequential,
+                scale: 0.5,
+            },
         ];
         (p, styles)
     }
@@ -112,7 +124,9 @@ mod tests {
         assert_eq!(first.value, 64 + 2 * 64);
         assert_eq!(first.colormap, Colormap::Sequential as u32);
         assert_eq!(first.scale, 0.5);
-        let cell = t.world_from_tile.transform_point3(Vec3::new(-0.5 + 1.0 / 16.0, 0.5 - 1.0 / 16.0, 0.0));
+        let cell = t
+            .world_from_tile
+            .transform_point3(Vec3::new(-0.5 + 1.0 / 16.0, 0.5 - 1.0 / 16.0, 0.0));
         let size = 0.01 * VOXEL_FILL;
         assert!((Vec3::from_slice(&first.center_size[..3]) - (cell + Vec3::Z * size / 2.0)).length() < 1e-6);
         assert!((first.center_size[3] - size).abs() < 1e-7);
@@ -126,6 +140,9 @@ mod tests {
         let eye = conv.tiles[3].world_from_tile.transform_point3(Vec3::ZERO) - Vec3::Z * 0.05;
         let v = voxels(&p, &styles, eye, 100);
         assert_eq!(v.len(), 64, "one whole tile fits 100");
-        assert!(v.iter().all(|c| (64 + 3 * 64..64 + 4 * 64).contains(&(c.value as usize))));
+        assert!(
+            v.iter()
+                .all(|c| (64 + 3 * 64..64 + 4 * 64).contains(&(c.value as usize)))
+        );
     }
 }

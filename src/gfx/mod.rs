@@ -5,29 +5,31 @@
 //! that the owner calls in order: wait idle → Vulkan objects → allocator → device → messenger →
 //! instance.
 
+pub mod annotate;
+pub mod bundle;
 pub mod camera;
 pub mod colormap;
 pub mod device;
-pub mod annotate;
-pub mod bundle;
 pub mod draw;
 pub mod edge_pass;
 pub mod lod;
 pub mod mirror;
 pub mod overlay;
-pub mod text;
 mod pipeline;
 mod renderer;
 mod resources;
 mod swapchain;
 mod target;
+pub mod text;
 pub mod window;
 
 pub use bundle::BundleStyle;
 pub use camera::{Camera, EyeView, Fov};
 pub use device::{Device, ValidationLog, VulkanCreator};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
-pub use renderer::{FULL_RESOLUTION_EDGES, FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame, auto_edge_scale};
+pub use renderer::{
+    FULL_RESOLUTION_EDGES, FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame, auto_edge_scale,
+};
 
 use ash::vk;
 

@@ -6,8 +6,8 @@
 use glam::{Mat4, Vec3};
 
 use super::annotate::{
-    FIELD_COLOR, HOVER_COLOR, LABEL_COLOR, NEGATIVE_COLOR, POSITIVE_COLOR, SELECT_COLOR, connection_lines,
-    neuron_cell, pointer, solid_quad,
+    FIELD_COLOR, HOVER_COLOR, LABEL_COLOR, NEGATIVE_COLOR, POSITIVE_COLOR, SELECT_COLOR, connection_lines, neuron_cell,
+    pointer, solid_quad,
 };
 use super::colormap::{self, Colormap};
 use super::draw::{DrawList, LineInstance, TileInstance};
@@ -24,10 +24,11 @@ pub const GRAB_COLOR: [f32; 3] = [0.4, 0.8, 1.0];
 /// Outlines of a highlight's quads (each maps the unit quad onto the marked cells).
 fn outline(h: &Highlight, width: f32, color: [f32; 3], list: &mut DrawList) {
     for q in &h.quads {
-        let corners = [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)]
-            .map(|(x, y)| q.transform_point3(Vec3::new(x, y, 0.0)));
+        let corners =
+            [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)].map(|(x, y)| q.transform_point3(Vec3::new(x, y, 0.0)));
         for k in 0..4 {
-            list.lines.push(LineInstance::new(corners[k], corners[(k + 1) % 4], width, color));
+            list.lines
+                .push(LineInstance::new(corners[k], corners[(k + 1) % 4], width, color));
         }
     }
 }
@@ -35,7 +36,20 @@ fn outline(h: &Highlight, width: f32, color: [f32; 3], list: &mut DrawList) {
 /// A box's 12 edges.
 fn box_edges(lo: Vec3, hi: Vec3, width: f32, color: [f32; 3], list: &mut DrawList) {
     let c = |i: usize| Vec3::select(glam::BVec3::new(i & 1 != 0, i & 2 != 0, i & 4 != 0), hi, lo);
-    for (a, b) in [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)] {
+    for (a, b) in [
+        (0, 1),
+        (2, 3),
+        (4, 5),
+        (6, 7),
+        (0, 2),
+        (1, 3),
+        (4, 6),
+        (5, 7),
+        (0, 4),
+        (1, 5),
+        (2, 6),
+        (3, 7),
+    ] {
         list.lines.push(LineInstance::new(c(a), c(b), width, color));
     }
 }
@@ -91,7 +105,9 @@ fn connections(scene: &SceneDraw, p: &PanelDraw, list: &mut DrawList) {
             .and_then(|b| neuron_cell(&b.placement, index))
             .map(|(c, _)| c)
     };
-    let Some(from) = cell(p.panel.neuron.block, &p.panel.neuron.index) else { return };
+    let Some(from) = cell(p.panel.neuron.block, &p.panel.neuron.index) else {
+        return;
+    };
     let inputs: Vec<(Vec3, f32)> = p
         .panel
         .inputs
@@ -107,7 +123,11 @@ fn connections(scene: &SceneDraw, p: &PanelDraw, list: &mut DrawList) {
 /// A number for the panel: 4 significant digits.
 fn num(v: f32) -> String {
     let a = v.abs();
-    if a != 0.0 && !(0.001..10000.0).contains(&a) { format!("{v:.3e}") } else { format!("{v:.4}") }
+    if a != 0.0 && !(0.001..10000.0).contains(&a) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 fn index_text(index: &[usize]) -> String {
@@ -122,11 +142,18 @@ fn panel(p: &PanelDraw, list: &mut DrawList) {
     let frame = p.stage_from_panel;
     // Panel units: meters from its center, x right, y up, on its front face.
     let at = |x: f32, y: f32| frame * Mat4::from_translation(Vec3::new(x, y, 0.001));
-    list.tiles.push(solid_quad(frame * Mat4::from_scale(Vec3::new(w, h, 1.0)), PANEL_COLOR));
-    let corners = [(-w / 2.0, -h / 2.0), (w / 2.0, -h / 2.0), (w / 2.0, h / 2.0), (-w / 2.0, h / 2.0)]
-        .map(|(x, y)| frame.transform_point3(Vec3::new(x, y, 0.0005)));
+    list.tiles
+        .push(solid_quad(frame * Mat4::from_scale(Vec3::new(w, h, 1.0)), PANEL_COLOR));
+    let corners = [
+        (-w / 2.0, -h / 2.0),
+        (w / 2.0, -h / 2.0),
+        (w / 2.0, h / 2.0),
+        (-w / 2.0, h / 2.0),
+    ]
+    .map(|(x, y)| frame.transform_point3(Vec3::new(x, y, 0.0005)));
     for k in 0..4 {
-        list.lines.push(LineInstance::new(corners[k], corners[(k + 1) % 4], 0.002, PANEL_BORDER));
+        list.lines
+            .push(LineInstance::new(corners[k], corners[(k + 1) % 4], 0.002, PANEL_BORDER));
     }
     let panel = &p.panel;
     let left = -w / 2.0 + 0.015;
@@ -141,7 +168,12 @@ fn panel(p: &PanelDraw, list: &mut DrawList) {
         ));
         *y -= cap * 1.75;
     };
-    line(&format!("{} {}", panel.layer, index_text(&panel.neuron.index)), 0.014, LABEL_COLOR, &mut y);
+    line(
+        &format!("{} {}", panel.layer, index_text(&panel.neuron.index)),
+        0.014,
+        LABEL_COLOR,
+        &mut y,
+    );
     let mut numbers = format!("activation {}", num(panel.activation));
     if let Some(pre) = panel.pre_activation {
         numbers += &format!("   pre-activation {}", num(pre));
@@ -151,7 +183,11 @@ fn panel(p: &PanelDraw, list: &mut DrawList) {
     }
     line(&numbers, 0.009, LABEL_COLOR, &mut y);
     line(
-        &format!("{} inputs; strongest {}: weight × activation", panel.input_count, panel.inputs.len()),
+        &format!(
+            "{} inputs; strongest {}: weight × activation",
+            panel.input_count,
+            panel.inputs.len()
+        ),
         0.008,
         [0.62, 0.66, 0.72],
         &mut y,
@@ -178,7 +214,11 @@ fn panel(p: &PanelDraw, list: &mut DrawList) {
     // The kernel: each input channel's h×w weights as a little diverging-colored image, in a
     // column at the panel's right edge (at most 8 channels).
     if let Some(k) = &panel.kernel {
-        let max = k.values.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
+        let max = k
+            .values
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0f32, |m, v| m.max(v.abs()));
         let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
         let cell = (0.08 / k.w.max(k.h) as f32).min(0.012);
         let channels = k.channels.min(8);
@@ -194,7 +234,8 @@ fn panel(p: &PanelDraw, list: &mut DrawList) {
                         0.001,
                     );
                     let quad = frame * Mat4::from_translation(center) * Mat4::from_scale(Vec3::new(cell, cell, 1.0));
-                    list.tiles.push(solid_quad(quad, colormap::color(Colormap::Diverging, v, scale)));
+                    list.tiles
+                        .push(solid_quad(quad, colormap::color(Colormap::Diverging, v, scale)));
                 }
             }
         }
@@ -210,7 +251,10 @@ pub const MARKER_COLOR: [f32; 3] = [1.0, 1.0, 1.0];
 /// Where the curve area of the timeline panel is, in panel units (meters from its center).
 fn curve_box() -> (glam::Vec2, glam::Vec2) {
     let (w, h) = TIMELINE_SIZE;
-    (glam::Vec2::new(-w / 2.0 + 0.02, -h / 2.0 + 0.04), glam::Vec2::new(w / 2.0 - 0.02, h / 2.0 - 0.06))
+    (
+        glam::Vec2::new(-w / 2.0 + 0.02, -h / 2.0 + 0.04),
+        glam::Vec2::new(w / 2.0 - 0.02, h / 2.0 - 0.06),
+    )
 }
 
 /// The x (panel units) of a timeline position on the curve, for `n` checkpoints.
@@ -235,13 +279,16 @@ pub fn timeline_panel(
     }
     let (w, h) = TIMELINE_SIZE;
     let frame = stage_from_panel;
-    list.tiles.push(solid_quad(frame * Mat4::from_scale(Vec3::new(w, h, 1.0)), PANEL_COLOR));
+    list.tiles
+        .push(solid_quad(frame * Mat4::from_scale(Vec3::new(w, h, 1.0)), PANEL_COLOR));
     let at = |x: f32, y: f32| frame.transform_point3(Vec3::new(x, y, 0.001));
     let (lo, hi) = curve_box();
     let y_of = |v: f32| lo.y + (hi.y - lo.y) * v.clamp(0.0, 1.0);
     // Axes.
-    list.lines.push(LineInstance::new(at(lo.x, lo.y), at(hi.x, lo.y), 0.0015, PANEL_BORDER));
-    list.lines.push(LineInstance::new(at(lo.x, lo.y), at(lo.x, hi.y), 0.0015, PANEL_BORDER));
+    list.lines
+        .push(LineInstance::new(at(lo.x, lo.y), at(hi.x, lo.y), 0.0015, PANEL_BORDER));
+    list.lines
+        .push(LineInstance::new(at(lo.x, lo.y), at(lo.x, hi.y), 0.0015, PANEL_BORDER));
     let max_loss = info.iter().filter_map(|c| c.train_loss).fold(0f32, f32::max);
     // Held-out accuracy as it is (0..1); loss scaled to its largest value.
     let accuracy: Vec<Option<f32>> = info.iter().map(|c| c.heldout_accuracy).collect();
@@ -263,7 +310,12 @@ pub fn timeline_panel(
     }
     let p = position.unwrap_or((n - 1) as f32).clamp(0.0, (n - 1) as f32);
     let x = timeline_x(p, n);
-    list.lines.push(LineInstance::new(at(x, lo.y - 0.01), at(x, hi.y + 0.01), 0.003, MARKER_COLOR));
+    list.lines.push(LineInstance::new(
+        at(x, lo.y - 0.01),
+        at(x, hi.y + 0.01),
+        0.003,
+        MARKER_COLOR,
+    ));
     let atlas = Atlas::get();
     let nearest = (p.round() as usize).min(n - 1);
     let acc = info[nearest]
@@ -272,8 +324,13 @@ pub fn timeline_panel(
     let title = format!("training: {} ({p:.2}){acc}", info[nearest].label);
     let rgba = |c: [f32; 3]| [c[0], c[1], c[2], 1.0];
     let text_at = |x: f32, y: f32| frame * Mat4::from_translation(Vec3::new(x, y, 0.001));
-    list.glyphs
-        .extend(atlas.layout(&title, text_at(-w / 2.0 + 0.02, h / 2.0 - 0.035), 0.012, Align::Left, rgba(LABEL_COLOR)));
+    list.glyphs.extend(atlas.layout(
+        &title,
+        text_at(-w / 2.0 + 0.02, h / 2.0 - 0.035),
+        0.012,
+        Align::Left,
+        rgba(LABEL_COLOR),
+    ));
     list.glyphs.extend(atlas.layout(
         &info[0].label,
         text_at(lo.x, lo.y - 0.025),
@@ -324,8 +381,15 @@ mod tests {
         let mut list = DrawList::default();
         timeline_panel(Mat4::IDENTITY, &info, Some(2.5), false, &mut list);
         let count = |c: [f32; 3]| list.lines.iter().filter(|l| l.color[..3] == c).count();
-        assert_eq!((count(ACCURACY_COLOR), count(LOSS_COLOR), count(MARKER_COLOR)), (4, 4, 1));
-        let marker = list.lines.iter().find(|l| l.color[..3] == MARKER_COLOR).expect("marker");
+        assert_eq!(
+            (count(ACCURACY_COLOR), count(LOSS_COLOR), count(MARKER_COLOR)),
+            (4, 4, 1)
+        );
+        let marker = list
+            .lines
+            .iter()
+            .find(|l| l.color[..3] == MARKER_COLOR)
+            .expect("marker");
         assert!((marker.a[0] - timeline_x(2.5, 5)).abs() < 1e-6);
         // Halfway along the curve's width at 2 of 4 steps, the accuracy curve passes 0.4 of its height.
         let (lo, hi) = curve_box();
@@ -360,7 +424,10 @@ mod tests {
         // 4 edges each for hover, field, selection; the ray; its hit dot.
         assert_eq!(list.lines.len(), 13);
         let by_color = |c: [f32; 3]| list.lines.iter().filter(|l| l.color[..3] == c).count();
-        assert_eq!((by_color(HOVER_COLOR), by_color(FIELD_COLOR), by_color(SELECT_COLOR)), (4, 4, 4));
+        assert_eq!(
+            (by_color(HOVER_COLOR), by_color(FIELD_COLOR), by_color(SELECT_COLOR)),
+            (4, 4, 4)
+        );
         // The selection outline runs along the quad's edges: corners ±0.01 around (0, 1, -2).
         let sel: Vec<&LineInstance> = list.lines.iter().filter(|l| l.color[..3] == SELECT_COLOR).collect();
         assert!((sel[0].a[0] + 0.01).abs() < 1e-6 && (sel[0].a[1] - 0.99).abs() < 1e-6);

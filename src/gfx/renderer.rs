@@ -8,19 +8,19 @@ use gpu_allocator::MemoryLocation;
 use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
 
 use super::bundle::{BundleStyle, Bundler, DrawPart, Pending};
-use super::edge_pass::EdgePass;
 use super::camera::Camera;
-use crate::scene::edges::SceneEdges;
 use super::device::{Device, ValidationLog};
 use super::draw::{DrawList, NetworkDraw};
+use super::edge_pass::EdgePass;
 use super::pipeline::{
     BINDING_ATLAS, BINDING_CUBES, BINDING_GLYPHS, BINDING_LINES, BINDING_TILES, BINDING_VALUES, Pipelines,
 };
 use super::resources::{Buffer, Image, full_range, image_barrier};
 use super::swapchain::{Acquired, Swapchain};
-use super::text::Atlas;
 use super::target::Target;
+use super::text::Atlas;
 use super::{BACKGROUND_SRGB, GfxError, Result, VkContext};
+use crate::scene::edges::SceneEdges;
 
 /// How to set up the renderer.
 #[derive(Debug, Clone, Default)]
@@ -391,7 +391,8 @@ impl Renderer {
             self.timestamp_period = f64::from(limits.timestamp_period);
         }
         self.bundle.init(&self.device, &mut self.allocator)?;
-        self.edge_pass.init(&self.device, &mut self.allocator, self.bundle.set_layout())?;
+        self.edge_pass
+            .init(&self.device, &mut self.allocator, self.bundle.set_layout())?;
         // Every binding must hold a buffer, even before the first scene.
         self.write(Slot::Values, &[])?;
         for list in LISTS {
@@ -410,7 +411,15 @@ impl Renderer {
             height: atlas.height,
         };
         let usage = vk::ImageUsageFlags::SAMPLED | vk::ImageUsageFlags::TRANSFER_DST;
-        let image = Image::new(&self.device, &mut self.allocator, "glyph atlas", extent, 1, vk::Format::R8_UNORM, usage)?;
+        let image = Image::new(
+            &self.device,
+            &mut self.allocator,
+            "glyph atlas",
+            extent,
+            1,
+            vk::Format::R8_UNORM,
+            usage,
+        )?;
         let image = self.atlas.insert(image);
         let mut staging = Buffer::new(
             &self.device,
@@ -465,7 +474,8 @@ impl Renderer {
                 let commands = [vk::CommandBufferSubmitInfo::default().command_buffer(cb)];
                 let submit = vk::SubmitInfo2::default().command_buffer_infos(&commands);
                 d.queue_submit2(self.device.queue, &[submit], self.fence).vk("submit")?;
-                d.wait_for_fences(&[self.fence], true, u64::MAX).vk("wait for the upload")?;
+                d.wait_for_fences(&[self.fence], true, u64::MAX)
+                    .vk("wait for the upload")?;
                 d.reset_fences(&[self.fence]).vk("reset fence")
             }
         });
@@ -842,7 +852,8 @@ impl Renderer {
         }
         // Coarser where the sums at this scale would not fit in a storage buffer.
         let scale = self.edge_pass.fitting_scale(target.extent, target.views, scale)?;
-        self.edge_pass.ensure(&self.device, &mut self.allocator, target, scale)?;
+        self.edge_pass
+            .ensure(&self.device, &mut self.allocator, target, scale)?;
         self.frame_edge_scale = scale;
         Ok(())
     }
@@ -859,7 +870,12 @@ impl Renderer {
             *m = cam.clip_from_world(aspect).to_cols_array();
         }
         let started = std::time::Instant::now();
-        self.record(target, views.len() as u32, bytemuck::cast_slice(&clip_from_world), finish)?;
+        self.record(
+            target,
+            views.len() as u32,
+            bytemuck::cast_slice(&clip_from_world),
+            finish,
+        )?;
         let record = started.elapsed();
         self.submit_and_wait(&[], &[])?;
         Ok(record)
@@ -925,12 +941,16 @@ impl Renderer {
         let matrices = clip_from_world.map(|m| m.to_cols_array());
         let (waits, signals, window) = match (mirror, &self.swapchain) {
             (Some((index, _)), Some(s)) => (
-                vec![vk::SemaphoreSubmitInfo::default()
-                    .semaphore(s.acquired)
-                    .stage_mask(vk::PipelineStageFlags2::CLEAR | vk::PipelineStageFlags2::BLIT)],
-                vec![vk::SemaphoreSubmitInfo::default()
-                    .semaphore(s.rendered[index as usize])
-                    .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)],
+                vec![
+                    vk::SemaphoreSubmitInfo::default()
+                        .semaphore(s.acquired)
+                        .stage_mask(vk::PipelineStageFlags2::CLEAR | vk::PipelineStageFlags2::BLIT),
+                ],
+                vec![
+                    vk::SemaphoreSubmitInfo::default()
+                        .semaphore(s.rendered[index as usize])
+                        .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS),
+                ],
                 Some((s.images[index as usize], s.extent)),
             ),
             _ => (Vec::new(), Vec::new(), None),
@@ -1172,11 +1192,25 @@ impl Renderer {
                 // The bundle between the opaque kinds and the rest, as ribbons would be: the
                 // opaque kinds, the edge pass (it reads their depth), then the highlighted edges
                 // and the glyphs over the edges' light.
-                self.record_scene_rendering(cb, target, push_constants, (Load::CLEAR, Store::STORE), clear, Stage::Opaque);
+                self.record_scene_rendering(
+                    cb,
+                    target,
+                    push_constants,
+                    (Load::CLEAR, Store::STORE),
+                    clear,
+                    Stage::Opaque,
+                );
                 let drawn = (self.bundle.edge_count(), self.bundle.drawn_segments());
                 self.edge_pass
                     .record(&self.device, cb, target, self.bundle.set(), drawn, push_constants)?;
-                self.record_scene_rendering(cb, target, push_constants, (Load::LOAD, keep_depth), clear, Stage::Overlay);
+                self.record_scene_rendering(
+                    cb,
+                    target,
+                    push_constants,
+                    (Load::LOAD, keep_depth),
+                    clear,
+                    Stage::Overlay,
+                );
             } else {
                 self.record_scene_rendering(cb, target, push_constants, (Load::CLEAR, keep_depth), clear, Stage::All);
             }
@@ -1233,7 +1267,13 @@ impl Renderer {
         let d = &self.device.device;
         let range = full_range(vk::ImageAspectFlags::COLOR, 1);
         let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
-            image_barrier(image, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
+            image_barrier(
+                image,
+                range,
+                (src_stage, src_access),
+                (dst_stage, dst_access),
+                (old, new),
+            )
         };
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
         // After the acquire semaphore's wait (BLIT stage); the old contents are discarded.
@@ -1319,7 +1359,13 @@ impl Renderer {
         let d = &self.device.device;
         let range = full_range(vk::ImageAspectFlags::COLOR, 2);
         let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
-            image_barrier(image, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
+            image_barrier(
+                image,
+                range,
+                (src_stage, src_access),
+                (dst_stage, dst_access),
+                (old, new),
+            )
         };
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
         // SAFETY: per the function's contract.
@@ -1335,7 +1381,13 @@ impl Renderer {
                 L::TRANSFER_DST_OPTIMAL,
             )];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
-            copy_layers(d, cb, (target.color.handle, image), vk::ImageAspectFlags::COLOR, target.extent);
+            copy_layers(
+                d,
+                cb,
+                (target.color.handle, image),
+                vk::ImageAspectFlags::COLOR,
+                target.extent,
+            );
             let (last_stage, old) = if readback {
                 let to_src = [barrier(
                     S::COPY,
@@ -1371,12 +1423,24 @@ impl Renderer {
     /// # Safety
     /// `cb` is recording after the scene pass; `image` is an acquired window swapchain image of
     /// `extent` of this renderer.
-    unsafe fn record_mirror_blit(&self, cb: vk::CommandBuffer, target: &Target, image: vk::Image, extent: vk::Extent2D) {
+    unsafe fn record_mirror_blit(
+        &self,
+        cb: vk::CommandBuffer,
+        target: &Target,
+        image: vk::Image,
+        extent: vk::Extent2D,
+    ) {
         let d = &self.device.device;
         let range = full_range(vk::ImageAspectFlags::COLOR, 1);
         use vk::{AccessFlags2 as A, ImageLayout as L, PipelineStageFlags2 as S};
         let barrier = |src_stage, src_access, dst_stage, dst_access, old, new| {
-            image_barrier(image, range, (src_stage, src_access), (dst_stage, dst_access), (old, new))
+            image_barrier(
+                image,
+                range,
+                (src_stage, src_access),
+                (dst_stage, dst_access),
+                (old, new),
+            )
         };
         let (tw, th) = (target.extent.width as f32, target.extent.height as f32);
         let scale = (extent.width as f32 / tw).min(extent.height as f32 / th);
@@ -1396,11 +1460,25 @@ impl Renderer {
                 },
             ])
             .dst_subresource(layer0)
-            .dst_offsets([vk::Offset3D { x, y, z: 0 }, vk::Offset3D { x: x + w, y: y + h, z: 1 }]);
+            .dst_offsets([
+                vk::Offset3D { x, y, z: 0 },
+                vk::Offset3D {
+                    x: x + w,
+                    y: y + h,
+                    z: 1,
+                },
+            ]);
         let [r, g, b] = BACKGROUND_SRGB.map(srgb_to_linear);
         // SAFETY: per the function's contract.
         unsafe {
-            let to_dst = [barrier(S::CLEAR | S::BLIT, A::NONE, S::CLEAR, A::TRANSFER_WRITE, L::UNDEFINED, L::TRANSFER_DST_OPTIMAL)];
+            let to_dst = [barrier(
+                S::CLEAR | S::BLIT,
+                A::NONE,
+                S::CLEAR,
+                A::TRANSFER_WRITE,
+                L::UNDEFINED,
+                L::TRANSFER_DST_OPTIMAL,
+            )];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_dst));
             d.cmd_clear_color_image(
                 cb,
@@ -1431,7 +1509,14 @@ impl Renderer {
                     vk::Filter::LINEAR,
                 );
             }
-            let to_present = [barrier(S::BLIT, A::TRANSFER_WRITE, S::NONE, A::NONE, L::TRANSFER_DST_OPTIMAL, L::PRESENT_SRC_KHR)];
+            let to_present = [barrier(
+                S::BLIT,
+                A::TRANSFER_WRITE,
+                S::NONE,
+                A::NONE,
+                L::TRANSFER_DST_OPTIMAL,
+                L::PRESENT_SRC_KHR,
+            )];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&to_present));
         }
     }
@@ -1461,10 +1546,24 @@ impl Renderer {
                     L::DEPTH_ATTACHMENT_OPTIMAL,
                     L::TRANSFER_SRC_OPTIMAL,
                 ),
-                barrier(image, S::ALL_COMMANDS, A::NONE, S::COPY, A::TRANSFER_WRITE, L::UNDEFINED, L::TRANSFER_DST_OPTIMAL),
+                barrier(
+                    image,
+                    S::ALL_COMMANDS,
+                    A::NONE,
+                    S::COPY,
+                    A::TRANSFER_WRITE,
+                    L::UNDEFINED,
+                    L::TRANSFER_DST_OPTIMAL,
+                ),
             ];
             d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&before));
-            copy_layers(d, cb, (target.depth.handle, image), vk::ImageAspectFlags::DEPTH, target.extent);
+            copy_layers(
+                d,
+                cb,
+                (target.depth.handle, image),
+                vk::ImageAspectFlags::DEPTH,
+                target.extent,
+            );
             let after = [barrier(
                 image,
                 S::COPY,
@@ -1611,7 +1710,10 @@ impl Renderer {
                 .iter()
                 .flat_map(|&l| [Kind::Tiles, Kind::Cubes, Kind::Lines].map(|k| (l, k)))
                 .filter(|_| stage != Stage::Overlay);
-            let glyphs = LISTS.iter().map(|&l| (l, Kind::Glyphs)).filter(|_| stage != Stage::Opaque);
+            let glyphs = LISTS
+                .iter()
+                .map(|&l| (l, Kind::Glyphs))
+                .filter(|_| stage != Stage::Opaque);
             let edges = match stage {
                 Stage::All => Some(DrawPart::All),
                 Stage::Overlay => Some(DrawPart::Highlight),

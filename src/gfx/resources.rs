@@ -90,7 +90,12 @@ impl Buffer {
             .ok_or_else(|| GfxError::Invalid("buffer is not host-visible".into()))?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         dst.get_mut(start..start.saturating_add(data.len()))
-            .ok_or_else(|| GfxError::Invalid(format!("{} bytes at {offset} do not fit a {size}-byte buffer", data.len())))?
+            .ok_or_else(|| {
+                GfxError::Invalid(format!(
+                    "{} bytes at {offset} do not fit a {size}-byte buffer",
+                    data.len()
+                ))
+            })?
             .copy_from_slice(data);
         Ok(())
     }

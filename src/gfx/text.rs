@@ -74,7 +74,9 @@ impl Atlas {
 
     fn new(font_bytes: &[u8]) -> Result<Atlas, &'static str> {
         let font = fontdue::Font::from_bytes(font_bytes, fontdue::FontSettings::default())?;
-        let chars = (' '..='~').chain(EXTRA_CHARS.chars()).filter(|&c| c == ' ' || font.has_glyph(c));
+        let chars = (' '..='~')
+            .chain(EXTRA_CHARS.chars())
+            .filter(|&c| c == ' ' || font.has_glyph(c));
         // Shelf packing, row by row, in character order.
         let (mut x, mut y, mut row_height) = (PADDING, PADDING, 0);
         let mut bitmaps = Vec::new();
@@ -180,7 +182,10 @@ impl Atlas {
                 // along `right` (2 × centre − 2 × x, in units of w).
                 let mirror = (2.0 * (start + width / 2.0) - 2.0 * x) / w;
                 GlyphInstance {
-                    origin: world_from_label.transform_point3(Vec3::new(x, y, 0.0)).extend(1.0).into(),
+                    origin: world_from_label
+                        .transform_point3(Vec3::new(x, y, 0.0))
+                        .extend(1.0)
+                        .into(),
                     right: (right * w).extend(mirror).into(),
                     up: (up * e.height as f32 * scale).extend(0.0).into(),
                     uv: [
@@ -243,7 +248,8 @@ mod tests {
         let mid = (spaced[0].origin[0] + spaced[1].origin[0] + spaced[1].right[0]) / 2.0;
         assert!(mid.abs() < 0.01, "{mid}");
         // A transform moves and turns the text plane.
-        let turned = Mat4::from_translation(Vec3::new(1.0, 2.0, 3.0)) * Mat4::from_rotation_y(std::f32::consts::FRAC_PI_2);
+        let turned =
+            Mat4::from_translation(Vec3::new(1.0, 2.0, 3.0)) * Mat4::from_rotation_y(std::f32::consts::FRAC_PI_2);
         let q = a.layout("H", turned, 0.1, Align::Left, white)[0];
         assert!(q.right[2] < 0.0 && q.right[0].abs() < 1e-6, "{q:?}");
         assert!((q.origin[1] - 2.0).abs() < 0.01);

@@ -18,9 +18,9 @@ use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{Window, WindowId};
 
 use super::camera::Camera;
-use crate::input::{Hand, InputSnapshot, Pose};
 use super::renderer::{Renderer, RendererConfig, RgbaImage, WindowFrame};
 use super::{GfxError, Result, ValidationLog};
+use crate::input::{Hand, InputSnapshot, Pose};
 
 /// What the window shows and how long it stays open.
 pub struct DesktopOptions {
@@ -589,17 +589,30 @@ mod tests {
         assert_eq!(snap.time, 2.5);
         assert!((right.aim.position - camera.eye).length() < 1e-6);
         let to_target = (target - camera.eye).normalize();
-        assert!(right.aim.forward().dot(to_target) > 0.99999, "{} vs {to_target}", right.aim.forward());
+        assert!(
+            right.aim.forward().dot(to_target) > 0.99999,
+            "{} vs {to_target}",
+            right.aim.forward()
+        );
         assert!(!snap.hand(Hand::Left).tracked);
         // Backspace traces back: a flick of the thumbstick to the left.
         input.held.insert(KeyCode::Backspace);
-        assert_eq!(input.snapshot(&camera, (800, 600), 2.6).hand(Hand::Right).thumbstick, Vec2::NEG_X);
+        assert_eq!(
+            input.snapshot(&camera, (800, 600), 2.6).hand(Hand::Right).thumbstick,
+            Vec2::NEG_X
+        );
         // The arrows scrub the timeline: the left thumbstick, with or without the cursor.
         input.held.insert(KeyCode::ArrowLeft);
-        assert_eq!(input.snapshot(&camera, (800, 600), 2.65).hand(Hand::Left).thumbstick, Vec2::NEG_X);
+        assert_eq!(
+            input.snapshot(&camera, (800, 600), 2.65).hand(Hand::Left).thumbstick,
+            Vec2::NEG_X
+        );
         // Space plays/pauses: the left thumbstick pushed up.
         input.held.insert(KeyCode::Space);
-        assert_eq!(input.snapshot(&camera, (800, 600), 2.655).hand(Hand::Left).thumbstick, Vec2::new(-1.0, 1.0));
+        assert_eq!(
+            input.snapshot(&camera, (800, 600), 2.655).hand(Hand::Left).thumbstick,
+            Vec2::new(-1.0, 1.0)
+        );
         input.held.remove(&KeyCode::Space);
         // Wheel notches scrub once: the snapshot takes them.
         input.scrub = 2.0 * WHEEL_SCRUB;

@@ -19,9 +19,7 @@ fn image_values(view: &TensorView<'_>) -> std::result::Result<Vec<f32>, String> 
 
 /// Load one raw input (unnormalized) for `model` from a PNG or a safetensors file.
 pub fn load_input(model: &Model, path: &Path) -> Result<Vec<f32>> {
-    let is_png = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let is_png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_png {
         load_png(model, path)
     } else {
@@ -32,9 +30,9 @@ pub fn load_input(model: &Model, path: &Path) -> Result<Vec<f32>> {
 fn load_input_safetensors(model: &Model, path: &Path) -> Result<Vec<f32>> {
     let file = SafetensorsFile::open(path)?;
     let st = file.tensors()?;
-    let view = st.tensor("input").map_err(|_| {
-        NnError::input(path, "no tensor named `input` in the safetensors file")
-    })?;
+    let view = st
+        .tensor("input")
+        .map_err(|_| NnError::input(path, "no tensor named `input` in the safetensors file"))?;
     let want = model.input.shape.dims();
     let shape = view.shape();
     let ok = shape == want.as_slice() || (shape.first() == Some(&1) && &shape[1..] == want.as_slice());
@@ -58,7 +56,10 @@ fn load_png(model: &Model, path: &Path) -> Result<Vec<f32>> {
     let Shape::Chw(c, h, w) = model.input.shape else {
         return Err(NnError::input(
             path,
-            format!("the model `{}` takes a vector {}, not an image", model.name, model.input.shape),
+            format!(
+                "the model `{}` takes a vector {}, not an image",
+                model.name, model.input.shape
+            ),
         ));
     };
     let file = std::fs::File::open(path).map_err(|e| NnError::io(path, e))?;
@@ -159,12 +160,18 @@ impl Samples {
         if ishape.len() != want.len() + 1 || ishape[1..] != want[..] {
             return Err(terr(
                 "images",
-                format!("has shape {ishape:?}, expected [N, {}]", want.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "has shape {ishape:?}, expected [N, {}]",
+                    want.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
         let n = ishape[0];
         if labels.shape() != [n] {
-            return Err(terr("labels", format!("has shape {:?}, expected [{n}]", labels.shape())));
+            return Err(terr(
+                "labels",
+                format!("has shape {:?}, expected [{n}]", labels.shape()),
+            ));
         }
         let images_v = image_values(&images).map_err(|m| terr("images", m))?;
         let classes = model.layers.last().map(|l| l.shape.elements()).unwrap_or(0);
@@ -189,10 +196,22 @@ fn integer_values(view: &TensorView<'_>) -> std::result::Result<Vec<i64>, String
     Ok(match view.dtype() {
         Dtype::U8 => d.iter().map(|&b| b as i64).collect(),
         Dtype::I8 => d.iter().map(|&b| b as i8 as i64).collect(),
-        Dtype::U16 => d.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i64).collect(),
-        Dtype::I16 => d.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as i64).collect(),
-        Dtype::U32 => d.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
-        Dtype::I32 => d.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
+        Dtype::U16 => d
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as i64)
+            .collect(),
+        Dtype::I16 => d
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as i64)
+            .collect(),
+        Dtype::U32 => d
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+            .collect(),
+        Dtype::I32 => d
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+            .collect(),
         Dtype::I64 => d
             .chunks_exact(8)
             .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))

@@ -131,7 +131,10 @@ pub fn dense_edges(
             (true, c, values)
         }
         _ => {
-            let values = (0..out_features).flat_map(|o| (0..n).map(move |i| (i, o))).map(|(i, o)| edge(i, o)).collect();
+            let values = (0..out_features)
+                .flat_map(|o| (0..n).map(move |i| (i, o)))
+                .map(|(i, o)| edge(i, o))
+                .collect();
             (false, n, values)
         }
     };

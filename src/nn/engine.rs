@@ -47,7 +47,17 @@ const WINOGRAD2_MIN_SIDE: usize = 8;
 fn winograd_tile(op: &Op, in_shape: Shape) -> Option<usize> {
     let w2min = WINOGRAD2_MIN_SIDE;
     match (op, in_shape) {
-        (Op::Conv2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, .. }, Shape::Chw(_, h, w)) => {
+        (
+            Op::Conv2d {
+                kernel: (3, 3),
+                stride: (1, 1),
+                padding: (1, 1),
+                dilation: (1, 1),
+                groups: 1,
+                ..
+            },
+            Shape::Chw(_, h, w),
+        ) => {
             let side = h.min(w);
             if side >= WINOGRAD_MIN_SIDE {
                 Some(4)
@@ -130,8 +140,7 @@ impl<'m> Engine<'m> {
                     }
                 }
                 Op::BatchNorm2d { eps } => {
-                    let (scale, shift) =
-                        batchnorm_affine(p, eps, layer.shape.channels()).in_layer(&layer.name)?;
+                    let (scale, shift) = batchnorm_affine(p, eps, layer.shape.channels()).in_layer(&layer.name)?;
                     f.scale = to_vec(&scale).in_layer(&layer.name)?;
                     f.shift = to_vec(&shift).in_layer(&layer.name)?;
                 }
@@ -139,7 +148,11 @@ impl<'m> Engine<'m> {
             }
             flat.push(f);
         }
-        Ok(Engine { model, flat, fused: fusion_plan(model) })
+        Ok(Engine {
+            model,
+            flat,
+            fused: fusion_plan(model),
+        })
     }
 
     /// Every layer's output for one raw (unnormalized) input.
@@ -169,7 +182,14 @@ impl<'m> Engine<'m> {
             let mut extra: Vec<Vec<f32>> = Vec::new();
             let y = match (&layer.op, in_shape, layer.shape) {
                 (
-                    Op::Conv2d { kernel, stride, padding, dilation, groups, .. },
+                    Op::Conv2d {
+                        kernel,
+                        stride,
+                        padding,
+                        dilation,
+                        groups,
+                        ..
+                    },
                     Shape::Chw(c, h, w),
                     Shape::Chw(oc, oh, ow),
                 ) => {
@@ -188,7 +208,13 @@ impl<'m> Engine<'m> {
                         }),
                         relu: relu.then(|| OutPtr(relu_out.as_mut_ptr())),
                     };
-                    let geometry = ConvGeometry { kernel: *kernel, stride: *stride, padding: *padding, dilation: *dilation, groups: *groups };
+                    let geometry = ConvGeometry {
+                        kernel: *kernel,
+                        stride: *stride,
+                        padding: *padding,
+                        dilation: *dilation,
+                        groups: *groups,
+                    };
                     // SAFETY: conv2d writes every element of its output and of post's.
                     let y = unsafe { written(n, |out| conv2d(x, (c, h, w), f, (oc, oh, ow), geometry, &post, out)) };
                     // SAFETY: as above; each has capacity n.
@@ -208,15 +234,28 @@ impl<'m> Engine<'m> {
                 (Op::BatchNorm2d { .. }, Shape::Chw(c, h, w), _) => {
                     per_channel(x, c, h * w, |ch, v| v * f.scale[ch] + f.shift[ch])
                 }
-                (Op::MaxPool2d { kernel, stride, padding }, Shape::Chw(c, h, w), Shape::Chw(_, oh, ow)) => {
-                    pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, true)
-                }
-                (Op::AvgPool2d { kernel, stride, padding }, Shape::Chw(c, h, w), Shape::Chw(_, oh, ow)) => {
-                    pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, false)
-                }
-                (Op::GlobalAvgPool2d, Shape::Chw(_, h, w), _) => {
-                    x.chunks_exact(h * w).map(|p| p.iter().sum::<f32>() / (h * w) as f32).collect()
-                }
+                (
+                    Op::MaxPool2d {
+                        kernel,
+                        stride,
+                        padding,
+                    },
+                    Shape::Chw(c, h, w),
+                    Shape::Chw(_, oh, ow),
+                ) => pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, true),
+                (
+                    Op::AvgPool2d {
+                        kernel,
+                        stride,
+                        padding,
+                    },
+                    Shape::Chw(c, h, w),
+                    Shape::Chw(_, oh, ow),
+                ) => pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, false),
+                (Op::GlobalAvgPool2d, Shape::Chw(_, h, w), _) => x
+                    .chunks_exact(h * w)
+                    .map(|p| p.iter().sum::<f32>() / (h * w) as f32)
+                    .collect(),
                 (Op::Flatten, _, _) => x.to_vec(),
                 // `v < 0` is false for NaN, so NaN passes through as in PyTorch.
                 (Op::Relu, _, _) => map(x, |v| if v < 0.0 { 0.0 } else { v }),
@@ -255,7 +294,12 @@ impl<'m> Engine<'m> {
             layers.push(y);
             li += 1;
             for e in extra {
-                debug_assert_eq!(e.len(), model.layers[li].shape.elements(), "layer {}", model.layers[li].name);
+                debug_assert_eq!(
+                    e.len(),
+                    model.layers[li].shape.elements(),
+                    "layer {}",
+                    model.layers[li].name
+                );
                 layers.push(e);
                 li += 1;
             }
@@ -307,7 +351,11 @@ impl Post<'_> {
     /// Bias only (no fused layers).
     #[cfg(test)]
     pub(super) fn bias(bias: Option<&[f32]>) -> Post<'_> {
-        Post { bias, bn: None, relu: None }
+        Post {
+            bias,
+            bn: None,
+            relu: None,
+        }
     }
 
     /// Writes `vals`, conv outputs (before the bias) of channel `ch`, at elements `at..` of
@@ -333,7 +381,13 @@ impl Post<'_> {
     ///
     /// # Safety
     /// The region must be inside every output, written in `conv`, and touched by no other thread.
-    pub(super) unsafe fn finish(&self, conv: *mut f32, n: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    pub(super) unsafe fn finish(
+        &self,
+        conv: *mut f32,
+        n: usize,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+    ) {
         if self.bias.is_none() && self.bn.is_none() && self.relu.is_none() {
             return;
         }
@@ -343,7 +397,9 @@ impl Post<'_> {
             // SAFETY: the caller's contract.
             unsafe {
                 if let Some(b) = self.bias {
-                    std::slice::from_raw_parts_mut(conv.add(at), len).iter_mut().for_each(|v| *v += b[ch]);
+                    std::slice::from_raw_parts_mut(conv.add(at), len)
+                        .iter_mut()
+                        .for_each(|v| *v += b[ch]);
                 }
                 self.rest(conv, ch, at, len);
             }
@@ -407,7 +463,10 @@ fn per_channel(x: &[f32], c: usize, plane: usize, f: impl Fn(usize, f32) -> f32 
     unsafe {
         written(c * plane, |out| {
             if x.len() >= PAR_MIN {
-                out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(body);
+                out.par_chunks_mut(plane)
+                    .zip(x.par_chunks(plane))
+                    .enumerate()
+                    .for_each(body);
             } else {
                 out.chunks_mut(plane).zip(x.chunks(plane)).enumerate().for_each(body);
             }
@@ -480,7 +539,10 @@ fn add_relu(a: &[f32], b: &[f32]) -> (Vec<f32>, Vec<f32>) {
         written(n, |s| {
             let r = &mut relu.spare_capacity_mut()[..n];
             if n >= PAR_MIN {
-                s.par_chunks_mut(CHUNK).zip(r.par_chunks_mut(CHUNK)).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(body);
+                s.par_chunks_mut(CHUNK)
+                    .zip(r.par_chunks_mut(CHUNK))
+                    .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+                    .for_each(body);
             } else {
                 body(((s, r), (a, b)));
             }
@@ -503,7 +565,11 @@ fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: u
         return;
     }
     let blocks = threads * 2;
-    let (dst_p, lhs_p, rhs_p) = (SendPtr(dst.as_mut_ptr().cast()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
+    let (dst_p, lhs_p, rhs_p) = (
+        SendPtr(dst.as_mut_ptr().cast()),
+        SendPtr(lhs.as_ptr() as *mut f32),
+        SendPtr(rhs.as_ptr() as *mut f32),
+    );
     if n >= m {
         let width = n.div_ceil(blocks).max(16);
         (0..n.div_ceil(width)).into_par_iter().for_each(|b| {
@@ -511,7 +577,16 @@ fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: u
             // SAFETY: column block [c0, c1) of dst and rhs, inside the asserted sizes; blocks
             // write disjoint columns of dst.
             unsafe {
-                gemm_block(dst_p.get().add(c0), lhs_p.get(), rhs_p.get().add(c0), m, c1 - c0, k, n, n)
+                gemm_block(
+                    dst_p.get().add(c0),
+                    lhs_p.get(),
+                    rhs_p.get().add(c0),
+                    m,
+                    c1 - c0,
+                    k,
+                    n,
+                    n,
+                )
             };
         });
     } else {
@@ -521,7 +596,16 @@ fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: u
             // SAFETY: row block [r0, r1) of dst and lhs, inside the asserted sizes; blocks write
             // disjoint rows of dst.
             unsafe {
-                gemm_block(dst_p.get().add(r0 * n), lhs_p.get().add(r0 * k), rhs_p.get(), r1 - r0, n, k, n, n)
+                gemm_block(
+                    dst_p.get().add(r0 * n),
+                    lhs_p.get().add(r0 * k),
+                    rhs_p.get(),
+                    r1 - r0,
+                    n,
+                    k,
+                    n,
+                    n,
+                )
             };
         });
     }
@@ -546,17 +630,37 @@ impl SendPtr {
 /// # Safety
 /// The pointers must address matrices of those shapes and strides, and dst must not alias.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_block(dst: *mut f32, lhs: *const f32, rhs: *const f32, m: usize, cols: usize, k: usize, ld: usize, ld_rhs: usize) {
+unsafe fn gemm_block(
+    dst: *mut f32,
+    lhs: *const f32,
+    rhs: *const f32,
+    m: usize,
+    cols: usize,
+    k: usize,
+    ld: usize,
+    ld_rhs: usize,
+) {
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         gemm::gemm(
-            m, cols, k,
-            dst, 1, ld as isize,
+            m,
+            cols,
+            k,
+            dst,
+            1,
+            ld as isize,
             false,
-            lhs, 1, k as isize,
-            rhs, 1, ld_rhs as isize,
-            0.0, 1.0,
-            false, false, false,
+            lhs,
+            1,
+            k as isize,
+            rhs,
+            1,
+            ld_rhs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
             gemm::Parallelism::None,
         );
     }
@@ -713,7 +817,16 @@ fn conv_gemm(
         // SAFETY: row block [r0, r1) of dst and of the weights, the whole rhs (k x n), inside the
         // asserted sizes; blocks write disjoint rows.
         unsafe {
-            gemm_block(dst.get().add(r0 * n), lhs.get().add(r0 * k), rhs.get(), r1 - r0, n, k, n, n);
+            gemm_block(
+                dst.get().add(r0 * n),
+                lhs.get().add(r0 * k),
+                rhs.get(),
+                r1 - r0,
+                n,
+                k,
+                n,
+                n,
+            );
             post.finish(dst.get(), n, r0..r1, 0..n);
         }
     };
@@ -725,7 +838,13 @@ fn conv_gemm(
 }
 
 /// Unfold input patches: row `(ci, ky, kx)` of `col` holds that tap for every output pixel.
-fn im2col(x: &[f32], chw: (usize, usize, usize), (oh, ow): (usize, usize), geo: ConvGeometry, col: &mut [MaybeUninit<f32>]) {
+fn im2col(
+    x: &[f32],
+    chw: (usize, usize, usize),
+    (oh, ow): (usize, usize),
+    geo: ConvGeometry,
+    col: &mut [MaybeUninit<f32>],
+) {
     let n = oh * ow;
     let taps = geo.kernel.0 * geo.kernel.1;
     let col = &mut col[..chw.0 * taps * n];
@@ -763,7 +882,13 @@ fn im2col_row(
     pixels: std::ops::Range<usize>,
     dst: &mut [MaybeUninit<f32>],
 ) {
-    let ConvGeometry { kernel, stride, padding, dilation, .. } = geo;
+    let ConvGeometry {
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ..
+    } = geo;
     let taps = kernel.0 * kernel.1;
     let (ci, t) = (row / taps, row % taps);
     let (ky, kx) = (t / kernel.1, t % kernel.1);

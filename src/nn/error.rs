@@ -22,11 +22,7 @@ pub enum NnError {
     #[error("{}: {}", OneLine(file.display()), OneLine(msg))]
     Format { file: PathBuf, msg: String },
     #[error("{}: layer `{}`: {}", OneLine(file.display()), OneLine(layer), OneLine(msg))]
-    Layer {
-        file: PathBuf,
-        layer: String,
-        msg: String,
-    },
+    Layer { file: PathBuf, layer: String, msg: String },
     #[error(
         "{}: tensor `{}` (layer `{}`): {}",
         OneLine(file.display()),

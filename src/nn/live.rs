@@ -61,7 +61,10 @@ pub struct Feed {
 }
 
 impl Feed {
-    fn spawn(what: &'static str, body: impl FnOnce(Sender<LiveEvent>, Arc<AtomicBool>) + Send + 'static) -> Result<Feed> {
+    fn spawn(
+        what: &'static str,
+        body: impl FnOnce(Sender<LiveEvent>, Arc<AtomicBool>) + Send + 'static,
+    ) -> Result<Feed> {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
@@ -203,7 +206,9 @@ impl Watcher {
 /// epochs). The feed ends with [`LiveEvent::Finished`].
 pub fn train(model: &Model, train_set: Samples, heldout: Option<Samples>, cfg: LiveConfig) -> Result<Feed> {
     if cfg.epochs == 0 || cfg.batch == 0 {
-        return Err(NnError::Usage("live training needs at least 1 epoch and a batch of at least 1".into()));
+        return Err(NnError::Usage(
+            "live training needs at least 1 epoch and a batch of at least 1".into(),
+        ));
     }
     let model = model.clone();
     Feed::spawn("training", move |tx, stop| {

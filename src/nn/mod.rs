@@ -18,8 +18,8 @@ pub mod weights;
 mod winograd;
 
 pub use data::{Samples, load_input};
-pub use error::{NnError, Result};
 pub use engine::Engine;
+pub use error::{NnError, Result};
 pub use forward::{Activations, forward};
 pub use model::{Layer, Model, Op, Shape, Source};
 pub use weights::Weights;

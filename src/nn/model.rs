@@ -49,9 +49,7 @@ impl Shape {
     /// Row-major flat offset of a neuron index (`[c, y, x]` or `[i]`), `None` if out of range.
     pub fn offset(&self, index: &[usize]) -> Option<usize> {
         match (*self, index) {
-            (Shape::Chw(c, h, w), &[ic, iy, ix]) if ic < c && iy < h && ix < w => {
-                Some((ic * h + iy) * w + ix)
-            }
+            (Shape::Chw(c, h, w), &[ic, iy, ix]) if ic < c && iy < h && ix < w => Some((ic * h + iy) * w + ix),
             (Shape::Flat(n), &[i]) if i < n => Some(i),
             _ => None,
         }
@@ -133,10 +131,7 @@ impl Op {
     }
     /// Ops applied neuron by neuron: shown folded into the preceding conv/dense block.
     pub fn is_elementwise(&self) -> bool {
-        matches!(
-            self,
-            Op::Relu | Op::Sigmoid | Op::Tanh | Op::BatchNorm2d { .. }
-        )
+        matches!(self, Op::Relu | Op::Sigmoid | Op::Tanh | Op::BatchNorm2d { .. })
     }
 }
 
@@ -191,14 +186,10 @@ impl Layer {
     /// Inputs feeding one output of a conv/dense layer (weight elements per output channel);
     /// `None` for layers without a weight.
     pub fn fan_in(&self) -> Option<usize> {
-        self.param(ParamRole::Weight)
-            .map(|w| w.shape[1..].iter().product())
+        self.param(ParamRole::Weight).map(|w| w.shape[1..].iter().product())
     }
     pub fn param_count(&self) -> usize {
-        self.params
-            .iter()
-            .map(|p| p.shape.iter().product::<usize>())
-            .sum()
+        self.params.iter().map(|p| p.shape.iter().product::<usize>()).sum()
     }
 }
 
@@ -335,9 +326,7 @@ impl Parser<'_> {
         match obj.get("format").and_then(Value::as_str) {
             Some(FORMAT) => {}
             Some(other) => {
-                return Err(self.err(format!(
-                    "unsupported format `{other}` (expected `{FORMAT}`)"
-                )));
+                return Err(self.err(format!("unsupported format `{other}` (expected `{FORMAT}`)")));
             }
             None => return Err(self.err(format!("missing \"format\": \"{FORMAT}\""))),
         }
@@ -385,9 +374,7 @@ impl Parser<'_> {
                             label: label.to_owned(),
                             weights: self.resolve(w),
                         }),
-                        _ => Err(self.err(format!(
-                            "checkpoint {i} needs string fields \"label\" and \"weights\""
-                        ))),
+                        _ => Err(self.err(format!("checkpoint {i} needs string fields \"label\" and \"weights\""))),
                     }
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -429,14 +416,8 @@ impl Parser<'_> {
     }
 
     fn input(&self, v: &Value) -> Result<InputSpec> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| self.err("\"input\" must be an object"))?;
-        let name = obj
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("input")
-            .to_owned();
+        let obj = v.as_object().ok_or_else(|| self.err("\"input\" must be an object"))?;
+        let name = obj.get("name").and_then(Value::as_str).unwrap_or("input").to_owned();
         let dims = obj
             .get("shape")
             .and_then(Value::as_array)
@@ -476,9 +457,7 @@ impl Parser<'_> {
                     match vals.len() {
                         1 => Ok(vec![vals[0]; c]),
                         n if n == c => Ok(vals),
-                        n => Err(self.err(format!(
-                            "input: \"{key}\" has {n} values for {c} channels"
-                        ))),
+                        n => Err(self.err(format!("input: \"{key}\" has {n} values for {c} channels"))),
                     }
                 }
                 Some(_) => Err(self.err(format!("input: \"{key}\" must be an array"))),
@@ -489,12 +468,7 @@ impl Parser<'_> {
         if std.contains(&0.0) {
             return Err(self.err("input: \"std\" must not be 0"));
         }
-        Ok(InputSpec {
-            name,
-            shape,
-            mean,
-            std,
-        })
+        Ok(InputSpec { name, shape, mean, std })
     }
 
     fn layers(&self, values: &[Value], input: &InputSpec) -> Result<Vec<Layer>> {
@@ -563,8 +537,7 @@ impl Parser<'_> {
                 }
             }
         }
-        let mut ready: std::collections::BTreeSet<usize> =
-            (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop_first() {
             order.push(i);
@@ -579,7 +552,11 @@ impl Parser<'_> {
             // Every unordered layer reads from another unordered one; walking those reads n times
             // from any of them lands on a cycle (layers merely downstream of it are not on it).
             let stuck_input = |i: usize| {
-                raws[i].inputs.iter().filter_map(|s| by_name.get(s).copied()).find(|&j| indegree[j] > 0)
+                raws[i]
+                    .inputs
+                    .iter()
+                    .filter_map(|s| by_name.get(s).copied())
+                    .find(|&j| indegree[j] > 0)
             };
             let mut at = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
             for _ in 0..n {
@@ -594,7 +571,10 @@ impl Parser<'_> {
             cycle.push(&raws[at].name);
             return Err(self.lerr(
                 &raws[at].name,
-                format!("its \"inputs\" form a cycle: {} (each reads from the next)", cycle.join(" <- ")),
+                format!(
+                    "its \"inputs\" form a cycle: {} (each reads from the next)",
+                    cycle.join(" <- ")
+                ),
             ));
         }
         let mut position = vec![0usize; n];
@@ -627,9 +607,7 @@ impl Parser<'_> {
                 .ok_or_else(|| {
                     self.lerr(
                         &r.name,
-                        format!(
-                            "the model would need more than {MAX_TOTAL_ELEMENTS} activations in all"
-                        ),
+                        format!("the model would need more than {MAX_TOTAL_ELEMENTS} activations in all"),
                     )
                 })?;
             layers.push(layer);
@@ -637,13 +615,7 @@ impl Parser<'_> {
         Ok(layers)
     }
 
-    fn layer(
-        &self,
-        name: &str,
-        obj: &Map<String, Value>,
-        inputs: Vec<Source>,
-        in_shapes: &[Shape],
-    ) -> Result<Layer> {
+    fn layer(&self, name: &str, obj: &Map<String, Value>, inputs: Vec<Source>, in_shapes: &[Shape]) -> Result<Layer> {
         let op_name = obj
             .get("op")
             .and_then(Value::as_str)
@@ -667,8 +639,7 @@ impl Parser<'_> {
             "dense" => &["out_features", "weight", "bias"],
             "batchnorm2d" => &["eps", "weight", "bias", "running_mean", "running_var"],
             "maxpool2d" | "avgpool2d" => &["kernel", "stride", "padding"],
-            "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "softmax" | "add"
-            | "concat" => &[],
+            "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "softmax" | "add" | "concat" => &[],
             other => {
                 return Err(self.lerr(
                     name,
@@ -681,10 +652,7 @@ impl Parser<'_> {
         };
         for key in obj.keys() {
             if !matches!(key.as_str(), "name" | "op" | "inputs") && !known.contains(&key.as_str()) {
-                return Err(self.lerr(
-                    name,
-                    format!("unknown attribute `{key}` for op `{op_name}`"),
-                ));
+                return Err(self.lerr(name, format!("unknown attribute `{key}` for op `{op_name}`")));
             }
         }
         let single = |what: &str| -> Result<Shape> {
@@ -699,10 +667,7 @@ impl Parser<'_> {
         let chw = |what: &str| -> Result<(usize, usize, usize)> {
             match single(what)? {
                 Shape::Chw(c, h, w) => Ok((c, h, w)),
-                s => Err(self.lerr(
-                    name,
-                    format!("`{what}` needs a [C, H, W] input, got {s}"),
-                )),
+                s => Err(self.lerr(name, format!("`{what}` needs a [C, H, W] input, got {s}"))),
             }
         };
         let mut params = Vec::new();
@@ -728,12 +693,15 @@ impl Parser<'_> {
                 let (Some(oh), Some(ow)) = (oh, ow) else {
                     return Err(self.lerr(
                         name,
-                        format!(
-                            "kernel {kernel:?} (dilation {dilation:?}) does not fit the padded {h}x{w} input"
-                        ),
+                        format!("kernel {kernel:?} (dilation {dilation:?}) does not fit the padded {h}x{w} input"),
                     ));
                 };
-                a.param(&mut params, ParamRole::Weight, vec![out_channels, c / groups, kernel.0, kernel.1], false)?;
+                a.param(
+                    &mut params,
+                    ParamRole::Weight,
+                    vec![out_channels, c / groups, kernel.0, kernel.1],
+                    false,
+                )?;
                 a.param(&mut params, ParamRole::Bias, vec![out_channels], true)?;
                 (
                     Op::Conv2d {
@@ -778,7 +746,12 @@ impl Parser<'_> {
                     ParamRole::RunningMean,
                     ParamRole::RunningVar,
                 ] {
-                    a.param(&mut params, role, vec![c], role != ParamRole::RunningMean && role != ParamRole::RunningVar)?;
+                    a.param(
+                        &mut params,
+                        role,
+                        vec![c],
+                        role != ParamRole::RunningMean && role != ParamRole::RunningVar,
+                    )?;
                 }
                 (Op::BatchNorm2d { eps }, Shape::Chw(c, h, w))
             }
@@ -796,10 +769,7 @@ impl Parser<'_> {
                 let oh = conv_out(h, kernel.0, stride.0, padding.0, 1);
                 let ow = conv_out(w, kernel.1, stride.1, padding.1, 1);
                 let (Some(oh), Some(ow)) = (oh, ow) else {
-                    return Err(self.lerr(
-                        name,
-                        format!("kernel {kernel:?} does not fit the padded {h}x{w} input"),
-                    ));
+                    return Err(self.lerr(name, format!("kernel {kernel:?} does not fit the padded {h}x{w} input")));
                 };
                 let op = if op_name == "maxpool2d" {
                     Op::MaxPool2d {
@@ -849,10 +819,7 @@ impl Parser<'_> {
                             match s {
                                 Shape::Flat(k) => n += k,
                                 _ => {
-                                    return Err(self.lerr(
-                                        name,
-                                        "`concat` inputs must all be [N] or all [C, H, W]",
-                                    ));
+                                    return Err(self.lerr(name, "`concat` inputs must all be [N] or all [C, H, W]"));
                                 }
                             }
                         }
@@ -886,7 +853,10 @@ impl Parser<'_> {
                 format!("output {shape} exceeds the limit of {MAX_LAYER_ELEMENTS} activations per layer"),
             ));
         }
-        if in_shapes.first().is_some_and(|&s| work_elements(&op, s).is_none_or(|e| e > MAX_LAYER_ELEMENTS)) {
+        if in_shapes
+            .first()
+            .is_some_and(|&s| work_elements(&op, s).is_none_or(|e| e > MAX_LAYER_ELEMENTS))
+        {
             return Err(self.lerr(
                 name,
                 format!(
@@ -976,16 +946,13 @@ impl Attrs<'_> {
             None => format!("{}.{key}", self.layer),
             Some(Value::Null) if optional => return Ok(()),
             Some(Value::Null) => {
-                return Err(self
-                    .p
-                    .lerr(self.layer, format!("\"{key}\" cannot be null for this op")));
+                return Err(self.p.lerr(self.layer, format!("\"{key}\" cannot be null for this op")));
             }
             Some(Value::String(s)) => s.clone(),
             Some(v) => {
-                return Err(self.p.lerr(
-                    self.layer,
-                    format!("\"{key}\" must be a tensor name or null, got {v}"),
-                ));
+                return Err(self
+                    .p
+                    .lerr(self.layer, format!("\"{key}\" must be a tensor name or null, got {v}")));
             }
         };
         out.push(ParamSpec { role, tensor, shape });

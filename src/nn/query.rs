@@ -52,7 +52,11 @@ pub fn neuron(
         .get(layer_idx)
         .ok_or_else(|| NnError::Usage(format!("no layer {layer_idx}")))?;
     let off = layer.shape.offset(index).ok_or_else(|| {
-        qerr(model, layer, format!("neuron {index:?} is outside the layer's shape {}", layer.shape))
+        qerr(
+            model,
+            layer,
+            format!("neuron {index:?} is outside the layer's shape {}", layer.shape),
+        )
     })?;
     let value = acts.layers[layer_idx][off];
     let params = &weights.layers[layer_idx];
@@ -103,7 +107,13 @@ pub fn neuron(
                         }
                         let c = g * cin_g + ci;
                         let wt = wv[((co * cin_g + ci) * kernel.0 + ky) * kernel.1 + kx];
-                        push(src0, in_shape, (c * h + iy as usize) * w + ix as usize, Some(wt), in_act);
+                        push(
+                            src0,
+                            in_shape,
+                            (c * h + iy as usize) * w + ix as usize,
+                            Some(wt),
+                            in_act,
+                        );
                     }
                 }
             }
@@ -121,9 +131,12 @@ pub fn neuron(
             pre_activation = Some(value);
         }
         Op::BatchNorm2d { eps } => {
-            let (scale, shift) = batchnorm_affine(params, *eps, in_shape.channels())
-                .map_err(|e| qerr(model, layer, e.to_string()))?;
-            let (scale, shift) = (vals(&Some(scale))?.unwrap_or_default(), vals(&Some(shift))?.unwrap_or_default());
+            let (scale, shift) =
+                batchnorm_affine(params, *eps, in_shape.channels()).map_err(|e| qerr(model, layer, e.to_string()))?;
+            let (scale, shift) = (
+                vals(&Some(scale))?.unwrap_or_default(),
+                vals(&Some(shift))?.unwrap_or_default(),
+            );
             let c = index[0];
             push(src0, in_shape, off, Some(scale[c]), in_act);
             bias = Some(shift[c]);
@@ -234,7 +247,14 @@ pub enum Region {
 impl Region {
     fn union(&mut self, other: Region) {
         match (self, other) {
-            (Region::Map { channels, y, x }, Region::Map { channels: c2, y: y2, x: x2 }) => {
+            (
+                Region::Map { channels, y, x },
+                Region::Map {
+                    channels: c2,
+                    y: y2,
+                    x: x2,
+                },
+            ) => {
                 channels.extend(c2);
                 *y = (y.0.min(y2.0), y.1.max(y2.1));
                 *x = (x.0.min(x2.0), x.1.max(x2.1));
@@ -291,7 +311,11 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
         .get(layer_idx)
         .ok_or_else(|| NnError::Usage(format!("no layer {layer_idx}")))?;
     let off = layer.shape.offset(index).ok_or_else(|| {
-        qerr(model, layer, format!("neuron {index:?} is outside the layer's shape {}", layer.shape))
+        qerr(
+            model,
+            layer,
+            format!("neuron {index:?} is outside the layer's shape {}", layer.shape),
+        )
     })?;
     let slot = |s: Source| match s {
         Source::Input => 0,
@@ -300,7 +324,9 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
     let mut regions: Vec<Option<Region>> = vec![None; model.layers.len() + 1];
     regions[layer_idx + 1] = Some(Region::from_offsets(layer.shape, std::iter::once(off)));
     for li in (0..=layer_idx).rev() {
-        let Some(region) = regions[li + 1].clone() else { continue };
+        let Some(region) = regions[li + 1].clone() else {
+            continue;
+        };
         let layer = &model.layers[li];
         let mut add = |s: Source, r: Region| {
             let k = slot(s);
@@ -323,7 +349,9 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                 },
                 Region::Map { channels, y, x },
             ) => {
-                let Shape::Chw(cin, h, w) = in_shape else { unreachable!() };
+                let Shape::Chw(cin, h, w) = in_shape else {
+                    unreachable!()
+                };
                 let cin_g = cin / groups;
                 let per_g = out_channels / groups;
                 let chans: BTreeSet<usize> = channels
@@ -387,9 +415,7 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                 );
             }
             (Op::Dense { .. }, _) => add(src0, Region::all(in_shape)),
-            (Op::Flatten, Region::Flat(idx)) => {
-                add(src0, Region::from_offsets(in_shape, idx.iter().copied()))
-            }
+            (Op::Flatten, Region::Flat(idx)) => add(src0, Region::from_offsets(in_shape, idx.iter().copied())),
             (Op::Softmax, _) => {
                 // Every output of a softmax depends on all its inputs along the normalized axis.
                 let r = match (&region, in_shape) {

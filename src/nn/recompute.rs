@@ -22,7 +22,12 @@ use super::weights::Weights;
 pub enum WeightsAt {
     Given(Weights),
     /// `a * (1 - t) + b * t`.
-    Mix { a: Weights, b: Weights, t: f32, what: String },
+    Mix {
+        a: Weights,
+        b: Weights,
+        t: f32,
+        what: String,
+    },
 }
 
 impl WeightsAt {
@@ -40,18 +45,33 @@ impl WeightsAt {
 #[derive(Debug)]
 pub enum Request {
     /// The activations of `weights` on `input` (raw, before normalization).
-    Run { id: u64, weights: WeightsAt, input: Arc<[f32]> },
+    Run {
+        id: u64,
+        weights: WeightsAt,
+        input: Arc<[f32]>,
+    },
     /// Per layer, how much its output on `input` changed from `before`'s weights to `now`'s
     /// ([`relative_change`]); `key` comes back with the result.
-    Change { key: (usize, u64), before: Weights, now: Weights, input: Arc<[f32]> },
+    Change {
+        key: (usize, u64),
+        before: Weights,
+        now: Weights,
+        input: Arc<[f32]>,
+    },
 }
 
 /// What comes back.
 #[derive(Debug)]
 pub enum Done {
-    Run { id: u64, result: Result<(Weights, Activations)> },
+    Run {
+        id: u64,
+        result: Result<(Weights, Activations)>,
+    },
     /// One value per model layer.
-    Change { key: (usize, u64), result: Result<Vec<f32>> },
+    Change {
+        key: (usize, u64),
+        result: Result<Vec<f32>>,
+    },
 }
 
 /// The worker thread and its two channels. Dropping it stops the thread after the job at hand.
@@ -83,13 +103,24 @@ pub fn compute(model: &Model, request: Request) -> Done {
     match request {
         Request::Run { id, weights, input } => Done::Run {
             id,
-            result: weights.resolve().and_then(|w| forward(model, &w, &input).map(|a| (w, a))),
+            result: weights
+                .resolve()
+                .and_then(|w| forward(model, &w, &input).map(|a| (w, a))),
         },
-        Request::Change { key, before, now, input } => Done::Change {
+        Request::Change {
+            key,
+            before,
+            now,
+            input,
+        } => Done::Change {
             key,
             result: forward(model, &before, &input).and_then(|b| {
                 let n = forward(model, &now, &input)?;
-                Ok(b.layers.iter().zip(&n.layers).map(|(b, n)| relative_change(b, n)).collect())
+                Ok(b.layers
+                    .iter()
+                    .zip(&n.layers)
+                    .map(|(b, n)| relative_change(b, n))
+                    .collect())
             }),
         },
     }
@@ -105,7 +136,9 @@ impl Recompute {
             .name("netwalk recompute".into())
             .spawn(move || {
                 while let Ok(first) = requests.recv() {
-                    let Ok((run, change)) = newest(first, &requests) else { return };
+                    let Ok((run, change)) = newest(first, &requests) else {
+                        return;
+                    };
                     // The activations first: they are what the user is waiting to see.
                     for r in [run, change].into_iter().flatten() {
                         if done.send(compute(&model, r)).is_err() {
@@ -139,7 +172,9 @@ impl Recompute {
     pub fn wait(&self, timeout: Duration) -> Option<Done> {
         let deadline = Instant::now() + timeout;
         // Timed out or the worker is gone: nothing.
-        self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+        self.rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
     }
 }
 
@@ -164,7 +199,9 @@ mod tests {
     fn two() -> (Model, Weights, Weights, Vec<f32>) {
         let (model, a) = synthetic::build("mnist-cnn", 1).unwrap();
         let (_, b) = synthetic::build("mnist-cnn", 2).unwrap();
-        let input = (0..model.input.shape.elements()).map(|i| (i % 13) as f32 / 13.0).collect();
+        let input = (0..model.input.shape.elements())
+            .map(|i| (i % 13) as f32 / 13.0)
+            .collect();
         (model, a, b, input)
     }
 
@@ -175,11 +212,19 @@ mod tests {
         let inputs: Vec<Arc<[f32]>> = (0..6).map(|k| input.iter().map(|v| v * k as f32).collect()).collect();
         for (id, x) in inputs.iter().enumerate() {
             let weights = WeightsAt::Given(weights.clone());
-            worker.submit(Request::Run { id: id as u64, weights, input: x.clone() }).unwrap();
+            worker
+                .submit(Request::Run {
+                    id: id as u64,
+                    weights,
+                    input: x.clone(),
+                })
+                .unwrap();
         }
         let mut ids = Vec::new();
         while ids.last() != Some(&5) {
-            let Some(Done::Run { id, result }) = worker.wait(Duration::from_secs(60)) else { panic!("no result") };
+            let Some(Done::Run { id, result }) = worker.wait(Duration::from_secs(60)) else {
+                panic!("no result")
+            };
             let (_, acts) = result.unwrap();
             let expected = forward(&model, &weights, &inputs[id as usize]).unwrap();
             assert_eq!(acts.layers, expected.layers, "request {id}");
@@ -196,17 +241,37 @@ mod tests {
         let worker = Recompute::start(&model).unwrap();
         let x: Arc<[f32]> = input.into();
         let what = "test".to_owned();
-        let mix = WeightsAt::Mix { a: a.clone(), b: b.clone(), t: 0.25, what };
-        worker.submit(Request::Run { id: 9, weights: mix, input: x.clone() }).unwrap();
-        let Some(Done::Run { id: 9, result }) = worker.wait(Duration::from_secs(60)) else { panic!("no run") };
+        let mix = WeightsAt::Mix {
+            a: a.clone(),
+            b: b.clone(),
+            t: 0.25,
+            what,
+        };
+        worker
+            .submit(Request::Run {
+                id: 9,
+                weights: mix,
+                input: x.clone(),
+            })
+            .unwrap();
+        let Some(Done::Run { id: 9, result }) = worker.wait(Duration::from_secs(60)) else {
+            panic!("no run")
+        };
         let (w, acts) = result.unwrap();
         let expected = forward(&model, &Weights::lerp(&a, &b, 0.25).unwrap(), &x).unwrap();
         assert_eq!(acts.layers, expected.layers);
         assert_eq!(forward(&model, &w, &x).unwrap().layers, expected.layers);
 
-        let change = Request::Change { key: (3, 1), before: a.clone(), now: b.clone(), input: x.clone() };
+        let change = Request::Change {
+            key: (3, 1),
+            before: a.clone(),
+            now: b.clone(),
+            input: x.clone(),
+        };
         worker.submit(change).unwrap();
-        let Some(Done::Change { key, result }) = worker.wait(Duration::from_secs(60)) else { panic!("no change") };
+        let Some(Done::Change { key, result }) = worker.wait(Duration::from_secs(60)) else {
+            panic!("no change")
+        };
         assert_eq!(key, (3, 1));
         let change = result.unwrap();
         let (fa, fb) = (forward(&model, &a, &x).unwrap(), forward(&model, &b, &x).unwrap());

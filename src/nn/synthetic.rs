@@ -13,7 +13,13 @@ use super::model::{Model, Op};
 use super::weights::{LayerParams, Weights};
 
 /// Names accepted by `--synthetic` (besides `mlp-N0-N1-...`, see [`mlp_widths`]).
-pub const NAMES: &[&str] = &["resnet18", "resnet50", "mnist-cnn", "mlp-784-81-49-10", "mlp-1024-1024-10"];
+pub const NAMES: &[&str] = &[
+    "resnet18",
+    "resnet50",
+    "mnist-cnn",
+    "mlp-784-81-49-10",
+    "mlp-1024-1024-10",
+];
 
 /// Most features of one layer of a synthetic MLP.
 const MAX_MLP_WIDTH: usize = 1 << 16;
@@ -40,8 +46,10 @@ impl Builder {
         name
     }
     fn conv_bn(&mut self, name: &str, input: &str, out: usize, k: usize, s: usize, p: usize, relu: bool) -> String {
-        self.push(json!({"name": format!("{name}"), "op": "conv2d", "inputs": [input], "out_channels": out,
-                         "kernel": k, "stride": s, "padding": p, "bias": null}));
+        self.push(
+            json!({"name": format!("{name}"), "op": "conv2d", "inputs": [input], "out_channels": out,
+                         "kernel": k, "stride": s, "padding": p, "bias": null}),
+        );
         let mut last = self.push(json!({"name": format!("{name}_bn"), "op": "batchnorm2d"}));
         if relu {
             last = self.push(json!({"name": format!("{name}_relu"), "op": "relu"}));
@@ -61,7 +69,9 @@ pub fn model_json(name: &str) -> Result<String> {
             let bottleneck = name == "resnet50";
             let blocks: [usize; 4] = if bottleneck { [3, 4, 6, 3] } else { [2, 2, 2, 2] };
             let mut x = b.conv_bn("conv1", "image", 64, 7, 2, 3, true);
-            x = b.push(json!({"name": "maxpool", "op": "maxpool2d", "inputs": [x], "kernel": 3, "stride": 2, "padding": 1}));
+            x = b.push(
+                json!({"name": "maxpool", "op": "maxpool2d", "inputs": [x], "kernel": 3, "stride": 2, "padding": 1}),
+            );
             let mut in_ch = 64;
             for (stage, &n) in blocks.iter().enumerate() {
                 let width = 64 << stage;
@@ -91,7 +101,10 @@ pub fn model_json(name: &str) -> Result<String> {
             b.push(json!({"name": "flatten", "op": "flatten"}));
             b.push(json!({"name": "fc", "op": "dense", "out_features": 1000}));
             b.push(json!({"name": "softmax", "op": "softmax"}));
-            (json!({"name": "image", "shape": [3, 224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}), None::<Vec<String>>)
+            (
+                json!({"name": "image", "shape": [3, 224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}),
+                None::<Vec<String>>,
+            )
         }
         other if let Some(widths) = mlp_widths(other) => {
             let last = widths.len() - 1;
@@ -167,6 +180,11 @@ pub fn write(name: &str, model: &Model, weights: &Weights, dir: &Path) -> Result
     std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
     let json = dir.join("model.json");
     std::fs::write(&json, model_json(name)?).map_err(|e| NnError::io(&json, e))?;
-    super::train::save_weights(model, &weights.layers, BTreeMap::new(), &dir.join("weights.safetensors"))?;
+    super::train::save_weights(
+        model,
+        &weights.layers,
+        BTreeMap::new(),
+        &dir.join("weights.safetensors"),
+    )?;
     Ok(json)
 }

@@ -48,10 +48,18 @@ impl LoadedCheckpoint {
             msg: e.to_string(),
         })?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let stem = || path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = || {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         let label = match label {
             Some(l) => l.to_owned(),
-            None => meta.get("label").cloned().filter(|l| !l.trim().is_empty()).unwrap_or_else(stem),
+            None => meta
+                .get("label")
+                .cloned()
+                .filter(|l| !l.trim().is_empty())
+                .unwrap_or_else(stem),
         };
         Ok(LoadedCheckpoint {
             info: CheckpointInfo::from_metadata(label, &meta),
@@ -64,7 +72,11 @@ impl CheckpointInfo {
     /// What training recorded in a checkpoint's metadata (`step`, `epoch`, `train_loss`,
     /// `heldout_accuracy`; missing or unreadable values are `None`).
     pub fn from_metadata(label: String, meta: &HashMap<String, String>) -> CheckpointInfo {
-        let num = |k: &str| meta.get(k).and_then(|v| v.parse::<f32>().ok()).filter(|v| v.is_finite());
+        let num = |k: &str| {
+            meta.get(k)
+                .and_then(|v| v.parse::<f32>().ok())
+                .filter(|v| v.is_finite())
+        };
         CheckpointInfo {
             label,
             step: meta.get("step").and_then(|v| v.parse().ok()),
@@ -137,7 +149,11 @@ impl Timeline {
     /// make (the checkpoints' tensors are shared), mixed where the work is done.
     pub fn at(&self, position: f32) -> Result<super::recompute::WeightsAt> {
         use super::recompute::WeightsAt;
-        let p = if position.is_finite() { position.clamp(0.0, self.end()) } else { self.end() };
+        let p = if position.is_finite() {
+            position.clamp(0.0, self.end())
+        } else {
+            self.end()
+        };
         let i = p.floor() as usize;
         let t = p - i as f32;
         match (self.weights.get(i), self.weights.get(i + 1)) {

@@ -24,10 +24,7 @@ pub fn evaluate(model: &Model, weights: &Weights, samples: &Samples) -> Result<(
         let end = (start + 256).min(samples.count);
         let x = batch_tensor(model, samples, &(start..end).collect::<Vec<_>>())?;
         let scores = predict_batch(model, weights, &x)?;
-        let pred = scores
-            .argmax(1)
-            .and_then(|t| t.to_vec1::<u32>())
-            .in_layer("argmax")?;
+        let pred = scores.argmax(1).and_then(|t| t.to_vec1::<u32>()).in_layer("argmax")?;
         correct += pred
             .iter()
             .zip(&samples.labels[start..end])
@@ -91,10 +88,24 @@ pub struct TrainConfig {
 /// What the trainer reports while it runs.
 #[derive(Debug, Clone)]
 pub enum TrainEvent {
-    Started { steps: usize, steps_per_epoch: usize },
-    Step { step: usize, loss: f32 },
-    Checkpoint { label: String, file: PathBuf, accuracy: Option<f64> },
-    Epoch { epoch: usize, loss: f32, accuracy: Option<(usize, usize)> },
+    Started {
+        steps: usize,
+        steps_per_epoch: usize,
+    },
+    Step {
+        step: usize,
+        loss: f32,
+    },
+    Checkpoint {
+        label: String,
+        file: PathBuf,
+        accuracy: Option<f64>,
+    },
+    Epoch {
+        epoch: usize,
+        loss: f32,
+        accuracy: Option<(usize, usize)>,
+    },
 }
 
 /// Checkpoint positions in epochs: dense early (where filters form), then every epoch.
@@ -168,10 +179,7 @@ pub fn save_weights(
     for (layer, p) in model.layers.iter().zip(params) {
         for spec in &layer.params {
             if let Some(t) = p.get(spec.role) {
-                let vals = t
-                    .flatten_all()
-                    .and_then(|t| t.to_vec1::<f32>())
-                    .in_layer(&layer.name)?;
+                let vals = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).in_layer(&layer.name)?;
                 tensors.push((spec.tensor.clone(), spec.shape.clone(), vals));
             }
         }
@@ -281,7 +289,13 @@ trait Sink {
         None
     }
     /// A checkpoint of `weights` (which share the trainer's storage: copy to keep them).
-    fn checkpoint(&mut self, label: &str, meta: BTreeMap<String, String>, weights: &Weights, accuracy: Option<f64>) -> Result<()>;
+    fn checkpoint(
+        &mut self,
+        label: &str,
+        meta: BTreeMap<String, String>,
+        weights: &Weights,
+        accuracy: Option<f64>,
+    ) -> Result<()>;
     /// Whether to stop before the next step.
     fn stop(&mut self) -> bool {
         false
@@ -302,7 +316,13 @@ impl<R: FnMut(TrainEvent)> Sink for FileSink<'_, R> {
         (self.report)(event)
     }
 
-    fn checkpoint(&mut self, label: &str, meta: BTreeMap<String, String>, weights: &Weights, accuracy: Option<f64>) -> Result<()> {
+    fn checkpoint(
+        &mut self,
+        label: &str,
+        meta: BTreeMap<String, String>,
+        weights: &Weights,
+        accuracy: Option<f64>,
+    ) -> Result<()> {
         let rel = format!("epochs/{:03}.safetensors", self.checkpoints.len());
         let file = self.out.join(&rel);
         save_weights(self.model, &weights.layers, meta, &file)?;
@@ -329,7 +349,13 @@ impl<P: FnMut(LoadedCheckpoint) -> bool> Sink for LiveSink<'_, P> {
         Some(self.every)
     }
 
-    fn checkpoint(&mut self, label: &str, meta: BTreeMap<String, String>, weights: &Weights, _: Option<f64>) -> Result<()> {
+    fn checkpoint(
+        &mut self,
+        label: &str,
+        meta: BTreeMap<String, String>,
+        weights: &Weights,
+        _: Option<f64>,
+    ) -> Result<()> {
         let copy = |t: &Option<Tensor>| t.as_ref().map(|t| t.copy()).transpose().in_layer(label);
         let layers = weights
             .layers
@@ -417,7 +443,10 @@ fn train_loop(
         let mut meta = BTreeMap::from([
             ("label".to_owned(), label.to_owned()),
             ("step".to_owned(), step.to_string()),
-            ("epoch".to_owned(), format!("{:.4}", step as f64 / steps_per_epoch as f64)),
+            (
+                "epoch".to_owned(),
+                format!("{:.4}", step as f64 / steps_per_epoch as f64),
+            ),
             ("seed".to_owned(), cfg.seed.to_string()),
         ]);
         if loss.is_finite() {
@@ -480,7 +509,10 @@ fn train_loop(
             .in_layer(&model.layers[logits_layer].name)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y).in_layer("loss")?;
         opt.backward_step(&loss).in_layer("backward")?;
-        last_loss = loss.to_dtype(DType::F32).and_then(|l| l.to_scalar::<f32>()).in_layer("loss")?;
+        last_loss = loss
+            .to_dtype(DType::F32)
+            .and_then(|l| l.to_scalar::<f32>())
+            .in_layer("loss")?;
         epoch_loss.0 += last_loss as f64;
         epoch_loss.1 += 1;
         sink.report(TrainEvent::Step {

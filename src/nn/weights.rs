@@ -80,8 +80,7 @@ fn explain_safetensors_error(bytes: &[u8], e: safetensors::SafeTensorError) -> S
 /// Walk the header's tensors in data order, as the safetensors crate does, naming the first one
 /// whose offsets do not fit. `header_end` is where the data section starts.
 fn explain_layout(bytes: &[u8], header_end: usize) -> Option<String> {
-    let header: HashMap<String, serde_json::Value> =
-        serde_json::from_slice(bytes.get(8..header_end)?).ok()?;
+    let header: HashMap<String, serde_json::Value> = serde_json::from_slice(bytes.get(8..header_end)?).ok()?;
     let mut infos: Vec<(String, safetensors::tensor::TensorInfo)> = header
         .into_iter()
         .filter(|(k, _)| k != "__metadata__")
@@ -99,7 +98,9 @@ fn explain_layout(bytes: &[u8], header_end: usize) -> Option<String> {
             ));
         }
         if e < s {
-            return Some(format!("tensor `{name}`: data_offsets [{s}, {e}] end before they start"));
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{s}, {e}] end before they start"
+            ));
         }
         if s > end {
             return Some(format!(
@@ -150,7 +151,10 @@ pub fn write_f32_safetensors(
 ) -> Result<()> {
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
-        header.insert("__metadata__".into(), serde_json::to_value(metadata).unwrap_or_default());
+        header.insert(
+            "__metadata__".into(),
+            serde_json::to_value(metadata).unwrap_or_default(),
+        );
     }
     let mut offset = 0usize;
     for (name, shape, values) in tensors {
@@ -302,12 +306,7 @@ impl Weights {
     }
 }
 
-fn load_layer(
-    layer: &Layer,
-    st: &SafeTensors<'_>,
-    path: &Path,
-    warnings: &mut Vec<String>,
-) -> Result<LayerParams> {
+fn load_layer(layer: &Layer, st: &SafeTensors<'_>, path: &Path, warnings: &mut Vec<String>) -> Result<LayerParams> {
     let mut out = LayerParams::default();
     for spec in &layer.params {
         let terr = |msg: String| NnError::Tensor {
@@ -338,8 +337,7 @@ fn load_layer(
                 spec.tensor, layer.name
             ));
         }
-        let t = Tensor::from_vec(values, spec.shape.as_slice(), &Device::Cpu)
-            .map_err(|e| terr(e.to_string()))?;
+        let t = Tensor::from_vec(values, spec.shape.as_slice(), &Device::Cpu).map_err(|e| terr(e.to_string()))?;
         out.set(spec.role, t);
     }
     Ok(out)

@@ -71,7 +71,12 @@ fn bt(d: [f32; ALPHA]) -> [f32; ALPHA] {
 #[inline(always)]
 fn at(m: [f32; ALPHA]) -> [f32; TILE] {
     let (s12, d12, s34, d34) = (m[1] + m[2], m[1] - m[2], m[3] + m[4], m[3] - m[4]);
-    [m[0] + s12 + s34, d12 + 2.0 * d34, s12 + 4.0 * s34, d12 + 8.0 * d34 + m[5]]
+    [
+        m[0] + s12 + s34,
+        d12 + 2.0 * d34,
+        s12 + 4.0 * s34,
+        d12 + 8.0 * d34 + m[5],
+    ]
 }
 
 impl Winograd {
@@ -195,7 +200,11 @@ impl Winograd {
 
         let (nb, no) = blocks(tiles, oc, c, points, rayon::current_num_threads());
         let (tbs, obs) = (tiles.div_ceil(nb), oc.div_ceil(no));
-        let (up, vp, conv) = (Ptr(self.u.as_ptr() as *mut f32), Ptr(v.as_ptr() as *mut f32), Ptr(out.as_mut_ptr().cast()));
+        let (up, vp, conv) = (
+            Ptr(self.u.as_ptr() as *mut f32),
+            Ptr(v.as_ptr() as *mut f32),
+            Ptr(out.as_mut_ptr().cast()),
+        );
         (0..tbs * obs).into_par_iter().for_each(|task| {
             let (t0, o0) = ((task % tbs) * nb, (task / tbs) * no);
             let (nt, nco) = (nb.min(tiles - t0), no.min(oc - o0));
@@ -209,13 +218,24 @@ impl Winograd {
                     // row stride tiles) and m[p] (nco x nt), all inside their buffers.
                     unsafe {
                         gemm::gemm(
-                            nco, nt, c,
-                            m.as_mut_ptr().add(p * nco * nt), 1, nt as isize,
+                            nco,
+                            nt,
+                            c,
+                            m.as_mut_ptr().add(p * nco * nt),
+                            1,
+                            nt as isize,
                             false,
-                            up.get().add((p * oc + o0) * c), 1, c as isize,
-                            vp.get().add(p * c * tiles + t0), 1, tiles as isize,
-                            0.0, 1.0,
-                            false, false, false,
+                            up.get().add((p * oc + o0) * c),
+                            1,
+                            c as isize,
+                            vp.get().add(p * c * tiles + t0),
+                            1,
+                            tiles as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
                             gemm::Parallelism::None,
                         );
                     }
@@ -223,7 +243,11 @@ impl Winograd {
                 for o in 0..nco {
                     // A^T m along the columns, then (A^T m) A along the rows.
                     for j in 0..A {
-                        apply(rows(m, nt, |i| (i * A + j) * nco + o), rows_mut(tt, nt, |i| i * A + j), at);
+                        apply(
+                            rows(m, nt, |i| (i * A + j) * nco + o),
+                            rows_mut(tt, nt, |i| i * A + j),
+                            at,
+                        );
                     }
                     for i in 0..T {
                         apply(rows(tt, nt, |j| i * A + j), rows_mut(y, nt, |j| i * T + j), at);
@@ -341,7 +365,9 @@ mod tests {
                             for kx in 0..3 {
                                 let (iy, ix) = (y as isize + ky as isize - 1, xx as isize + kx as isize - 1);
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                    acc += (wt[((o * c + ci) * 3 + ky) * 3 + kx] * x[(ci * h + iy as usize) * w + ix as usize]) as f64;
+                                    acc += (wt[((o * c + ci) * 3 + ky) * 3 + kx]
+                                        * x[(ci * h + iy as usize) * w + ix as usize])
+                                        as f64;
                                 }
                             }
                         }
@@ -367,13 +393,16 @@ mod tests {
             let bias: Vec<f32> = (0..oc).map(|_| rnd()).collect();
             let want = direct(&x, &wt, &bias, (oc, c, h, w));
             for tile in [4, 2] {
-            let mut got = vec![MaybeUninit::new(f32::NAN); oc * h * w];
-            Winograd::new(&wt, oc, c, tile).run(&x, (h, w), &Post::bias(Some(&bias)), &mut got);
-            // SAFETY: initialized above (NaN, so an element `run` skipped would fail the check).
-            let got: Vec<f32> = got.into_iter().map(|v| unsafe { v.assume_init() }).collect();
-            let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(worst <= 1e-5 * scale, "F({tile},3) {oc}x{c}x{h}x{w}: worst {worst} of {scale}");
+                let mut got = vec![MaybeUninit::new(f32::NAN); oc * h * w];
+                Winograd::new(&wt, oc, c, tile).run(&x, (h, w), &Post::bias(Some(&bias)), &mut got);
+                // SAFETY: initialized above (NaN, so an element `run` skipped would fail the check).
+                let got: Vec<f32> = got.into_iter().map(|v| unsafe { v.assume_init() }).collect();
+                let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(
+                    worst <= 1e-5 * scale,
+                    "F({tile},3) {oc}x{c}x{h}x{w}: worst {worst} of {scale}"
+                );
             }
         }
     }

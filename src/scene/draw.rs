@@ -118,7 +118,10 @@ pub fn scene_draw(scene: &Scene) -> SceneDraw {
             bounds,
             layout: scene.world.get::<&Layout>(e).map(|l| l.0).unwrap_or_default(),
             fold: scene.world.get::<&Fold>(e).map(|f| f.progress).unwrap_or(0.0),
-            hovered: scene.hands.iter().any(|h| h.hover.as_ref().is_some_and(|h| h.entity == e)),
+            hovered: scene
+                .hands
+                .iter()
+                .any(|h| h.hover.as_ref().is_some_and(|h| h.entity == e)),
             selected: scene.selection.as_ref().is_some_and(|s| s.block == k),
             grabbed: grabbed.contains(&e),
         });
@@ -190,7 +193,10 @@ pub fn scene_draw(scene: &Scene) -> SceneDraw {
             // To the block's right, level with its top, a little in front of it.
             let local = Vec3::new(g.max.x + 0.05 + PANEL_SIZE.0 / 2.0, g.max.y - PANEL_SIZE.1 / 2.0, 0.05);
             let stage_from_panel = p.to_mat4() * Mat4::from_rotation_translation(Quat::IDENTITY, local);
-            out.panel = Some(PanelDraw { panel, stage_from_panel });
+            out.panel = Some(PanelDraw {
+                panel,
+                stage_from_panel,
+            });
         }
     }
     out

@@ -96,7 +96,11 @@ fn source_position(p: &LayerPlacement, shape: Shape, aggregated: bool, node: usi
                 (node / (h * w), Some(((node / w) % h, node % w)))
             };
             // A picture (grey or RGB input) is one tile for all its channels.
-            let tile = if p.tiles.len() == 1 { p.tiles.first() } else { p.tiles.get(channel) }?;
+            let tile = if p.tiles.len() == 1 {
+                p.tiles.first()
+            } else {
+                p.tiles.get(channel)
+            }?;
             let local = match cell {
                 None => Vec3::ZERO,
                 Some((y, x)) => Vec3::new(
@@ -135,7 +139,10 @@ impl SceneEdges {
         // The budget: the |value| at or above which edges are kept.
         let total: usize = all.iter().map(|(e, ..)| e.len()).sum();
         let (cut, mut ties) = if total > options.budget {
-            let mut mags: Vec<f32> = all.iter().flat_map(|(e, ..)| e.values.iter().map(|v| v.abs())).collect();
+            let mut mags: Vec<f32> = all
+                .iter()
+                .flat_map(|(e, ..)| e.values.iter().map(|v| v.abs()))
+                .collect();
             let k = options.budget;
             if k == 0 {
                 (f32::INFINITY, 0)
@@ -155,7 +162,9 @@ impl SceneEdges {
             let start = out.edges.len();
             let (src, dst) = (&placements[source_block], &placements[target_block]);
             for t in 0..e.targets {
-                let Some(b) = dst.neurons.get(t).filter(|n| n.index == t).map(|n| n.center) else { continue };
+                let Some(b) = dst.neurons.get(t).filter(|n| n.index == t).map(|n| n.center) else {
+                    continue;
+                };
                 for s in 0..e.sources {
                     let v = e.value(s, t);
                     let m = v.abs();
@@ -166,7 +175,9 @@ impl SceneEdges {
                     if m == cut {
                         ties -= 1;
                     }
-                    let Some(a) = source_position(src, e.source_shape, e.aggregated, s) else { continue };
+                    let Some(a) = source_position(src, e.source_shape, e.aggregated, s) else {
+                        continue;
+                    };
                     out.edges.push(PlacedEdge {
                         a,
                         b,
@@ -216,7 +227,11 @@ impl SceneEdges {
     pub fn max_abs(&self) -> Vec<f32> {
         self.layers
             .iter()
-            .map(|l| self.values[l.kept.clone()].iter().fold(0f32, |m, v| if v.is_finite() { m.max(v.abs()) } else { m }))
+            .map(|l| {
+                self.values[l.kept.clone()]
+                    .iter()
+                    .fold(0f32, |m, v| if v.is_finite() { m.max(v.abs()) } else { m })
+            })
             .collect()
     }
 

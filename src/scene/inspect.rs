@@ -66,9 +66,9 @@ pub struct Panel {
 /// absorbed into it: same index), seen through `flatten` layers (the index is mapped back to the
 /// flattened map's shape).
 pub fn shown_at(model: &Model, blocks: &[BlockSpec], source: Source, index: &[usize]) -> Option<NeuronRef> {
-    let found = blocks.iter().position(|b| {
-        b.source == source || matches!(source, Source::Layer(i) if b.layers.contains(&i))
-    });
+    let found = blocks
+        .iter()
+        .position(|b| b.source == source || matches!(source, Source::Layer(i) if b.layers.contains(&i)));
     if let Some(block) = found {
         return Some(NeuronRef {
             block,
@@ -86,17 +86,16 @@ pub fn shown_at(model: &Model, blocks: &[BlockSpec], source: Source, index: &[us
 }
 
 /// Explains neuron `n` of the blocks `blocks` (see the module documentation).
-pub fn explain(
-    net: &super::world::Network,
-    blocks: &[BlockSpec],
-    n: &NeuronRef,
-) -> Result<Panel, NnError> {
+pub fn explain(net: &super::world::Network, blocks: &[BlockSpec], n: &NeuronRef) -> Result<Panel, NnError> {
     let model = net.model;
     let spec = blocks
         .get(n.block)
         .ok_or_else(|| NnError::Usage(format!("no block {}", n.block)))?;
     let off = spec.shape.offset(&n.index).ok_or_else(|| {
-        NnError::Usage(format!("neuron {:?} is outside block `{}` {}", n.index, spec.name, spec.shape))
+        NnError::Usage(format!(
+            "neuron {:?} is outside block `{}` {}",
+            n.index, spec.name, spec.shape
+        ))
     })?;
     let activation = net.acts.source(spec.source)[off];
     let Some(&head) = spec.layers.first() else {
@@ -165,7 +164,9 @@ fn kernel(net: &super::world::Network, li: usize, index: &[usize]) -> Result<Opt
     else {
         return Ok(None);
     };
-    let Some(w) = &net.weights.layers[li].weight else { return Ok(None) };
+    let Some(w) = &net.weights.layers[li].weight else {
+        return Ok(None);
+    };
     let values = w
         .flatten_all()
         .and_then(|t| t.to_vec1::<f32>())
@@ -210,7 +211,11 @@ pub fn region_quads(local: &super::layout::LayerPlacement, region: &Region) -> V
 pub fn neuron_quads(local: &super::layout::LayerPlacement, index: &[usize]) -> Vec<Mat4> {
     match (local.shape, index) {
         (Shape::Chw(..), &[c, y, x]) => {
-            let t = if local.tiles.len() == 1 { local.tiles.first() } else { local.tiles.get(c) };
+            let t = if local.tiles.len() == 1 {
+                local.tiles.first()
+            } else {
+                local.tiles.get(c)
+            };
             t.map(|t| vec![cell_quad(t, (y, y), (x, x))]).unwrap_or_default()
         }
         (Shape::Flat(_), &[i]) => local.neurons.get(i).map(|n| vec![cube_quad(n)]).unwrap_or_default(),

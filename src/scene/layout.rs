@@ -300,10 +300,7 @@ pub fn extent(p: &LayerPlacement) -> (Vec3, Vec3) {
 /// Places the blocks of `model` (see the module documentation).
 pub fn layout(model: &Model, kind: LayoutKind) -> Vec<LayerPlacement> {
     // First the arrangement of each block around its own center, then the distances along −Z.
-    let mut placed: Vec<LayerPlacement> = blocks(model)
-        .iter()
-        .map(|b| local_placement(b, kind, 0.0))
-        .collect();
+    let mut placed: Vec<LayerPlacement> = blocks(model).iter().map(|b| local_placement(b, kind, 0.0)).collect();
 
     let mut z = -FIRST_DISTANCE;
     for k in 0..placed.len() {

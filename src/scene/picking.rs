@@ -43,14 +43,19 @@ impl Picking {
 
     /// Makes `handle` the box centered at `center`, turned by `rotation`, with the given half extents.
     pub fn set_box(&mut self, handle: ColliderHandle, center: Vec3, rotation: Quat, half: Vec3) {
-        let Some(c) = self.physics.colliders.get_mut(handle) else { return };
+        let Some(c) = self.physics.colliders.get_mut(handle) else {
+            return;
+        };
         let half = half.max(Vec3::splat(MIN_HALF_EXTENT));
         let pose = rapier3d::math::Pose::from_parts(center, rotation);
         if c.position() != &pose {
             c.set_position(pose);
             self.stale = true;
         }
-        let same = c.shape().as_cuboid().is_some_and(|b| (b.half_extents - half).abs().max_element() < 1e-7);
+        let same = c
+            .shape()
+            .as_cuboid()
+            .is_some_and(|b| (b.half_extents - half).abs().max_element() < 1e-7);
         if !same {
             c.set_shape(SharedShape::cuboid(half.x, half.y, half.z));
             self.stale = true;

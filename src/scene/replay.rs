@@ -42,7 +42,11 @@ pub fn state_json(scene: &Scene, net: &Network) -> Value {
             let block = scene.world.get::<&Block>(e).expect("block entity");
             let op = match block.spec.source {
                 Source::Input => "input",
-                Source::Layer(_) => block.spec.layers.first().map_or("input", |&i| model.layers[i].op.name()),
+                Source::Layer(_) => block
+                    .spec
+                    .layers
+                    .first()
+                    .map_or("input", |&i| model.layers[i].op.name()),
             };
             let (lo, hi) = scene.bounds(k).unwrap_or_default();
             let layout = match scene.world.get::<&Layout>(e).map(|l| l.0).unwrap_or_default() {

@@ -140,7 +140,10 @@ fn walk_in(sizes: &[Vec2], stage: &Stage) -> Vec<Transform> {
         // The block's +Z (its front) faces back along the path.
         let back = Vec3::new(-heading.x, 0.0, -heading.y);
         let rotation = Quat::from_rotation_arc(Vec3::Z, back);
-        out.push(Transform::from_rotation_translation(rotation, Vec3::new(pos.x, y, pos.y)));
+        out.push(Transform::from_rotation_translation(
+            rotation,
+            Vec3::new(pos.x, y, pos.y),
+        ));
     }
     out
 }
@@ -155,7 +158,10 @@ fn tabletop(sizes: &[Vec2]) -> (Transform, Vec<Transform>) {
         }
         blocks.push(Transform::from_translation(Vec3::new(x, 0.0, 0.0)));
     }
-    let (first, last) = (sizes.first().copied().unwrap_or(Vec2::ONE), sizes.last().copied().unwrap_or(Vec2::ONE));
+    let (first, last) = (
+        sizes.first().copied().unwrap_or(Vec2::ONE),
+        sizes.last().copied().unwrap_or(Vec2::ONE),
+    );
     let left = -first.x / 2.0;
     let right = x + last.x / 2.0;
     let height = sizes.iter().map(|s| s.y).fold(0.0, f32::max);
@@ -191,7 +197,10 @@ mod tests {
         let mut turned = false;
         for (k, b) in blocks.iter().enumerate() {
             let p = b.translation;
-            assert!(p.x.abs() <= 1.5 - STAGE_MARGIN + 1e-3 && p.z.abs() <= 1.5 - STAGE_MARGIN + 1e-3, "{k}: {p}");
+            assert!(
+                p.x.abs() <= 1.5 - STAGE_MARGIN + 1e-3 && p.z.abs() <= 1.5 - STAGE_MARGIN + 1e-3,
+                "{k}: {p}"
+            );
             assert!(p.y - sizes[k].y / 2.0 >= MIN_CLEARANCE - 1e-5);
             if k > 0 {
                 let d = (p - blocks[k - 1].translation) * Vec3::new(1.0, 0.0, 1.0);
@@ -219,15 +228,26 @@ mod tests {
         assert!(inside >= 16, "{inside} blocks fit");
         for (i, a) in blocks.iter().enumerate() {
             let p = a.translation;
-            assert!(blocks[..i].iter().all(|b| b.translation.distance(p) > 0.5), "block {i} at {p}");
-            assert!(Vec2::new(p.x, p.z).length() >= 0.5 - 1e-4, "block {i} at {p} is on the user");
+            assert!(
+                blocks[..i].iter().all(|b| b.translation.distance(p) > 0.5),
+                "block {i} at {p}"
+            );
+            assert!(
+                Vec2::new(p.x, p.z).length() >= 0.5 - 1e-4,
+                "block {i} at {p} is on the user"
+            );
         }
     }
 
     #[test]
     fn parallel_branches_stand_side_by_side_across_the_path() {
         // input, conv_a, conv_b (both from the input), add: ranks 0, 1, 1, 2.
-        let sizes = vec![Vec2::splat(0.3), Vec2::new(0.4, 0.3), Vec2::new(0.2, 0.3), Vec2::splat(0.3)];
+        let sizes = vec![
+            Vec2::splat(0.3),
+            Vec2::new(0.4, 0.3),
+            Vec2::new(0.2, 0.3),
+            Vec2::splat(0.3),
+        ];
         let (_, blocks) = arrange(&sizes, &[0, 1, 1, 2], &Stage::default(), Scale::WalkIn);
         let (a, b) = (blocks[1], blocks[2]);
         // Same distance along the path, facing the same way, apart across it by half of each

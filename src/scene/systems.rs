@@ -76,7 +76,11 @@ pub fn scrub(
     }
     let end = (n - 1) as f32;
     let x = input.hand(Hand::Left).thumbstick.x;
-    let stick = if x.is_finite() && x.abs() >= SCRUB_DEADZONE { x * SCRUB_SPEED * dt } else { 0.0 };
+    let stick = if x.is_finite() && x.abs() >= SCRUB_DEADZONE {
+        x * SCRUB_SPEED * dt
+    } else {
+        0.0
+    };
     let by_hand = stick + if input.scrub.is_finite() { input.scrub } else { 0.0 };
     let mut start = scene.checkpoint.as_ref().map_or(end, |c| c.position);
     // With the left grip held, the stick's y sets the edge bundling instead (see `app`).
@@ -123,7 +127,10 @@ pub fn update(
     scrub(scene, net, input, prev, dt, &mut events);
     for hand in Hand::BOTH {
         let target = scene.hands[hand_slot(hand)].hover.as_ref().map(|h| h.entity);
-        let on_input = scene.hands[hand_slot(hand)].hover.as_ref().is_some_and(|h| h.block == 0);
+        let on_input = scene.hands[hand_slot(hand)]
+            .hover
+            .as_ref()
+            .is_some_and(|h| h.block == 0);
         if on_input && draw(scene, net, input, prev, hand, &mut events) {
             continue;
         }
@@ -143,7 +150,11 @@ pub fn update(
                 events.sample = Some(sample);
             } else {
                 let hit = scene.hands[hand_slot(hand)].hover.clone();
-                select(scene, net, hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })))?;
+                select(
+                    scene,
+                    net,
+                    hit.and_then(|h| h.neuron.map(|index| NeuronRef { block: h.block, index })),
+                )?;
             }
         }
         // After the buttons above: it replaces block entities (and clears the hovers).
@@ -192,13 +203,18 @@ fn draw(
         };
         return true;
     }
-    let Some(canvas) = scene.canvas.as_mut() else { return false };
+    let Some(canvas) = scene.canvas.as_mut() else {
+        return false;
+    };
     let mut changed = false;
     if input.pressed(prev, hand, Button::Fold) {
         canvas.iter_mut().for_each(|v| *v = 0.0);
         changed = true;
     }
-    let pixel = scene.hands[hand_slot(hand)].hover.as_ref().and_then(|h| h.neuron.clone());
+    let pixel = scene.hands[hand_slot(hand)]
+        .hover
+        .as_ref()
+        .and_then(|h| h.neuron.clone());
     if input.hand(hand).select
         && let (Some([_, y, x]), crate::nn::Shape::Chw(c, h, w)) = (pixel.as_deref(), net.model.input.shape)
     {
@@ -305,7 +321,13 @@ pub fn hover(scene: &mut Scene, input: &InputSnapshot, events: &mut FrameEvents)
     for (e, hand, neuron) in hovered {
         match marks.iter_mut().find(|(m, _)| *m == e) {
             Some((_, h)) => h.hands.push(hand),
-            None => marks.push((e, Hovered { hands: vec![hand], neuron })),
+            None => marks.push((
+                e,
+                Hovered {
+                    hands: vec![hand],
+                    neuron,
+                },
+            )),
         }
     }
     for (e, h) in marks {
@@ -365,7 +387,10 @@ pub fn grab(scene: &mut Scene, input: &InputSnapshot, prev: &InputSnapshot) {
         scene.hands[slot].grab = Some(target.unwrap_or(GrabTarget::Nothing));
     }
     if let Some(start) = scene.two_hand {
-        let (l, r) = (input.hand(Hand::Left).grip.position, input.hand(Hand::Right).grip.position);
+        let (l, r) = (
+            input.hand(Hand::Left).grip.position,
+            input.hand(Hand::Right).grip.position,
+        );
         let root = two_hand_root(&start, l, r);
         if let Ok(mut rt) = scene.world.get::<&mut NetworkRoot>(scene.root) {
             rt.0 = root;
@@ -374,7 +399,11 @@ pub fn grab(scene: &mut Scene, input: &InputSnapshot, prev: &InputSnapshot) {
     }
     let root = scene.stage_from_root();
     for hand in Hand::BOTH {
-        if let Some(GrabTarget::Block { entity, grip_from_block }) = scene.hands[hand_slot(hand)].grab {
+        if let Some(GrabTarget::Block {
+            entity,
+            grip_from_block,
+        }) = scene.hands[hand_slot(hand)].grab
+        {
             let stage_from_block = grip_transform(&input.hand(hand).grip) * grip_from_block;
             if let Ok(mut l) = scene.world.get::<&mut Local>(entity) {
                 l.0 = root.inverse() * stage_from_block;
@@ -387,7 +416,11 @@ pub fn grab(scene: &mut Scene, input: &InputSnapshot, prev: &InputSnapshot) {
 /// distance, turned about +Y by the change of their horizontal direction, about their midpoint.
 pub fn two_hand_root(start: &TwoHandGrab, left: Vec3, right: Vec3) -> Transform {
     let (d0, d1) = (start.right - start.left, right - left);
-    let scale = if d0.length() > 1e-3 { (d1.length() / d0.length()).clamp(0.05, 20.0) } else { 1.0 };
+    let scale = if d0.length() > 1e-3 {
+        (d1.length() / d0.length()).clamp(0.05, 20.0)
+    } else {
+        1.0
+    };
     let angle = |d: Vec3| (-d.z).atan2(d.x);
     let yaw = if Vec2::new(d0.x, d0.z).length() > 1e-3 && Vec2::new(d1.x, d1.z).length() > 1e-3 {
         angle(d1) - angle(d0)
@@ -492,7 +525,9 @@ pub fn select(scene: &mut Scene, net: &Network, n: Option<NeuronRef>) -> Result<
 /// selection moved (not at the input, not without a selection).
 pub fn trace(scene: &mut Scene, net: &Network) -> Result<bool, NnError> {
     let Some(panel) = scene.panel() else { return Ok(false) };
-    let Some(next) = panel.inputs.iter().find_map(|i| i.shown.clone()) else { return Ok(false) };
+    let Some(next) = panel.inputs.iter().find_map(|i| i.shown.clone()) else {
+        return Ok(false);
+    };
     select(scene, net, Some(next))?;
     Ok(true)
 }
@@ -500,7 +535,10 @@ pub fn trace(scene: &mut Scene, net: &Network) -> Result<bool, NnError> {
 /// Selects input `k` of the panel's list (where it is displayed): what choosing an input on the
 /// panel does. Returns whether the selection moved.
 pub fn select_input(scene: &mut Scene, net: &Network, k: usize) -> Result<bool, NnError> {
-    let Some(next) = scene.panel().and_then(|p| p.inputs.get(k).and_then(|i| i.shown.clone())) else {
+    let Some(next) = scene
+        .panel()
+        .and_then(|p| p.inputs.get(k).and_then(|i| i.shown.clone()))
+    else {
         return Ok(false);
     };
     select(scene, net, Some(next))?;
@@ -521,7 +559,9 @@ pub const STEP_GAP: f32 = 0.1;
 /// step back into its block. Returns whether anything changed (single-layer blocks have no
 /// steps). Block indices after it shift; the selection follows its neuron.
 pub fn toggle_steps(scene: &mut Scene, net: &Network, block: usize) -> Result<bool, NnError> {
-    let Some(e) = scene.block_entity(block) else { return Ok(false) };
+    let Some(e) = scene.block_entity(block) else {
+        return Ok(false);
+    };
     let group = scene.world.get::<&StepOf>(e).ok().map(|s| s.0.clone());
     match group {
         Some(group) => merge_steps(scene, net, &group),
@@ -557,22 +597,44 @@ fn split_steps(scene: &mut Scene, net: &Network, block: usize) -> Result<bool, N
     for (j, step) in steps.into_iter().enumerate() {
         let x = (j as f32 - (n as f32 - 1.0) / 2.0) * (width + STEP_GAP);
         let at = local * Transform::from_translation(Vec3::new(x, 0.0, 0.0));
-        let s = spawn_block(&mut scene.world, &mut scene.picking, Block { index: 0, spec: step }, at, kind, fold);
+        let s = spawn_block(
+            &mut scene.world,
+            &mut scene.picking,
+            Block { index: 0, spec: step },
+            at,
+            kind,
+            fold,
+        );
         let _ = scene.world.insert_one(s, StepOf(spec.clone()));
         spawned.push(s);
     }
     despawn_block(scene, e);
     scene.blocks.splice(block..=block, spawned);
-    let shift = |b: usize| if b > block { b + n - 1 } else if b == block { block + n - 1 } else { b };
+    let shift = |b: usize| {
+        if b > block {
+            b + n - 1
+        } else if b == block {
+            block + n - 1
+        } else {
+            b
+        }
+    };
     restructure(scene, net, shift)?;
     Ok(true)
 }
 
 fn merge_steps(scene: &mut Scene, net: &Network, group: &BlockSpec) -> Result<bool, NnError> {
     let members: Vec<usize> = (0..scene.blocks.len())
-        .filter(|&k| scene.world.get::<&StepOf>(scene.blocks[k]).is_ok_and(|s| s.0.name == group.name))
+        .filter(|&k| {
+            scene
+                .world
+                .get::<&StepOf>(scene.blocks[k])
+                .is_ok_and(|s| s.0.name == group.name)
+        })
         .collect();
-    let (Some(&first), Some(&last)) = (members.first(), members.last()) else { return Ok(false) };
+    let (Some(&first), Some(&last)) = (members.first(), members.last()) else {
+        return Ok(false);
+    };
     let e0 = scene.blocks[first];
     let kind = scene.world.get::<&Layout>(e0).map(|l| l.0).unwrap_or_default();
     let fold = scene.world.get::<&Fold>(e0).map(|f| *f).unwrap_or_default();
@@ -586,7 +648,10 @@ fn merge_steps(scene: &mut Scene, net: &Network, group: &BlockSpec) -> Result<bo
     let merged = spawn_block(
         &mut scene.world,
         &mut scene.picking,
-        Block { index: 0, spec: group.clone() },
+        Block {
+            index: 0,
+            spec: group.clone(),
+        },
         at,
         kind,
         fold,
@@ -597,7 +662,15 @@ fn merge_steps(scene: &mut Scene, net: &Network, group: &BlockSpec) -> Result<bo
     }
     scene.blocks.insert(first, merged);
     let n = members.len();
-    let shift = |b: usize| if b > last { b + 1 - n } else if b >= first { first } else { b };
+    let shift = |b: usize| {
+        if b > last {
+            b + 1 - n
+        } else if b >= first {
+            first
+        } else {
+            b
+        }
+    };
     restructure(scene, net, shift)?;
     Ok(true)
 }

@@ -299,7 +299,13 @@ impl Scene {
             let _ = self.world.despawn(e);
         }
         for sample in 0..count.min(MAX_TRAY) {
-            let e = self.world.spawn((TrayItem { sample, count: count.min(MAX_TRAY) }, Placed(Transform::IDENTITY)));
+            let e = self.world.spawn((
+                TrayItem {
+                    sample,
+                    count: count.min(MAX_TRAY),
+                },
+                Placed(Transform::IDENTITY),
+            ));
             let body = self.picking.add(e);
             let _ = self.world.insert_one(e, Body(body));
             self.tray.push(e);
@@ -342,7 +348,10 @@ impl Scene {
     }
 
     pub fn stage_from_root(&self) -> Transform {
-        self.world.get::<&NetworkRoot>(self.root).map(|r| r.0).unwrap_or_default()
+        self.world
+            .get::<&NetworkRoot>(self.root)
+            .map(|r| r.0)
+            .unwrap_or_default()
     }
 
     /// `stage_from_block` of block `block`.
@@ -370,7 +379,10 @@ impl Scene {
     }
 
     pub fn panel(&self) -> Option<Panel> {
-        self.world.get::<&InspectPanel>(self.panel).ok().and_then(|p| p.0.clone())
+        self.world
+            .get::<&InspectPanel>(self.panel)
+            .ok()
+            .and_then(|p| p.0.clone())
     }
 
     /// The entity and block index a hand holds, if it holds a block.
@@ -394,7 +406,14 @@ pub fn spawn_block(
     layout: LayoutKind,
     fold: Fold,
 ) -> Entity {
-    let e = world.spawn((block, Local(local), Placed(Transform::IDENTITY), Layout(layout), fold, Grabbable));
+    let e = world.spawn((
+        block,
+        Local(local),
+        Placed(Transform::IDENTITY),
+        Layout(layout),
+        fold,
+        Grabbable,
+    ));
     let body = picking.add(e);
     let _ = world.insert_one(e, Body(body));
     e
@@ -433,9 +452,18 @@ pub fn sync(world: &mut World, picking: &mut Picking) {
         .map(|r| r.0)
         .unwrap_or_default();
     let mut missing = Vec::new();
-    for (e, (block, local, placed, layout, fold, geometry, body)) in world
-        .query_mut::<(Entity, (&Block, &Local, &mut Placed, &Layout, &Fold, Option<&mut Geometry>, &Body))>()
-    {
+    for (e, (block, local, placed, layout, fold, geometry, body)) in world.query_mut::<(
+        Entity,
+        (
+            &Block,
+            &Local,
+            &mut Placed,
+            &Layout,
+            &Fold,
+            Option<&mut Geometry>,
+            &Body,
+        ),
+    )>() {
         let key = Some((layout.0, fold.progress.to_bits()));
         let fresh;
         let g = match geometry {
@@ -587,8 +615,12 @@ mod tests {
                 }
             }
             // Between two tiles: nothing.
-            let gap = (local.tiles[0].world_from_tile.transform_point3(Vec3::new(0.5, 0.0, 0.0))
-                + local.tiles[1].world_from_tile.transform_point3(Vec3::new(-0.5, 0.0, 0.0)))
+            let gap = (local.tiles[0]
+                .world_from_tile
+                .transform_point3(Vec3::new(0.5, 0.0, 0.0))
+                + local.tiles[1]
+                    .world_from_tile
+                    .transform_point3(Vec3::new(-0.5, 0.0, 0.0)))
                 / 2.0;
             assert!(neuron_under_ray(&local, gap + Vec3::Z, Vec3::NEG_Z).is_none());
         }
@@ -616,8 +648,12 @@ mod tests {
         let q = cell_quad(t, (2, 4), (0, 9));
         let top_left = q.transform_point3(Vec3::new(-0.5, 0.5, 0.0));
         let bottom_right = q.transform_point3(Vec3::new(0.5, -0.5, 0.0));
-        let want_tl = t.world_from_tile.transform_point3(Vec3::new(-0.5, 0.5 - 0.2, HIGHLIGHT_LIFT));
-        let want_br = t.world_from_tile.transform_point3(Vec3::new(0.5, 0.5 - 0.5, HIGHLIGHT_LIFT));
+        let want_tl = t
+            .world_from_tile
+            .transform_point3(Vec3::new(-0.5, 0.5 - 0.2, HIGHLIGHT_LIFT));
+        let want_br = t
+            .world_from_tile
+            .transform_point3(Vec3::new(0.5, 0.5 - 0.5, HIGHLIGHT_LIFT));
         assert!((top_left - want_tl).length() < 1e-6 && (bottom_right - want_br).length() < 1e-6);
     }
 }

@@ -115,9 +115,10 @@ pub fn parse_bindings(file: &str, text: &str) -> Result<ProfileBindings, XrError
         file: file.to_string(),
         problem,
     };
-    let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-    let obj = json.as_object().ok_or_else(|| err("the top level must be an object".into()))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| err("the top level must be an object".into()))?;
     for key in obj.keys() {
         if !["profile", "requires_extension", "bindings"].contains(&key.as_str()) {
             return Err(err(format!("unknown field \"{key}\"")));
@@ -145,7 +146,10 @@ pub fn parse_bindings(file: &str, text: &str) -> Result<ProfileBindings, XrError
     for (key, paths) in map {
         let action = ActionName::from_name(key).ok_or_else(|| {
             let names: Vec<&str> = ActionName::ALL.iter().map(|a| a.name()).collect();
-            err(format!("field \"bindings.{key}\": unknown action (known: {})", names.join(", ")))
+            err(format!(
+                "field \"bindings.{key}\": unknown action (known: {})",
+                names.join(", ")
+            ))
         })?;
         let paths = paths
             .as_array()
@@ -187,7 +191,10 @@ mod tests {
                 );
             }
         }
-        assert!(all.iter().any(|p| p.profile == "/interaction_profiles/khr/simple_controller"));
+        assert!(
+            all.iter()
+                .any(|p| p.profile == "/interaction_profiles/khr/simple_controller")
+        );
     }
 
     #[test]
@@ -204,14 +211,20 @@ mod tests {
     fn broken_and_missing_files_are_named_in_the_error() {
         let e = parse_bindings("x.json", "{\"profile\": 3}").unwrap_err().to_string();
         assert!(e.contains("x.json") && e.contains("\"profile\""), "{e}");
-        let e = parse_bindings("y.json", "{\"profile\": \"/interaction_profiles/a/b\", \"bindings\": {\"jump\": []}}")
-            .unwrap_err()
-            .to_string();
+        let e = parse_bindings(
+            "y.json",
+            "{\"profile\": \"/interaction_profiles/a/b\", \"bindings\": {\"jump\": []}}",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("y.json") && e.contains("bindings.jump"), "{e}");
         let e = parse_bindings("z.json", "{").unwrap_err().to_string();
         assert!(e.contains("z.json") && e.contains("JSON"), "{e}");
         let dir = tempfile::tempdir().expect("temp dir");
         let e = load_bindings(Some(dir.path())).unwrap_err().to_string();
-        assert!(e.contains("khr_simple_controller.json") && e.contains("cannot read"), "{e}");
+        assert!(
+            e.contains("khr_simple_controller.json") && e.contains("cannot read"),
+            "{e}"
+        );
     }
 }

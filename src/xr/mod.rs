@@ -39,7 +39,10 @@ pub enum XrError {
 impl XrError {
     /// The machine has no XR (no loader, runtime or headset): fall back to another mode.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, XrError::NoLoader(_) | XrError::NoRuntime(_) | XrError::NoHeadset(_))
+        matches!(
+            self,
+            XrError::NoLoader(_) | XrError::NoRuntime(_) | XrError::NoHeadset(_)
+        )
     }
 }
 

@@ -154,8 +154,11 @@ impl VulkanCreator for RuntimeCreator<'_> {
         // SAFETY: per the trait's contract; the runtime adds its extensions and calls through
         // `entry`'s vkGetInstanceProcAddr.
         let made = unsafe {
-            self.instance
-                .create_vulkan_instance(self.system, get_instance_proc_addr(entry), info as *const _ as *const _)
+            self.instance.create_vulkan_instance(
+                self.system,
+                get_instance_proc_addr(entry),
+                info as *const _ as *const _,
+            )
         };
         match made {
             Ok(Ok(raw)) => Ok(vk::Instance::from_raw(raw as u64)),
@@ -171,7 +174,10 @@ impl VulkanCreator for RuntimeCreator<'_> {
 
     unsafe fn physical_device(&self, instance: vk::Instance) -> Result<vk::PhysicalDevice, GfxError> {
         // SAFETY: `instance` was made through this runtime.
-        let raw = unsafe { self.instance.vulkan_graphics_device(self.system, instance.as_raw() as _) };
+        let raw = unsafe {
+            self.instance
+                .vulkan_graphics_device(self.system, instance.as_raw() as _)
+        };
         raw.map(|p| vk::PhysicalDevice::from_raw(p as u64))
             .map_err(|e| GfxError::NoDevice(format!("the OpenXR runtime names no Vulkan device: {e}")))
     }
@@ -223,10 +229,10 @@ unsafe extern "system" fn on_xr_message(
     // SAFETY: see the function's contract.
     let (log, text) = unsafe {
         let log = &*(user as *const ValidationLog);
-        let text = data
-            .as_ref()
-            .filter(|d| !d.message.is_null())
-            .map_or_else(|| "(no message)".into(), |d| CStr::from_ptr(d.message).to_string_lossy());
+        let text = data.as_ref().filter(|d| !d.message.is_null()).map_or_else(
+            || "(no message)".into(),
+            |d| CStr::from_ptr(d.message).to_string_lossy(),
+        );
         (log, text)
     };
     tracing::warn!("openxr: {text}");
@@ -300,13 +306,21 @@ impl Actions {
         options: &XrOptions,
         hand_interaction: bool,
     ) -> Result<Actions, XrError> {
-        let set = instance.create_action_set("netwalk", "netwalk", 0).xr("create the action set")?;
+        let set = instance
+            .create_action_set("netwalk", "netwalk", 0)
+            .xr("create the action set")?;
         let hands = [
             instance.string_to_path("/user/hand/left").xr("path /user/hand/left")?,
-            instance.string_to_path("/user/hand/right").xr("path /user/hand/right")?,
+            instance
+                .string_to_path("/user/hand/right")
+                .xr("path /user/hand/right")?,
         ];
-        let aim = set.create_action::<xr::Posef>("aim_pose", "Aim pose", &hands).xr("create action aim_pose")?;
-        let grip = set.create_action::<xr::Posef>("grip_pose", "Grip pose", &hands).xr("create action grip_pose")?;
+        let aim = set
+            .create_action::<xr::Posef>("aim_pose", "Aim pose", &hands)
+            .xr("create action aim_pose")?;
+        let grip = set
+            .create_action::<xr::Posef>("grip_pose", "Grip pose", &hands)
+            .xr("create action grip_pose")?;
         let button = |name: &str, label: &str| set.create_action::<bool>(name, label, &hands);
         let select = button("select", "Select").xr("create action select")?;
         let grab = button("grab", "Grab").xr("create action grab")?;
@@ -316,7 +330,9 @@ impl Actions {
         let thumbstick = set
             .create_action::<xr::Vector2f>("thumbstick", "Thumbstick", &hands)
             .xr("create action thumbstick")?;
-        let haptic = set.create_action::<xr::Haptic>("haptic", "Haptic", &hands).xr("create action haptic")?;
+        let haptic = set
+            .create_action::<xr::Haptic>("haptic", "Haptic", &hands)
+            .xr("create action haptic")?;
 
         for profile in load_bindings(options.bindings_dir.as_deref())? {
             if let Some(ext) = &profile.requires_extension
@@ -351,12 +367,16 @@ impl Actions {
             }
             instance
                 .suggest_interaction_profile_bindings(profile_path, &suggested)
-                .map_err(|e| err(format!("the runtime rejected the bindings for {}: {e}", profile.profile)))?;
+                .map_err(|e| {
+                    err(format!(
+                        "the runtime rejected the bindings for {}: {e}",
+                        profile.profile
+                    ))
+                })?;
         }
         session.attach_action_sets(&[&set]).xr("attach the action set")?;
-        let space = |action: &xr::Action<xr::Posef>, hand: xr::Path| {
-            action.create_space(session, hand, xr::Posef::IDENTITY)
-        };
+        let space =
+            |action: &xr::Action<xr::Posef>, hand: xr::Path| action.create_space(session, hand, xr::Posef::IDENTITY);
         let aim_spaces = [
             space(&aim, hands[0]).xr("create the left aim space")?,
             space(&aim, hands[1]).xr("create the right aim space")?,
@@ -476,7 +496,13 @@ pub fn run_xr(
     let entry = unsafe { xr::Entry::load(&()) }.map_err(|e| XrError::NoLoader(e.to_string()))?;
     let unavailable = |e: xr::sys::Result| {
         use xr::sys::Result as R;
-        if [R::ERROR_RUNTIME_UNAVAILABLE, R::ERROR_RUNTIME_FAILURE, R::ERROR_INSTANCE_LOST].contains(&e) {
+        if [
+            R::ERROR_RUNTIME_UNAVAILABLE,
+            R::ERROR_RUNTIME_FAILURE,
+            R::ERROR_INSTANCE_LOST,
+        ]
+        .contains(&e)
+        {
             XrError::NoRuntime(e.to_string())
         } else {
             XrError::Xr {
@@ -512,7 +538,13 @@ pub fn run_xr(
     };
     let instance = entry.create_instance(&app, &extensions, &layers, &()).map_err(|e| {
         use xr::sys::Result as R;
-        if [R::ERROR_RUNTIME_UNAVAILABLE, R::ERROR_RUNTIME_FAILURE, R::ERROR_INSTANCE_LOST].contains(&e) {
+        if [
+            R::ERROR_RUNTIME_UNAVAILABLE,
+            R::ERROR_RUNTIME_FAILURE,
+            R::ERROR_INSTANCE_LOST,
+        ]
+        .contains(&e)
+        {
             XrError::NoRuntime(e.to_string())
         } else {
             XrError::Xr {
@@ -557,15 +589,7 @@ pub fn run_xr(
     let vk_log = renderer.validation_log();
     let mut renderer = Some(renderer);
     let xr_handles = Some((instance, messenger));
-    let result = run_session(
-        xr_handles,
-        system,
-        &system_name,
-        &mut renderer,
-        options,
-        stop,
-        on_event,
-    );
+    let result = run_session(xr_handles, system, &system_name, &mut renderer, options, stop, on_event);
     // XR handles went at the end of run_session; now the Vulkan objects, allocator, device.
     drop(renderer);
     let (frames, focused, end, stats) = result?;
@@ -639,7 +663,10 @@ fn run_session(
         .enumerate_view_configuration_views(system, VIEW_TYPE)
         .xr("list the stereo views")?;
     if eyes.len() != 2 {
-        return Err(XrError::MissingFeature(format!("a stereo view configuration (it has {} views)", eyes.len())));
+        return Err(XrError::MissingFeature(format!(
+            "a stereo view configuration (it has {} views)",
+            eyes.len()
+        )));
     }
     let max = device.max_image_dimension;
     let extent = vk::Extent2D {
@@ -669,28 +696,27 @@ fn run_session(
         .xr("create the swapchain")?;
     // Depth for XR_KHR_composition_layer_depth, when the runtime offers it and the format.
     let depth_format = vk::Format::D32_SFLOAT;
-    let mut depth_swapchain = if instance.exts().khr_composition_layer_depth.is_some()
-        && formats.contains(&(depth_format.as_raw() as u32))
-    {
-        Some(
-            session
-                .create_swapchain(&xr::SwapchainCreateInfo {
-                    create_flags: xr::SwapchainCreateFlags::EMPTY,
-                    usage_flags: xr::SwapchainUsageFlags::DEPTH_STENCIL_ATTACHMENT
-                        | xr::SwapchainUsageFlags::TRANSFER_DST,
-                    format: depth_format.as_raw() as u32,
-                    sample_count: 1,
-                    width: extent.width,
-                    height: extent.height,
-                    face_count: 1,
-                    array_size: 2,
-                    mip_count: 1,
-                })
-                .xr("create the depth swapchain")?,
-        )
-    } else {
-        None
-    };
+    let mut depth_swapchain =
+        if instance.exts().khr_composition_layer_depth.is_some() && formats.contains(&(depth_format.as_raw() as u32)) {
+            Some(
+                session
+                    .create_swapchain(&xr::SwapchainCreateInfo {
+                        create_flags: xr::SwapchainCreateFlags::EMPTY,
+                        usage_flags: xr::SwapchainUsageFlags::DEPTH_STENCIL_ATTACHMENT
+                            | xr::SwapchainUsageFlags::TRANSFER_DST,
+                        format: depth_format.as_raw() as u32,
+                        sample_count: 1,
+                        width: extent.width,
+                        height: extent.height,
+                        face_count: 1,
+                        array_size: 2,
+                        mip_count: 1,
+                    })
+                    .xr("create the depth swapchain")?,
+            )
+        } else {
+            None
+        };
     let depth_images: Vec<vk::Image> = match &depth_swapchain {
         Some(d) => d
             .enumerate_images()
@@ -718,7 +744,12 @@ fn run_session(
         .first()
         .copied()
         .unwrap_or(xr::EnvironmentBlendMode::OPAQUE);
-    let actions = Actions::new(&instance, &session, options, instance.exts().ext_hand_interaction.is_some())?;
+    let actions = Actions::new(
+        &instance,
+        &session,
+        options,
+        instance.exts().ext_hand_interaction.is_some(),
+    )?;
     on_event(XrEvent::Ready {
         system: system_name,
         device: &device_name,
@@ -803,7 +834,10 @@ fn run_session(
                             .filter(|p| *p != xr::Path::NULL)
                             .and_then(|p| instance.path_to_string(p).ok())
                             .unwrap_or_default();
-                        on_event(XrEvent::Profile { hand, profile: &profile });
+                        on_event(XrEvent::Profile {
+                            hand,
+                            profile: &profile,
+                        });
                     }
                 }
                 _ => {}
@@ -863,7 +897,10 @@ fn run_session(
             let Some(r) = renderer.as_mut() else {
                 unreachable!("the renderer outlives the session")
             };
-            let update = on_event(XrEvent::Update { input: &input, renderer: r });
+            let update = on_event(XrEvent::Update {
+                input: &input,
+                renderer: r,
+            });
             for &hand in &update.pulse {
                 actions.pulse(&session, hand)?;
             }
@@ -871,11 +908,14 @@ fn run_session(
                 stop_requested = true;
             }
             let index = swapchain.acquire_image().xr("acquire a swapchain image")?;
-            swapchain.wait_image(xr::Duration::INFINITE).xr("wait for the swapchain image")?;
+            swapchain
+                .wait_image(xr::Duration::INFINITE)
+                .xr("wait for the swapchain image")?;
             let depth_image = match depth_swapchain.as_mut() {
                 Some(d) => {
                     let i = d.acquire_image().xr("acquire a depth swapchain image")?;
-                    d.wait_image(xr::Duration::INFINITE).xr("wait for the depth swapchain image")?;
+                    d.wait_image(xr::Duration::INFINITE)
+                        .xr("wait for the depth swapchain image")?;
                     Some(
                         *depth_images
                             .get(i as usize)
