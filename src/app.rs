@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use glam::{Mat4, Vec3};
 
-use crate::gfx::colormap::Colormap;
 use crate::gfx::{self, DrawList, NetworkDraw, Renderer, TileInstance};
 use crate::input::{InputSnapshot, Script};
 use crate::nn::edges::EdgeValue;
@@ -16,10 +15,11 @@ use crate::nn::live::{Feed, LiveEvent};
 use crate::nn::model::Checkpoint;
 use crate::nn::recompute::{self, Done, Recompute, Request, WeightsAt};
 use crate::nn::timeline::{LoadedCheckpoint, Timeline};
-use crate::nn::{self, Activations, Model, NnError, Samples, Shape, Weights};
+use crate::nn::{self, Activations, Model, NnError, Samples, Weights};
 use crate::scene::edges::{DEFAULT_EDGE_BUDGET, EdgeOptions, SceneEdges};
 use crate::scene::systems::{self, FrameEvents};
 use crate::scene::{LayerPlacement, LayoutKind, Network, NeuronRef, Scale, Scene, SceneDraw, Stage, scene_draw};
+use crate::view;
 
 /// Seconds `[` / `]` (InputSnapshot::bundle at ±1) take to sweep the bundling strength from 0 to 1.
 pub const BUNDLE_SWEEP_SECONDS: f32 = 2.0;
@@ -41,14 +41,6 @@ enum EdgeUpload {
 
 /// Samples on the tray (at most).
 pub const TRAY_SAMPLES: usize = 10;
-
-/// Where the timeline panel stands: left of the user, at chest height, turned toward them.
-fn timeline_pose() -> Mat4 {
-    let at = Vec3::new(-0.75, 1.15, -0.45);
-    // Its front (+Z) toward the user standing at the origin.
-    let yaw = (-at.x).atan2(-at.z);
-    Mat4::from_translation(at) * Mat4::from_rotation_y(yaw)
-}
 
 /// Whether the frame's events change what the network computes.
 fn raw_changed(events: &FrameEvents) -> bool {
@@ -457,14 +449,7 @@ impl App {
             let reuse = self.network.take().map(|(_, d)| d.values).unwrap_or_default();
             let mut draw = NetworkDraw::new_into(&self.model, &self.acts, &sd.placements(), reuse);
             // The tray's pictures after the network's values.
-            self.tray_offsets.clear();
-            if let Some(s) = &self.samples {
-                for t in &sd.tray {
-                    self.tray_offsets.push(draw.values.len() as u32);
-                    let image = s.image(t.sample.min(s.count.saturating_sub(1)));
-                    draw.values.extend(gfx::draw::denormalized_input(&self.model, image));
-                }
-            }
+            self.tray_offsets = view::tray::append_images(&self.model, self.samples.as_ref(), sd, &mut draw);
             self.network = Some((keys, draw));
             self.network_dirty = true;
         }
@@ -511,43 +496,8 @@ impl App {
     /// Over the first layer with edges: what they show and the keys that change it, and how many
     /// were dropped for speed, if any.
     fn edges_legend(&self, sd: &SceneDraw, overlay: &mut DrawList) {
-        let Some(e) = &self.edges else { return };
-        let Some(block) = e.layers.iter().filter_map(|l| sd.blocks.get(l.target_block)).next() else {
-            return;
-        };
-        // Under the block (its lowest point), upright and turned like its label over it.
-        let mut under = gfx::annotate::block_frame(&block.placement);
-        under.w_axis.y = block.bounds.0.y - 0.04;
-        let value = match self.edge_options.value {
-            EdgeValue::Weight => "weight",
-            EdgeValue::Importance => "weight x activation",
-        };
-        let s = &self.bundle_style;
-        let mut lines = vec![(
-            format!(
-                "edges: {value} (I) - bundling {:.0}% ([ ]) - threshold {:.0}% (T)",
-                s.strength * 100.0,
-                s.threshold * 100.0
-            ),
-            [0.85, 0.85, 0.9, 1.0],
-        )];
-        if e.dropped > 0 {
-            let text = format!(
-                "{} of {} edges dropped for speed (the weakest)",
-                e.dropped,
-                e.dropped + e.edges.len()
-            );
-            lines.push((text, [1.0, 0.8, 0.3, 1.0]));
-        }
-        for (k, (text, color)) in lines.iter().enumerate() {
-            let down = Vec3::Y * (0.035 * k as f32);
-            overlay.glyphs.extend(gfx::text::Atlas::get().layout(
-                text,
-                under * Mat4::from_translation(-down),
-                0.018,
-                gfx::text::Align::Center,
-                *color,
-            ));
+        if let Some(e) = &self.edges {
+            view::edges::legend(e, sd, self.edge_options.value, &self.bundle_style, overlay);
         }
     }
 
@@ -583,23 +533,7 @@ impl App {
 
     /// The sample tray's tiles (pictures of the samples), for the overlay.
     fn tray_tiles(&self, sd: &SceneDraw) -> Vec<TileInstance> {
-        let Shape::Chw(c, h, w) = self.model.input.shape else {
-            return Vec::new();
-        };
-        let colormap = if c == 3 { Colormap::Rgb } else { Colormap::Grey };
-        sd.tray
-            .iter()
-            .zip(&self.tray_offsets)
-            .map(|(t, &offset)| TileInstance {
-                world_from_tile: t.stage_from_tile.to_cols_array_2d(),
-                offset,
-                h: h as u32,
-                w: w as u32,
-                colormap: colormap as u32,
-                scale: 1.0,
-                _pad: [0; 3],
-            })
-            .collect()
+        view::tray::tiles(&self.model, sd, &self.tray_offsets)
     }
 
     /// This frame's drawing, seen from `eye` (close-up neurons become voxels): uploads the
@@ -626,10 +560,16 @@ impl App {
         let sd = self.scene_draw();
         self.refresh_network(&sd);
         let tray = self.tray_tiles(&sd);
-        let mut overlay = gfx::overlay::build(&sd, tray);
+        let mut overlay = view::overlay::build(&sd, tray);
         if let Some(t) = &self.timeline {
             let position = self.scene.checkpoint.as_ref().map(|c| c.position);
-            gfx::overlay::timeline_panel(timeline_pose(), &t.info, position, self.scene.playing, &mut overlay);
+            view::overlay::timeline_panel(
+                view::timeline_pose(),
+                &t.info,
+                position,
+                self.scene.playing,
+                &mut overlay,
+            );
         }
         // The blocks by reference: this runs every frame, and big models have many tiles.
         let shown: Vec<&LayerPlacement> = sd.blocks.iter().map(|b| &b.placement).collect();
@@ -640,7 +580,7 @@ impl App {
         };
         overlay
             .cubes
-            .extend(gfx::lod::voxels(&shown, &draw.styles, eye, gfx::lod::VOXEL_BUDGET));
+            .extend(view::lod::voxels(&shown, &draw.styles, eye, view::lod::VOXEL_BUDGET));
         let network = if std::mem::take(&mut self.network_dirty) {
             self.values_dirty = false;
             Some(draw)
@@ -694,7 +634,7 @@ impl App {
             })
             .collect();
         let since = &t.info[index - 1].label;
-        gfx::annotate::change_marks(shown, &changes, since, overlay);
+        view::annotate::change_marks(shown, &changes, since, overlay);
     }
 }
 

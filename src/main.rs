@@ -766,7 +766,7 @@ enum View {
 
 /// The camera of a named view, or an error listing the names.
 fn view_camera(model: &Model, placements: &[scene::LayerPlacement], name: &str, aspect: f32) -> Result<gfx::Camera> {
-    gfx::annotate::named_view(placements, name, aspect).ok_or_else(|| {
+    netwalk::view::annotate::named_view(placements, name, aspect).ok_or_else(|| {
         let names: Vec<&str> = placements.iter().map(|p| p.name.as_str()).collect();
         anyhow::anyhow!(
             "--view `{name}`: no such layer in {} (overview, input, output, or one of: {})",

@@ -405,7 +405,7 @@ fn labels_read_left_to_right_from_behind_too() {
 
 #[test]
 fn labels_bars_and_floor_are_drawn() {
-    use netwalk::gfx::annotate::{BAR_COLOR, BAR_LENGTH, LABEL_COLOR, PLAY_AREA_COLOR, PREDICTED_COLOR};
+    use netwalk::view::annotate::{BAR_COLOR, BAR_LENGTH, LABEL_COLOR, PLAY_AREA_COLOR, PREDICTED_COLOR};
     let Some(mut r) = renderer() else { return };
     let log = r.validation_log();
     let json = r#"{"format": "netwalk-model/1", "name": "vec", "weights": "w.safetensors",
@@ -484,7 +484,7 @@ fn labels_bars_and_floor_are_drawn() {
 
 #[test]
 fn close_up_neurons_are_voxels_standing_on_their_tile() {
-    use netwalk::gfx::lod::{VOXEL_BUDGET, VOXEL_FILL, voxels};
+    use netwalk::view::lod::{VOXEL_BUDGET, VOXEL_FILL, voxels};
     let Some(mut r) = renderer() else { return };
     let log = r.validation_log();
     let model = tiny_model();
@@ -625,7 +625,7 @@ fn snapshot_command_writes_the_network_to_a_png() {
 
 #[test]
 fn snapshot_views_frame_one_block() {
-    use netwalk::gfx::annotate::{BAR_LENGTH, PREDICTED_COLOR, named_view};
+    use netwalk::view::annotate::{BAR_LENGTH, PREDICTED_COLOR, named_view};
     if renderer().is_none() {
         return;
     }
@@ -779,7 +779,7 @@ fn bench_train_reports_three_runs_and_the_checkpoints_that_arrived() {
 
 #[test]
 fn snapshot_script_shows_the_selection_and_its_inspect_panel() {
-    use netwalk::gfx::overlay::PANEL_COLOR;
+    use netwalk::view::overlay::PANEL_COLOR;
     if renderer().is_none() {
         return;
     }
@@ -787,7 +787,7 @@ fn snapshot_script_shows_the_selection_and_its_inspect_panel() {
     // Aim at the first conv block's center from in front of it, and pull the trigger.
     let mut app = demo_app(0, scene::Stage::default());
     let conv = app.placements()[1].clone();
-    let normal = netwalk::gfx::annotate::block_frame(&conv).z_axis.truncate();
+    let normal = netwalk::view::annotate::block_frame(&conv).z_axis.truncate();
     let origin = conv.center + normal * 0.6;
     let script = dir.path().join("select.json");
     let text = format!(

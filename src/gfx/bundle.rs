@@ -1,6 +1,7 @@
 //! Edge bundling on the GPU and the bundled edges' draw.
 //!
-//! The edges of the fully connected layers ([`crate::scene::edges::SceneEdges`]) are bundled by
+//! The edges of the fully connected layers (any [`EdgeSet`]: plain arrays of ends, groups and
+//! values; `crate::view::edges` gives the scene's edges as one) are bundled by
 //! kernel density estimation edge bundling (KDEEB: Hurter, Ersoy, Telea 2012) in compute shaders,
 //! done per slice (see shaders/bundle.glsl): every edge is a curve of [`SEGMENTS`] segments; its
 //! interior points move only within their group's plane (perpendicular to the direction from the
@@ -32,11 +33,11 @@ use glam::Vec3;
 use gpu_allocator::MemoryLocation;
 use gpu_allocator::vulkan::Allocator;
 
+use super::colormap::{NEGATIVE_COLOR, POSITIVE_COLOR, srgb_to_linear};
 use super::device::Device;
-use super::pipeline::{Blend, SCENE_PASS, ShaderModules, compute_pipeline, graphics_pipeline};
+use super::pipeline::{Blend, SCENE_PASS, ShaderModules, compute_pipeline, graphics_pipeline, groups_for};
 use super::resources::Buffer;
 use super::{GfxError, Result, VkContext};
-use crate::scene::edges::SceneEdges;
 
 /// Segments per curve (shaders/bundle.glsl: SEGMENTS).
 pub const SEGMENTS: u32 = 16;
@@ -176,8 +177,8 @@ impl Default for BundleStyle {
             width: 0.002,
             threshold: 0.0,
             opacity: 1.0,
-            positive: super::annotate::POSITIVE_COLOR,
-            negative: super::annotate::NEGATIVE_COLOR,
+            positive: POSITIVE_COLOR,
+            negative: NEGATIVE_COLOR,
         }
     }
 }
@@ -190,6 +191,32 @@ pub struct EdgeInstance {
     pub a: [f32; 4],
     /// Target end (xyz); w unused.
     pub b: [f32; 4],
+}
+
+impl EdgeInstance {
+    /// The edge from `a` to `b` in group `group`.
+    pub fn new(a: Vec3, b: Vec3, group: u32) -> EdgeInstance {
+        EdgeInstance {
+            a: a.extend(f32::from_bits(group)).to_array(),
+            b: b.extend(0.0).to_array(),
+        }
+    }
+}
+
+/// The edges to bundle, as plain arrays: what the bundler needs of whatever holds them (the
+/// scene's edges implement it in `crate::view::edges`). Groups are bundled apart (one per layer
+/// pair); edge `i` has value `edge_values()[i]`.
+pub trait EdgeSet {
+    /// How many edges.
+    fn edge_count(&self) -> usize;
+    /// Every edge's ends and group.
+    fn edge_instances(&self) -> Vec<EdgeInstance>;
+    /// How many groups.
+    fn group_count(&self) -> usize;
+    /// One value per edge (its weight or importance).
+    fn edge_values(&self) -> &[f32];
+    /// Per group, the largest finite |value|.
+    fn group_max_abs(&self) -> Vec<f32>;
 }
 
 /// `Group` in shaders/bundle.glsl: a layer pair's grid.
@@ -414,14 +441,6 @@ pub(crate) struct Bundler {
     params: Params,
     /// Edges and segments per edge the index buffer holds.
     indexed: (u32, u32),
-}
-
-/// Workgroups for `n` invocations of `local` each: x at most 65535 (the least every device
-/// allows), the rest in y (the shaders fold y back into one index).
-pub(crate) fn groups_for(n: u64, local: u64) -> (u32, u32) {
-    let groups = n.div_ceil(local).max(1);
-    let x = groups.min(65535);
-    (x as u32, groups.div_ceil(x) as u32)
 }
 
 impl Bundler {
@@ -707,29 +726,22 @@ impl Bundler {
     /// With `warm`, when the edges are as many as before (the same edges, moved: a block was
     /// dragged or switched layout), the bundle goes on from its last shape (an incremental update)
     /// instead of starting again from straight lines.
-    pub fn set_edges(
+    pub fn set_edges<E: EdgeSet + ?Sized>(
         &mut self,
         device: &Device,
         allocator: &mut Allocator,
-        edges: &SceneEdges,
+        edges: &E,
         warm: bool,
     ) -> Result<()> {
-        if edges.edges.len() > self.max_edges() {
+        if edges.edge_count() > self.max_edges() {
             return Err(GfxError::Invalid(format!(
                 "{} edges to bundle; this device holds at most {} (build them with a smaller budget)",
-                edges.edges.len(),
+                edges.edge_count(),
                 self.max_edges()
             )));
         }
-        let instances: Vec<EdgeInstance> = edges
-            .edges
-            .iter()
-            .map(|e| EdgeInstance {
-                a: e.a.extend(f32::from_bits(e.group)).to_array(),
-                b: e.b.extend(0.0).to_array(),
-            })
-            .collect();
-        let frames = group_frames(&instances, edges.layers.len(), &edges.max_abs());
+        let instances = edges.edge_instances();
+        let frames = group_frames(&instances, edges.group_count(), &edges.group_max_abs());
         let n = instances.len() as u64;
         let warm = warm
             && self.edge_count as usize == instances.len()
@@ -752,7 +764,7 @@ impl Bundler {
         self.ensure_indices(device, allocator, instances.len() as u32, segments)?;
         let edge_bytes: &[u8] = bytemuck::cast_slice(&instances);
         let group_bytes: &[u8] = bytemuck::cast_slice(&frames);
-        let value_bytes: &[u8] = bytemuck::cast_slice(&edges.values);
+        let value_bytes: &[u8] = bytemuck::cast_slice(edges.edge_values());
         self.stage(device, allocator, &[edge_bytes, group_bytes, value_bytes])?;
         self.staged = (
             edge_bytes.len() as u64,
@@ -778,11 +790,11 @@ impl Bundler {
     /// Stages new values for the same edges and asks for an incremental update (unless a full
     /// recompute is pending anyway). Also re-scales each group's opacity and weights to its new
     /// largest |value|. Only between frames.
-    pub fn set_values(&mut self, edges: &SceneEdges) -> Result<()> {
-        if edges.values.len() != self.edge_count as usize {
+    pub fn set_values<E: EdgeSet + ?Sized>(&mut self, edges: &E) -> Result<()> {
+        if edges.edge_values().len() != self.edge_count as usize {
             return Err(GfxError::Invalid(format!(
                 "{} edge values for {} bundled edges",
-                edges.values.len(),
+                edges.edge_values().len(),
                 self.edge_count
             )));
         }
@@ -799,11 +811,11 @@ impl Bundler {
             .chunks_exact(size_of::<GroupFrame>())
             .map(bytemuck::pod_read_unaligned)
             .collect();
-        for (f, max) in frames.iter_mut().zip(edges.max_abs()) {
+        for (f, max) in frames.iter_mut().zip(edges.group_max_abs()) {
             f.e1[3] = inverse_max(max);
         }
         staging.write_at(e, bytemuck::cast_slice(&frames))?;
-        staging.write_at(e + g, bytemuck::cast_slice(&edges.values))?;
+        staging.write_at(e + g, bytemuck::cast_slice(edges.edge_values()))?;
         let mut p = self.pending.get();
         p.values = true;
         if p.work.is_none() {
@@ -844,7 +856,7 @@ impl Bundler {
     /// Writes the style the draw and the curve readback use. Only between frames.
     pub fn write_params(&mut self, style: &BundleStyle) -> Result<()> {
         let linear = |c: [f32; 3]| {
-            let [r, g, b] = c.map(super::renderer::srgb_to_linear);
+            let [r, g, b] = c.map(srgb_to_linear);
             [r, g, b, 1.0]
         };
         let finite = |v: f32, default: f32| if v.is_finite() { v } else { default };

@@ -1,5 +1,6 @@
 //! CPU copies of the shader colormaps (shaders/colormap.glsl): change both together. Tests compare
-//! rendered pixels with these. Colors are sRGB-encoded, components in [0, 1].
+//! rendered pixels with these. Colors are sRGB-encoded, components in [0, 1]; the colour helpers
+//! the rest of gfx shares (sRGB packing and decoding, the signed-value colors) live here too.
 
 /// Colormap ids, as the shaders number them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,20 @@ pub fn pack_srgb([r, g, b]: [f32; 3]) -> u32 {
     let byte = |c: f32| (c.clamp(0.0, 1.0) * 255.0).round() as u32;
     byte(r) | byte(g) << 8 | byte(b) << 16 | 255 << 24
 }
+
+/// An sRGB-encoded component (in [0, 1]) as linear light: what a shader writing to an sRGB target
+/// must output to show it.
+pub fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// Connections and edges by sign of their value (sRGB).
+pub const POSITIVE_COLOR: [f32; 3] = [0.95, 0.35, 0.25];
+pub const NEGATIVE_COLOR: [f32; 3] = [0.3, 0.5, 1.0];
 
 /// Polynomial fit of matplotlib's viridis (Matt Zucker, CC0).
 pub fn viridis(t: f32) -> [f32; 3] {

@@ -27,9 +27,8 @@ use ash::vk;
 use gpu_allocator::MemoryLocation;
 use gpu_allocator::vulkan::Allocator;
 
-use super::bundle::groups_for;
 use super::device::Device;
-use super::pipeline::{Blend, PassFormats, ShaderModules, compute_pipeline, graphics_pipeline};
+use super::pipeline::{Blend, PassFormats, ShaderModules, compute_pipeline, graphics_pipeline, groups_for};
 use super::resources::{Buffer, full_range, image_barrier};
 use super::target::Target;
 use super::{COLOR_FORMAT, GfxError, Result, VkContext};

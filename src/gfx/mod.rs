@@ -1,20 +1,19 @@
 //! Vulkan rendering (ash): the device, GPU resources, pipelines, the offscreen target and readback.
+//! gfx draws plain data ([`DrawList`], [`NetworkDraw`], [`bundle::EdgeSet`]); `crate::view` makes it
+//! from the scene and the model.
 //!
 //! Ownership: every Vulkan object has exactly one owner. [`Device`] and [`Renderer`] implement
 //! `Drop`; the parts they own (buffers, images, pipelines, the target) have an `unsafe fn destroy`
 //! that the owner calls in order: wait idle → Vulkan objects → allocator → device → messenger →
 //! instance.
 
-pub mod annotate;
 pub mod bundle;
 pub mod camera;
 pub mod colormap;
 pub mod device;
 pub mod draw;
 pub mod edge_pass;
-pub mod lod;
 pub mod mirror;
-pub mod overlay;
 mod pipeline;
 mod renderer;
 mod resources;

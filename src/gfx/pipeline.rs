@@ -59,6 +59,14 @@ impl<const N: usize> Drop for ShaderModules<'_, N> {
     }
 }
 
+/// Workgroups for `n` invocations of `local` each: x at most 65535 (the least every device
+/// allows), the rest in y (the shaders fold y back into one index).
+pub(crate) fn groups_for(n: u64, local: u64) -> (u32, u32) {
+    let groups = n.div_ceil(local).max(1);
+    let x = groups.min(65535);
+    (x as u32, groups.div_ceil(x) as u32)
+}
+
 /// A compute pipeline of `module` with `layout`, its specialization constants 0, 1, … set to
 /// `spec` (32-bit each), named `{name} pipeline`.
 pub(crate) fn compute_pipeline(

@@ -7,8 +7,9 @@ use ash::vk;
 use gpu_allocator::MemoryLocation;
 use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
 
-use super::bundle::{BundleStyle, Bundler, DrawPart, Pending};
+use super::bundle::{BundleStyle, Bundler, DrawPart, EdgeSet, Pending};
 use super::camera::Camera;
+use super::colormap::srgb_to_linear;
 use super::device::{Device, ValidationLog};
 use super::draw::{DrawList, NetworkDraw};
 use super::edge_pass::EdgePass;
@@ -20,7 +21,6 @@ use super::swapchain::{Acquired, Swapchain};
 use super::target::Target;
 use super::text::Atlas;
 use super::{BACKGROUND_SRGB, GfxError, Result, VkContext};
-use crate::scene::edges::SceneEdges;
 
 /// How to set up the renderer.
 #[derive(Debug, Clone, Default)]
@@ -567,22 +567,22 @@ impl Renderer {
 
     /// Uploads the edges to bundle and draw (see [`super::bundle`]); the next frame (or
     /// [`Renderer::bundle_now`]) recomputes the bundle from straight lines.
-    pub fn set_edges(&mut self, edges: &SceneEdges) -> Result<()> {
-        self.bundle.set_walked(self.edge_scale_for(edges.edges.len()) > 1);
+    pub fn set_edges<E: EdgeSet + ?Sized>(&mut self, edges: &E) -> Result<()> {
+        self.bundle.set_walked(self.edge_scale_for(edges.edge_count()) > 1);
         self.bundle.set_edges(&self.device, &mut self.allocator, edges, false)
     }
 
     /// New positions for the edges last given (the same edges: their blocks moved): the bundle
     /// is updated from its last shape rather than recomputed (a dragged block's edges follow it
     /// bundled, frame by frame).
-    pub fn move_edges(&mut self, edges: &SceneEdges) -> Result<()> {
-        self.bundle.set_walked(self.edge_scale_for(edges.edges.len()) > 1);
+    pub fn move_edges<E: EdgeSet + ?Sized>(&mut self, edges: &E) -> Result<()> {
+        self.bundle.set_walked(self.edge_scale_for(edges.edge_count()) > 1);
         self.bundle.set_edges(&self.device, &mut self.allocator, edges, true)
     }
 
     /// Uploads new values for the edges last given to [`Renderer::set_edges`] (same edges, new
     /// weights or activations); the next frame updates the bundle incrementally.
-    pub fn set_edge_values(&mut self, edges: &SceneEdges) -> Result<()> {
+    pub fn set_edge_values<E: EdgeSet + ?Sized>(&mut self, edges: &E) -> Result<()> {
         self.bundle.set_values(edges)
     }
 
@@ -1782,14 +1782,6 @@ fn push_constants(views: &[Camera], extent: vk::Extent2D) -> Vec<u8> {
         *m = cam.clip_from_world(aspect).to_cols_array();
     }
     bytemuck::cast_slice(&clip_from_world).to_vec()
-}
-
-pub(crate) fn srgb_to_linear(c: f32) -> f32 {
-    if c <= 0.04045 {
-        c / 12.92
-    } else {
-        ((c + 0.055) / 1.055).powf(2.4)
-    }
 }
 
 impl Drop for Renderer {

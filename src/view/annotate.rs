@@ -4,10 +4,10 @@
 
 use glam::{Mat4, Vec3};
 
-use super::camera::Camera;
-use super::colormap::{Colormap, pack_srgb};
-use super::draw::{CubeInstance, DrawList, LineInstance, TileInstance};
-use super::text::{Align, Atlas};
+use crate::gfx::colormap::{Colormap, pack_srgb};
+pub use crate::gfx::colormap::{NEGATIVE_COLOR, POSITIVE_COLOR};
+use crate::gfx::text::{Align, Atlas};
+use crate::gfx::{Camera, CubeInstance, DrawList, LineInstance, TileInstance};
 use crate::nn::{Model, Shape};
 use crate::scene::LayerPlacement;
 
@@ -25,9 +25,6 @@ pub const HOVER_COLOR: [f32; 3] = [1.0, 1.0, 1.0];
 pub const SELECT_COLOR: [f32; 3] = [1.0, 0.85, 0.1];
 pub const FIELD_COLOR: [f32; 3] = [0.2, 0.95, 0.6];
 pub const RAY_COLOR: [f32; 3] = [0.55, 0.8, 1.0];
-/// Connections by sign of the contribution.
-pub const POSITIVE_COLOR: [f32; 3] = [0.95, 0.35, 0.25];
-pub const NEGATIVE_COLOR: [f32; 3] = [0.3, 0.5, 1.0];
 
 /// The play area when the runtime gives none: 3 m × 3 m (x, z).
 pub const DEFAULT_PLAY_AREA: (f32, f32) = (3.0, 3.0);

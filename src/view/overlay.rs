@@ -9,9 +9,9 @@ use super::annotate::{
     FIELD_COLOR, HOVER_COLOR, LABEL_COLOR, NEGATIVE_COLOR, POSITIVE_COLOR, SELECT_COLOR, connection_lines, neuron_cell,
     pointer, solid_quad,
 };
-use super::colormap::{self, Colormap};
-use super::draw::{DrawList, LineInstance, TileInstance};
-use super::text::{Align, Atlas};
+use crate::gfx::colormap::{self, Colormap};
+use crate::gfx::text::{Align, Atlas};
+use crate::gfx::{DrawList, LineInstance, TileInstance};
 use crate::scene::draw::PANEL_SIZE;
 use crate::scene::{Highlight, PanelDraw, SceneDraw};
 
@@ -432,6 +432,6 @@ mod tests {
         let sel: Vec<&LineInstance> = list.lines.iter().filter(|l| l.color[..3] == SELECT_COLOR).collect();
         assert!((sel[0].a[0] + 0.01).abs() < 1e-6 && (sel[0].a[1] - 0.99).abs() < 1e-6);
         assert_eq!(list.cubes.len(), 1);
-        assert_eq!(list.cubes[0].value, pack_srgb(super::super::annotate::RAY_COLOR));
+        assert_eq!(list.cubes[0].value, pack_srgb(crate::view::annotate::RAY_COLOR));
     }
 }

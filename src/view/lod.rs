@@ -6,7 +6,7 @@ use std::borrow::Borrow;
 
 use glam::Vec3;
 
-use super::draw::{BlockStyle, CubeInstance};
+use crate::gfx::{BlockStyle, CubeInstance};
 use crate::scene::LayerPlacement;
 
 /// Tiles whose nearest point is within this distance of the eye get voxels.
