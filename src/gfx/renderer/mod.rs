@@ -2,16 +2,16 @@
 //! target, a window's swapchain or an XR swapchain's images. [`Renderer`] owns every Vulkan object
 //! it uses; this file holds it, its construction and teardown. The rest, by concept:
 //!
-//! - [`config`]: [`RendererConfig`];
-//! - [`setup`]: descriptor sets, command buffer, fence, queries, atlas (made once);
-//! - [`upload`]: the values and instance lists written between frames;
-//! - [`frame`]: one frame's course (target, record, submit, wait), push constants;
-//! - [`record`]: the scene pass's commands;
-//! - [`readback`]: offscreen frames read back, [`RgbaImage`] and PNG;
-//! - [`timing`]: [`FrameTimes`], [`Renderer::time_frame`];
-//! - [`present`]: the window's swapchain, [`WindowFrame`];
-//! - [`xr`]: the OpenXR swapchain images;
-//! - [`bundling`]: the glue to the edge bundler and the edge pass.
+//! - [`config`] holds [`RendererConfig`];
+//! - [`setup`] holds descriptor sets, command buffer, fence, queries, atlas (made once);
+//! - [`upload`] holds the values and instance lists written between frames;
+//! - [`frame`] holds one frame's course (target, record, submit, wait), push constants;
+//! - [`record`] holds the scene pass's commands;
+//! - [`readback`] holds offscreen frames read back, [`RgbaImage`] and PNG;
+//! - [`timing`] holds [`FrameTimes`], [`Renderer::time_frame`];
+//! - [`present`] holds the window's swapchain, [`WindowFrame`];
+//! - [`xr`] holds the OpenXR swapchain images;
+//! - [`bundling`] holds the glue to the edge bundler and the edge pass.
 
 mod bundling;
 mod config;
