@@ -110,6 +110,8 @@ impl Device {
         Device::create_with(validation, window, None)
     }
 
+    // Long (~210 lines) on purpose: instance, messenger, surface, physical device, device and
+    // queue in creation order, each step's handles in scope for the next (and for cleanup on error).
     fn create_with(
         validation: bool,
         window: Option<Arc<Window>>,

@@ -383,6 +383,8 @@ impl EdgePass {
     /// # Safety
     /// `cb` is recording outside a rendering scope; [`EdgePass::ensure`] was called for `target`
     /// since it was made; the scene pass that wrote `target` was recorded before.
+    // Long (~220 lines) on purpose: five dispatches and the composite with the barriers between
+    // them, in the order they run, so the synchronization can be checked reading top to bottom.
     pub unsafe fn record(
         &self,
         device: &Device,
