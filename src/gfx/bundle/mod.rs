@@ -26,7 +26,7 @@
 //! [`Bundler::destroy`].
 //!
 //! Here: the constants, schedules, style, the plain edge types ([`EdgeInstance`], [`EdgeSet`],
-//! [`GroupFrame`]) and the [`Bundler`] with its small accessors and teardown; `setup` makes its
+//! [`GroupFrame`]) and the `Bundler` with its small accessors and teardown; `setup` makes its
 //! pipelines and buffers, `upload` stages edges, values, style and highlight, `record` records the
 //! bundling and the draw, `readback` reads the curves back.
 
