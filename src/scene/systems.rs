@@ -20,12 +20,13 @@ use hecs::{CommandBuffer, Entity};
 
 use super::inspect;
 use super::layout::{BlockSpec, LayoutKind};
+use super::network::{Network, NeuronRef};
 use super::room::Scale;
 use super::transform::Transform;
 use super::world::{
-    Block, FOLD_SECONDS, Fold, Geometry, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, Network,
-    NetworkRoot, NeuronRef, PickHit, Placed, RAY_LENGTH, Scene, Selected, StepOf, TrayItem, TwoHandGrab, hand_slot,
-    neuron_under_ray, spawn_block, sync,
+    Block, FOLD_SECONDS, Fold, Geometry, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, NetworkRoot,
+    PickHit, Placed, RAY_LENGTH, Scene, Selected, StepOf, TrayItem, TwoHandGrab, hand_slot, neuron_under_ray,
+    spawn_block, sync,
 };
 use crate::input::{Button, Hand, InputSnapshot, Pose};
 use crate::nn::{NnError, Source};
