@@ -452,6 +452,18 @@ pub fn toggle_layout(world: &mut hecs::World, e: Entity) {
     }
 }
 
+/// Every block in `kind` layout, laid out again at once: what pressing `layout` on each block
+/// does by the end of the next [`update`], for callers that render without running a frame
+/// (`snapshot --linear`).
+pub fn set_all_layouts(scene: &mut Scene, kind: LayoutKind) {
+    for &e in &scene.blocks {
+        if let Ok(mut l) = scene.world.get::<&mut Layout>(e) {
+            l.0 = kind;
+        }
+    }
+    sync(&mut scene.world, &mut scene.picking);
+}
+
 /// Moves every fold animation `dt` seconds on (a whole fold takes [`FOLD_SECONDS`]).
 pub fn animate_folds(world: &mut hecs::World, dt: f32) {
     let step = (dt / FOLD_SECONDS).max(0.0);
