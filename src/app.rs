@@ -404,16 +404,7 @@ impl App {
 
     /// Every block's layout switched to linear (one row of tiles).
     pub fn all_linear(&mut self) {
-        for &e in &self.scene.blocks.clone() {
-            let linear = self
-                .scene
-                .world
-                .get::<&crate::scene::world::Layout>(e)
-                .is_ok_and(|l| l.0 == LayoutKind::Linear);
-            if !linear {
-                systems::toggle_layout(&mut self.scene.world, e);
-            }
-        }
+        systems::set_all_layouts(&mut self.scene, LayoutKind::Linear);
     }
 
     /// The blocks as they stand now (stage space).

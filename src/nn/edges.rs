@@ -8,8 +8,8 @@
 //! *aggregated*, their weights summed (the channel's contribution at a uniform activation of 1)
 //! and their importances summed (exactly the channel's share of the output's pre-activation).
 
+use super::engine::Activations;
 use super::error::{NnError, Result};
-use super::forward::Activations;
 use super::model::{Model, Op, Shape, Source};
 use super::weights::Weights;
 

@@ -1,31 +1,12 @@
 //! The forward pass on candle tensors (CPU). Works on batches `[B, C, H, W]` / `[B, N]` so the same
 //! code serves a single input, evaluation and training (parameters may be `Var`s).
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, Device, Tensor};
 
-use super::engine::Engine;
+use super::engine::{Activations, Engine};
 use super::error::{ComputeContext, NnError, Result};
 use super::model::{Layer, Model, Op, Pair, Shape, Source};
-use super::weights::{LayerParams, Weights};
-
-/// Every layer's output for one input, without batch dimension, row-major.
-#[derive(Debug, Clone)]
-pub struct Activations {
-    /// The normalized input, as the first layer sees it.
-    pub input: Vec<f32>,
-    /// One entry per model layer. Conv/dense outputs are the pre-activation values (the following
-    /// relu/sigmoid/... layer holds the post-activation ones).
-    pub layers: Vec<Vec<f32>>,
-}
-
-impl Activations {
-    pub fn source(&self, src: Source) -> &[f32] {
-        match src {
-            Source::Input => &self.input,
-            Source::Layer(i) => &self.layers[i],
-        }
-    }
-}
+use super::weights::{LayerParams, Weights, batchnorm_affine};
 
 /// Normalize a raw batch `[B, ...input shape]` per channel.
 pub fn normalize(model: &Model, raw: &Tensor) -> candle_core::Result<Tensor> {
@@ -175,20 +156,6 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
         }
         Op::Concat => Tensor::cat(ins, 1),
     }
-}
-
-/// Batchnorm as a per-channel affine map `x * scale + shift` (eval mode).
-pub fn batchnorm_affine(p: &LayerParams, eps: f32, c: usize) -> candle_core::Result<(Tensor, Tensor)> {
-    let dev = Device::Cpu;
-    let ones = Tensor::ones(c, DType::F32, &dev)?;
-    let zeros = Tensor::zeros(c, DType::F32, &dev)?;
-    let gamma = p.weight.clone().unwrap_or_else(|| ones.clone());
-    let beta = p.bias.clone().unwrap_or_else(|| zeros.clone());
-    let mean = p.running_mean.clone().unwrap_or(zeros);
-    let var = p.running_var.clone().unwrap_or(ones);
-    let scale = gamma.div(&(var + eps as f64)?.sqrt()?)?;
-    let shift = (beta - mean.mul(&scale)?)?;
-    Ok((scale, shift))
 }
 
 /// Conv2d with per-axis stride/padding/dilation on top of candle's square-parameter kernel.

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::forward::forward;
-use super::model::{Model, Op, work_elements};
+use super::model::{Model, Op};
+use super::ops::work_elements;
 use super::weights::{Weights, parse_safetensors, view_to_f32};
 
 /// The file names the fuzzed bytes pretend to come from (they appear in error messages).

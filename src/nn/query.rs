@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use super::engine::Activations;
 use super::error::{NnError, Result};
-use super::forward::{Activations, batchnorm_affine};
 use super::model::{Layer, Model, Op, Shape, Source};
 use super::weights::Weights;
+use super::weights::batchnorm_affine;
 
 /// One input neuron of a queried neuron.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,8 @@ fn qerr(model: &Model, layer: &Layer, msg: String) -> NnError {
 }
 
 /// Query one neuron of `layer_idx`.
+// Long: one match arm per op, kept side by side (as in `receptive_field`) so each op's
+// explanation reads against the others and all share the `push`/`vals` closures.
 pub fn neuron(
     model: &Model,
     weights: &Weights,
@@ -305,6 +308,7 @@ impl Region {
 
 /// Receptive field of a neuron: for the input and every layer it depends on, the region of that
 /// source that can influence it. Index `0` of the result is the input; `i + 1` is layer `i`.
+// Long: one match arm per op walking back through the graph, kept together as in `neuron`.
 pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Result<Vec<Option<Region>>> {
     let layer = model
         .layers

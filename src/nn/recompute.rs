@@ -10,10 +10,10 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::engine::Activations;
 use super::error::{NnError, Result};
-use super::forward::{Activations, forward};
+use super::forward::forward;
 use super::model::Model;
-use super::timeline::relative_change;
 use super::weights::Weights;
 
 /// Weights to run: given, or the mix of two checkpoints (made on the worker: mixing a big model's
@@ -190,10 +190,35 @@ impl Drop for Recompute {
     }
 }
 
+/// How much `now` differs from `before`, relative to `now`'s size: ‖now − before‖ / ‖now‖
+/// (0 when both are zero; non-finite values are left out).
+pub fn relative_change(before: &[f32], now: &[f32]) -> f32 {
+    let (mut diff, mut size) = (0f64, 0f64);
+    for (&a, &b) in before.iter().zip(now) {
+        if a.is_finite() && b.is_finite() {
+            diff += f64::from(b - a).powi(2);
+            size += f64::from(b).powi(2);
+        }
+    }
+    match (diff, size) {
+        (0.0, _) => 0.0,
+        (d, 0.0) => d.sqrt() as f32,
+        (d, s) => (d / s).sqrt() as f32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nn::synthetic;
+
+    #[test]
+    fn relative_change_is_the_difference_over_the_size() {
+        assert_eq!(relative_change(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert!((relative_change(&[0.0, 0.0], &[3.0, 4.0]) - 1.0).abs() < 1e-6);
+        assert!((relative_change(&[3.0, 4.0], &[6.0, 8.0]) - 0.5).abs() < 1e-6);
+        assert_eq!(relative_change(&[0.0], &[0.0]), 0.0);
+    }
 
     /// The demo's architecture with two different random weight sets.
     fn two() -> (Model, Weights, Weights, Vec<f32>) {

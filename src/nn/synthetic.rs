@@ -45,6 +45,10 @@ impl Builder {
         self.layers.push(v);
         name
     }
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors a conv+bn layer's attributes, all plain numbers"
+    )]
     fn conv_bn(&mut self, name: &str, input: &str, out: usize, k: usize, s: usize, p: usize, relu: bool) -> String {
         self.push(
             json!({"name": format!("{name}"), "op": "conv2d", "inputs": [input], "out_channels": out,
@@ -180,7 +184,7 @@ pub fn write(name: &str, model: &Model, weights: &Weights, dir: &Path) -> Result
     std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
     let json = dir.join("model.json");
     std::fs::write(&json, model_json(name)?).map_err(|e| NnError::io(&json, e))?;
-    super::train::save_weights(
+    super::weights::save_weights(
         model,
         &weights.layers,
         BTreeMap::new(),

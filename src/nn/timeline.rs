@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{NnError, Result};
 use super::model::Model;
+use super::recompute::WeightsAt;
 use safetensors::SafeTensors;
 
 use super::weights::{Weights, parse_safetensors};
@@ -147,8 +148,7 @@ impl Timeline {
 
     /// The weights at `position` as [`Timeline::weights_at`] gives them, left unmixed: cheap to
     /// make (the checkpoints' tensors are shared), mixed where the work is done.
-    pub fn at(&self, position: f32) -> Result<super::recompute::WeightsAt> {
-        use super::recompute::WeightsAt;
+    pub fn at(&self, position: f32) -> Result<WeightsAt> {
         let p = if position.is_finite() {
             position.clamp(0.0, self.end())
         } else {
@@ -174,35 +174,10 @@ impl Timeline {
     }
 }
 
-/// How much `now` differs from `before`, relative to `now`'s size: ‖now − before‖ / ‖now‖
-/// (0 when both are zero; non-finite values are left out).
-pub fn relative_change(before: &[f32], now: &[f32]) -> f32 {
-    let (mut diff, mut size) = (0f64, 0f64);
-    for (&a, &b) in before.iter().zip(now) {
-        if a.is_finite() && b.is_finite() {
-            diff += f64::from(b - a).powi(2);
-            size += f64::from(b).powi(2);
-        }
-    }
-    match (diff, size) {
-        (d, _) if d == 0.0 => 0.0,
-        (d, s) if s == 0.0 => d.sqrt() as f32,
-        (d, s) => (d / s).sqrt() as f32,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nn::{demo, forward};
-
-    #[test]
-    fn relative_change_is_the_difference_over_the_size() {
-        assert_eq!(relative_change(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
-        assert!((relative_change(&[0.0, 0.0], &[3.0, 4.0]) - 1.0).abs() < 1e-6);
-        assert!((relative_change(&[3.0, 4.0], &[6.0, 8.0]) - 0.5).abs() < 1e-6);
-        assert_eq!(relative_change(&[0.0], &[0.0]), 0.0);
-    }
 
     #[test]
     fn the_demo_timeline_interpolates_between_checkpoints() {

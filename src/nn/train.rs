@@ -15,7 +15,8 @@ use super::error::{ComputeContext, NnError, Result};
 use super::forward::{forward_batch, normalize, predict_batch};
 use super::model::{Model, Op, ParamRole, Shape};
 use super::timeline::{CheckpointInfo, LoadedCheckpoint};
-use super::weights::{LayerParams, Weights, write_f32_safetensors};
+pub use super::weights::save_weights;
+use super::weights::{LayerParams, Weights};
 
 /// Accuracy of `weights` on `samples`: (correct, total).
 pub fn evaluate(model: &Model, weights: &Weights, samples: &Samples) -> Result<(usize, usize)> {
@@ -166,25 +167,6 @@ fn current_weights(vars: &[HashMap<ParamRole, Var>], source: &Path) -> Weights {
         layers: params_of(vars),
         warnings: Vec::new(),
     }
-}
-
-/// Write a weights file: tensors under the model's own names, plus string metadata.
-pub fn save_weights(
-    model: &Model,
-    params: &[LayerParams],
-    metadata: BTreeMap<String, String>,
-    path: &Path,
-) -> Result<()> {
-    let mut tensors = Vec::new();
-    for (layer, p) in model.layers.iter().zip(params) {
-        for spec in &layer.params {
-            if let Some(t) = p.get(spec.role) {
-                let vals = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).in_layer(&layer.name)?;
-                tensors.push((spec.tensor.clone(), spec.shape.clone(), vals));
-            }
-        }
-    }
-    write_f32_safetensors(path, &tensors, &metadata)
 }
 
 /// Train `model` from scratch on `train_set`; writes weights, checkpoints and model.json into

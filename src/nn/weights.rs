@@ -1,12 +1,12 @@
 //! Parameters from safetensors files (memory-mapped), checked against the model's layers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
-use super::error::{NnError, Result};
+use super::error::{ComputeContext, NnError, Result};
 use super::model::{Layer, Model, ParamRole};
 
 /// A memory-mapped safetensors file with its header validated.
@@ -139,6 +139,25 @@ fn explain_layout(bytes: &[u8], header_end: usize) -> Option<String> {
             data_len - end
         )
     })
+}
+
+/// Write a weights file: tensors under the model's own names, plus string metadata.
+pub fn save_weights(
+    model: &Model,
+    params: &[LayerParams],
+    metadata: BTreeMap<String, String>,
+    path: &Path,
+) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (layer, p) in model.layers.iter().zip(params) {
+        for spec in &layer.params {
+            if let Some(t) = p.get(spec.role) {
+                let vals = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).in_layer(&layer.name)?;
+                tensors.push((spec.tensor.clone(), spec.shape.clone(), vals));
+            }
+        }
+    }
+    write_f32_safetensors(path, &tensors, &metadata)
 }
 
 /// Write f32 tensors as a safetensors file whose bytes depend only on the arguments: the safetensors
@@ -341,4 +360,18 @@ fn load_layer(layer: &Layer, st: &SafeTensors<'_>, path: &Path, warnings: &mut V
         out.set(spec.role, t);
     }
     Ok(out)
+}
+
+/// Batchnorm as a per-channel affine map `x * scale + shift` (eval mode).
+pub fn batchnorm_affine(p: &LayerParams, eps: f32, c: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    let dev = Device::Cpu;
+    let ones = Tensor::ones(c, DType::F32, &dev)?;
+    let zeros = Tensor::zeros(c, DType::F32, &dev)?;
+    let gamma = p.weight.clone().unwrap_or_else(|| ones.clone());
+    let beta = p.bias.clone().unwrap_or_else(|| zeros.clone());
+    let mean = p.running_mean.clone().unwrap_or(zeros);
+    let var = p.running_var.clone().unwrap_or(ones);
+    let scale = gamma.div(&(var + eps as f64)?.sqrt()?)?;
+    let shift = (beta - mean.mul(&scale)?)?;
+    Ok((scale, shift))
 }

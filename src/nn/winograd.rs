@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::engine::Post;
+use super::kernels::Post;
 
 /// F(4x4, 3x3): output tile edge, input tile edge.
 const TILE: usize = 4;

@@ -9,7 +9,7 @@
 use glam::Vec3;
 
 use super::layout::LayerPlacement;
-use super::world::NeuronRef;
+use super::network::NeuronRef;
 use crate::nn::edges::{self, DenseEdges, EdgeValue};
 use crate::nn::{Activations, Model, NnError, Shape, Source, Weights};
 

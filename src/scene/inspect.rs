@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use glam::Mat4;
 
-use super::layout::BlockSpec;
-use super::world::{NeuronRef, cell_quad, cube_quad};
+use super::layout::{BlockSpec, cell_quad, cube_quad};
+use super::network::{Network, NeuronRef};
 use crate::nn::query::{self, Region};
 use crate::nn::{Model, NnError, Op, Shape, Source};
 
@@ -86,7 +86,7 @@ pub fn shown_at(model: &Model, blocks: &[BlockSpec], source: Source, index: &[us
 }
 
 /// Explains neuron `n` of the blocks `blocks` (see the module documentation).
-pub fn explain(net: &super::world::Network, blocks: &[BlockSpec], n: &NeuronRef) -> Result<Panel, NnError> {
+pub fn explain(net: &Network, blocks: &[BlockSpec], n: &NeuronRef) -> Result<Panel, NnError> {
     let model = net.model;
     let spec = blocks
         .get(n.block)
@@ -154,7 +154,7 @@ pub fn explain(net: &super::world::Network, blocks: &[BlockSpec], n: &NeuronRef)
 }
 
 /// The conv kernel that made output channel `index[0]` of layer `li`.
-fn kernel(net: &super::world::Network, li: usize, index: &[usize]) -> Result<Option<Kernel>, NnError> {
+fn kernel(net: &Network, li: usize, index: &[usize]) -> Result<Option<Kernel>, NnError> {
     let layer = &net.model.layers[li];
     let Op::Conv2d {
         kernel: (kh, kw),

@@ -7,7 +7,7 @@
 //! batchnorm) right after a conv/dense block are folded into it, and the block shows their
 //! (post-activation) values; `flatten` is only a reshape and is not shown separately.
 
-use glam::{Mat4, Vec2, Vec3};
+use glam::{Mat4, Quat, Vec2, Vec3};
 
 use crate::nn::{Model, Op, Shape, Source};
 
@@ -323,6 +323,31 @@ pub fn bounds(placements: &[LayerPlacement]) -> (Vec3, Vec3) {
     )
 }
 
+/// Maps the unit quad (−0.5..0.5, facing +Z) onto rows `y` and columns `x` (inclusive) of a tile,
+/// lifted a little off the tile so it draws in front of it.
+pub fn cell_quad(tile: &TileRect, y: (usize, usize), x: (usize, usize)) -> Mat4 {
+    let (w, h) = (tile.w as f32, tile.h as f32);
+    let x0 = x.0 as f32 / w - 0.5;
+    let x1 = (x.1 + 1) as f32 / w - 0.5;
+    let y0 = 0.5 - y.0 as f32 / h;
+    let y1 = 0.5 - (y.1 + 1) as f32 / h;
+    tile.world_from_tile
+        * Mat4::from_translation(Vec3::new((x0 + x1) / 2.0, (y0 + y1) / 2.0, HIGHLIGHT_LIFT))
+        * Mat4::from_scale(Vec3::new(x1 - x0, y0 - y1, 1.0))
+}
+
+/// A quad on the front face of a neuron cube.
+pub fn cube_quad(cube: &NeuronCube) -> Mat4 {
+    Mat4::from_scale_rotation_translation(
+        Vec3::new(cube.size, cube.size, 1.0),
+        Quat::IDENTITY,
+        cube.center + Vec3::new(0.0, 0.0, cube.size / 2.0 + HIGHLIGHT_LIFT),
+    )
+}
+
+/// How far highlight quads stand in front of what they mark (block space, meters).
+pub const HIGHLIGHT_LIFT: f32 = 0.002;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,5 +492,30 @@ mod tests {
         assert!((b.neurons[0].center.y - b.neurons[8].center.y - CUBE_PITCH).abs() < 1e-6);
         let (lo, hi) = bounds(&p);
         assert!(lo.z < hi.z && hi.z == -FIRST_DISTANCE);
+    }
+
+    fn quad_spec(shape: Shape) -> BlockSpec {
+        BlockSpec {
+            source: Source::Layer(0),
+            name: "b".into(),
+            shape,
+            layers: vec![0],
+        }
+    }
+
+    #[test]
+    fn cell_quads_cover_exactly_the_cells() {
+        let local = local_placement(&quad_spec(Shape::Chw(2, 10, 10)), LayoutKind::Grid, 0.0);
+        let t = &local.tiles[1];
+        let q = cell_quad(t, (2, 4), (0, 9));
+        let top_left = q.transform_point3(Vec3::new(-0.5, 0.5, 0.0));
+        let bottom_right = q.transform_point3(Vec3::new(0.5, -0.5, 0.0));
+        let want_tl = t
+            .world_from_tile
+            .transform_point3(Vec3::new(-0.5, 0.5 - 0.2, HIGHLIGHT_LIFT));
+        let want_br = t
+            .world_from_tile
+            .transform_point3(Vec3::new(0.5, 0.5 - 0.5, HIGHLIGHT_LIFT));
+        assert!((top_left - want_tl).length() < 1e-6 && (bottom_right - want_br).length() < 1e-6);
     }
 }

@@ -20,7 +20,8 @@
 use serde_json::{Value, json};
 
 use super::layout::LayoutKind;
-use super::world::{Block, Fold, Layout, Network, Scene};
+use super::network::Network;
+use super::world::{Block, Fold, Layout, Scene};
 use crate::input::Hand;
 use crate::nn::Source;
 

@@ -20,12 +20,13 @@ use hecs::{CommandBuffer, Entity};
 
 use super::inspect;
 use super::layout::{BlockSpec, LayoutKind};
+use super::network::{Network, NeuronRef};
 use super::room::Scale;
 use super::transform::Transform;
 use super::world::{
-    Block, FOLD_SECONDS, Fold, Geometry, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, Network,
-    NetworkRoot, NeuronRef, PickHit, Placed, RAY_LENGTH, Scene, Selected, StepOf, TrayItem, TwoHandGrab, hand_slot,
-    neuron_under_ray, spawn_block, sync,
+    Block, FOLD_SECONDS, Fold, Geometry, GrabTarget, Grabbable, Hovered, InspectPanel, Layout, Local, NetworkRoot,
+    PickHit, Placed, RAY_LENGTH, Scene, Selected, StepOf, TrayItem, TwoHandGrab, hand_slot, neuron_under_ray,
+    spawn_block, sync,
 };
 use crate::input::{Button, Hand, InputSnapshot, Pose};
 use crate::nn::{NnError, Source};
@@ -449,6 +450,18 @@ pub fn toggle_layout(world: &mut hecs::World, e: Entity) {
             LayoutKind::Linear => LayoutKind::Grid,
         };
     }
+}
+
+/// Every block in `kind` layout, laid out again at once: what pressing `layout` on each block
+/// does by the end of the next [`update`], for callers that render without running a frame
+/// (`snapshot --linear`).
+pub fn set_all_layouts(scene: &mut Scene, kind: LayoutKind) {
+    for &e in &scene.blocks {
+        if let Ok(mut l) = scene.world.get::<&mut Layout>(e) {
+            l.0 = kind;
+        }
+    }
+    sync(&mut scene.world, &mut scene.picking);
 }
 
 /// Moves every fold animation `dt` seconds on (a whole fold takes [`FOLD_SECONDS`]).

@@ -1,25 +1,18 @@
 //! The scene's hecs world: one entity per displayed block, the network root and the inspect panel,
 //! and the rapier colliders that follow the blocks.
 
-use glam::{Mat4, Quat, Vec3};
+use glam::Vec3;
 use hecs::{Entity, World};
 use rapier3d::prelude::ColliderHandle;
 
 use super::inspect::Panel;
 use super::layout::{self, BlockSpec, LayerPlacement, LayoutKind};
+pub use super::network::{Network, NeuronRef};
 use super::picking::Picking;
 use super::room::{self, Scale, Stage};
 use super::transform::Transform;
 use crate::input::Hand;
-use crate::nn::{Activations, Model, Weights};
-
-/// What the systems read about the network: its structure, weights and current activations.
-#[derive(Clone, Copy)]
-pub struct Network<'a> {
-    pub model: &'a Model,
-    pub weights: &'a Weights,
-    pub acts: &'a Activations,
-}
+use crate::nn::Model;
 
 /// A displayed block: its position among the blocks (0 = the input) and what it shows.
 #[derive(Debug, Clone)]
@@ -126,13 +119,6 @@ pub struct NetworkRoot(pub Transform);
 /// The inspect panel's content: the selected neuron explained, if any.
 #[derive(Debug, Clone, Default)]
 pub struct InspectPanel(pub Option<Panel>);
-
-/// A neuron as shown: which block, and its index in the block's shape (`[c, y, x]` or `[i]`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct NeuronRef {
-    pub block: usize,
-    pub index: Vec<usize>,
-}
 
 /// A checkpoint of the model's timeline whose weights are shown.
 #[derive(Debug, Clone, PartialEq)]
@@ -555,31 +541,6 @@ fn ray_box(origin: Vec3, dir: Vec3, min: Vec3, max: Vec3) -> Option<f32> {
     (near <= far && far >= 0.0 && !near.is_nan()).then_some(near.max(0.0))
 }
 
-/// Maps the unit quad (−0.5..0.5, facing +Z) onto rows `y` and columns `x` (inclusive) of a tile,
-/// lifted a little off the tile so it draws in front of it.
-pub fn cell_quad(tile: &layout::TileRect, y: (usize, usize), x: (usize, usize)) -> Mat4 {
-    let (w, h) = (tile.w as f32, tile.h as f32);
-    let x0 = x.0 as f32 / w - 0.5;
-    let x1 = (x.1 + 1) as f32 / w - 0.5;
-    let y0 = 0.5 - y.0 as f32 / h;
-    let y1 = 0.5 - (y.1 + 1) as f32 / h;
-    tile.world_from_tile
-        * Mat4::from_translation(Vec3::new((x0 + x1) / 2.0, (y0 + y1) / 2.0, HIGHLIGHT_LIFT))
-        * Mat4::from_scale(Vec3::new(x1 - x0, y0 - y1, 1.0))
-}
-
-/// A quad on the front face of a neuron cube.
-pub fn cube_quad(cube: &layout::NeuronCube) -> Mat4 {
-    Mat4::from_scale_rotation_translation(
-        Vec3::new(cube.size, cube.size, 1.0),
-        Quat::IDENTITY,
-        cube.center + Vec3::new(0.0, 0.0, cube.size / 2.0 + HIGHLIGHT_LIFT),
-    )
-}
-
-/// How far highlight quads stand in front of what they mark (block space, meters).
-pub const HIGHLIGHT_LIFT: f32 = 0.002;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -639,21 +600,5 @@ mod tests {
             let from = n.center + Vec3::new(0.05, 0.05, 1.0);
             assert_eq!(neuron_under_ray(&flat, from, n.center - from).unwrap().0, vec![n.index]);
         }
-    }
-
-    #[test]
-    fn cell_quads_cover_exactly_the_cells() {
-        let local = layout::local_placement(&spec(Shape::Chw(2, 10, 10)), LayoutKind::Grid, 0.0);
-        let t = &local.tiles[1];
-        let q = cell_quad(t, (2, 4), (0, 9));
-        let top_left = q.transform_point3(Vec3::new(-0.5, 0.5, 0.0));
-        let bottom_right = q.transform_point3(Vec3::new(0.5, -0.5, 0.0));
-        let want_tl = t
-            .world_from_tile
-            .transform_point3(Vec3::new(-0.5, 0.5 - 0.2, HIGHLIGHT_LIFT));
-        let want_br = t
-            .world_from_tile
-            .transform_point3(Vec3::new(0.5, 0.5 - 0.5, HIGHLIGHT_LIFT));
-        assert!((top_left - want_tl).length() < 1e-6 && (bottom_right - want_br).length() < 1e-6);
     }
 }

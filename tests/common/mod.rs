@@ -103,3 +103,36 @@ impl Drop for Xvfb {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `netwalk` binary; its exit code (-1 when killed by a signal) and its stderr.
+pub fn netwalk_stderr(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the netwalk binary");
+    let code = out.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Exit code 1 (not 101 = panic), exactly one stderr line `error: ...` containing every needle.
+#[track_caller]
+pub fn cli_fails(args: &[&std::ffi::OsStr], needles: &[&str]) {
+    let (code, stderr) = netwalk_stderr(args);
+    assert_eq!(code, 1, "exit code {code} (101 = panic); stderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected exactly one stderr line, got:\n{stderr}");
+    assert!(
+        lines[0].starts_with("error: "),
+        "stderr line lacks `error: `: {}",
+        lines[0]
+    );
+    for n in needles {
+        assert!(lines[0].contains(n), "stderr line lacks {n:?}: {}", lines[0]);
+    }
+}
+
+pub fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}

@@ -1,0 +1,430 @@
+//! Each layer op of `netwalk-model/1`: its attributes read from the layer's JSON object, its
+//! output shape computed from its inputs' shapes, and the parameter tensors it needs, all checked
+//! against the model limits ([`super::model::MAX_LAYER_ELEMENTS`]). The layer graph around them
+//! (names, inputs, order) is [`super::parse`]'s.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::error::{NnError, Result};
+use super::model::{Layer, MAX_DIM, MAX_LAYER_ELEMENTS, Op, Pair, ParamRole, ParamSpec, Shape, Source};
+
+/// The attributes each op accepts (besides `name`, `op` and `inputs`); `None` for an unknown op.
+fn known_attributes(op_name: &str) -> Option<&'static [&'static str]> {
+    Some(match op_name {
+        "conv2d" => &[
+            "out_channels",
+            "kernel",
+            "stride",
+            "padding",
+            "dilation",
+            "groups",
+            "weight",
+            "bias",
+        ],
+        "dense" => &["out_features", "weight", "bias"],
+        "batchnorm2d" => &["eps", "weight", "bias", "running_mean", "running_var"],
+        "maxpool2d" | "avgpool2d" => &["kernel", "stride", "padding"],
+        "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "softmax" | "add" | "concat" => &[],
+        _ => return None,
+    })
+}
+
+/// Layer `name` of model file `file` from its JSON object, reading `inputs` of shapes `in_shapes`.
+pub(super) fn layer(
+    file: &Path,
+    name: &str,
+    obj: &Map<String, Value>,
+    inputs: Vec<Source>,
+    in_shapes: &[Shape],
+) -> Result<Layer> {
+    let a = Attrs { file, layer: name, obj };
+    let op_name = obj
+        .get("op")
+        .and_then(Value::as_str)
+        .ok_or_else(|| a.err("missing \"op\""))?;
+    let known = known_attributes(op_name).ok_or_else(|| {
+        a.err(format!(
+            "unknown op `{op_name}` (known: conv2d, dense, batchnorm2d, maxpool2d, \
+             avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, softmax, add, concat)"
+        ))
+    })?;
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "name" | "op" | "inputs") && !known.contains(&key.as_str()) {
+            return Err(a.err(format!("unknown attribute `{key}` for op `{op_name}`")));
+        }
+    }
+    let ins = Inputs {
+        a: &a,
+        shapes: in_shapes,
+    };
+    let mut params = Vec::new();
+    let (op, shape) = match op_name {
+        "conv2d" => conv2d(&a, ins.chw(op_name)?, &mut params)?,
+        "dense" => dense(&a, ins.single(op_name)?, &mut params)?,
+        "batchnorm2d" => batchnorm2d(&a, ins.chw(op_name)?, &mut params)?,
+        "maxpool2d" | "avgpool2d" => pool(&a, op_name == "maxpool2d", ins.chw(op_name)?)?,
+        "global_avgpool2d" => {
+            let (c, _, _) = ins.chw(op_name)?;
+            (Op::GlobalAvgPool2d, Shape::Chw(c, 1, 1))
+        }
+        "flatten" => (Op::Flatten, Shape::Flat(ins.single(op_name)?.elements())),
+        "relu" => (Op::Relu, ins.single(op_name)?),
+        "sigmoid" => (Op::Sigmoid, ins.single(op_name)?),
+        "tanh" => (Op::Tanh, ins.single(op_name)?),
+        "softmax" => (Op::Softmax, ins.single(op_name)?),
+        "add" => (Op::Add, add(&a, in_shapes)?),
+        "concat" => (Op::Concat, concat(&a, in_shapes)?),
+        _ => unreachable!("op names were checked above"),
+    };
+    check_limits(&a, &op, shape, in_shapes, &params)?;
+    Ok(Layer {
+        name: name.to_owned(),
+        op,
+        inputs,
+        shape,
+        params,
+    })
+}
+
+/// A layer's input shapes, as the ops that take one input want them.
+struct Inputs<'a> {
+    a: &'a Attrs<'a>,
+    shapes: &'a [Shape],
+}
+
+impl Inputs<'_> {
+    fn single(&self, what: &str) -> Result<Shape> {
+        match self.shapes {
+            [s] => Ok(*s),
+            _ => Err(self
+                .a
+                .err(format!("`{what}` takes exactly one input, got {}", self.shapes.len()))),
+        }
+    }
+
+    fn chw(&self, what: &str) -> Result<(usize, usize, usize)> {
+        match self.single(what)? {
+            Shape::Chw(c, h, w) => Ok((c, h, w)),
+            s => Err(self.a.err(format!("`{what}` needs a [C, H, W] input, got {s}"))),
+        }
+    }
+}
+
+fn conv2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
+    let out_channels = a.count("out_channels", None)?;
+    let kernel = a.pair("kernel", None)?;
+    let stride = a.pair("stride", Some((1, 1)))?;
+    let padding = a.pair_zero("padding")?;
+    let dilation = a.pair("dilation", Some((1, 1)))?;
+    let groups = a.count("groups", Some(1))?;
+    if c % groups != 0 || out_channels % groups != 0 {
+        return Err(a.err(format!(
+            "groups = {groups} must divide the input channels ({c}) and out_channels ({out_channels})"
+        )));
+    }
+    let oh = conv_out(h, kernel.0, stride.0, padding.0, dilation.0);
+    let ow = conv_out(w, kernel.1, stride.1, padding.1, dilation.1);
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        return Err(a.err(format!(
+            "kernel {kernel:?} (dilation {dilation:?}) does not fit the padded {h}x{w} input"
+        )));
+    };
+    a.param(
+        params,
+        ParamRole::Weight,
+        vec![out_channels, c / groups, kernel.0, kernel.1],
+        false,
+    )?;
+    a.param(params, ParamRole::Bias, vec![out_channels], true)?;
+    Ok((
+        Op::Conv2d {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+        },
+        Shape::Chw(out_channels, oh, ow),
+    ))
+}
+
+fn dense(a: &Attrs, input: Shape, params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
+    let n = match input {
+        Shape::Flat(n) => n,
+        s => {
+            return Err(a.err(format!(
+                "`dense` needs a flat [N] input, got {s} (add a `flatten` layer)"
+            )));
+        }
+    };
+    let out_features = a.count("out_features", None)?;
+    a.param(params, ParamRole::Weight, vec![out_features, n], false)?;
+    a.param(params, ParamRole::Bias, vec![out_features], true)?;
+    Ok((Op::Dense { out_features }, Shape::Flat(out_features)))
+}
+
+fn batchnorm2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
+    let eps = match a.obj.get("eps") {
+        None => 1e-5,
+        Some(v) => v
+            .as_f64()
+            .filter(|e| *e > 0.0 && e.is_finite())
+            .ok_or_else(|| a.err("\"eps\" must be a positive number"))? as f32,
+    };
+    for role in [
+        ParamRole::Weight,
+        ParamRole::Bias,
+        ParamRole::RunningMean,
+        ParamRole::RunningVar,
+    ] {
+        a.param(
+            params,
+            role,
+            vec![c],
+            role != ParamRole::RunningMean && role != ParamRole::RunningVar,
+        )?;
+    }
+    Ok((Op::BatchNorm2d { eps }, Shape::Chw(c, h, w)))
+}
+
+fn pool(a: &Attrs, is_max: bool, (c, h, w): (usize, usize, usize)) -> Result<(Op, Shape)> {
+    let kernel = a.pair("kernel", None)?;
+    let stride = a.pair("stride", Some(kernel))?;
+    let padding = a.pair_zero("padding")?;
+    if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
+        return Err(a.err(format!(
+            "padding {padding:?} must be at most half the kernel {kernel:?}"
+        )));
+    }
+    let oh = conv_out(h, kernel.0, stride.0, padding.0, 1);
+    let ow = conv_out(w, kernel.1, stride.1, padding.1, 1);
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        return Err(a.err(format!("kernel {kernel:?} does not fit the padded {h}x{w} input")));
+    };
+    let op = if is_max {
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        }
+    } else {
+        Op::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+        }
+    };
+    Ok((op, Shape::Chw(c, oh, ow)))
+}
+
+fn add(a: &Attrs, in_shapes: &[Shape]) -> Result<Shape> {
+    let first = in_shapes[0];
+    if in_shapes.len() < 2 {
+        return Err(a.err("`add` needs at least 2 inputs"));
+    }
+    if let Some(s) = in_shapes.iter().find(|s| **s != first) {
+        return Err(a.err(format!("`add` inputs must have the same shape, got {first} and {s}")));
+    }
+    Ok(first)
+}
+
+fn concat(a: &Attrs, in_shapes: &[Shape]) -> Result<Shape> {
+    if in_shapes.len() < 2 {
+        return Err(a.err("`concat` needs at least 2 inputs"));
+    }
+    Ok(match in_shapes[0] {
+        Shape::Flat(_) => {
+            let mut n = 0usize;
+            for s in in_shapes {
+                match s {
+                    Shape::Flat(k) => n += k,
+                    _ => {
+                        return Err(a.err("`concat` inputs must all be [N] or all [C, H, W]"));
+                    }
+                }
+            }
+            Shape::Flat(n)
+        }
+        Shape::Chw(_, h, w) => {
+            let mut c = 0usize;
+            for s in in_shapes {
+                match *s {
+                    Shape::Chw(k, hh, ww) if hh == h && ww == w => c += k,
+                    other => {
+                        return Err(a.err(format!(
+                            "`concat` joins channels: inputs need the same H, W, got [_, {h}, {w}] and {other}"
+                        )));
+                    }
+                }
+            }
+            Shape::Chw(c, h, w)
+        }
+    })
+}
+
+/// The layer's output, the forward passes' temporary buffers and each parameter within
+/// [`MAX_LAYER_ELEMENTS`], so nothing huge is allocated for a hostile model file.
+fn check_limits(a: &Attrs, op: &Op, shape: Shape, in_shapes: &[Shape], params: &[ParamSpec]) -> Result<()> {
+    if checked_elements(&shape.dims()).is_none_or(|e| e > MAX_LAYER_ELEMENTS) {
+        return Err(a.err(format!(
+            "output {shape} exceeds the limit of {MAX_LAYER_ELEMENTS} activations per layer"
+        )));
+    }
+    if in_shapes
+        .first()
+        .is_some_and(|&s| work_elements(op, s).is_none_or(|e| e > MAX_LAYER_ELEMENTS))
+    {
+        return Err(a.err(format!(
+            "the forward pass would need a temporary buffer (padded input, dilated kernel or \
+             unfolded patches) over the limit of {MAX_LAYER_ELEMENTS} values; reduce padding, \
+             dilation or kernel size"
+        )));
+    }
+    for p in params {
+        if checked_elements(&p.shape).is_none_or(|e| e > MAX_LAYER_ELEMENTS) {
+            return Err(a.err(format!("parameter `{}` of shape {:?} is too large", p.tensor, p.shape)));
+        }
+    }
+    Ok(())
+}
+
+/// Attribute readers for one layer object.
+struct Attrs<'a> {
+    file: &'a Path,
+    layer: &'a str,
+    obj: &'a Map<String, Value>,
+}
+
+impl Attrs<'_> {
+    fn err(&self, msg: impl Into<String>) -> NnError {
+        NnError::layer(self.file, self.layer, msg)
+    }
+
+    fn count(&self, key: &str, default: Option<usize>) -> Result<usize> {
+        match (self.obj.get(key), default) {
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(self.err(format!("missing \"{key}\""))),
+            (Some(v), _) => v
+                .as_u64()
+                .filter(|&n| n >= 1 && n <= MAX_DIM as u64)
+                .map(|n| n as usize)
+                .ok_or_else(|| self.err(format!("\"{key}\" must be an integer in 1..={MAX_DIM}, got {v}"))),
+        }
+    }
+
+    /// An int or [h, w]; `min` is the smallest allowed value.
+    fn pair_min(&self, key: &str, default: Option<Pair>, min: u64) -> Result<Pair> {
+        let bad = |v: &Value| {
+            self.err(format!(
+                "\"{key}\" must be an integer or [h, w] of integers in {min}..={MAX_DIM}, got {v}"
+            ))
+        };
+        let one = |v: &Value| -> Option<usize> {
+            v.as_u64()
+                .filter(|&n| n >= min && n <= MAX_DIM as u64)
+                .map(|n| n as usize)
+        };
+        match (self.obj.get(key), default) {
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(self.err(format!("missing \"{key}\""))),
+            (Some(v @ Value::Array(a)), _) => match a.as_slice() {
+                [h, w] => Ok((one(h).ok_or_else(|| bad(v))?, one(w).ok_or_else(|| bad(v))?)),
+                _ => Err(bad(v)),
+            },
+            (Some(v), _) => one(v).map(|n| (n, n)).ok_or_else(|| bad(v)),
+        }
+    }
+    fn pair(&self, key: &str, default: Option<Pair>) -> Result<Pair> {
+        self.pair_min(key, default, 1)
+    }
+    fn pair_zero(&self, key: &str) -> Result<Pair> {
+        self.pair_min(key, Some((0, 0)), 0)
+    }
+
+    /// Register a parameter tensor: explicit name, `null` (none, where `optional`), or the default.
+    fn param(&self, out: &mut Vec<ParamSpec>, role: ParamRole, shape: Vec<usize>, optional: bool) -> Result<()> {
+        let key = role.suffix();
+        let tensor = match self.obj.get(key) {
+            None => format!("{}.{key}", self.layer),
+            Some(Value::Null) if optional => return Ok(()),
+            Some(Value::Null) => {
+                return Err(self.err(format!("\"{key}\" cannot be null for this op")));
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => {
+                return Err(self.err(format!("\"{key}\" must be a tensor name or null, got {v}")));
+            }
+        };
+        out.push(ParamSpec { role, tensor, shape });
+        Ok(())
+    }
+}
+
+/// The largest temporary buffer, in f32 values, the CPU forward passes allocate for a layer with
+/// this op reading `input`, beyond its output and parameters. The inference engine
+/// (`engine.rs`) unfolds every conv input into an im2col matrix of `C/groups * kh * kw` rows by
+/// `oh * ow` columns. The candle path (`forward.rs`, training) builds a padded copy of the input
+/// (pools; conv with unequal padding), a spread-out kernel (conv with unequal dilation), a
+/// full-resolution output (conv with unequal strides) and candle's im2col tiles (whole image for
+/// 1x1 kernels, else 512 output pixels). Keep this in step with both. `None` on overflow; `Some(0)`
+/// for ops that need none.
+pub fn work_elements(op: &Op, input: Shape) -> Option<usize> {
+    let Shape::Chw(c, h, w) = input else {
+        return Some(0);
+    };
+    let padded = |(ph, pw): Pair| -> Option<usize> {
+        let hp = h.checked_add(ph.checked_mul(2)?)?;
+        let wp = w.checked_add(pw.checked_mul(2)?)?;
+        checked_elements(&[c, hp, wp])
+    };
+    match *op {
+        Op::MaxPool2d { padding, .. } | Op::AvgPool2d { padding, .. } => padded(padding),
+        Op::Conv2d {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => {
+            let (kh, kw) = if dilation.0 == dilation.1 {
+                kernel
+            } else {
+                (
+                    (kernel.0 - 1).checked_mul(dilation.0)?.checked_add(1)?,
+                    (kernel.1 - 1).checked_mul(dilation.1)?.checked_add(1)?,
+                )
+            };
+            let dil = if dilation.0 == dilation.1 { dilation.0 } else { 1 };
+            let s = if stride.0 == stride.1 { stride.0 } else { 1 };
+            let oh = conv_out(h, kh, s, padding.0, dil)?;
+            let ow = conv_out(w, kw, s, padding.1, dil)?;
+            let pixels = oh.checked_mul(ow)?;
+            let patch = checked_elements(&[c / groups, kh, kw])?;
+            let tile = patch.checked_mul(if kh == 1 && kw == 1 { pixels } else { pixels.min(512) })?;
+            let kernel_elems = checked_elements(&[out_channels, c / groups, kh, kw])?;
+            let full_out = out_channels.checked_mul(pixels)?;
+            let pad = padded(padding)?;
+            let real_pixels = conv_out(h, kernel.0, stride.0, padding.0, dilation.0)?
+                .checked_mul(conv_out(w, kernel.1, stride.1, padding.1, dilation.1)?)?;
+            let engine_col = checked_elements(&[c / groups, kernel.0, kernel.1, real_pixels])?;
+            Some(tile.max(kernel_elems).max(full_out).max(pad).max(engine_col))
+        }
+        _ => Some(0),
+    }
+}
+
+/// PyTorch's output size formula; `None` when the kernel does not fit.
+pub fn conv_out(size: usize, kernel: usize, stride: usize, pad: usize, dilation: usize) -> Option<usize> {
+    let span = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
+    let padded = size.checked_add(pad.checked_mul(2)?)?;
+    padded.checked_sub(span).map(|d| d / stride + 1)
+}
+
+/// The product of `dims`; `None` on overflow.
+pub(super) fn checked_elements(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}

@@ -1,0 +1,181 @@
+//! `model.json` itself: malformed, of another format, unknown ops and attributes, bad names and
+//! inputs, cycles; and the good fixture, loaded and run, as the baseline every case breaks.
+
+use super::fixtures::*;
+
+#[test]
+fn good_fixture_loads_and_runs() {
+    let fx = Fx::good();
+    let model = fx.model();
+    let weights = Weights::load(&model).unwrap();
+    assert!(weights.warnings.is_empty());
+    fx.write("in.png", png_bytes(4, 4, png::ColorType::Grayscale));
+    let input = load_input(&model, &fx.path("in.png")).unwrap();
+    let acts = nn::forward(&model, &weights, &input).unwrap();
+    assert_eq!(acts.layers.len(), 5);
+    assert!(acts.layers.iter().flatten().all(|v| v.is_finite()));
+}
+
+#[test]
+fn malformed_json() {
+    let fx = Fx::new();
+    let p = fx.write("model.json", "{\"format\": \"netwalk-model/1\",\n \"layers\": [\n");
+    let e = expect_err(Model::load(&p));
+    check_msg(&e, &p, &["malformed JSON", "line"]);
+}
+
+#[test]
+fn model_json_not_utf8() {
+    let fx = Fx::new();
+    let p = fx.write("model.json", b"{\"format\": \"\xff\xfe\"}");
+    let e = expect_err(Model::load(&p));
+    check_msg(&e, &p, &[]);
+}
+
+#[test]
+fn model_folder_without_model_json() {
+    let fx = Fx::new();
+    let e = expect_err(Model::load(fx.dir.path()));
+    check_msg(&e, &fx.path("model.json"), &["cannot read"]);
+}
+
+#[test]
+fn top_level_not_an_object() {
+    let fx = Fx::new();
+    let p = fx.write("model.json", "[1, 2, 3]");
+    let e = expect_err(Model::load(&p));
+    check_msg(&e, &p, &["top level", "object"]);
+}
+
+#[test]
+fn wrong_format() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with("netwalk-model/1", "netwalk-model/7"));
+    check_msg(
+        &e,
+        &fx.path("model.json"),
+        &["netwalk-model/7", "netwalk-model/1", "format"],
+    );
+}
+
+#[test]
+fn unknown_op() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(r#""op": "relu""#, r#""op": "gelu""#));
+    check_msg(&e, &fx.path("model.json"), &["`relu1`", "unknown op", "`gelu`"]);
+}
+
+#[test]
+fn unknown_attribute() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(r#""out_features": 3"#, r#""out_features": 3, "activation": "relu""#));
+    check_msg(
+        &e,
+        &fx.path("model.json"),
+        &["`fc`", "unknown attribute", "`activation`"],
+    );
+}
+
+#[test]
+fn missing_layer_name() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(r#"{"name": "relu1", "op": "relu"}"#, r#"{"op": "relu"}"#));
+    check_msg(&e, &fx.path("model.json"), &["layer 1", "\"name\""]);
+}
+
+#[test]
+fn duplicate_layer_names() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(r#""name": "flatten""#, r#""name": "relu1""#));
+    check_msg(&e, &fx.path("model.json"), &["`relu1`", "duplicate"]);
+}
+
+#[test]
+fn layer_named_like_the_input() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(r#""name": "relu1""#, r#""name": "image""#));
+    check_msg(&e, &fx.path("model.json"), &["`image`", "input"]);
+}
+
+#[test]
+fn names_with_newlines_stay_on_one_line() {
+    // Names and values from the file are printed inside messages: control characters are escaped.
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(
+        r#""name": "relu1", "op": "relu""#,
+        r#""name": "re\nlu1", "op": "ge\nlu""#,
+    ));
+    check_msg(&e, &fx.path("model.json"), &["`re\\nlu1`", "unknown op", "`ge\\nlu`"]);
+}
+
+#[test]
+fn unknown_inputs_name() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(
+        r#"{"name": "relu1", "op": "relu"}"#,
+        r#"{"name": "relu1", "op": "relu", "inputs": ["conv9"]}"#,
+    ));
+    check_msg(&e, &fx.path("model.json"), &["`relu1`", "unknown input", "`conv9`"]);
+}
+
+#[test]
+fn inputs_not_names() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(
+        r#"{"name": "relu1", "op": "relu"}"#,
+        r#"{"name": "relu1", "op": "relu", "inputs": [0]}"#,
+    ));
+    check_msg(&e, &fx.path("model.json"), &["`relu1`", "\"inputs\""]);
+}
+
+#[test]
+fn cycle_of_two_layers() {
+    let fx = Fx::new();
+    let e = expect_err(fx.model_layers(
+        "[4]",
+        r#"[{"name": "a", "op": "relu", "inputs": ["b"]},
+            {"name": "b", "op": "relu", "inputs": ["a"]}]"#,
+    ));
+    check_msg(&e, &fx.path("model.json"), &["cycle", "`a`", "b"]);
+}
+
+#[test]
+fn cycle_self_reference() {
+    let fx = Fx::new();
+    let e = expect_err(fx.model_layers(
+        "[4]",
+        r#"[{"name": "a", "op": "relu"}, {"name": "b", "op": "add", "inputs": ["a", "b"]}]"#,
+    ));
+    check_msg(&e, &fx.path("model.json"), &["cycle", "`b`", "itself"]);
+}
+
+#[test]
+fn cycle_names_a_layer_on_the_cycle_not_one_downstream_of_it() {
+    // `c` only reads from the cycle b -> a -> b; it comes first in the file, yet the error must
+    // point at the layers that form the cycle.
+    let fx = Fx::new();
+    let e = expect_err(fx.model_layers(
+        "[4]",
+        r#"[{"name": "c", "op": "relu", "inputs": ["b"]},
+            {"name": "a", "op": "relu", "inputs": ["b"]},
+            {"name": "b", "op": "relu", "inputs": ["a"]}]"#,
+    ));
+    let msg = check_msg(&e, &fx.path("model.json"), &["cycle", "a", "b"]);
+    assert!(!msg.contains("`c`"), "names a layer that is not on the cycle: {msg}");
+}
+
+#[test]
+fn missing_op() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(r#"{"name": "relu1", "op": "relu"}"#, r#"{"name": "relu1"}"#));
+    check_msg(&e, &fx.path("model.json"), &["`relu1`", "\"op\""]);
+}
+
+#[test]
+fn bad_attribute_value() {
+    let fx = Fx::good();
+    let e = expect_err(fx.model_with(r#""out_channels": 2"#, r#""out_channels": -2"#));
+    check_msg(&e, &fx.path("model.json"), &["`conv1`", "\"out_channels\"", "-2"]);
+    let e = expect_err(fx.model_with(r#""kernel": 3"#, r#""kernel": [3, 3, 3]"#));
+    check_msg(&e, &fx.path("model.json"), &["`conv1`", "\"kernel\""]);
+}
