@@ -12,9 +12,10 @@ use std::process::{Command, Output};
 
 use common::{decode_png, demo_app};
 use glam::Vec3;
-use netwalk::gfx::{BACKGROUND_SRGB, RgbaImage, annotate::named_view};
+use netwalk::gfx::{BACKGROUND_SRGB, RgbaImage};
 use netwalk::nn::{self, Model, Weights, weights::SafetensorsFile};
 use netwalk::scene::{self, LayoutKind};
+use netwalk::view::annotate::named_view;
 
 const W: u32 = 320;
 const H: u32 = 180;
