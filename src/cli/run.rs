@@ -1,0 +1,406 @@
+//! `netwalk run` (and `netwalk` alone): the network in a headset, a desktop window, or (no
+//! display) a PNG overview.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::snapshot::{View, snapshot};
+use super::{build_app, check_validation, load_samples, save_png};
+use crate::app::App;
+use crate::bench::percentile;
+use crate::input::Script;
+use crate::{gfx, nn, scene};
+
+/// `netwalk run`'s arguments as given (see src/main.rs for each one's meaning).
+pub struct RunCommand {
+    pub model: Option<PathBuf>,
+    pub mode: Mode,
+    pub checkpoint: Option<String>,
+    pub sample: usize,
+    /// The input script's file (loaded before any work, so a bad one fails early).
+    pub script: Option<PathBuf>,
+    pub watch: Option<PathBuf>,
+    pub train: bool,
+    /// The rest; its `script` is filled from the file above.
+    pub options: RunOptions,
+}
+
+/// `netwalk run`: the app on the model, fed by a watched folder or live training when asked.
+pub fn run(command: RunCommand) -> Result<()> {
+    let RunCommand {
+        model,
+        mode,
+        checkpoint,
+        sample,
+        script,
+        watch,
+        train,
+        mut options,
+    } = command;
+    // A bad script fails before any work.
+    options.script = script.map(|s| Script::load(&s)).transpose()?;
+    if options.script.is_some() && mode == Mode::Desktop {
+        bail!(
+            "--script works with XR (real poses, scripted buttons); for scripted desktop-free runs see `netwalk replay`"
+        );
+    }
+    if train && checkpoint.is_some() {
+        bail!("--train starts a new timeline: --checkpoint does not apply");
+    }
+    let mut app = build_app(model, sample, checkpoint.as_deref())?;
+    if let Some(dir) = &watch {
+        let feed = nn::live::watch(&app.model, dir, nn::live::WATCH_INTERVAL)?;
+        println!("watching {} for checkpoints", dir.display());
+        app = app.with_feed(feed);
+    }
+    if train {
+        let train_set = nn::Samples::load(&app.model, &nn::demo::demo_train_data()?)?;
+        let heldout = load_samples(&app.model).ok();
+        let cfg = nn::train::LiveConfig::default();
+        println!(
+            "training {} live on {} samples: {} epochs, a checkpoint every {} steps",
+            app.model.name, train_set.count, cfg.epochs, cfg.every
+        );
+        let feed = nn::live::train(&app.model, train_set, heldout, cfg)?;
+        app.clear_timeline()?;
+        app = app.with_feed(feed);
+    }
+    run_any(app, mode, &options)
+}
+
+/// Where `netwalk run` shows the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Xr,
+    Desktop,
+    /// XR if a runtime and headset are there, else a window, else a PNG overview.
+    Auto,
+}
+
+/// How `netwalk run` runs (its flags; see src/main.rs for each one's meaning).
+pub struct RunOptions {
+    pub size: (u32, u32),
+    pub frames: Option<u64>,
+    pub screenshot: Option<PathBuf>,
+    pub stats: bool,
+    pub xr_config: Option<PathBuf>,
+    pub script: Option<Script>,
+    pub play_area: Option<glam::Vec2>,
+    pub mirror: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            size: (1280, 720),
+            frames: None,
+            screenshot: None,
+            stats: false,
+            xr_config: std::env::var_os("NETWALK_XR_CONFIG").map(PathBuf::from),
+            script: None,
+            play_area: None,
+            mirror: false,
+        }
+    }
+}
+
+const OVERVIEW_PNG: &str = "netwalk-overview.png";
+
+/// Runs `app` in `mode`: in a headset, else (Auto) a window, else (Auto, no display) a PNG overview.
+pub fn run_any(mut app: App, mode: Mode, options: &RunOptions) -> Result<()> {
+    if options.frames == Some(0) {
+        bail!("--frames must be at least 1");
+    }
+    // Interactive: scrubbing and new checkpoints rerun the network off the frame's thread.
+    app.start_recompute()?;
+    if mode != Mode::Desktop {
+        match run_xr(&mut app, options) {
+            Err(e)
+                if mode == Mode::Auto
+                    && e.downcast_ref::<crate::xr::XrError>()
+                        .is_some_and(|e| e.is_unavailable()) =>
+            {
+                eprintln!("no headset: {e:#}");
+            }
+            other => return other,
+        }
+    }
+    let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
+    if mode == Mode::Auto && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
+        let out = Path::new(OVERVIEW_PNG);
+        snapshot(
+            &gfx::RendererConfig::from_env(),
+            &mut app,
+            out,
+            options.size,
+            View::Named("overview".into()),
+            false,
+        )?;
+        println!(
+            "no headset and no display, so this is a picture: {OVERVIEW_PNG}. For VR start an OpenXR runtime \
+             (SteamVR, or monado-service; see the README's OpenXR section) with a headset and run `netwalk` again \
+             (or `netwalk run --xr`); for a window run it in a desktop session (DISPLAY or WAYLAND_DISPLAY set) \
+             or use `netwalk run --desktop`."
+        );
+        return Ok(());
+    }
+    run_desktop(app, options.size, options.frames, options.screenshot.as_deref())
+}
+
+/// Set by SIGINT/SIGTERM: the XR loop then asks the runtime to end the session.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn run_xr(app: &mut App, options: &RunOptions) -> Result<()> {
+    use crate::xr::{Feedback, Hand, XrEvent, XrOptions};
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
+    }
+    let validation = gfx::RendererConfig::from_env().validation;
+    // Dropped after run_xr returns, so after the renderer (and its surface) that draws into it.
+    let mut mirror = if options.mirror {
+        Some(gfx::mirror::MirrorWindow::open(
+            &format!("netwalk (mirror): {}", app.model.name),
+            options.size,
+        )?)
+    } else {
+        None
+    };
+    let xr_options = XrOptions {
+        mirror: mirror.as_ref().and_then(|m| m.window()),
+        frames: options.frames,
+        validation,
+        bindings_dir: options.xr_config.clone(),
+        readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
+    };
+    let mut shot = None;
+    let mut player = options.script.as_ref().map(crate::input::ScriptPlayer::live);
+    let mut first_frame: Option<std::time::Instant> = None;
+    // What was last printed: each hand's hovered block, the selection.
+    let mut shown: ([Option<usize>; 2], Option<scene::NeuronRef>) = ([None, None], None);
+    // An error of the app's frame: the session is ended through the runtime, then it is reported.
+    let mut app_error: Option<anyhow::Error> = None;
+    let mut on_event = |event: XrEvent| -> Feedback {
+        let mut feedback = Feedback::default();
+        match event {
+            XrEvent::Ready {
+                system,
+                device,
+                width,
+                height,
+                space,
+                stage_bounds,
+                depth,
+            } => {
+                let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
+                let depth = if depth { "color + depth" } else { "color" };
+                println!(
+                    "xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}"
+                );
+                // The network winds through the play area.
+                if let Some(area) = options.play_area.or(stage_bounds) {
+                    app.scene.stage = scene::Stage {
+                        half_extents: area / 2.0,
+                    };
+                    app.scene.arrange();
+                }
+            }
+            XrEvent::Poll => {
+                if let Some(m) = mirror.as_mut() {
+                    let events = m.pump();
+                    if events.close_requested {
+                        println!("mirror window closed");
+                    }
+                    feedback.exit = events.close_requested;
+                    feedback.mirror_resized = events.resized;
+                }
+            }
+            XrEvent::State(state) => println!("state {state}"),
+            XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),
+            XrEvent::Update { input, renderer } => {
+                if app_error.is_some() {
+                    feedback.exit = true;
+                    return feedback;
+                }
+                let now = std::time::Instant::now();
+                let t = now.duration_since(*first_frame.get_or_insert(now)).as_secs_f32();
+                let mut snapshot = input.to_snapshot(t);
+                if let Some(p) = player.as_mut() {
+                    snapshot = snapshot.with_scripted_buttons(&p.advance(t));
+                }
+                let eye = input.head.map_or(glam::Vec3::new(0.0, 1.6, 0.0), |h| h.position);
+                let stepped = app
+                    .step(&snapshot)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|events| app.upload(renderer, eye).map(|()| events).map_err(anyhow::Error::from));
+                match stepped {
+                    Ok(events) => {
+                        feedback.pulse = events.haptic;
+                        print_scene_changes(&app.scene, &mut shown);
+                    }
+                    Err(e) => {
+                        app_error = Some(e);
+                        feedback.exit = true;
+                    }
+                }
+            }
+            XrEvent::Frame {
+                index,
+                input,
+                views,
+                readback,
+            } => {
+                if index == 1 || readback.is_some() {
+                    for hand in Hand::BOTH {
+                        let h = input.hand(hand);
+                        match h.aim {
+                            Some(aim) => {
+                                let (p, f) = (aim.position, aim.forward());
+                                println!(
+                                    "frame {index}: {} aim {:.3} {:.3} {:.3} forward {:.3} {:.3} {:.3} select {}",
+                                    hand.name(),
+                                    p.x,
+                                    p.y,
+                                    p.z,
+                                    f.x,
+                                    f.y,
+                                    f.z,
+                                    h.select
+                                );
+                            }
+                            None => println!("frame {index}: {} aim untracked", hand.name()),
+                        }
+                    }
+                }
+                if let Some(images) = readback {
+                    for (i, v) in views.iter().enumerate() {
+                        let (p, o, f) = (v.position, v.orientation, v.fov);
+                        println!(
+                            "frame {index}: eye {i} position {} {} {} orientation {} {} {} {} fov {} {} {} {}",
+                            p.x, p.y, p.z, o.x, o.y, o.z, o.w, f.left, f.right, f.up, f.down
+                        );
+                    }
+                    shot = Some(gfx::RgbaImage::side_by_side(images));
+                }
+            }
+        }
+        feedback
+    };
+    let outcome = crate::xr::run_xr(&xr_options, &STOP, &mut on_event)?;
+    if let Some(e) = app_error {
+        return Err(e);
+    }
+    println!("xr: ended ({:?}) after {} frames", outcome.end, outcome.frames);
+    if options.stats && outcome.stats.cpu.is_empty() {
+        println!("stats: no frames rendered");
+    } else if options.stats {
+        let mut ms: Vec<f64> = outcome.stats.cpu.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+        println!(
+            "stats: {} frames, CPU per frame mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, missed {}, not rendered {}",
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(0.0),
+            outcome.stats.missed,
+            outcome.stats.not_rendered
+        );
+    }
+    check_validation("OpenXR", &outcome.xr_validation)?;
+    check_validation("Vulkan", &outcome.vulkan_validation)?;
+    if let Some(out) = &options.screenshot {
+        let image = shot.context("the session ended before the screenshot frame was rendered")?;
+        save_png(&image, out)?;
+        println!(
+            "wrote {}x{} screenshot (left eye | right eye) to {}",
+            image.width,
+            image.height,
+            out.display()
+        );
+    }
+    match outcome.end {
+        crate::xr::EndReason::Exited | crate::xr::EndReason::Interrupted => Ok(()),
+        other => bail!(
+            "the OpenXR runtime ended the session ({other:?}) after {} frames",
+            outcome.frames
+        ),
+    }
+}
+
+/// Prints what each hand points at and the selection when they changed since `shown`.
+fn print_scene_changes(sc: &scene::Scene, shown: &mut ([Option<usize>; 2], Option<scene::NeuronRef>)) {
+    for (i, hand) in crate::input::Hand::BOTH.into_iter().enumerate() {
+        let hover = sc.hands[i].hover.as_ref().map(|h| h.block);
+        if hover != shown.0[i] {
+            shown.0[i] = hover;
+            match hover.and_then(|k| Some((k, sc.placement(k)?))) {
+                Some((k, p)) => println!("hover {}: block {k} ({})", hand.name(), p.name),
+                None => println!("hover {}: none", hand.name()),
+            }
+        }
+    }
+    if sc.selection != shown.1 {
+        shown.1 = sc.selection.clone();
+        match &sc.selection {
+            Some(n) => println!("selected block {} neuron {:?}", n.block, n.index),
+            None => println!("selected none"),
+        }
+    }
+}
+
+fn run_desktop(
+    mut app: App,
+    (width, height): (u32, u32),
+    frames: Option<u64>,
+    screenshot: Option<&Path>,
+) -> Result<()> {
+    if frames == Some(0) {
+        bail!("--frames must be at least 1");
+    }
+    let camera = app.overview(width as f32 / height as f32);
+    let model = &app.model;
+    let options = gfx::window::DesktopOptions {
+        title: format!("netwalk: {}", model.name),
+        size: (width, height),
+        frames,
+        readback: screenshot.is_some(),
+    };
+    // One line per new frame size (the first frame and each resize) and per pause, for the user
+    // and for tests.
+    let mut last = (0, 0);
+    let mut on_event = |event| match event {
+        gfx::window::DesktopEvent::Presented { frame, width, height } => {
+            if (width, height) != last {
+                last = (width, height);
+                println!("frame {frame}: {width}x{height}");
+            }
+        }
+        gfx::window::DesktopEvent::Paused { after_frame } => println!("paused after frame {after_frame}"),
+        gfx::window::DesktopEvent::Resumed => println!("resumed"),
+    };
+    let outcome = gfx::window::run_desktop(
+        &gfx::RendererConfig::from_env(),
+        &mut app,
+        camera,
+        options,
+        &mut on_event,
+    )?;
+    check_validation("Vulkan", &outcome.validation)?;
+    println!("closed after {} frames", outcome.frames);
+    if let Some(out) = screenshot {
+        let image = outcome
+            .last_frame
+            .context("no frame was presented, so there is no screenshot")?;
+        save_png(&image, out)?;
+        println!("wrote {}x{} screenshot to {}", image.width, image.height, out.display());
+    }
+    Ok(())
+}
