@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use netwalk::cli::run::{Mode, RunCommand, RunOptions};
 use netwalk::cli::snapshot::View;
-use netwalk::cli::{self, InputChoice};
+use netwalk::cli::{self, Env, InputChoice};
 use netwalk::{bench, gfx};
 
 #[derive(Parser)]
@@ -344,10 +344,15 @@ impl InputArgs {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let renderer = gfx::RendererConfig::from_env();
+    // The environment, read once here (the demo's cache folder aside: see cli::env).
+    let env = Env::read();
     let Some(command) = cli.command else {
         let app = cli::build_app(None, 0, None)?;
-        return cli::run::run_any(app, Mode::Auto, &RunOptions::default());
+        let options = RunOptions {
+            xr_config: env.xr_config.clone(),
+            ..RunOptions::default()
+        };
+        return cli::run::run_any(app, Mode::Auto, &options, &env);
     };
     match command {
         Command::Info { model, ckpt } => cli::model::info(&cli::load_model(model)?, ckpt.checkpoint.as_deref()),
@@ -404,7 +409,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some((eye, look)) => View::Camera(gfx::Camera::look_at(eye, look)),
                 None => View::Named(view),
             };
-            cli::snapshot::snapshot(&renderer, &mut app, &out, size, camera, stereo)
+            cli::snapshot::snapshot(&env.renderer_config(), &mut app, &out, size, camera, stereo)
         }
         Command::Run {
             model,
@@ -428,25 +433,28 @@ fn run(cli: Cli) -> Result<()> {
                 (_, true) => Mode::Desktop,
                 _ => Mode::Auto,
             };
-            cli::run::run(RunCommand {
-                model,
-                mode,
-                checkpoint: ckpt.checkpoint,
-                sample,
-                script,
-                watch,
-                train,
-                options: RunOptions {
-                    size,
-                    frames,
-                    screenshot,
-                    stats,
-                    xr_config: xr_config.or(RunOptions::default().xr_config),
-                    script: None,
-                    play_area,
-                    mirror,
+            cli::run::run(
+                RunCommand {
+                    model,
+                    mode,
+                    checkpoint: ckpt.checkpoint,
+                    sample,
+                    script,
+                    watch,
+                    train,
+                    options: RunOptions {
+                        size,
+                        frames,
+                        screenshot,
+                        stats,
+                        xr_config: xr_config.or(env.xr_config.clone()),
+                        script: None,
+                        play_area,
+                        mirror,
+                    },
                 },
-            })
+                &env,
+            )
         }
         Command::Replay {
             model,
@@ -470,14 +478,14 @@ fn run(cli: Cli) -> Result<()> {
                 frames,
                 size,
                 stereo,
-            } => bench::render::bench_render(&renderer, model, synthetic, frames, size, stereo),
+            } => bench::render::bench_render(&env.renderer_config(), model, synthetic, frames, size, stereo),
             BenchCommand::Train {
                 seconds,
                 rounds,
                 size,
                 stereo,
                 every,
-            } => bench::train::bench_train(&renderer, seconds, rounds, size, stereo, every),
+            } => bench::train::bench_train(&env.renderer_config(), seconds, rounds, size, stereo, every),
             BenchCommand::Bundle {
                 model,
                 synthetic,
@@ -486,7 +494,15 @@ fn run(cli: Cli) -> Result<()> {
                 size,
                 stereo,
                 edge_scale,
-            } => bench::bundle::bench_bundle(&renderer, model, synthetic, iters, frames, (size, stereo), &edge_scale),
+            } => bench::bundle::bench_bundle(
+                &env.renderer_config(),
+                model,
+                synthetic,
+                iters,
+                frames,
+                (size, stereo),
+                &edge_scale,
+            ),
         },
     }
 }

@@ -3,6 +3,7 @@
 //! This is the program's top layer, like main: its functions return `anyhow` errors, whose chain
 //! main prints as one line. Everything below it (app, gfx, nn, scene, xr) has its own error types.
 
+mod env;
 pub mod model;
 pub mod replay;
 pub mod run;
@@ -11,6 +12,7 @@ pub mod snapshot;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+pub use env::Env;
 
 use crate::app::App;
 use crate::gfx;

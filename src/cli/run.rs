@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::snapshot::{View, snapshot};
-use super::{build_app, check_validation, load_samples, save_png};
+use super::{Env, build_app, check_validation, load_samples, save_png};
 use crate::app::App;
 use crate::bench::percentile;
 use crate::input::Script;
@@ -27,7 +27,7 @@ pub struct RunCommand {
 }
 
 /// `netwalk run`: the app on the model, fed by a watched folder or live training when asked.
-pub fn run(command: RunCommand) -> Result<()> {
+pub fn run(command: RunCommand, env: &Env) -> Result<()> {
     let RunCommand {
         model,
         mode,
@@ -66,7 +66,7 @@ pub fn run(command: RunCommand) -> Result<()> {
         app.clear_timeline()?;
         app = app.with_feed(feed);
     }
-    run_any(app, mode, &options)
+    run_any(app, mode, &options, env)
 }
 
 /// Where `netwalk run` shows the network.
@@ -97,7 +97,7 @@ impl Default for RunOptions {
             frames: None,
             screenshot: None,
             stats: false,
-            xr_config: std::env::var_os("NETWALK_XR_CONFIG").map(PathBuf::from),
+            xr_config: None,
             script: None,
             play_area: None,
             mirror: false,
@@ -108,14 +108,14 @@ impl Default for RunOptions {
 const OVERVIEW_PNG: &str = "netwalk-overview.png";
 
 /// Runs `app` in `mode`: in a headset, else (Auto) a window, else (Auto, no display) a PNG overview.
-pub fn run_any(mut app: App, mode: Mode, options: &RunOptions) -> Result<()> {
+pub fn run_any(mut app: App, mode: Mode, options: &RunOptions, env: &Env) -> Result<()> {
     if options.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
     // Interactive: scrubbing and new checkpoints rerun the network off the frame's thread.
     app.start_recompute()?;
     if mode != Mode::Desktop {
-        match run_xr(&mut app, options) {
+        match run_xr(&mut app, options, env) {
             Err(e)
                 if mode == Mode::Auto
                     && e.downcast_ref::<crate::xr::XrError>()
@@ -126,11 +126,10 @@ pub fn run_any(mut app: App, mode: Mode, options: &RunOptions) -> Result<()> {
             other => return other,
         }
     }
-    let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
-    if mode == Mode::Auto && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
+    if mode == Mode::Auto && env.display.is_none() {
         let out = Path::new(OVERVIEW_PNG);
         snapshot(
-            &gfx::RendererConfig::from_env(),
+            &env.renderer_config(),
             &mut app,
             out,
             options.size,
@@ -145,7 +144,7 @@ pub fn run_any(mut app: App, mode: Mode, options: &RunOptions) -> Result<()> {
         );
         return Ok(());
     }
-    run_desktop(app, options.size, options.frames, options.screenshot.as_deref())
+    run_desktop(app, options.size, options.frames, options.screenshot.as_deref(), env)
 }
 
 /// Set by SIGINT/SIGTERM: the XR loop then asks the runtime to end the session.
@@ -156,19 +155,20 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn run_xr(app: &mut App, options: &RunOptions) -> Result<()> {
+fn run_xr(app: &mut App, options: &RunOptions, env: &Env) -> Result<()> {
     use crate::xr::{Feedback, Hand, XrEvent, XrOptions};
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
     }
-    let validation = gfx::RendererConfig::from_env().validation;
+    let config = env.renderer_config();
     // Dropped after run_xr returns, so after the renderer (and its surface) that draws into it.
     let mut mirror = if options.mirror {
         Some(gfx::mirror::MirrorWindow::open(
             &format!("netwalk (mirror): {}", app.model.name),
             options.size,
+            env.display.as_deref(),
         )?)
     } else {
         None
@@ -176,7 +176,8 @@ fn run_xr(app: &mut App, options: &RunOptions) -> Result<()> {
     let xr_options = XrOptions {
         mirror: mirror.as_ref().and_then(|m| m.window()),
         frames: options.frames,
-        validation,
+        validation: config.validation,
+        edge_scale: config.edge_scale,
         bindings_dir: options.xr_config.clone(),
         readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
     };
@@ -361,6 +362,7 @@ fn run_desktop(
     (width, height): (u32, u32),
     frames: Option<u64>,
     screenshot: Option<&Path>,
+    env: &Env,
 ) -> Result<()> {
     if frames == Some(0) {
         bail!("--frames must be at least 1");
@@ -372,6 +374,7 @@ fn run_desktop(
         size: (width, height),
         frames,
         readback: screenshot.is_some(),
+        display: env.display.clone(),
     };
     // One line per new frame size (the first frame and each resize) and per pause, for the user
     // and for tests.
@@ -386,13 +389,7 @@ fn run_desktop(
         gfx::window::DesktopEvent::Paused { after_frame } => println!("paused after frame {after_frame}"),
         gfx::window::DesktopEvent::Resumed => println!("resumed"),
     };
-    let outcome = gfx::window::run_desktop(
-        &gfx::RendererConfig::from_env(),
-        &mut app,
-        camera,
-        options,
-        &mut on_event,
-    )?;
+    let outcome = gfx::window::run_desktop(&env.renderer_config(), &mut app, camera, options, &mut on_event)?;
     check_validation("Vulkan", &outcome.validation)?;
     println!("closed after {} frames", outcome.frames);
     if let Some(out) = screenshot {

@@ -31,6 +31,8 @@ pub struct DesktopOptions {
     pub frames: Option<u64>,
     /// Read every presented frame back, so [`DesktopOutcome::last_frame`] holds the last one.
     pub readback: bool,
+    /// The display from the environment (WAYLAND_DISPLAY, else DISPLAY; `None`: neither is set).
+    pub display: Option<String>,
 }
 
 /// How a desktop session ended.
@@ -77,18 +79,13 @@ pub fn run_desktop(
     on_event: &mut dyn FnMut(DesktopEvent),
 ) -> Result<DesktopOutcome> {
     // winit's own message names its source file; say it plainly.
-    let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
-    if cfg!(all(unix, not(target_os = "macos"))) && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
+    if cfg!(all(unix, not(target_os = "macos"))) && options.display.is_none() {
         return Err(GfxError::Window(
             "no display to open it on: neither DISPLAY nor WAYLAND_DISPLAY is set (run it in a desktop session, or under Xvfb)".into(),
         ));
     }
     let event_loop = EventLoop::new().map_err(|e| {
-        let display = std::env::var("WAYLAND_DISPLAY")
-            .ok()
-            .filter(|d| !d.is_empty())
-            .or_else(|| std::env::var("DISPLAY").ok())
-            .unwrap_or_default();
+        let display = options.display.clone().unwrap_or_default();
         GfxError::Window(format!(
             "cannot connect to the display `{display}`: {}",
             winit_message(&e)

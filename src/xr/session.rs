@@ -34,6 +34,8 @@ pub struct XrOptions {
     /// The OpenXR core validation layer and the Vulkan validation layer, recording into the
     /// outcome's logs.
     pub validation: bool,
+    /// The edges' resolution scale ([`crate::gfx::RendererConfig::edge_scale`]).
+    pub edge_scale: Option<u32>,
     /// Load the binding files from this folder instead of the built-in copies.
     pub bindings_dir: Option<PathBuf>,
     /// Read this rendered frame (from 1) back from its swapchain image ([`XrEvent::Frame`]).
@@ -585,7 +587,7 @@ pub fn run_xr(
         None => Device::through(options.validation, &creator)?,
     };
     let mut renderer = Renderer::from_device(device)?;
-    renderer.set_edge_scale(crate::gfx::RendererConfig::from_env().edge_scale);
+    renderer.set_edge_scale(options.edge_scale);
     let vk_log = renderer.validation_log();
     let mut renderer = Some(renderer);
     let xr_handles = Some((instance, messenger));
