@@ -3,6 +3,8 @@
 //! image changes, and hand the renderer what changed (values once per input, the network's
 //! instances when blocks move, fold or change layout, the overlay every frame).
 
+pub mod frame_loop;
+
 use std::sync::Arc;
 use std::time::Duration;
 

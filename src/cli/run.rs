@@ -8,9 +8,11 @@ use anyhow::{Context, Result, bail};
 use super::snapshot::{View, snapshot};
 use super::{Env, build_app, check_validation, load_samples, save_png};
 use crate::app::App;
+use crate::app::frame_loop::{XrLoopEnd, XrLoopOptions, run_xr_session};
 use crate::bench::percentile;
 use crate::input::Script;
-use crate::{gfx, nn, scene};
+use crate::xr::{XrOptions, XrSession};
+use crate::{gfx, nn};
 
 /// `netwalk run`'s arguments as given (see src/main.rs for each one's meaning).
 pub struct RunCommand {
@@ -156,7 +158,6 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
 }
 
 fn run_xr(app: &mut App, options: &RunOptions, env: &Env) -> Result<()> {
-    use crate::xr::{Feedback, Hand, XrEvent, XrOptions};
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
@@ -181,124 +182,20 @@ fn run_xr(app: &mut App, options: &RunOptions, env: &Env) -> Result<()> {
         bindings_dir: options.xr_config.clone(),
         readback_frame: options.screenshot.as_ref().map(|_| options.frames.unwrap_or(1)),
     };
-    let mut shot = None;
-    let mut player = options.script.as_ref().map(crate::input::ScriptPlayer::live);
-    let mut first_frame: Option<std::time::Instant> = None;
-    // What was last printed: each hand's hovered block, the selection.
-    let mut shown: ([Option<usize>; 2], Option<scene::NeuronRef>) = ([None, None], None);
-    // An error of the app's frame: the session is ended through the runtime, then it is reported.
-    let mut app_error: Option<anyhow::Error> = None;
-    let mut on_event = |event: XrEvent| -> Feedback {
-        let mut feedback = Feedback::default();
-        match event {
-            XrEvent::Ready {
-                system,
-                device,
-                width,
-                height,
-                space,
-                stage_bounds,
-                depth,
-            } => {
-                let bounds = stage_bounds.map_or("unknown".into(), |b| format!("{:.2}x{:.2} m", b.x, b.y));
-                let depth = if depth { "color + depth" } else { "color" };
-                println!(
-                    "xr: {system} on {device}, {width}x{height} per eye ({depth}), {space} space, play area {bounds}"
-                );
-                // The network winds through the play area.
-                if let Some(area) = options.play_area.or(stage_bounds) {
-                    app.scene.stage = scene::Stage {
-                        half_extents: area / 2.0,
-                    };
-                    app.scene.arrange();
-                }
-            }
-            XrEvent::Poll => {
-                if let Some(m) = mirror.as_mut() {
-                    let events = m.pump();
-                    if events.close_requested {
-                        println!("mirror window closed");
-                    }
-                    feedback.exit = events.close_requested;
-                    feedback.mirror_resized = events.resized;
-                }
-            }
-            XrEvent::State(state) => println!("state {state}"),
-            XrEvent::Profile { hand, profile } => println!("profile {}: {profile}", hand.name()),
-            XrEvent::Update { input, renderer } => {
-                if app_error.is_some() {
-                    feedback.exit = true;
-                    return feedback;
-                }
-                let now = std::time::Instant::now();
-                let t = now.duration_since(*first_frame.get_or_insert(now)).as_secs_f32();
-                let mut snapshot = input.to_snapshot(t);
-                if let Some(p) = player.as_mut() {
-                    snapshot = snapshot.with_scripted_buttons(&p.advance(t));
-                }
-                let eye = input.head.map_or(glam::Vec3::new(0.0, 1.6, 0.0), |h| h.position);
-                let stepped = app
-                    .step(&snapshot)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|events| app.upload(renderer, eye).map(|()| events).map_err(anyhow::Error::from));
-                match stepped {
-                    Ok(events) => {
-                        feedback.pulse = events.haptic;
-                        print_scene_changes(&app.scene, &mut shown);
-                    }
-                    Err(e) => {
-                        app_error = Some(e);
-                        feedback.exit = true;
-                    }
-                }
-            }
-            XrEvent::Frame {
-                index,
-                input,
-                views,
-                readback,
-            } => {
-                if index == 1 || readback.is_some() {
-                    for hand in Hand::BOTH {
-                        let h = input.hand(hand);
-                        match h.aim {
-                            Some(aim) => {
-                                let (p, f) = (aim.position, aim.forward());
-                                println!(
-                                    "frame {index}: {} aim {:.3} {:.3} {:.3} forward {:.3} {:.3} {:.3} select {}",
-                                    hand.name(),
-                                    p.x,
-                                    p.y,
-                                    p.z,
-                                    f.x,
-                                    f.y,
-                                    f.z,
-                                    h.select
-                                );
-                            }
-                            None => println!("frame {index}: {} aim untracked", hand.name()),
-                        }
-                    }
-                }
-                if let Some(images) = readback {
-                    for (i, v) in views.iter().enumerate() {
-                        let (p, o, f) = (v.position, v.orientation, v.fov);
-                        println!(
-                            "frame {index}: eye {i} position {} {} {} orientation {} {} {} {} fov {} {} {} {}",
-                            p.x, p.y, p.z, o.x, o.y, o.z, o.w, f.left, f.right, f.up, f.down
-                        );
-                    }
-                    shot = Some(gfx::RgbaImage::side_by_side(images));
-                }
-            }
-        }
-        feedback
+    // The session's teardown (XR handles, then the renderer) comes before the mirror's.
+    let mut session = XrSession::new(&xr_options)?;
+    let loop_options = XrLoopOptions {
+        play_area: options.play_area,
+        script: options.script.as_ref(),
+        mirror: mirror.as_mut(),
     };
-    let outcome = crate::xr::run_xr(&xr_options, &STOP, &mut on_event)?;
+    let ran = run_xr_session(app, &mut session, loop_options, &STOP);
+    let outcome = session.finish();
+    let XrLoopEnd { end, shot, app_error } = ran?;
     if let Some(e) = app_error {
-        return Err(e);
+        return Err(e.into());
     }
-    println!("xr: ended ({:?}) after {} frames", outcome.end, outcome.frames);
+    println!("xr: ended ({end:?}) after {} frames", outcome.frames);
     if options.stats && outcome.stats.cpu.is_empty() {
         println!("stats: no frames rendered");
     } else if options.stats {
@@ -327,33 +224,12 @@ fn run_xr(app: &mut App, options: &RunOptions, env: &Env) -> Result<()> {
             out.display()
         );
     }
-    match outcome.end {
+    match end {
         crate::xr::EndReason::Exited | crate::xr::EndReason::Interrupted => Ok(()),
         other => bail!(
             "the OpenXR runtime ended the session ({other:?}) after {} frames",
             outcome.frames
         ),
-    }
-}
-
-/// Prints what each hand points at and the selection when they changed since `shown`.
-fn print_scene_changes(sc: &scene::Scene, shown: &mut ([Option<usize>; 2], Option<scene::NeuronRef>)) {
-    for (i, hand) in crate::input::Hand::BOTH.into_iter().enumerate() {
-        let hover = sc.hands[i].hover.as_ref().map(|h| h.block);
-        if hover != shown.0[i] {
-            shown.0[i] = hover;
-            match hover.and_then(|k| Some((k, sc.placement(k)?))) {
-                Some((k, p)) => println!("hover {}: block {k} ({})", hand.name(), p.name),
-                None => println!("hover {}: none", hand.name()),
-            }
-        }
-    }
-    if sc.selection != shown.1 {
-        shown.1 = sc.selection.clone();
-        match &sc.selection {
-            Some(n) => println!("selected block {} neuron {:?}", n.block, n.index),
-            None => println!("selected none"),
-        }
     }
 }
 
