@@ -265,7 +265,8 @@ fn run_desktop(
         gfx::window::DesktopEvent::Paused { after_frame } => println!("paused after frame {after_frame}"),
         gfx::window::DesktopEvent::Resumed => println!("resumed"),
     };
-    let outcome = gfx::window::run_desktop(&env.renderer_config(), &mut app, camera, options, &mut on_event)?;
+    let outcome =
+        crate::app::desktop_loop::run_desktop(&mut app, &env.renderer_config(), camera, options, &mut on_event)?;
     check_validation("Vulkan", &outcome.validation)?;
     println!("closed after {} frames", outcome.frames);
     if let Some(out) = screenshot {
