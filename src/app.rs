@@ -3,6 +3,9 @@
 //! image changes, and hand the renderer what changed (values once per input, the network's
 //! instances when blocks move, fold or change layout, the overlay every frame).
 
+pub mod desktop_loop;
+pub mod frame_loop;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -626,12 +629,5 @@ impl App {
             .collect();
         let since = &t.info[index - 1].label;
         view::annotate::change_marks(shown, &changes, since, overlay);
-    }
-}
-
-impl gfx::window::DesktopScene for App {
-    fn frame(&mut self, renderer: &mut Renderer, input: &InputSnapshot, camera: &gfx::Camera) -> gfx::Result<()> {
-        self.step(input).map_err(|e| gfx::GfxError::Scene(e.to_string()))?;
-        self.upload(renderer, camera.eye)
     }
 }

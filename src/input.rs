@@ -10,6 +10,8 @@
 //! A state holds until an event changes it; the grip pose follows the aim pose until a `grip` is
 //! given for that hand. A hand is tracked from its first `aim` or `grip`.
 
+pub mod desktop;
+
 use std::path::{Path, PathBuf};
 
 use glam::{Quat, Vec2, Vec3};

@@ -1,4 +1,6 @@
 pub mod app;
+pub mod bench;
+pub mod cli;
 pub mod gfx;
 pub mod input;
 pub mod nn;

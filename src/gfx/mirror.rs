@@ -61,10 +61,10 @@ pub struct MirrorWindow {
 }
 
 impl MirrorWindow {
-    /// Opens a `size` window titled `title` on the desktop's display.
-    pub fn open(title: &str, size: (u32, u32)) -> Result<MirrorWindow> {
-        let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
-        if no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
+    /// Opens a `size` window titled `title` on the desktop's display (`display`: WAYLAND_DISPLAY,
+    /// else DISPLAY, from the environment; `None`: neither is set).
+    pub fn open(title: &str, size: (u32, u32), display: Option<&str>) -> Result<MirrorWindow> {
+        if display.is_none() {
             return Err(GfxError::Window(
                 "no display for the mirror window: neither DISPLAY nor WAYLAND_DISPLAY is set".into(),
             ));

@@ -1,26 +1,25 @@
-//! The desktop window: a winit event loop that draws the scene every frame (vsync-paced) with
-//! [`Renderer::render_to_window`], and the mouse/keyboard camera control.
+//! The desktop window: a winit window and its swapchain presentation, as a value the app's frame
+//! loop polls ([`DesktopWindow::pump`] with no wait while frames are drawn, then
+//! [`DesktopWindow::present`]; vsync paces them). What the user does arrives as winit window
+//! events, handed on untouched: turning them into the scene's input is not the window's job.
 //!
-//! Input is gathered in one place, [`DesktopInput`], once per frame: it moves the camera and
-//! becomes the scene's [`InputSnapshot`] (the right hand's ray through the mouse cursor), which
-//! the window hands to its [`DesktopScene`] before drawing.
+//! The window pauses (draws nothing, and its pump waits for events) while it is minimized,
+//! fully hidden or has no area.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use glam::{Vec2, Vec3};
 use winit::application::ApplicationHandler;
 use winit::dpi::PhysicalSize;
-use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
+use winit::event::WindowEvent;
 use winit::event_loop::{ActiveEventLoop, EventLoop};
 use winit::keyboard::{KeyCode, PhysicalKey};
+use winit::platform::pump_events::EventLoopExtPumpEvents;
 use winit::window::{Window, WindowId};
 
 use super::camera::Camera;
 use super::renderer::{Renderer, RendererConfig, RgbaImage, WindowFrame};
 use super::{GfxError, Result, ValidationLog};
-use crate::input::{Hand, InputSnapshot, Pose};
 
 /// What the window shows and how long it stays open.
 pub struct DesktopOptions {
@@ -31,6 +30,8 @@ pub struct DesktopOptions {
     pub frames: Option<u64>,
     /// Read every presented frame back, so [`DesktopOutcome::last_frame`] holds the last one.
     pub readback: bool,
+    /// The display from the environment (WAYLAND_DISPLAY, else DISPLAY; `None`: neither is set).
+    pub display: Option<String>,
 }
 
 /// How a desktop session ended.
@@ -43,7 +44,7 @@ pub struct DesktopOutcome {
     pub validation: Vec<String>,
 }
 
-/// What happened in the window, as reported to [`run_desktop`]'s caller.
+/// What happened in the window, for the user (and tests) to hear of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DesktopEvent {
     /// Frame number `frame` (from 1) was presented at this size.
@@ -52,105 +53,42 @@ pub enum DesktopEvent {
         width: u32,
         height: u32,
     },
-    /// The window was minimized, hidden or has no area: no frames are drawn (and the event loop
-    /// sleeps) until it shows again.
+    /// The window was minimized, hidden or has no area: no frames are drawn (and the pump
+    /// waits for events) until it shows again.
     Paused {
         after_frame: u64,
     },
     Resumed,
 }
 
-/// What the window shows: told each frame what the user does, it uploads what to draw.
-pub trait DesktopScene {
-    /// One frame: `input` is the mouse and keyboard as controllers, `camera` the view about to
-    /// be drawn (its eye decides the close-up detail).
-    fn frame(&mut self, renderer: &mut Renderer, input: &InputSnapshot, camera: &Camera) -> Result<()>;
+/// What one [`DesktopWindow::pump`] found.
+#[derive(Debug, Default)]
+pub struct Pumped {
+    /// The window events for the app's input (mouse, keys, focus, ...), in order.
+    pub input: Vec<WindowEvent>,
+    /// Pauses and resumes.
+    pub changes: Vec<DesktopEvent>,
+    /// Closed: by the user (the close button, Esc) or destroyed by someone else.
+    pub close: bool,
 }
 
-/// Opens a window and draws `scene` in it until it is closed (or `options.frames` frames were
-/// presented), starting from `camera`. `on_event` hears of each presented frame and each pause.
-pub fn run_desktop(
-    config: &RendererConfig,
-    scene: &mut dyn DesktopScene,
-    camera: Camera,
-    options: DesktopOptions,
-    on_event: &mut dyn FnMut(DesktopEvent),
-) -> Result<DesktopOutcome> {
-    // winit's own message names its source file; say it plainly.
-    let no_var = |v: &str| std::env::var_os(v).is_none_or(|s| s.is_empty());
-    if cfg!(all(unix, not(target_os = "macos"))) && no_var("DISPLAY") && no_var("WAYLAND_DISPLAY") {
-        return Err(GfxError::Window(
-            "no display to open it on: neither DISPLAY nor WAYLAND_DISPLAY is set (run it in a desktop session, or under Xvfb)".into(),
-        ));
-    }
-    let event_loop = EventLoop::new().map_err(|e| {
-        let display = std::env::var("WAYLAND_DISPLAY")
-            .ok()
-            .filter(|d| !d.is_empty())
-            .or_else(|| std::env::var("DISPLAY").ok())
-            .unwrap_or_default();
-        GfxError::Window(format!(
-            "cannot connect to the display `{display}`: {}",
-            winit_message(&e)
-        ))
-    })?;
-    let mut app = DesktopApp {
-        config: config.clone(),
-        options,
-        scene,
-        started: Instant::now(),
-        orbit: OrbitCamera::from_camera(&camera),
-        home: camera,
-        input: DesktopInput::default(),
-        window: None,
-        renderer: None,
-        log: None,
-        no_area: false,
-        occluded: false,
-        minimized: false,
-        paused: false,
-        frames: 0,
-        last_tick: Instant::now(),
-        last_frame: None,
-        error: None,
-        on_event,
-    };
-    let ran = event_loop.run_app(&mut app);
-    // Normally done in `exiting`; here too for an event loop that ended with an error.
-    app.teardown();
-    if let Some(e) = app.error.take() {
-        return Err(e);
-    }
-    ran.map_err(|e| GfxError::Window(format!("event loop: {}", winit_message(&e))))?;
-    Ok(DesktopOutcome {
-        frames: app.frames,
-        last_frame: app.last_frame.take(),
-        validation: app.log.map(|l| l.messages()).unwrap_or_default(),
-    })
+/// The window, its renderer and its pumped event loop. Finish it ([`DesktopWindow::finish`]) to
+/// read the last frame back and the validation log after teardown.
+pub struct DesktopWindow {
+    handler: Handler,
+    event_loop: EventLoop<()>,
 }
 
-/// A winit error's text without the winit source location its OS errors start with.
-fn winit_message(e: &impl std::fmt::Display) -> String {
-    let text = e.to_string();
-    match text.strip_prefix("os error at ").and_then(|rest| rest.split_once(": ")) {
-        Some((_location, message)) => message.to_owned(),
-        None => text,
-    }
-}
-
-struct DesktopApp<'a> {
+struct Handler {
     config: RendererConfig,
-    options: DesktopOptions,
-    scene: &'a mut dyn DesktopScene,
-    /// Input times count from here.
-    started: Instant,
-    orbit: OrbitCamera,
-    /// The starting view (R returns to it).
-    home: Camera,
-    input: DesktopInput,
-    window: Option<Arc<Window>>,
+    title: String,
+    size: (u32, u32),
+    readback: bool,
+    // The renderer before the window: its surface goes first.
     renderer: Option<Renderer>,
+    window: Option<Arc<Window>>,
     log: Option<ValidationLog>,
+    error: Option<GfxError>,
     /// The window has no area (a zero size, or no swapchain extent).
     no_area: bool,
     /// The window system says it is fully hidden.
@@ -158,20 +96,17 @@ struct DesktopApp<'a> {
     /// The window manager has it minimized (X11: _NET_WM_STATE_HIDDEN; some window managers also
     /// keep presenting to an iconified window, so this is not left to the swapchain).
     minimized: bool,
-    /// Any of the three: draw nothing and do not ask for frames (the loop sleeps until an event).
+    /// Any of the three.
     paused: bool,
     frames: u64,
-    last_tick: Instant,
-    last_frame: Option<RgbaImage>,
-    error: Option<GfxError>,
-    on_event: &'a mut dyn FnMut(DesktopEvent),
+    pumped: Pumped,
 }
 
-impl DesktopApp<'_> {
+impl Handler {
     fn start(&mut self, event_loop: &ActiveEventLoop) -> Result<()> {
-        let (w, h) = self.options.size;
+        let (w, h) = self.size;
         let attributes = Window::default_attributes()
-            .with_title(self.options.title.clone())
+            .with_title(self.title.clone())
             .with_inner_size(PhysicalSize::new(w, h));
         let window = Arc::new(
             event_loop
@@ -181,54 +116,8 @@ impl DesktopApp<'_> {
         let renderer = Renderer::new_windowed(&self.config, window.clone())?;
         tracing::info!(device = renderer.device_name(), "window renderer ready");
         self.log = Some(renderer.validation_log());
-        window.request_redraw();
         self.window = Some(window);
         self.renderer = Some(renderer);
-        self.last_tick = Instant::now();
-        Ok(())
-    }
-
-    fn redraw(&mut self, event_loop: &ActiveEventLoop) -> Result<()> {
-        let Some(renderer) = &mut self.renderer else {
-            return Ok(());
-        };
-        if self.paused {
-            return Ok(());
-        }
-        let now = Instant::now();
-        // Clamped so a long stall (a drag of the window, a debugger) does not jump the camera.
-        let dt = (now - self.last_tick).as_secs_f32().min(0.1);
-        self.last_tick = now;
-        if self.input.apply(&mut self.orbit, dt) {
-            self.orbit = OrbitCamera::from_camera(&self.home);
-        }
-        let camera = self.orbit.camera();
-        let size = self.window.as_ref().map_or(self.options.size, |w| {
-            let s = w.inner_size();
-            (s.width, s.height)
-        });
-        let input = self.input.snapshot(&camera, size, (now - self.started).as_secs_f32());
-        self.scene.frame(renderer, &input, &camera)?;
-        match renderer.render_to_window(&camera, self.options.readback)? {
-            WindowFrame::Presented { width, height } => {
-                self.frames += 1;
-                (self.on_event)(DesktopEvent::Presented {
-                    frame: self.frames,
-                    width,
-                    height,
-                });
-                if self.options.frames.is_some_and(|n| self.frames >= n) {
-                    event_loop.exit();
-                }
-            }
-            // Wait for a Resized event (about_to_wait stops asking for frames).
-            WindowFrame::NoArea => {
-                self.no_area = true;
-                self.update_pause();
-            }
-            // Recreated on the next frame, which about_to_wait asks for.
-            WindowFrame::OutOfDate | WindowFrame::NotReady => {}
-        }
         Ok(())
     }
 
@@ -237,7 +126,7 @@ impl DesktopApp<'_> {
         let paused = self.no_area || self.occluded || self.minimized;
         if paused != self.paused {
             self.paused = paused;
-            (self.on_event)(if paused {
+            self.pumped.changes.push(if paused {
                 DesktopEvent::Paused {
                     after_frame: self.frames,
                 }
@@ -246,40 +135,23 @@ impl DesktopApp<'_> {
             });
         }
     }
-
-    fn fail(&mut self, event_loop: &ActiveEventLoop, e: GfxError) {
-        self.error.get_or_insert(e);
-        event_loop.exit();
-    }
-
-    /// Reads the last frame back, then destroys the renderer (waits idle; swapchain, surface,
-    /// device) and the window.
-    fn teardown(&mut self) {
-        if let Some(renderer) = self.renderer.take() {
-            if self.options.readback {
-                self.last_frame = renderer.last_window_frame();
-            }
-            drop(renderer);
-        }
-        self.window = None;
-    }
 }
 
-impl ApplicationHandler for DesktopApp<'_> {
+impl ApplicationHandler for Handler {
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
         if self.window.is_none()
             && self.error.is_none()
             && let Err(e) = self.start(event_loop)
         {
-            self.fail(event_loop, e);
+            self.error = Some(e);
         }
     }
 
-    fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+    fn window_event(&mut self, _event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         match event {
             // Destroyed: by someone else (the X server, a killed window manager); its surface is
             // gone, so stop drawing.
-            WindowEvent::CloseRequested | WindowEvent::Destroyed => event_loop.exit(),
+            WindowEvent::CloseRequested | WindowEvent::Destroyed => self.pumped.close = true,
             WindowEvent::Resized(size) => {
                 self.no_area = size.width == 0 || size.height == 0;
                 self.update_pause();
@@ -291,368 +163,162 @@ impl ApplicationHandler for DesktopApp<'_> {
                 self.occluded = hidden;
                 self.update_pause();
             }
-            WindowEvent::RedrawRequested => {
-                if let Err(e) = self.redraw(event_loop) {
-                    self.fail(event_loop, e);
-                }
-            }
             WindowEvent::KeyboardInput { event, .. }
                 if event.physical_key == PhysicalKey::Code(KeyCode::Escape) && event.state.is_pressed() =>
             {
-                event_loop.exit()
+                self.pumped.close = true
             }
-            other => self.input.on_window_event(&other),
+            WindowEvent::RedrawRequested => {}
+            other => self.pumped.input.push(other),
         }
-    }
-
-    fn about_to_wait(&mut self, _event_loop: &ActiveEventLoop) {
-        let Some(w) = self.window.clone() else { return };
-        // Checked here, after every batch of events: a window manager's minimize (and restore)
-        // changes a window property, which is an event, but winit reports none for it.
-        self.minimized = w.is_minimized() == Some(true);
-        self.update_pause();
-        // Continuous frames, paced by the FIFO swapchain; none while paused, so the loop sleeps.
-        if !self.paused {
-            w.request_redraw();
-        }
-    }
-
-    fn exiting(&mut self, _event_loop: &ActiveEventLoop) {
-        self.teardown();
     }
 }
 
-/// A camera orbiting a target point: the desktop's view. Unmoved, it is exactly the camera it
-/// started from (so the first frames match an offscreen render of that camera bit for bit).
-#[derive(Debug, Clone, Copy)]
-pub struct OrbitCamera {
-    pub target: Vec3,
-    /// The eye relative to the target.
-    back: Vec3,
-    /// Field of view and clip planes (its eye and target are ignored).
-    lens: Camera,
-    start_distance: f32,
-}
-
-impl OrbitCamera {
-    pub fn from_camera(c: &Camera) -> OrbitCamera {
-        let back = c.eye - c.target;
-        OrbitCamera {
-            target: c.target,
-            back,
-            lens: *c,
-            start_distance: back.length(),
+impl DesktopWindow {
+    /// Opens the window with its renderer on the environment's display.
+    pub fn open(config: &RendererConfig, options: &DesktopOptions) -> Result<DesktopWindow> {
+        // winit's own message names its source file; say it plainly.
+        if cfg!(all(unix, not(target_os = "macos"))) && options.display.is_none() {
+            return Err(GfxError::Window(
+                "no display to open it on: neither DISPLAY nor WAYLAND_DISPLAY is set (run it in a desktop session, or under Xvfb)".into(),
+            ));
         }
-    }
-
-    pub fn camera(&self) -> Camera {
-        Camera {
-            eye: self.target + self.back,
-            target: self.target,
-            // Zooming out must not clip the far side of the scene.
-            far: self.lens.far + (self.back.length() - self.start_distance).max(0.0),
-            ..self.lens
-        }
-    }
-
-    pub fn distance(&self) -> f32 {
-        self.back.length()
-    }
-
-    /// Around +Y, radians; 0 looks down -Z.
-    pub fn yaw(&self) -> f32 {
-        self.back.x.atan2(self.back.z)
-    }
-
-    /// Turns the eye around the target: `yaw` around +Y, `pitch` up (kept short of the poles).
-    pub fn orbit(&mut self, yaw: f32, pitch: f32) {
-        if yaw == 0.0 && pitch == 0.0 {
-            return;
-        }
-        let distance = self.distance().max(1e-3);
-        let yaw = self.yaw() + yaw;
-        let pitch = ((self.back.y / distance).clamp(-1.0, 1.0).asin() + pitch).clamp(-1.5, 1.5);
-        let (sy, cy) = yaw.sin_cos();
-        let (sp, cp) = pitch.sin_cos();
-        self.back = Vec3::new(sy * cp, sp, cy * cp) * distance;
-    }
-
-    /// Multiplies the distance to the target by `factor` (within 5 cm..500 m).
-    pub fn zoom(&mut self, factor: f32) {
-        if factor == 1.0 {
-            return;
-        }
-        let distance = self.distance().max(1e-3);
-        self.back *= (distance * factor).clamp(0.05, 500.0) / distance;
-    }
-
-    /// Moves eye and target by `step`.
-    pub fn walk(&mut self, step: Vec3) {
-        self.target += step;
-    }
-}
-
-/// Checkpoints a wheel notch scrubs the timeline by.
-pub const WHEEL_SCRUB: f32 = 0.25;
-
-/// Mouse and keyboard state of the desktop window, gathered from its events and applied once
-/// per frame. The mouse is the right controller: its ray goes through the cursor; left button =
-/// select, right button = grab (drag to move the layer), F = fold, L = layout, M = menu (reset
-/// the layout), Backspace = trace back, Tab = walk-in/tabletop, X = expand a block into its
-/// steps, the wheel or left/right arrows = scrub the training timeline, Space = play/pause it
-/// (the left thumbstick's flick up), `[` / `]` = less / more edge bundling, I = edges by weight or
-/// importance, T = edge threshold. The camera: middle-drag
-/// (or Shift + left-drag) looks around, Ctrl + wheel zooms, W/A/S/D move, Q/E down/up, R resets
-/// the view.
-#[derive(Debug, Default)]
-pub struct DesktopInput {
-    cursor: Option<Vec2>,
-    /// Looking around (middle button, or Shift with the left button).
-    dragging: bool,
-    left: bool,
-    right: bool,
-    /// Cursor movement while dragging since the last frame, pixels.
-    drag: Vec2,
-    /// Wheel lines since the last frame (positive: away from the user, zoom in).
-    scroll: f32,
-    /// Wheel lines without Ctrl since the last snapshot: timeline steps.
-    scrub: f32,
-    held: HashSet<KeyCode>,
-    reset: bool,
-}
-
-impl DesktopInput {
-    pub fn on_window_event(&mut self, event: &WindowEvent) {
-        match event {
-            WindowEvent::CursorMoved { position, .. } => {
-                let p = Vec2::new(position.x as f32, position.y as f32);
-                if self.dragging
-                    && let Some(last) = self.cursor
-                {
-                    self.drag += p - last;
-                }
-                self.cursor = Some(p);
-            }
-            WindowEvent::CursorLeft { .. } => self.cursor = None,
-            WindowEvent::MouseInput { button, state, .. } => {
-                let shift = self.held.contains(&KeyCode::ShiftLeft) || self.held.contains(&KeyCode::ShiftRight);
-                match button {
-                    MouseButton::Middle => self.dragging = state.is_pressed(),
-                    MouseButton::Left if shift || (self.dragging && !state.is_pressed()) => {
-                        self.dragging = state.is_pressed();
-                    }
-                    MouseButton::Left => self.left = state.is_pressed(),
-                    MouseButton::Right => self.right = state.is_pressed(),
-                    _ => {}
-                }
-            }
-            WindowEvent::MouseWheel { delta, .. } => {
-                let lines = match delta {
-                    MouseScrollDelta::LineDelta(_, y) => *y,
-                    // Touchpads: about 40 pixels a line.
-                    MouseScrollDelta::PixelDelta(p) => p.y as f32 / 40.0,
-                };
-                // The wheel scrubs the training timeline; with Ctrl it zooms.
-                if self.held.contains(&KeyCode::ControlLeft) || self.held.contains(&KeyCode::ControlRight) {
-                    self.scroll += lines;
-                } else {
-                    self.scrub += lines * WHEEL_SCRUB;
-                }
-            }
-            WindowEvent::KeyboardInput { event, .. } => {
-                if let PhysicalKey::Code(code) = event.physical_key {
-                    match event.state {
-                        ElementState::Pressed => {
-                            self.reset |= code == KeyCode::KeyR;
-                            self.held.insert(code);
-                        }
-                        ElementState::Released => {
-                            self.held.remove(&code);
-                        }
-                    }
-                }
-            }
-            // Keys released while the window was not focused would stay held.
-            WindowEvent::Focused(false) => {
-                self.held.clear();
-                self.dragging = false;
-                self.left = false;
-                self.right = false;
-            }
-            _ => {}
-        }
-    }
-
-    /// The mouse and keys as the scene's controllers at `time` seconds: the right hand aims from
-    /// the eye through the cursor (untracked when the cursor is outside the window).
-    pub fn snapshot(&mut self, camera: &Camera, (width, height): (u32, u32), time: f32) -> InputSnapshot {
-        let mut snap = InputSnapshot {
-            time,
-            scrub: std::mem::take(&mut self.scrub),
-            ..InputSnapshot::default()
+        let event_loop = EventLoop::new().map_err(|e| {
+            let display = options.display.clone().unwrap_or_default();
+            GfxError::Window(format!(
+                "cannot connect to the display `{display}`: {}",
+                winit_message(&e)
+            ))
+        })?;
+        let mut window = DesktopWindow {
+            handler: Handler {
+                config: config.clone(),
+                title: options.title.clone(),
+                size: options.size,
+                readback: options.readback,
+                renderer: None,
+                window: None,
+                log: None,
+                error: None,
+                no_area: false,
+                occluded: false,
+                minimized: false,
+                paused: false,
+                frames: 0,
+                pumped: Pumped::default(),
+            },
+            event_loop,
         };
-        // Left/right arrows: the left thumbstick, which scrubs the training timeline.
-        let arrows = f32::from(u8::from(self.held.contains(&KeyCode::ArrowRight)))
-            - f32::from(u8::from(self.held.contains(&KeyCode::ArrowLeft)));
-        let space = f32::from(u8::from(self.held.contains(&KeyCode::Space)));
-        snap.hand_mut(Hand::Left).thumbstick = Vec2::new(arrows, space);
-        // [ and ]: less or more edge bundling.
-        snap.bundle = f32::from(u8::from(self.held.contains(&KeyCode::BracketRight)))
-            - f32::from(u8::from(self.held.contains(&KeyCode::BracketLeft)));
-        // I: weight or importance; T: the edge threshold.
-        snap.edge_value = self.held.contains(&KeyCode::KeyI);
-        snap.edge_threshold = self.held.contains(&KeyCode::KeyT);
-        let Some(cursor) = self.cursor.filter(|_| width > 0 && height > 0) else {
-            return snap;
-        };
-        let through = camera.unproject(cursor, width, height);
-        let Some(aim) = Pose::looking_at(camera.eye, through) else {
-            return snap;
-        };
-        let key = |k: KeyCode| self.held.contains(&k);
-        let hand = snap.hand_mut(Hand::Right);
-        hand.tracked = true;
-        hand.aim = aim;
-        hand.grip = aim;
-        hand.select = self.left;
-        hand.grab = self.right;
-        hand.fold = key(KeyCode::KeyF);
-        hand.layout = key(KeyCode::KeyL);
-        hand.menu = key(KeyCode::KeyM);
-        hand.thumbstick = if key(KeyCode::Backspace) {
-            Vec2::NEG_X
-        } else if key(KeyCode::Tab) {
-            Vec2::X
-        } else if key(KeyCode::KeyX) {
-            Vec2::NEG_Y
+        // The first pump delivers `resumed`, where the window and renderer are made.
+        for _ in 0..100 {
+            window.pump_for(Some(Duration::ZERO));
+            if let Some(e) = window.handler.error.take() {
+                return Err(e);
+            }
+            if window.handler.renderer.is_some() {
+                return Ok(window);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(GfxError::Window("the window was not created".into()))
+    }
+
+    /// Handles the pending window events: at once while frames are drawn, else (paused) after
+    /// waiting for some. Returns what happened since the last call.
+    pub fn pump(&mut self) -> Pumped {
+        let timeout = if self.handler.paused {
+            None
         } else {
-            Vec2::ZERO
+            Some(Duration::ZERO)
         };
-        snap
+        self.pump_for(timeout)
     }
 
-    /// Moves `orbit` by the input since the last call (`dt` seconds ago) and clears the
-    /// per-frame deltas. Returns true when the view should be reset to its start.
-    pub fn apply(&mut self, orbit: &mut OrbitCamera, dt: f32) -> bool {
-        const RADIANS_PER_PIXEL: f32 = 0.005;
-        let drag = std::mem::take(&mut self.drag);
-        orbit.orbit(-drag.x * RADIANS_PER_PIXEL, drag.y * RADIANS_PER_PIXEL);
-        orbit.zoom(0.9f32.powf(std::mem::take(&mut self.scroll)));
-        let axis = |plus: KeyCode, minus: KeyCode| {
-            f32::from(u8::from(self.held.contains(&plus))) - f32::from(u8::from(self.held.contains(&minus)))
-        };
-        // Walking moves in the horizontal plane, relative to where the camera looks.
-        let (sy, cy) = orbit.yaw().sin_cos();
-        let forward = -Vec3::new(sy, 0.0, cy);
-        let right = Vec3::new(cy, 0.0, -sy);
-        let step = axis(KeyCode::KeyW, KeyCode::KeyS) * forward
-            + axis(KeyCode::KeyD, KeyCode::KeyA) * right
-            + axis(KeyCode::KeyE, KeyCode::KeyQ) * Vec3::Y;
-        // Speed scales with the distance so both close-ups and the overview move usefully.
-        if step != Vec3::ZERO {
-            orbit.walk(step * (0.5 * orbit.distance()).max(0.5) * dt);
+    fn pump_for(&mut self, timeout: Option<Duration>) -> Pumped {
+        let _ = self.event_loop.pump_app_events(timeout, &mut self.handler);
+        // Checked after every batch of events: a window manager's minimize (and restore) changes
+        // a window property, which is an event, but winit reports none for it.
+        if let Some(w) = self.handler.window.clone() {
+            self.handler.minimized = w.is_minimized() == Some(true);
+            self.handler.update_pause();
         }
-        std::mem::take(&mut self.reset)
+        std::mem::take(&mut self.handler.pumped)
+    }
+
+    /// Nothing is drawn: minimized, hidden or without area.
+    pub fn paused(&self) -> bool {
+        self.handler.paused
+    }
+
+    /// The window's inner size in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        self.handler.window.as_ref().map_or(self.handler.size, |w| {
+            let s = w.inner_size();
+            (s.width, s.height)
+        })
+    }
+
+    /// The renderer drawing into the window: upload the scene to it before [`DesktopWindow::present`].
+    pub fn renderer(&mut self) -> Option<&mut Renderer> {
+        self.handler.renderer.as_mut()
+    }
+
+    /// Draws what was uploaded, seen by `camera`, and presents it: [`DesktopEvent::Presented`],
+    /// or [`DesktopEvent::Paused`] when the window turned out to have no area (it waits for a
+    /// resize), or nothing (the swapchain is recreated on the next frame).
+    pub fn present(&mut self, camera: &Camera) -> Result<Option<DesktopEvent>> {
+        let h = &mut self.handler;
+        let Some(renderer) = h.renderer.as_mut() else {
+            return Ok(None);
+        };
+        match renderer.render_to_window(camera, h.readback)? {
+            WindowFrame::Presented { width, height } => {
+                h.frames += 1;
+                Ok(Some(DesktopEvent::Presented {
+                    frame: h.frames,
+                    width,
+                    height,
+                }))
+            }
+            WindowFrame::NoArea => {
+                h.no_area = true;
+                h.update_pause();
+                Ok(h.pumped.changes.pop())
+            }
+            WindowFrame::OutOfDate | WindowFrame::NotReady => Ok(None),
+        }
+    }
+
+    /// Presented frames so far.
+    pub fn frames(&self) -> u64 {
+        self.handler.frames
+    }
+
+    /// Reads the last frame back, then destroys the renderer (waits idle; swapchain, surface,
+    /// device) and the window.
+    pub fn finish(mut self) -> DesktopOutcome {
+        let h = &mut self.handler;
+        let mut last_frame = None;
+        if let Some(renderer) = h.renderer.take() {
+            if h.readback {
+                last_frame = renderer.last_window_frame();
+            }
+            drop(renderer);
+        }
+        h.window = None;
+        DesktopOutcome {
+            frames: h.frames,
+            last_frame,
+            validation: h.log.as_ref().map(|l| l.messages()).unwrap_or_default(),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn orbit_camera_round_trips_a_camera() {
-        let c = Camera::look_at(Vec3::new(1.0, 2.0, 3.0), Vec3::new(0.5, 1.0, -2.0));
-        let mut orbit = OrbitCamera::from_camera(&c);
-        assert_eq!(orbit.camera(), c, "unmoved, it is the same camera exactly");
-        orbit.orbit(0.3, -0.2);
-        orbit.orbit(-0.3, 0.2);
-        let o = orbit.camera();
-        assert!((o.eye - c.eye).length() < 1e-4, "{} vs {}", o.eye, c.eye);
-        assert_eq!(o.target, c.target);
-    }
-
-    #[test]
-    fn the_mouse_is_the_right_controller_aiming_through_the_cursor() {
-        let camera = Camera::look_at(Vec3::new(0.0, 1.6, 1.0), Vec3::new(0.0, 1.4, -2.0));
-        let target = Vec3::new(0.3, 1.2, -1.5);
-        let cursor = camera.project(target, 800, 600).expect("in front");
-        let mut input = DesktopInput {
-            cursor: Some(cursor),
-            left: true,
-            ..DesktopInput::default()
-        };
-        input.held.insert(KeyCode::KeyF);
-        let snap = input.snapshot(&camera, (800, 600), 2.5);
-        let right = snap.hand(Hand::Right);
-        assert!(right.tracked && right.select && right.fold && !right.grab && !right.layout);
-        assert_eq!(snap.time, 2.5);
-        assert!((right.aim.position - camera.eye).length() < 1e-6);
-        let to_target = (target - camera.eye).normalize();
-        assert!(
-            right.aim.forward().dot(to_target) > 0.99999,
-            "{} vs {to_target}",
-            right.aim.forward()
-        );
-        assert!(!snap.hand(Hand::Left).tracked);
-        // Backspace traces back: a flick of the thumbstick to the left.
-        input.held.insert(KeyCode::Backspace);
-        assert_eq!(
-            input.snapshot(&camera, (800, 600), 2.6).hand(Hand::Right).thumbstick,
-            Vec2::NEG_X
-        );
-        // The arrows scrub the timeline: the left thumbstick, with or without the cursor.
-        input.held.insert(KeyCode::ArrowLeft);
-        assert_eq!(
-            input.snapshot(&camera, (800, 600), 2.65).hand(Hand::Left).thumbstick,
-            Vec2::NEG_X
-        );
-        // Space plays/pauses: the left thumbstick pushed up.
-        input.held.insert(KeyCode::Space);
-        assert_eq!(
-            input.snapshot(&camera, (800, 600), 2.655).hand(Hand::Left).thumbstick,
-            Vec2::new(-1.0, 1.0)
-        );
-        input.held.remove(&KeyCode::Space);
-        // Wheel notches scrub once: the snapshot takes them.
-        input.scrub = 2.0 * WHEEL_SCRUB;
-        assert_eq!(input.snapshot(&camera, (800, 600), 2.66).scrub, 0.5);
-        assert_eq!(input.snapshot(&camera, (800, 600), 2.67).scrub, 0.0);
-        // No cursor in the window: no ray.
-        input.cursor = None;
-        assert!(!input.snapshot(&camera, (800, 600), 2.7).hand(Hand::Right).tracked);
-    }
-
-    #[test]
-    fn dragging_right_orbits_and_w_walks_toward_the_view() {
-        let c = Camera::look_at(Vec3::new(0.0, 0.0, 5.0), Vec3::ZERO);
-        let mut orbit = OrbitCamera::from_camera(&c);
-        let mut input = DesktopInput {
-            dragging: true,
-            cursor: Some(Vec2::ZERO),
-            ..Default::default()
-        };
-        input.drag = Vec2::new(100.0, 0.0);
-        input.apply(&mut orbit, 0.0);
-        let eye = orbit.camera().eye;
-        // Dragging right turns the scene right: the eye swings to -X around the target.
-        assert!(eye.x < -1.0 && (eye.length() - 5.0).abs() < 1e-4, "{eye}");
-        assert_eq!(input.drag, Vec2::ZERO, "deltas are consumed");
-
-        let mut orbit = OrbitCamera::from_camera(&c);
-        input.held.insert(KeyCode::KeyW);
-        input.apply(&mut orbit, 1.0);
-        // Looking down -Z from +Z: W moves the target toward -Z by 0.5 · distance per second.
-        assert!(
-            (orbit.target - Vec3::new(0.0, 0.0, -2.5)).length() < 1e-4,
-            "{}",
-            orbit.target
-        );
-
-        let before = orbit.distance();
-        input.scroll = 1.0;
-        input.held.clear();
-        input.apply(&mut orbit, 0.0);
-        assert!((orbit.distance() - before * 0.9).abs() < 1e-4);
+/// A winit error's text without the winit source location its OS errors start with.
+fn winit_message(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.strip_prefix("os error at ").and_then(|rest| rest.split_once(": ")) {
+        Some((_location, message)) => message.to_owned(),
+        None => text,
     }
 }

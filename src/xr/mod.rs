@@ -1,13 +1,17 @@
-//! OpenXR (XR_KHR_vulkan_enable2): instance and system, the Vulkan device made through the
-//! runtime, the session state machine, the STAGE space, the 2-layer swapchain the renderer's
-//! multiview pass fills, and the controller actions ([`input::XrInput`] per frame).
+//! OpenXR (XR_KHR_vulkan_enable2): the instance, system and Vulkan device made through the
+//! runtime (runtime.rs), the session as a value the app polls ([`XrSession`]: its state
+//! machine, the STAGE space, frames), the 2-layer swapchain the renderer's multiview pass fills
+//! (swapchain.rs), and the controller actions (actions.rs; [`input::XrInput`] per frame).
 
+mod actions;
 pub mod bindings;
 pub mod input;
+mod runtime;
 mod session;
+mod swapchain;
 
 pub use input::{Hand, HandInput, Pose, XrInput};
-pub use session::{EndReason, Feedback, FrameStats, XrEvent, XrOptions, XrOutcome, run_xr};
+pub use session::{EndReason, FrameBegin, FrameStats, SessionEvent, SessionInfo, XrOptions, XrOutcome, XrSession};
 
 use crate::gfx::GfxError;
 
