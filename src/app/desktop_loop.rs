@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::App;
 use super::frame_loop::{AppError, step_and_upload};
 use crate::gfx::window::{DesktopEvent, DesktopOptions, DesktopOutcome, DesktopWindow};
-use crate::gfx::{Camera, GfxError, RendererConfig};
+use crate::gfx::{Camera, RendererConfig};
 use crate::input::desktop::{DesktopInput, OrbitCamera};
 
 /// Opens a window and draws `app` in it until it is closed (or `options.frames` frames were
@@ -63,11 +63,7 @@ fn desktop_frames(
         let Some(renderer) = window.renderer() else {
             return Ok(());
         };
-        // The scene's errors as the window's, as they always were reported.
-        step_and_upload(app, renderer, &snapshot, camera.eye).map_err(|e| match e {
-            AppError::Nn(e) => AppError::Gfx(GfxError::Scene(e.to_string())),
-            other => other,
-        })?;
+        step_and_upload(app, renderer, &snapshot, camera.eye)?;
         if let Some(event) = window.present(&camera)? {
             on_event(event);
             if matches!(event, DesktopEvent::Presented { frame, .. } if options.frames.is_some_and(|n| frame >= n)) {

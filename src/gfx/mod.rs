@@ -61,8 +61,6 @@ pub enum GfxError {
     },
     #[error("desktop window: {0}")]
     Window(String),
-    #[error("{0}")]
-    Scene(String),
     #[error("invalid render request: {0}")]
     Invalid(String),
 }
