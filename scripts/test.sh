@@ -77,4 +77,12 @@ fi
 # Tests unpack the embedded demo; give them a private cache folder.
 export NETWALK_CACHE="${NETWALK_CACHE:-$(mktemp -d /tmp/netwalk-test-cache.XXXXXX)}"
 
+# Formatting and lints first (issue 13): a badly formatted file or any clippy warning fails the run
+# before the tests. rustup's default profile has both; add them where a minimal profile left them out.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings 2>&1
+
 cargo test --locked --all-targets 2>&1

@@ -459,13 +459,12 @@ impl App {
                 self.edge_upload = self.edge_upload.max(EdgeUpload::Values);
                 SceneEdges { values, ..e.clone() }
             }),
-            old => SceneEdges::build(net.0, net.1, net.2, &sd.placements(), &self.edge_options).map(|e| {
+            old => SceneEdges::build(net.0, net.1, net.2, &sd.placements(), &self.edge_options).inspect(|e| {
                 let same = old
                     .as_ref()
                     .is_some_and(|o| o.edges.len() == e.edges.len() && o.layers.len() == e.layers.len());
                 let upload = if same { EdgeUpload::Moved } else { EdgeUpload::All };
                 self.edge_upload = self.edge_upload.max(upload);
-                e
             }),
         };
         match result {

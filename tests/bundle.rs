@@ -243,9 +243,10 @@ fn conv_to_dense_edges_aggregate_by_channel_and_add_up_to_the_pre_activation() {
     let sum: f32 = w[9..18].iter().sum();
     assert!((agg.value(1, 0) - sum).abs() < 1e-5, "channel 1's weights summed");
     let imp = edges::dense_edges(&model, &weights, &acts, 1, EdgeValue::Importance, 4).expect("edges");
-    for o in 0..2 {
+    assert_eq!(b.len(), 2, "two outputs");
+    for (o, bias) in b.iter().enumerate() {
         // The channels' contributions plus the bias are the output's pre-activation.
-        let pre = imp.value(0, o) + imp.value(1, o) + b[o];
+        let pre = imp.value(0, o) + imp.value(1, o) + bias;
         assert!(
             (pre - acts.layers[1][o]).abs() < 1e-4,
             "output {o}: {pre} vs {}",

@@ -364,9 +364,11 @@ fn with_the_worker_the_shown_activations_belong_to_the_shown_weights_and_catch_u
     let mut app = demo_app();
     app.start_recompute().expect("worker");
     let mut sync = demo_app();
-    let mut frame = InputSnapshot::default();
     // Scrub back a little every frame (the wheel): a new position, so a new run, each frame.
-    frame.scrub = -0.1;
+    let mut frame = InputSnapshot {
+        scrub: -0.1,
+        ..Default::default()
+    };
     for _ in 0..30 {
         frame.time += 1.0 / 90.0;
         app.step(&frame).expect("step");

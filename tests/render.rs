@@ -259,14 +259,15 @@ fn stereo_halves_differ_by_the_expected_parallax() {
     );
 
     // Each eye is exactly a mono render from that eye (every instance in its own eye's layer).
-    for eye in 0..2 {
+    assert_eq!(images.len(), 2, "one image per eye");
+    for (eye, image) in images.iter().enumerate() {
         let mono = |p: &[LayerPlacement]| vec![cams(p)[eye]];
         let Some((_, mono_images)) = render_tiny(LayoutKind::Grid, (w, h), mono) else {
             return;
         };
         let differing: Vec<(u32, u32)> = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
-            .filter(|&(x, y)| mono_images[0].pixel(x, y) != images[eye].pixel(x, y))
+            .filter(|&(x, y)| mono_images[0].pixel(x, y) != image.pixel(x, y))
             .collect();
         assert!(
             differing.is_empty(),
@@ -274,7 +275,7 @@ fn stereo_halves_differ_by_the_expected_parallax() {
             differing.len(),
             differing.first(),
             differing.first().map(|&(x, y)| mono_images[0].pixel(x, y)),
-            differing.first().map(|&(x, y)| images[eye].pixel(x, y)),
+            differing.first().map(|&(x, y)| image.pixel(x, y)),
         );
     }
 }
@@ -370,8 +371,10 @@ fn labels_read_left_to_right_from_behind_too() {
     // "L7", centred on the origin, facing +Z, white; seen from in front (+Z) and from behind (−Z),
     // each camera 0.5 m away looking at it: the same picture (an unmirrored label), where without
     // the mirroring the one from behind would be its mirror image.
-    let mut list = netwalk::gfx::DrawList::default();
-    list.glyphs = Atlas::get().layout("L7", glam::Mat4::IDENTITY, 0.2, Align::Center, [1.0, 1.0, 1.0, 1.0]);
+    let list = netwalk::gfx::DrawList {
+        glyphs: Atlas::get().layout("L7", glam::Mat4::IDENTITY, 0.2, Align::Center, [1.0, 1.0, 1.0, 1.0]),
+        ..Default::default()
+    };
     r.set_draw_list(&list).expect("upload");
     let (w, h) = (128u32, 96u32);
     let mid = Vec3::new(0.0, 0.1, 0.0);
