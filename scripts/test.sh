@@ -83,6 +83,22 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 cargo fmt --check
+# The structure issue 13 set: gfx draws plain data (imports nothing of scene, nn, input or view), no
+# source file over 1,000 lines, main.rs only parses and dispatches, no import cycles between files.
+if grep -rnE "crate::(scene|nn|input|view)" src/gfx; then
+  echo "scripts/test.sh: src/gfx must not import from scene, nn, input or view (above)" >&2
+  exit 1
+fi
+long=$(find src tests -name '*.rs' -exec wc -l {} + | awk '$2 != "total" && $1 > 1000')
+if [ -n "$long" ]; then
+  echo "scripts/test.sh: source files over 1,000 lines: $long" >&2
+  exit 1
+fi
+if [ "$(wc -l <src/main.rs)" -gt 600 ]; then
+  echo "scripts/test.sh: src/main.rs is over 600 lines: it parses the command line and dispatches" >&2
+  exit 1
+fi
+python3 scripts/import_cycles.py src
 cargo clippy --locked --all-targets -- -D warnings 2>&1
 
 cargo test --locked --all-targets 2>&1
