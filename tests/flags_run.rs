@@ -6,11 +6,14 @@
 //!   differs from sample 0's there, and matches `snapshot --sample N` there);
 //! - `run --checkpoint LABEL`: the feature maps are that checkpoint's (they differ from the final
 //!   weights' there, and match `snapshot --checkpoint INDEX` of the same checkpoint);
+//! - `run --watch DIR` / `run --train`: a checkpoint file already in DIR (a copy of init) shows,
+//!   as `snapshot --checkpoint 0` shows it; live training shows weights other than the final ones;
 //! - `replay --fps F`: the timeline position after a held left thumbstick, which the scene
 //!   integrates frame by frame (a frame's time is capped at 0.1 s, and the first frame of the
 //!   hold has no length), so it depends on the frame rate;
 //! - `bench bundle`: the synthetic's edge count, `--iters` runs, `--size`, `--stereo`, one frame
-//!   line per `--edge-scale`, `--frames 0` drawing no frame; `bench train --stereo`.
+//!   line per `--edge-scale`, `--frames 0` drawing no frame; `bench train --stereo`; `bench
+//!   bundle|render|forward MODEL` with a model folder other than the demo.
 //!
 //! Without Xvfb or a Vulkan device the window tests print a skip note, except under CI.
 
@@ -67,15 +70,21 @@ fn have_vulkan() -> bool {
 fn window_shot(display: &str, dir: &Path, name: &str, args: &[&str]) -> RgbaImage {
     let shot = dir.join(name);
     let size = format!("{W}x{H}");
+    // `--frames` given in ARGS replaces the 2.
+    let frames = args.iter().position(|&a| a == "--frames").map_or("2", |i| args[i + 1]);
+    let args: Vec<&str> = match args.iter().position(|&a| a == "--frames") {
+        Some(i) => [&args[..i], &args[i + 2..]].concat(),
+        None => args.to_vec(),
+    };
     let out = ok(netwalk()
-        .args(["run", "--desktop", "--size", &size, "--frames", "2"])
+        .args(["run", "--desktop", "--size", &size, "--frames", frames])
         .args(args)
         .arg("--screenshot")
         .arg(&shot)
         .env("DISPLAY", display)
         .env_remove("WAYLAND_DISPLAY")
         .env("NETWALK_VALIDATION", "1"));
-    assert!(out.contains("closed after 2 frames"), "{out}");
+    assert!(out.contains(&format!("closed after {frames} frames")), "{out}");
     decode_png(&shot)
 }
 
@@ -342,4 +351,106 @@ fn bench_train_stereo() {
         header.contains("; 1 rounds of 0.5 s per run; a checkpoint every 5 steps"),
         "--rounds/--seconds/--every: {out}"
     );
+}
+
+/// A tiny MLP model folder (`tiny-mlp`: 12 → dense 8 → relu → dense 4 → softmax) with random
+/// weights, unlike the demo in name and size.
+fn tiny_mlp(dir: &Path) -> std::path::PathBuf {
+    let folder = dir.join("tiny-mlp");
+    std::fs::create_dir_all(&folder).expect("model folder");
+    let model = json!({"format": "netwalk-model/1", "name": "tiny-mlp",
+        "input": {"name": "input", "shape": [12]}, "weights": "weights.safetensors",
+        "layers": [{"name": "fc1", "op": "dense", "out_features": 8}, {"name": "relu1", "op": "relu"},
+                   {"name": "fc2", "op": "dense", "out_features": 4}, {"name": "softmax", "op": "softmax"}]});
+    std::fs::write(folder.join("model.json"), model.to_string()).expect("write model.json");
+    let bytes = |n: usize, k: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| (((i * 37 + k * 11) % 17) as f32 / 8.0 - 1.0).to_le_bytes())
+            .collect()
+    };
+    let tensors = [
+        ("fc1.weight", vec![8, 12], bytes(96, 1)),
+        ("fc1.bias", vec![8], bytes(8, 2)),
+        ("fc2.weight", vec![4, 8], bytes(32, 3)),
+        ("fc2.bias", vec![4], bytes(4, 4)),
+    ];
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).expect("tensor");
+            (*name, view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &folder.join("weights.safetensors")).expect("write weights");
+    folder
+}
+
+/// `bench bundle|render|forward MODEL`: the model given (its name, its 12·8 + 8·4 edges), not
+/// the demo.
+#[test]
+fn bench_takes_a_model_path() {
+    if !have_vulkan() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = tiny_mlp(dir.path());
+    let model = model.to_str().expect("utf-8 path");
+    let bundle = bench(&["bundle", model, "--iters", "1", "--frames", "0"]);
+    assert!(
+        bundle.starts_with("netwalk bench bundle tiny-mlp on ")
+            && bundle.contains(": 128 edges bundled in 2 layer pair(s)"),
+        "{bundle}"
+    );
+    let render = bench(&["render", model, "--frames", "1", "--size", "32x24"]);
+    assert!(
+        render.starts_with("netwalk bench render tiny-mlp: 32x24 on "),
+        "{render}"
+    );
+    let forward = bench(&["forward", model, "--iters", "1", "--no-ort"]);
+    assert!(forward.contains(" tiny-mlp: median "), "{forward}");
+}
+
+/// `run --watch DIR` takes the checkpoint files already in DIR and, never scrubbed, follows the
+/// newest: a copy of the init checkpoint under another name shows the init checkpoint's conv1
+/// maps (as `snapshot --checkpoint 0`), not the final weights'. `run --train` starts a new
+/// timeline from a fresh init and follows it: conv1's maps are not the final weights' either.
+/// (Both arrive from threads within the first frames; 60 and 90 frames leave them a margin.)
+#[test]
+fn run_watch_and_train_show_in_the_window() {
+    if !have_vulkan() {
+        return;
+    }
+    let Some(x) = Xvfb::start("run --watch/--train test") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = netwalk::nn::Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo");
+    let watched = dir.path().join("watched");
+    std::fs::create_dir(&watched).expect("watch folder");
+    std::fs::copy(&model.checkpoints[0].weights, watched.join("late.safetensors")).expect("copy init");
+    let watched = watched.to_str().expect("utf-8 path");
+
+    let default = window_shot(&x.display, dir.path(), "default.png", &[]);
+    let watch = window_shot(
+        &x.display,
+        dir.path(),
+        "watch.png",
+        &["--frames", "60", "--watch", watched],
+    );
+    let train = window_shot(&x.display, dir.path(), "train.png", &["--frames", "90", "--train"]);
+    let snap_init = snapshot(dir.path(), "snap-init.png", &["--checkpoint", "0"]);
+
+    let app = demo_app(0, scene::Stage::default());
+    let camera = app.overview(W as f32 / H as f32);
+    let conv1 = screen_rect(&camera, &app.placements()[1]);
+    let moved = region_diff(&default, &watch, conv1);
+    assert!(moved > 2.0, "--watch changed conv1's maps by only {moved:.2}");
+    let same = region_diff(&watch, &snap_init, conv1);
+    assert!(
+        same < 0.5,
+        "conv1 with the watched init copy differs from snapshot --checkpoint 0's by {same:.2}"
+    );
+    let moved = region_diff(&default, &train, conv1);
+    assert!(moved > 2.0, "--train changed conv1's maps by only {moved:.2}");
 }
