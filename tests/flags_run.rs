@@ -432,13 +432,16 @@ fn run_watch_and_train_show_in_the_window() {
     let watched = watched.to_str().expect("utf-8 path");
 
     let default = window_shot(&x.display, dir.path(), "default.png", &[]);
+    // The checkpoints arrive from background threads (the watch polls every 200 ms; training
+    // publishes every 25 steps): enough frames that they are in on a loaded 2-core machine too
+    // (about 5 and 8 s at this size on lavapipe idle; a watched checkpoint takes ~0.3 s).
     let watch = window_shot(
         &x.display,
         dir.path(),
         "watch.png",
-        &["--frames", "60", "--watch", watched],
+        &["--frames", "600", "--watch", watched],
     );
-    let train = window_shot(&x.display, dir.path(), "train.png", &["--frames", "90", "--train"]);
+    let train = window_shot(&x.display, dir.path(), "train.png", &["--frames", "900", "--train"]);
     let snap_init = snapshot(dir.path(), "snap-init.png", &["--checkpoint", "0"]);
 
     let app = demo_app(0, scene::Stage::default());
