@@ -1306,16 +1306,29 @@ fn bench_render(
     let (empty_gpu, empty_cpu) = measure(&mut renderer)?;
     // Frames in flight: the scene back to back without readback, an overlay upload per frame (as
     // the app's loops do), with 1 slot (each frame waits for its own fence after submitting) and
-    // 2 (a frame waits for the one two before). The last frame (it drains the queue) is left out.
+    // 2 (a frame waits for the one two before); without other CPU work and with half a GPU frame
+    // of it (a spin standing in for the app's per-frame work, which 2 slots overlap with the GPU).
+    // The last frame (it drains the queue) is left out.
     renderer.set_draw_list(&draw.list)?;
+    let half_gpu = if scene_gpu.is_empty() {
+        1.0
+    } else {
+        ms_stats(scene_gpu.clone()).0 / 2.0
+    };
     let mut flights = Vec::new();
-    for in_flight in [1, 2] {
+    for (work_ms, in_flight) in [(0.0, 1), (0.0, 2), (half_gpu, 1), (half_gpu, 2)] {
         let warmup = (frames / 10).clamp(2, 20);
-        let mut overlay = |r: &mut gfx::Renderer, _: usize| r.set_overlay(&gfx::DrawList::default());
-        let mut t =
-            renderer.time_frames_in_flight(width, height, &views, warmup + frames + 1, in_flight, &mut overlay)?;
+        let work = std::time::Duration::from_secs_f64(work_ms / 1e3);
+        let mut app = |r: &mut gfx::Renderer, _: usize| {
+            let started = std::time::Instant::now();
+            while started.elapsed() < work {
+                std::hint::spin_loop();
+            }
+            r.set_overlay(&gfx::DrawList::default())
+        };
+        let mut t = renderer.time_frames_in_flight(width, height, &views, warmup + frames + 1, in_flight, &mut app)?;
         t.pop();
-        flights.push((in_flight, t.split_off(warmup)));
+        flights.push((work_ms, in_flight, t.split_off(warmup)));
     }
     let device = renderer.device_name().to_owned();
     drop(renderer);
@@ -1356,14 +1369,14 @@ fn bench_render(
     if let Some(r) = ratio {
         println!("  scene / empty GPU median: {r:.2}x");
     }
-    for (in_flight, t) in flights {
+    for (work_ms, in_flight, t) in flights {
         let stat = |f: fn(&gfx::FlightTimes) -> std::time::Duration| {
             ms_stats(t.iter().map(|x| f(x).as_secs_f64() * 1e3).collect())
         };
         let ((rm, rp), (wm, wp), (am, ap)) = (stat(|x| x.record), stat(|x| x.wait), stat(|x| x.wall));
         let mean_wall = t.iter().map(|x| x.wall.as_secs_f64()).sum::<f64>() / t.len().max(1) as f64;
         println!(
-            "  {in_flight} in flight: CPU record median {rm:.3} ms  p99 {rp:.3} ms;  fence wait median {wm:.3} ms  p99 {wp:.3} ms;  wall median {am:.3} ms  p99 {ap:.3} ms ({:.0} frames/s)",
+            "  {in_flight} in flight, app work {work_ms:.3} ms: CPU record median {rm:.3} ms  p99 {rp:.3} ms;  fence wait median {wm:.3} ms  p99 {wp:.3} ms;  wall median {am:.3} ms  p99 {ap:.3} ms ({:.0} frames/s)",
             1.0 / mean_wall.max(1e-9)
         );
     }
