@@ -879,3 +879,101 @@ fn shaders_are_fresh() {
     assert!(sources >= 8, "shaders/ lost its sources ({sources})");
     assert_eq!(checked, sources, "one compiled shader per source");
 }
+
+/// Frame `k` of the frames-in-flight test: the tiny network with its hot neuron at cell `k % 16`
+/// of channel 1 (new values), only its first `k % 4 + 1` tiles (new instances, new counts), and an
+/// overlay line whose height and colour follow `k`.
+fn frame_k(
+    renderer: &mut Renderer,
+    model: &Model,
+    placements: &[LayerPlacement],
+    k: usize,
+) -> netwalk::gfx::Result<()> {
+    let mut acts = tiny_activations();
+    acts.layers[0][16..32].fill(0.0);
+    acts.layers[0][16 + k % 16] = 1.0;
+    let mut draw = NetworkDraw::activations_only(model, &acts, placements);
+    draw.list.tiles.truncate(k % 4 + 1);
+    renderer.set_network(&draw)?;
+    let block = conv_block(placements);
+    let y = block.center.y + 0.02 * (k % 5) as f32 - 0.04;
+    let colour = [(k % 3) as f32 / 2.0, 1.0 - (k % 2) as f32, 0.5];
+    let mut overlay = netwalk::gfx::DrawList::default();
+    overlay.lines.push(netwalk::gfx::LineInstance::new(
+        Vec3::new(block.center.x - 0.2, y, block.center.z + 0.01),
+        Vec3::new(block.center.x + 0.2, y, block.center.z + 0.01),
+        0.01,
+        colour,
+    ));
+    renderer.set_overlay(&overlay)
+}
+
+#[test]
+fn frames_in_flight_draw_their_own_lists() {
+    let Some(mut r) = renderer() else { return };
+    let log = r.validation_log();
+    let model = tiny_model();
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let camera = front_camera(conv_block(&placements), 0.3);
+    for stereo in [false, true] {
+        let views = if stereo {
+            camera.stereo(0.064).to_vec()
+        } else {
+            vec![camera]
+        };
+        let mut k = 0;
+        // Runs of every length up to 5, each frame different from the frames before it, so the
+        // last frame shows whether its slot drew its own lists (the frames of one and two before
+        // ran in other slot states).
+        for frames in 1..=5 {
+            let first = k;
+            let images = r
+                .render_offscreen_in_flight(96, 64, &views, frames, &mut |r, i| {
+                    frame_k(r, &model, &placements, first + i)
+                })
+                .expect("render in flight");
+            k += frames;
+            let want = r.render_offscreen(96, 64, &views).expect("render");
+            assert!(
+                images == want,
+                "the last of {frames} frames in flight (stereo: {stereo}) differs from the same lists rendered alone"
+            );
+            // And from the frame before it, so that a frame drawing its predecessor's lists fails.
+            if frames > 1 {
+                frame_k(&mut r, &model, &placements, k - 2).expect("upload");
+                let before = r.render_offscreen(96, 64, &views).expect("render");
+                assert!(images != before, "frames {} and {} look alike", k - 2, k - 1);
+                frame_k(&mut r, &model, &placements, k - 1).expect("upload");
+            }
+        }
+    }
+    assert_eq!(r.frames_in_flight(), netwalk::gfx::FRAMES_IN_FLIGHT);
+    assert_eq!(r.validation_messages(), Vec::<String>::new());
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new(), "validation messages at teardown");
+}
+
+#[test]
+fn frames_in_flight_are_timed_with_one_and_two_slots() {
+    let Some(mut r) = renderer() else { return };
+    let log = r.validation_log();
+    let model = tiny_model();
+    let placements = scene::layout(&model, LayoutKind::Grid);
+    let camera = front_camera(conv_block(&placements), 0.3);
+    for in_flight in [1, 2] {
+        let times = r
+            .time_frames_in_flight(64, 64, &[camera], 4, in_flight, &mut |r, i| {
+                frame_k(r, &model, &placements, i)
+            })
+            .expect("timed frames");
+        assert_eq!(times.len(), 4);
+        assert!(times.iter().all(|t| t.wall >= t.record && t.wall >= t.wait));
+    }
+    assert!(
+        r.time_frames_in_flight(64, 64, &[camera], 1, 3, &mut |_, _| Ok(()))
+            .is_err()
+    );
+    assert_eq!(r.frames_in_flight(), netwalk::gfx::FRAMES_IN_FLIGHT);
+    drop(r);
+    assert_eq!(log.messages(), Vec::<String>::new());
+}

@@ -1,6 +1,7 @@
 //! `netwalk bench render`: offscreen frame time.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -48,6 +49,13 @@ pub fn bench_render(
     let (scene_gpu, scene_cpu) = measure(&mut renderer)?;
     renderer.set_draw_list(&gfx::DrawList::default())?;
     let (empty_gpu, empty_cpu) = measure(&mut renderer)?;
+    renderer.set_draw_list(&draw.list)?;
+    let half_gpu = if scene_gpu.is_empty() {
+        1.0
+    } else {
+        ms_stats(scene_gpu.clone()).0 / 2.0
+    };
+    let flights = time_in_flight(&mut renderer, (width, height), &views, frames, half_gpu)?;
     let device = renderer.device_name().to_owned();
     drop(renderer);
     check_validation("Vulkan", &log.messages())?;
@@ -80,5 +88,53 @@ pub fn bench_render(
     if let Some(r) = ratio {
         println!("  scene / empty GPU median: {r:.2}x");
     }
+    print_in_flight(flights);
     Ok(())
+}
+
+/// The frames of one in-flight run: app work per frame (ms), slots, each frame's times.
+type Flight = (f64, usize, Vec<gfx::FlightTimes>);
+
+/// Frames in flight: the scene back to back without readback, an overlay upload per frame (as the
+/// app's loops do), with 1 slot (each frame waits for its own fence after submitting) and 2 (a
+/// frame waits for the one two before); without other CPU work and with `work_ms` of it (a spin
+/// standing in for the app's per-frame work, which 2 slots overlap with the GPU). The last frame
+/// (it drains the queue) is left out.
+fn time_in_flight(
+    renderer: &mut gfx::Renderer,
+    (width, height): (u32, u32),
+    views: &[gfx::Camera],
+    frames: usize,
+    work_ms: f64,
+) -> Result<Vec<Flight>> {
+    let mut flights = Vec::new();
+    for (work_ms, in_flight) in [(0.0, 1), (0.0, 2), (work_ms, 1), (work_ms, 2)] {
+        let warmup = (frames / 10).clamp(2, 20);
+        let work = Duration::from_secs_f64(work_ms / 1e3);
+        let mut app = |r: &mut gfx::Renderer, _: usize| {
+            let started = Instant::now();
+            while started.elapsed() < work {
+                std::hint::spin_loop();
+            }
+            r.set_overlay(&gfx::DrawList::default())
+        };
+        let mut t = renderer.time_frames_in_flight(width, height, views, warmup + frames + 1, in_flight, &mut app)?;
+        t.pop();
+        flights.push((work_ms, in_flight, t.split_off(warmup)));
+    }
+    Ok(flights)
+}
+
+/// One line per in-flight run: CPU record, fence wait and wall time per frame (median, p99).
+fn print_in_flight(flights: Vec<Flight>) {
+    for (work_ms, in_flight, t) in flights {
+        let stat =
+            |f: fn(&gfx::FlightTimes) -> Duration| ms_stats(t.iter().map(|x| f(x).as_secs_f64() * 1e3).collect());
+        let ((rm, rp), (wm, wp), (am, ap)) = (stat(|x| x.record), stat(|x| x.wait), stat(|x| x.wall));
+        let mean_wall = t.iter().map(|x| x.wall.as_secs_f64()).sum::<f64>() / t.len().max(1) as f64;
+        println!(
+            "  {in_flight} in flight, app work {work_ms:.3} ms: CPU record median {rm:.3} ms  p99 {rp:.3} ms;  fence wait median {wm:.3} ms  p99 {wp:.3} ms;  wall median {am:.3} ms  p99 {ap:.3} ms ({:.0} frames/s)",
+            1.0 / mean_wall.max(1e-9)
+        );
+    }
 }

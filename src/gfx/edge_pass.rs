@@ -279,14 +279,17 @@ impl EdgePass {
             })
     }
 
+    /// Whether the sums are made for `target` at `scale` ([`EdgePass::ensure`] then keeps them).
+    pub fn fits(&self, target: &Target, scale: u32) -> bool {
+        self.sums
+            .as_ref()
+            .is_some_and(|s| s.full == target.extent && s.views == target.views && s.scale == scale)
+    }
+
     /// Makes the sums for `target` at `scale` (keeps them when they fit) and points the set at
     /// them and at the target's depth. Only between frames: nothing may be in flight.
     pub fn ensure(&mut self, device: &Device, allocator: &mut Allocator, target: &Target, scale: u32) -> Result<()> {
-        let fits = self
-            .sums
-            .as_ref()
-            .is_some_and(|s| s.full == target.extent && s.views == target.views && s.scale == scale);
-        if fits {
+        if self.fits(target, scale) {
             return Ok(());
         }
         self.release(device, allocator);

@@ -27,7 +27,8 @@ pub use camera::{Camera, EyeView, Fov};
 pub use device::{Device, ValidationLog, VulkanCreator};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
 pub use renderer::{
-    FULL_RESOLUTION_EDGES, FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame, auto_edge_scale,
+    FRAMES_IN_FLIGHT, FULL_RESOLUTION_EDGES, FlightTimes, FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame,
+    auto_edge_scale,
 };
 
 use ash::vk;

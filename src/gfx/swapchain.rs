@@ -4,6 +4,7 @@
 use ash::{khr, vk};
 
 use super::device::Device;
+use super::renderer::FRAMES_IN_FLIGHT;
 use super::{GfxError, Result, VkContext};
 
 /// A swapchain and its per-image semaphores. A part, not an owner: the [`super::Renderer`]
@@ -16,9 +17,10 @@ pub(crate) struct Swapchain {
     pub extent: vk::Extent2D,
     /// The images can be copied from (TRANSFER_SRC): screenshots read the presented image back.
     pub readable: bool,
-    /// Signaled by acquire, waited by the frame's submission. One is enough: every frame waits
-    /// for its fence before the next acquire, so it is unsignaled again by then.
-    pub acquired: vk::Semaphore,
+    /// Signaled by acquire, waited by the frame's submission: one per frame slot
+    /// ([`FRAMES_IN_FLIGHT`]), since a slot waits for its own fence (so for its last
+    /// submission's wait on this semaphore) before it acquires with it again.
+    pub acquired: [vk::Semaphore; FRAMES_IN_FLIGHT],
     /// Signaled by a frame's submission, waited by its present; one per image, because nothing
     /// tells when a present's wait is done except that image being acquired again.
     pub rendered: Vec<vk::Semaphore>,
@@ -140,7 +142,7 @@ impl Swapchain {
             format: chosen.format,
             extent,
             readable,
-            acquired: vk::Semaphore::null(),
+            acquired: [vk::Semaphore::null(); FRAMES_IN_FLIGHT],
             rendered: Vec::new(),
         };
         // On error, the parts made so far are destroyed.
@@ -166,8 +168,11 @@ impl Swapchain {
         }
         let info = vk::SemaphoreCreateInfo::default();
         // SAFETY: valid create info on a live device.
-        self.acquired = unsafe { device.device.create_semaphore(&info, None) }.vk("create semaphore")?;
-        device.name_object(self.acquired, "swapchain image acquired");
+        for (i, acquired) in self.acquired.iter_mut().enumerate() {
+            // SAFETY: as above.
+            *acquired = unsafe { device.device.create_semaphore(&info, None) }.vk("create semaphore")?;
+            device.name_object(*acquired, &format!("swapchain image acquired (frame {i})"));
+        }
         for i in 0..self.images.len() {
             // SAFETY: as above.
             let s = unsafe { device.device.create_semaphore(&info, None) }.vk("create semaphore")?;
@@ -177,16 +182,17 @@ impl Swapchain {
         Ok(())
     }
 
-    /// The next image to draw into; on success `acquired` will be signaled.
-    pub fn acquire(&self) -> Result<Acquired> {
+    /// The next image to draw into, for frame slot `slot`; on success `acquired[slot]` will be
+    /// signaled.
+    pub fn acquire(&self, slot: usize) -> Result<Acquired> {
         // Bounded, so a window system that stops handing images back (some do for hidden windows)
         // cannot freeze the event loop.
         const TIMEOUT_NS: u64 = 1_000_000_000;
-        // SAFETY: `acquired` is unsignaled and not waited on (the previous frame's fence was
-        // waited for).
+        // SAFETY: `acquired[slot]` is unsignaled and not waited on (the slot's last frame, which
+        // waited on it, was waited for).
         match unsafe {
             self.loader
-                .acquire_next_image(self.handle, TIMEOUT_NS, self.acquired, vk::Fence::null())
+                .acquire_next_image(self.handle, TIMEOUT_NS, self.acquired[slot], vk::Fence::null())
         } {
             Ok((index, suboptimal)) => Ok(Acquired::Image {
                 index,
@@ -225,10 +231,12 @@ impl Swapchain {
             for s in self.rendered.drain(..) {
                 device.device.destroy_semaphore(s, None);
             }
-            device.device.destroy_semaphore(self.acquired, None);
+            for s in self.acquired {
+                device.device.destroy_semaphore(s, None);
+            }
             self.loader.destroy_swapchain(self.handle, None);
         }
-        self.acquired = vk::Semaphore::null();
+        self.acquired = [vk::Semaphore::null(); FRAMES_IN_FLIGHT];
         self.handle = vk::SwapchainKHR::null();
         self.images.clear();
     }

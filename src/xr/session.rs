@@ -4,7 +4,8 @@
 //! the session runs [`XrSession::begin_frame`] → draw into [`XrSession::renderer`] →
 //! [`XrSession::end_frame`].
 //!
-//! A frame (one in flight; the renderer waits for its fence before returning): xrWaitFrame →
+//! A frame (two in flight: the renderer submits and returns; a frame waits for the one two before
+//! it, see `gfx::renderer::slots`): xrWaitFrame →
 //! xrBeginFrame → sync actions, locate views and controller spaces at the predicted display time
 //! → (the app updates and uploads) → acquire + wait a swapchain image → one multiview pass into
 //! the renderer's 2-layer target, copied into that image → release → xrEndFrame with one
@@ -513,6 +514,11 @@ impl XrSession {
             ..
         } = self;
         let xr_log = xr.runtime.log.clone();
+        // The last frames may still be drawing into the runtime's swapchain images (two frames in
+        // flight): done before the runtime destroys them.
+        if let Err(e) = renderer.wait_frames() {
+            tracing::error!("waiting for the frames in flight before the XR teardown: {e}");
+        }
         drop(xr);
         drop(renderer);
         XrOutcome {

@@ -1,6 +1,10 @@
 //! The renderer's glue to the edge bundler ([`crate::gfx::bundle`]) and the low-resolution edge
 //! pass ([`crate::gfx::edge_pass`]): uploading edges, values, style and highlight, the edges'
 //! resolution scale, bundling on its own (timed) and reading the curves back for tests.
+//!
+//! The bundler's buffers are not per frame slot (they carry its state from frame to frame): every
+//! call that writes them from the CPU or replaces them first waits for the frames in flight
+//! (guarded; see `slots.rs`). They change on new edges, weights, style or selection, not per frame.
 
 use super::Renderer;
 use crate::gfx::bundle::{BundleStyle, EdgeSet, Pending};
@@ -29,6 +33,8 @@ impl Renderer {
     /// Uploads the edges to bundle and draw (see [`crate::gfx::bundle`]); the next frame (or
     /// [`Renderer::bundle_now`]) recomputes the bundle from straight lines.
     pub fn set_edges<E: EdgeSet + ?Sized>(&mut self, edges: &E) -> Result<()> {
+        // Guarded: the bundler's buffers are shared by the frame slots.
+        self.wait_in_flight()?;
         self.bundle.set_walked(self.edge_scale_for(edges.edge_count()) > 1);
         self.bundle.set_edges(&self.device, &mut self.allocator, edges, false)
     }
@@ -37,6 +43,8 @@ impl Renderer {
     /// is updated from its last shape rather than recomputed (a dragged block's edges follow it
     /// bundled, frame by frame).
     pub fn move_edges<E: EdgeSet + ?Sized>(&mut self, edges: &E) -> Result<()> {
+        // Guarded, as in set_edges.
+        self.wait_in_flight()?;
         self.bundle.set_walked(self.edge_scale_for(edges.edge_count()) > 1);
         self.bundle.set_edges(&self.device, &mut self.allocator, edges, true)
     }
@@ -44,17 +52,23 @@ impl Renderer {
     /// Uploads new values for the edges last given to [`Renderer::set_edges`] (same edges, new
     /// weights or activations); the next frame updates the bundle incrementally.
     pub fn set_edge_values<E: EdgeSet + ?Sized>(&mut self, edges: &E) -> Result<()> {
+        // Guarded: the staging buffer may still be read by a frame in flight.
+        self.wait_in_flight()?;
         self.bundle.set_values(edges)
     }
 
     /// How the bundled edges look from the next frame on (strength, width, threshold, ...).
     pub fn set_bundle_style(&mut self, style: &BundleStyle) -> Result<()> {
+        // Guarded: the params buffer is read by the frames in flight.
+        self.wait_in_flight()?;
         self.bundle.write_params(style)
     }
 
     /// The edges (indices into the last [`Renderer::set_edges`]'s) drawn over the bundle: a
     /// selected neuron's.
     pub fn set_edge_highlight(&mut self, edges: &[u32]) -> Result<()> {
+        // Guarded: the highlight and params buffers are read by the frames in flight.
+        self.wait_in_flight()?;
         self.bundle.set_highlight(&self.device, &mut self.allocator, edges)
     }
 
@@ -172,6 +186,10 @@ impl Renderer {
         }
         // Coarser where the sums at this scale would not fit in a storage buffer.
         let scale = self.edge_pass.fitting_scale(target.extent, target.views, scale)?;
+        if !self.edge_pass.fits(target, scale) {
+            // New sums replace the ones the frames in flight use.
+            self.wait_in_flight()?;
+        }
         self.edge_pass
             .ensure(&self.device, &mut self.allocator, target, scale)?;
         self.frame_edge_scale = scale;

@@ -1,6 +1,6 @@
 //! One frame's course, whatever its target: the offscreen target sized for it, the edge pass
-//! prepared, the commands recorded and submitted, waited for; one-shot command submissions; the
-//! views' push constants.
+//! prepared, the commands recorded in a frame slot and submitted (`slots.rs`), waited for when
+//! read back; one-shot command submissions; the views' push constants.
 
 use super::{Finish, Renderer};
 use crate::gfx::camera::Camera;
@@ -28,11 +28,13 @@ pub(super) fn push_constants(views: &[Camera], extent: vk::Extent2D) -> Vec<u8> 
 }
 
 impl Renderer {
-    /// Records commands with `record` into the command buffer, submits them and waits.
-    pub(super) fn one_shot(&self, record: impl FnOnce(&Renderer, vk::CommandBuffer)) -> Result<()> {
+    /// Records commands with `record` into the next slot's command buffer, submits them and
+    /// waits.
+    pub(super) fn one_shot(&mut self, record: impl FnOnce(&Renderer, vk::CommandBuffer)) -> Result<()> {
+        self.begin_slot()?;
         let d = &self.device.device;
-        let cb = self.command_buffer;
-        // SAFETY: nothing is pending on the command buffer (every submission is waited for).
+        let cb = self.command_buffer();
+        // SAFETY: the slot's command buffer is not pending (begin_slot waited for its fence).
         unsafe {
             d.reset_command_buffer(cb, vk::CommandBufferResetFlags::empty())
                 .vk("reset command buffer")?;
@@ -58,10 +60,12 @@ impl Renderer {
             .as_ref()
             .is_none_or(|t| t.extent != extent || t.views != views)
         {
+            // The frames in flight draw into the old target.
+            self.wait_in_flight()?;
             // Its sums are sized for the old target and its set points at its depth: gone first.
             self.edge_pass.release(&self.device, &mut self.allocator);
             if let Some(mut old) = self.target.take() {
-                // SAFETY: no submission is in flight.
+                // SAFETY: no submission is in flight (waited for above).
                 unsafe { old.destroy(&self.device, &mut self.allocator) };
             }
             self.window_readback = None;
@@ -70,10 +74,25 @@ impl Renderer {
         self.prepare_edge_pass()
     }
 
-    /// Records, submits and waits for one frame into the offscreen target; returns the time
-    /// recording took.
+    /// Records, submits and waits for one frame into the offscreen target (in the next slot);
+    /// returns the time recording took.
     pub(super) fn draw_frame(
         &mut self,
+        width: u32,
+        height: u32,
+        views: &[Camera],
+        finish: Finish,
+    ) -> Result<std::time::Duration> {
+        self.begin_slot()?;
+        let record = self.record_offscreen(width, height, views, finish)?;
+        self.submit_and_wait(&[], &[])?;
+        Ok(record)
+    }
+
+    /// Records one frame into the offscreen target, in the current slot (begun); returns the
+    /// time recording took.
+    pub(super) fn record_offscreen(
+        &self,
         width: u32,
         height: u32,
         views: &[Camera],
@@ -82,43 +101,9 @@ impl Renderer {
         let Some(target) = &self.target else {
             return Err(GfxError::Invalid("no render target".into()));
         };
-        let aspect = width as f32 / height as f32;
-        let mut clip_from_world = [[0f32; 16]; 2];
-        for (m, cam) in clip_from_world.iter_mut().zip(views.iter().cycle()) {
-            *m = cam.clip_from_world(aspect).to_cols_array();
-        }
+        let constants = push_constants(views, vk::Extent2D { width, height });
         let started = std::time::Instant::now();
-        self.record(
-            target,
-            views.len() as u32,
-            bytemuck::cast_slice(&clip_from_world),
-            finish,
-        )?;
-        let record = started.elapsed();
-        self.submit_and_wait(&[], &[])?;
-        Ok(record)
-    }
-
-    /// Submits the recorded command buffer (waiting for and signaling the given semaphores) and
-    /// waits for it to finish, so the buffers and the target may be touched again afterwards.
-    pub(super) fn submit_and_wait(
-        &self,
-        waits: &[vk::SemaphoreSubmitInfo],
-        signals: &[vk::SemaphoreSubmitInfo],
-    ) -> Result<()> {
-        let d = &self.device.device;
-        let commands = [vk::CommandBufferSubmitInfo::default().command_buffer(self.command_buffer)];
-        let submit = vk::SubmitInfo2::default()
-            .wait_semaphore_infos(waits)
-            .command_buffer_infos(&commands)
-            .signal_semaphore_infos(signals);
-        // SAFETY: the command buffer is recorded and not pending; the fence is unsignaled.
-        unsafe {
-            d.queue_submit2(self.device.queue, &[submit], self.fence).vk("submit")?;
-            d.wait_for_fences(&[self.fence], true, u64::MAX)
-                .vk("wait for the frame")?;
-            d.reset_fences(&[self.fence]).vk("reset fence")?;
-        }
-        Ok(())
+        self.record(target, views.len() as u32, &constants, finish)?;
+        Ok(started.elapsed())
     }
 }

@@ -3,8 +3,10 @@
 //! it uses; this file holds it, its construction and teardown. The rest, by concept:
 //!
 //! - [`config`] holds [`RendererConfig`];
-//! - [`setup`] holds descriptor sets, command buffer, fence, queries, atlas (made once);
-//! - [`upload`] holds the values and instance lists written between frames;
+//! - [`setup`] holds descriptor pool, command pool, queries, atlas (made once);
+//! - [`slots`] holds the frames in flight: per slot a command buffer, fence, descriptor sets and
+//!   the buffers the CPU writes per frame;
+//! - [`upload`] holds the values and instance lists staged between frames;
 //! - [`frame`] holds one frame's course (target, record, submit, wait), push constants;
 //! - [`record`] holds the scene pass's commands;
 //! - [`readback`] holds offscreen frames read back, [`RgbaImage`] and PNG;
@@ -20,6 +22,7 @@ mod present;
 mod readback;
 mod record;
 mod setup;
+mod slots;
 mod timing;
 mod upload;
 mod xr;
@@ -28,18 +31,20 @@ pub use bundling::{FULL_RESOLUTION_EDGES, auto_edge_scale};
 pub use config::RendererConfig;
 pub use present::WindowFrame;
 pub use readback::RgbaImage;
+pub use slots::{FRAMES_IN_FLIGHT, FlightTimes};
 pub use timing::FrameTimes;
 
 use super::bundle::Bundler;
 use super::device::{Device, ValidationLog};
 use super::edge_pass::EdgePass;
 use super::pipeline::{BINDING_CUBES, BINDING_GLYPHS, BINDING_LINES, BINDING_TILES, BINDING_VALUES, Pipelines};
-use super::resources::{Buffer, Image};
+use super::resources::Image;
 use super::swapchain::Swapchain;
 use super::target::Target;
 use super::{GfxError, Result};
 use ash::vk;
 use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
+use slots::{FrameSlot, Staged};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
@@ -50,6 +55,8 @@ enum Finish {
     Readback,
     /// Nothing more: the pass is timed with timestamps.
     Timestamps,
+    /// Nothing more (frames timed on the CPU: [`Renderer::time_frames_in_flight`]).
+    Nothing,
     /// Blit the color into a swapchain image that is then presented; with `readback`, that
     /// image is also copied into the target's readback buffer.
     Window { image: vk::Image, readback: bool },
@@ -76,9 +83,10 @@ enum List {
     Overlay = 1,
 }
 
-/// A storage buffer slot: the values (shared by both lists) or one kind of instance of a list.
+/// What the CPU hands a frame in a storage buffer: the values (shared by both lists) or one kind
+/// of instance of a list. Each frame slot has its own buffer of each.
 #[derive(Clone, Copy)]
-enum Slot {
+enum Input {
     Values,
     Instances(List, Kind),
 }
@@ -92,18 +100,39 @@ enum Kind {
     Glyphs = 3,
 }
 
-const KINDS: [Kind; 4] = [Kind::Tiles, Kind::Cubes, Kind::Lines, Kind::Glyphs];
-
 const LISTS: [List; 2] = [List::Network, List::Overlay];
 
-impl Slot {
+/// How many [`Input`]s: the values and 2 lists × 4 kinds.
+const INPUTS: usize = 9;
+
+impl Input {
+    const ALL: [Input; INPUTS] = [
+        Input::Values,
+        Input::Instances(List::Network, Kind::Tiles),
+        Input::Instances(List::Network, Kind::Cubes),
+        Input::Instances(List::Network, Kind::Lines),
+        Input::Instances(List::Network, Kind::Glyphs),
+        Input::Instances(List::Overlay, Kind::Tiles),
+        Input::Instances(List::Overlay, Kind::Cubes),
+        Input::Instances(List::Overlay, Kind::Lines),
+        Input::Instances(List::Overlay, Kind::Glyphs),
+    ];
+
+    /// Its place in [`Input::ALL`] (and in the staged inputs and a slot's buffers).
+    fn index(self) -> usize {
+        match self {
+            Input::Values => 0,
+            Input::Instances(list, kind) => 1 + 4 * list as usize + kind as usize,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
-            Slot::Values => "values",
-            Slot::Instances(List::Network, k) => {
+            Input::Values => "values",
+            Input::Instances(List::Network, k) => {
                 ["tile instances", "cube instances", "line instances", "glyph instances"][k as usize]
             }
-            Slot::Instances(List::Overlay, k) => {
+            Input::Instances(List::Overlay, k) => {
                 ["overlay tiles", "overlay cubes", "overlay lines", "overlay glyphs"][k as usize]
             }
         }
@@ -111,8 +140,8 @@ impl Slot {
 
     fn binding(self) -> u32 {
         match self {
-            Slot::Values => BINDING_VALUES,
-            Slot::Instances(_, k) => [BINDING_TILES, BINDING_CUBES, BINDING_LINES, BINDING_GLYPHS][k as usize],
+            Input::Values => BINDING_VALUES,
+            Input::Instances(_, k) => [BINDING_TILES, BINDING_CUBES, BINDING_LINES, BINDING_GLYPHS][k as usize],
         }
     }
 }
@@ -130,21 +159,22 @@ pub struct Renderer {
     /// The target's readback buffer holds the last presented frame: its size and whether its
     /// bytes are in BGRA order.
     window_readback: Option<(vk::Extent2D, bool)>,
-    /// The values, and each list's instances per kind (host-visible storage buffers). They are
-    /// written only between frames: every render waits for its fence before returning.
-    values: Option<Buffer>,
-    instances: [[Option<Buffer>; 4]; 2],
-    /// Instances to draw per list and kind.
+    /// The latest values and instance lists, by [`Input::index`]: each frame slot copies what
+    /// changed into its own buffers when it starts a frame.
+    inputs: [Staged; INPUTS],
+    /// Instances to draw per list and kind (of the latest lists: what a slot starting a frame
+    /// holds).
     counts: [[u32; 4]; 2],
     atlas: Option<Image>,
     sampler: vk::Sampler,
     descriptor_pool: vk::DescriptorPool,
-    /// One set per list: the values, that list's instances and the glyph atlas.
-    descriptor_sets: [vk::DescriptorSet; 2],
     pipelines: Pipelines,
     command_pool: vk::CommandPool,
-    command_buffer: vk::CommandBuffer,
-    fence: vk::Fence,
+    /// The frame slots, the one the current (or last) frame uses, and how many are used (1 or 2:
+    /// [`Renderer::set_frames_in_flight`]).
+    slots: [FrameSlot; FRAMES_IN_FLIGHT],
+    slot: usize,
+    frames_in_flight: usize,
     /// Two timestamps around the scene pass (null when the queue has no timestamps).
     query_pool: vk::QueryPool,
     /// Nanoseconds per timestamp tick.
@@ -210,17 +240,16 @@ impl Renderer {
             swapchain: None,
             swapchain_stale: false,
             window_readback: None,
-            values: None,
-            instances: Default::default(),
+            inputs: Default::default(),
             counts: [[0; 4]; 2],
             atlas: None,
             sampler: vk::Sampler::null(),
             descriptor_pool: vk::DescriptorPool::null(),
-            descriptor_sets: [vk::DescriptorSet::null(); 2],
             pipelines: Pipelines::default(),
             command_pool: vk::CommandPool::null(),
-            command_buffer: vk::CommandBuffer::null(),
-            fence: vk::Fence::null(),
+            slots: Default::default(),
+            slot: 0,
+            frames_in_flight: FRAMES_IN_FLIGHT,
             query_pool: vk::QueryPool::null(),
             timestamp_period: 0.0,
             bundle: Bundler::default(),
@@ -270,10 +299,9 @@ impl Drop for Renderer {
             if let Some(mut s) = self.swapchain.take() {
                 s.destroy(device);
             }
-            for b in self.instances.iter_mut().flatten().chain([&mut self.values]) {
-                if let Some(mut b) = b.take() {
-                    b.destroy(device, &mut self.allocator);
-                }
+            // Their buffers and fences (command buffers and sets go with the pools below).
+            for slot in &mut self.slots {
+                slot.destroy(device, &mut self.allocator);
             }
             if let Some(mut a) = self.atlas.take() {
                 a.destroy(device, &mut self.allocator);
@@ -284,7 +312,6 @@ impl Drop for Renderer {
             d.destroy_query_pool(self.bundle_queries, None);
             d.destroy_sampler(self.sampler, None);
             d.destroy_query_pool(self.query_pool, None);
-            d.destroy_fence(self.fence, None);
             d.destroy_command_pool(self.command_pool, None);
             d.destroy_descriptor_pool(self.descriptor_pool, None);
             self.pipelines.destroy(device);

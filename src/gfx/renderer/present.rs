@@ -37,12 +37,12 @@ impl Renderer {
     /// waits for vsync when frames come faster). The image has the window's size. With
     /// `readback`, the presented image is also read back ([`Renderer::last_window_frame`]).
     ///
-    /// A frame: acquire a swapchain image (signals `acquired`) → one submission that renders the
-    /// scene into the offscreen color target, blits it into the image (after waiting for
+    /// A frame: take the next frame slot (wait for its fence: the frame two before this one) →
+    /// acquire a swapchain image (signals the slot's `acquired`) → one submission that renders
+    /// the scene into the offscreen color target, blits it into the image (after waiting for
     /// `acquired`), optionally copies the image to the readback buffer, transitions it to
-    /// PRESENT_SRC and signals the image's `rendered` semaphore → present (waits `rendered`)
-    /// → wait for the frame's fence. So between calls nothing is in flight on the GPU except the
-    /// presentation engine's own work.
+    /// PRESENT_SRC and signals the image's `rendered` semaphore → present (waits `rendered`).
+    /// It returns without waiting for the GPU: the next frame is recorded while this one draws.
     pub fn render_to_window(&mut self, camera: &Camera, readback: bool) -> Result<WindowFrame> {
         if self.device.surface.is_none() {
             return Err(GfxError::Invalid(
@@ -60,7 +60,13 @@ impl Renderer {
                 "the window's swapchain images cannot be read back (no TRANSFER_SRC usage)".into(),
             ));
         }
-        let (index, matches) = match swapchain.acquire()? {
+        // The slot's fence waited for: its acquire semaphore and buffers are free again.
+        self.begin_slot()?;
+        let slot = self.slot;
+        let Some(swapchain) = &self.swapchain else {
+            unreachable!("checked above")
+        };
+        let (index, matches) = match swapchain.acquire(slot)? {
             Acquired::Image { index, matches } => (index, matches),
             Acquired::NotReady => return Ok(WindowFrame::NotReady),
             Acquired::OutOfDate => {
@@ -73,7 +79,7 @@ impl Renderer {
             swapchain.extent,
             swapchain.format == vk::Format::B8G8R8A8_SRGB || swapchain.format == vk::Format::B8G8R8A8_UNORM,
         );
-        let (acquired, rendered) = (swapchain.acquired, swapchain.rendered[index as usize]);
+        let (acquired, rendered) = (swapchain.acquired[slot], swapchain.rendered[index as usize]);
         // The acquire signaled `acquired`: from here on, the frame must be submitted (a semaphore
         // left signaled could not be acquired with again).
         let recorded = self.ensure_target(extent.width, extent.height, 1).and_then(|()| {
@@ -99,7 +105,7 @@ impl Renderer {
         let signals = [vk::SemaphoreSubmitInfo::default()
             .semaphore(rendered)
             .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)];
-        self.submit_and_wait(&waits, &signals)?;
+        self.submit_slot(&waits, &signals)?;
         let Some(swapchain) = &self.swapchain else {
             unreachable!("acquired from above")
         };
@@ -115,9 +121,16 @@ impl Renderer {
     }
 
     /// The last frame [`Renderer::render_to_window`] presented with `readback`, as RGBA, or
-    /// `None` when there is none (or an offscreen render came after it).
+    /// `None` when there is none (or an offscreen render came after it). Waits for that frame
+    /// (the last one submitted) to finish.
     pub fn last_window_frame(&self) -> Option<RgbaImage> {
         let (extent, bgra) = self.window_readback?;
+        // It is the last frame submitted (any other clears `window_readback`): once it is done,
+        // nothing writes the readback buffer.
+        if let Err(e) = self.wait_in_flight() {
+            tracing::error!("waiting for the window frame to read back: {e}");
+            return None;
+        }
         let target = self.target.as_ref()?;
         let bytes = target.readback.mapped().ok()?;
         let len = extent.width as usize * extent.height as usize * 4;

@@ -76,6 +76,42 @@ impl Renderer {
             .collect())
     }
 
+    /// Renders `frames` frames like [`Renderer::render_offscreen`], but back to back with
+    /// [`FRAMES_IN_FLIGHT`](super::FRAMES_IN_FLIGHT) frames in flight (as the window and XR loops
+    /// draw), `per_frame(renderer, i)` changing what frame `i` draws before it starts; returns
+    /// the last frame's images (each frame copies into the one readback buffer, in order). For
+    /// tests of the frame slots: it should equal a [`Renderer::render_offscreen`] of the last
+    /// frame's draw lists.
+    pub fn render_offscreen_in_flight(
+        &mut self,
+        width: u32,
+        height: u32,
+        views: &[Camera],
+        frames: usize,
+        per_frame: &mut dyn FnMut(&mut Renderer, usize) -> Result<()>,
+    ) -> Result<Vec<RgbaImage>> {
+        if frames == 0 {
+            return Err(crate::gfx::GfxError::Invalid("0 frames to render".into()));
+        }
+        let in_flight = super::FRAMES_IN_FLIGHT;
+        self.frames_in_flight_run(width, height, views, (frames, in_flight), Finish::Readback, per_frame)?;
+        self.window_readback = None;
+        let Some(target) = &self.target else {
+            unreachable!("made by the run")
+        };
+        // Every frame was waited for at the end of the run.
+        let bytes = target.readback.mapped()?;
+        let layer = width as usize * height as usize * 4;
+        Ok(bytes[..layer * views.len()]
+            .chunks_exact(layer)
+            .map(|pixels| RgbaImage {
+                width,
+                height,
+                pixels: pixels.to_vec(),
+            })
+            .collect())
+    }
+
     /// Records the copy of `views` layers of `image` (in TRANSFER_SRC_OPTIMAL, the target's size)
     /// into the target's readback buffer, made visible to the host once the fence signals.
     ///
@@ -100,6 +136,15 @@ impl Renderer {
                         .image_extent(target.extent.into())
                 })
                 .collect();
+            // An earlier frame still in flight may have copied into it too.
+            let to_copy = [vk::BufferMemoryBarrier2::default()
+                .src_stage_mask(vk::PipelineStageFlags2::COPY)
+                .src_access_mask(vk::AccessFlags2::TRANSFER_WRITE)
+                .dst_stage_mask(vk::PipelineStageFlags2::COPY)
+                .dst_access_mask(vk::AccessFlags2::TRANSFER_WRITE)
+                .buffer(target.readback.handle)
+                .size(vk::WHOLE_SIZE)];
+            d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().buffer_memory_barriers(&to_copy));
             d.cmd_copy_image_to_buffer(
                 cb,
                 image,

@@ -23,11 +23,11 @@ pub(super) enum Stage {
 impl Renderer {
     pub(super) fn record(&self, target: &Target, views: u32, push_constants: &[u8], finish: Finish) -> Result<()> {
         let d = &self.device.device;
-        let cb = self.command_buffer;
+        let cb = self.command_buffer();
         let color_range = full_range(vk::ImageAspectFlags::COLOR, views);
         let depth_range = full_range(vk::ImageAspectFlags::DEPTH, views);
         let [r, g, b] = BACKGROUND_SRGB.map(srgb_to_linear);
-        // SAFETY: the command buffer is not pending (the previous frame's fence was waited for);
+        // SAFETY: the slot's command buffer is not pending (begin_slot waited for its fence);
         // every handle recorded is live and owned by this renderer.
         unsafe {
             d.reset_command_buffer(cb, vk::CommandBufferResetFlags::empty())
@@ -35,12 +35,14 @@ impl Renderer {
             let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
             d.begin_command_buffer(cb, &begin).vk("begin command buffer")?;
 
-            // Old contents are discarded (UNDEFINED); the previous frame's copy or blit and depth
-            // writes must be done before the images are written again.
+            // Old contents are discarded (UNDEFINED); the previous frame's writes, copies or blits
+            // from them and (the edge pass's) depth reads must be done before the images are
+            // written again: with frames in flight that frame may still be running (same queue).
+            use vk::PipelineStageFlags2 as S;
             let to_attachments = [
                 vk::ImageMemoryBarrier2::default()
-                    .src_stage_mask(vk::PipelineStageFlags2::COPY | vk::PipelineStageFlags2::BLIT)
-                    .src_access_mask(vk::AccessFlags2::NONE)
+                    .src_stage_mask(S::COLOR_ATTACHMENT_OUTPUT | S::COPY | S::BLIT)
+                    .src_access_mask(vk::AccessFlags2::COLOR_ATTACHMENT_WRITE)
                     .dst_stage_mask(vk::PipelineStageFlags2::COLOR_ATTACHMENT_OUTPUT)
                     .dst_access_mask(vk::AccessFlags2::COLOR_ATTACHMENT_WRITE)
                     .old_layout(vk::ImageLayout::UNDEFINED)
@@ -48,7 +50,13 @@ impl Renderer {
                     .image(target.color.handle)
                     .subresource_range(color_range),
                 vk::ImageMemoryBarrier2::default()
-                    .src_stage_mask(vk::PipelineStageFlags2::LATE_FRAGMENT_TESTS)
+                    .src_stage_mask(
+                        S::EARLY_FRAGMENT_TESTS
+                            | S::LATE_FRAGMENT_TESTS
+                            | S::COPY
+                            | S::COMPUTE_SHADER
+                            | S::FRAGMENT_SHADER,
+                    )
                     .src_access_mask(vk::AccessFlags2::DEPTH_STENCIL_ATTACHMENT_WRITE)
                     .dst_stage_mask(
                         vk::PipelineStageFlags2::EARLY_FRAGMENT_TESTS | vk::PipelineStageFlags2::LATE_FRAGMENT_TESTS,
@@ -116,7 +124,7 @@ impl Renderer {
             if timed {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::BOTTOM_OF_PIPE, self.query_pool, 1);
             }
-            if finish == Finish::Timestamps {
+            if matches!(finish, Finish::Timestamps | Finish::Nothing) {
                 d.end_command_buffer(cb).vk("end command buffer")?;
                 return Ok(());
             }
@@ -149,7 +157,7 @@ impl Renderer {
                         self.record_mirror_blit(cb, target, window_image, window_extent);
                     }
                 }
-                Finish::Timestamps => unreachable!("returned after the pass"),
+                Finish::Timestamps | Finish::Nothing => unreachable!("returned after the pass"),
             }
             d.end_command_buffer(cb).vk("end command buffer")?;
         }
@@ -276,7 +284,7 @@ impl Renderer {
                         vk::PipelineBindPoint::GRAPHICS,
                         p.layout,
                         0,
-                        &[self.descriptor_sets[list as usize]],
+                        &[self.slots[self.slot].sets[list as usize]],
                         &[],
                     );
                     bound = Some(list);

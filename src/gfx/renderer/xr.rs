@@ -43,15 +43,20 @@ pub(super) unsafe fn copy_layers(
 impl Renderer {
     /// Renders the current draw list in one multiview pass (left eye = layer 0) with the given
     /// clip_from_world matrices and copies both layers into `image`, an acquired and waited-for
-    /// 2-layer XR swapchain image of `extent` in [`crate::gfx::COLOR_FORMAT`]; returns when the GPU is
-    /// done, with the image in COLOR_ATTACHMENT_OPTIMAL, ready to be released. With `readback`,
-    /// also returns the two layers of that image as read back from it. With `depth` (an acquired
+    /// 2-layer XR swapchain image of `extent` in [`crate::gfx::COLOR_FORMAT`]; returns once the
+    /// frame is submitted (in the next frame slot, after waiting for that slot's fence: the frame
+    /// two before), the image left in COLOR_ATTACHMENT_OPTIMAL, ready to be released (OpenXR
+    /// wants the work submitted to the session's queue before the release, not finished). With
+    /// `readback`, it waits for the GPU and also returns the two layers of that image as read
+    /// back from it. With `depth` (an acquired
     /// 2-layer D32_SFLOAT XR depth swapchain image of `extent`), the pass's depth (0 near, 1 far;
     /// [`crate::gfx::EyeView`]'s planes) is copied into it.
     ///
     /// # Safety
-    /// `image` (and `depth`) must be such an image of this renderer's device, not in use by anyone else until
-    /// this returns.
+    /// `image` (and `depth`) must be such an image of this renderer's device, not in use by anyone
+    /// else until the submission is done (work queued after it on the session's queue, as the
+    /// runtime's is after the release, is). Before the XR swapchains are destroyed, call
+    /// [`Renderer::wait_frames`].
     pub unsafe fn render_to_xr_image(
         &mut self,
         image: vk::Image,
@@ -61,6 +66,9 @@ impl Renderer {
         readback: bool,
     ) -> Result<Option<Vec<RgbaImage>>> {
         self.ensure_target(extent.width, extent.height, 2)?;
+        // The next frame slot, its fence waited for (the frame two before this one).
+        self.begin_slot()?;
+        let slot = self.slot;
         // The mirror window (renderers on a device with a surface): a swapchain image for the
         // left eye, unless the window has no area or none is free (then this frame skips it).
         let mut mirror = None;
@@ -69,7 +77,7 @@ impl Renderer {
                 self.recreate_swapchain()?;
             }
             if let Some(swapchain) = &self.swapchain {
-                match swapchain.acquire()? {
+                match swapchain.acquire(slot)? {
                     Acquired::Image { index, matches } => mirror = Some((index, matches)),
                     Acquired::NotReady => {}
                     Acquired::OutOfDate => self.swapchain_stale = true,
@@ -84,7 +92,7 @@ impl Renderer {
             (Some((index, _)), Some(s)) => (
                 vec![
                     vk::SemaphoreSubmitInfo::default()
-                        .semaphore(s.acquired)
+                        .semaphore(s.acquired[slot])
                         .stage_mask(vk::PipelineStageFlags2::CLEAR | vk::PipelineStageFlags2::BLIT),
                 ],
                 vec![
@@ -112,7 +120,10 @@ impl Renderer {
             self.swapchain_stale |= mirror.is_some();
             return Err(e);
         }
-        self.submit_and_wait(&waits, &signals)?;
+        self.submit_slot(&waits, &signals)?;
+        if readback {
+            self.wait_slot(slot)?;
+        }
         if let (Some((index, matches)), Some(swapchain)) = (mirror, &self.swapchain) {
             let still_matches = swapchain.present(self.device.queue, index)?;
             if !matches || !still_matches {
