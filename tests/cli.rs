@@ -1,26 +1,12 @@
 //! The command line end to end on the bundled demo: info, activations, neuron, eval, train.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::{netwalk_ok as ok, netwalk_run as netwalk};
 
 use netwalk::nn::{self, Model, Weights, weights::SafetensorsFile};
-
-fn netwalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netwalk"))
-        .args(args)
-        .output()
-        .expect("run netwalk")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = netwalk(args);
-    assert!(
-        o.status.success(),
-        "netwalk {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn demo() -> (Model, Weights) {
     let model = Model::load(&nn::demo::demo_dir().unwrap()).unwrap();

@@ -8,7 +8,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::netwalk_ok as ok;
 
 use common::{decode_png, demo_app};
 use glam::Vec3;
@@ -19,26 +20,6 @@ use netwalk::view::annotate::named_view;
 
 const W: u32 = 320;
 const H: u32 = 180;
-
-fn netwalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netwalk"))
-        .args(args)
-        .env_remove("NETWALK_EDGE_SCALE")
-        .output()
-        .expect("run netwalk")
-}
-
-/// Runs `netwalk ARGS`, which must succeed; its stdout.
-#[track_caller]
-fn ok(args: &[&str]) -> String {
-    let o = netwalk(args);
-    assert!(
-        o.status.success(),
-        "netwalk {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("utf-8 stdout")
-}
 
 /// `netwalk snapshot --size 320x180 ARGS` into `dir/name`, decoded.
 fn snapshot(dir: &Path, name: &str, args: &[&str]) -> RgbaImage {

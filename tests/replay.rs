@@ -2,30 +2,16 @@
 //! demo, the state JSON checked against the library's own layout and the `neuron`/`activations`
 //! commands; bad scripts fail with one line naming the file and write nothing.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::{netwalk_ok as ok, netwalk_run as netwalk};
 
 use glam::Vec3;
 use netwalk::nn::{self, Model, weights::SafetensorsFile};
 use netwalk::scene::{Scale, Scene, Stage};
 use serde_json::{Value, json};
-
-fn netwalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netwalk"))
-        .args(args)
-        .output()
-        .expect("run netwalk")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = netwalk(args);
-    assert!(
-        o.status.success(),
-        "netwalk {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn demo_scene() -> (Model, Scene) {
     let model = Model::load(&nn::demo::demo_dir().unwrap()).unwrap();

@@ -104,6 +104,28 @@ impl Drop for Xvfb {
     }
 }
 
+/// Runs `netwalk ARGS` (the edge scale the app picks, plain output); what it returned.
+pub fn netwalk_run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args(args)
+        .env_remove("NETWALK_EDGE_SCALE")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run netwalk")
+}
+
+/// Runs `netwalk ARGS`, which must succeed; its stdout.
+#[track_caller]
+pub fn netwalk_ok(args: &[&str]) -> String {
+    let o = netwalk_run(args);
+    assert!(
+        o.status.success(),
+        "netwalk {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 stdout")
+}
+
 /// Runs the `netwalk` binary; its exit code (-1 when killed by a signal) and its stderr.
 pub fn netwalk_stderr(args: &[&std::ffi::OsStr]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_netwalk"))
