@@ -219,6 +219,7 @@ fn a_session_reaches_focus_renders_30_frames_ends_through_the_runtime_and_shows_
     assert_eq!((shot.width, shot.height), (2 * 320, 240));
     let eye_pixels = (320 * 240) as usize;
     let lit: Vec<usize> = (0..2).map(|eye| lit_pixels(&shot, eye, 320)).collect();
+    eprintln!("non-background pixels per eye: {lit:?} of {eye_pixels}");
     for (eye, &n) in lit.iter().enumerate() {
         // The network (and the floor grid) cover part of each eye; the sky shows around them.
         assert!(n > eye_pixels / 50, "eye {eye}: only {n} non-background pixels");
@@ -317,6 +318,10 @@ fn stop_set_from_another_thread_after_5_frames_ends_the_session_through_the_runt
         "the session ended {took:?} after stop was set"
     );
     let at = stopped_at.1;
+    eprintln!(
+        "stop set after frame {at}; ended {took:?} later, after {} frames",
+        outcome.frames
+    );
     assert!(
         outcome.frames >= at,
         "{} frames, stop set at frame {at}",
