@@ -10,183 +10,32 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{Xvfb, decode_png, in_ci};
+use common::monado::{Monado, RuntimeEnv, runtime_env};
+use common::{Xvfb, decode_png};
 use glam::{Quat, Vec3};
 use netwalk::gfx::{BACKGROUND_SRGB, EyeView, Fov};
 use netwalk::scene;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// The environment printed by the setup script.
-struct RuntimeEnv {
-    vars: Vec<(String, String)>,
-}
-
-impl RuntimeEnv {
-    fn get(&self, key: &str) -> &str {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("setup-monado.sh printed no {key}"))
-    }
-
-    /// Sets the runtime's variables (and validation) on `cmd`.
-    fn apply(&self, cmd: &mut Command) {
-        for (k, v) in &self.vars {
-            if !k.starts_with("NETWALK_XR_") {
-                cmd.env(k, v);
-            }
-        }
-        cmd.env("NETWALK_VALIDATION", "1");
-    }
-}
-
-/// Sets up (or finds cached) Monado, or `None` after a skip note outside CI.
-fn runtime_env() -> Option<RuntimeEnv> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("xr-config/setup-monado.sh");
-    let out = Command::new(&script).output().expect("run xr-config/setup-monado.sh");
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        assert!(!in_ci(), "CI needs the headless OpenXR runtime: {why}");
-        eprintln!("SKIPPED (XR test): the OpenXR runtime could not be set up: {why}");
-        return None;
-    }
-    let vars = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Some(RuntimeEnv { vars })
-}
-
-/// A running monado-service in a private XDG_RUNTIME_DIR; killed on drop.
-struct Monado {
-    child: Child,
-    runtime_dir: tempfile::TempDir,
-    log: PathBuf,
-    _lock: MutexGuard<'static, ()>,
-}
-
-/// How long monado-service may take to listen on its socket. It is up in about 0.3 s on an idle
-/// machine; generous, because a loaded 2-core machine (the whole suite, lavapipe compiling
-/// pipelines) has been seen to take far longer, and a slow start is not what these tests test.
-const RUNTIME_START: Duration = Duration::from_secs(90);
-
-/// Deadline for a line the binary prints (a state change, a window): generous for the same reason.
+/// Deadline for a line the binary prints (a state change, a window): generous, as
+/// [`common::monado::RUNTIME_START`] is.
 const LINE_DEADLINE: Duration = Duration::from_secs(120);
 
 impl Monado {
-    /// Starts the runtime and waits until it listens on its IPC socket; one retry (a fresh
-    /// runtime dir) if the first one exits or never gets there.
-    fn start(env: &RuntimeEnv) -> Monado {
-        let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let (child, runtime_dir, log) = match spawn_runtime(env) {
-            Ok(parts) => parts,
-            Err(first) => {
-                eprintln!("monado-service did not come up, starting it once more: {first}");
-                spawn_runtime(env).unwrap_or_else(|second| {
-                    panic!("monado-service did not come up twice:\n1st: {first}\n2nd: {second}")
-                })
-            }
-        };
-        Monado {
-            child,
-            runtime_dir,
-            log,
-            _lock: lock,
-        }
-    }
-
     /// `netwalk ARGS` as a client of this runtime.
     fn netwalk(&self, env: &RuntimeEnv, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env.get("NETWALK_XR_LDSO"));
-        cmd.arg("--library-path")
-            .arg(env.get("NETWALK_XR_LIBRARY_PATH"))
-            .arg(env!("CARGO_BIN_EXE_netwalk"))
-            .args(args);
+        let mut cmd = env.ldso_command(env!("CARGO_BIN_EXE_netwalk"));
+        cmd.args(args);
         env.apply(&mut cmd);
-        cmd.env("XDG_RUNTIME_DIR", self.runtime_dir.path())
+        cmd.env("XDG_RUNTIME_DIR", self.runtime_dir())
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY");
         cmd
     }
-}
-
-impl Drop for Monado {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // A failing test shows what the runtime said.
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("monado-service's log:\n{log}");
-        }
-    }
-}
-
-/// One monado-service in a fresh runtime dir, listening (see [`listening`]), or why not (with its
-/// log); one that did not come up is killed.
-fn spawn_runtime(env: &RuntimeEnv) -> Result<(Child, tempfile::TempDir, PathBuf), String> {
-    let runtime_dir = tempfile::tempdir().expect("runtime dir");
-    let log = runtime_dir.path().join("monado.log");
-    let mut cmd = Command::new(env.get("NETWALK_XR_LDSO"));
-    cmd.arg("--library-path")
-        .arg(env.get("NETWALK_XR_LIBRARY_PATH"))
-        .arg(env.get("NETWALK_XR_MONADO_SERVICE"));
-    env.apply(&mut cmd);
-    let mut child = cmd
-        .env("XDG_RUNTIME_DIR", runtime_dir.path())
-        .env("XRT_COMPOSITOR_NULL", "1")
-        .env("SIMULATED_ENABLE", "1")
-        .env("SIMULATED_LEFT", "simple")
-        .env("SIMULATED_RIGHT", "simple")
-        .env("XRT_NO_STDIN", "1")
-        .env("IPC_EXIT_ON_DISCONNECT", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).expect("monado log"))
-        .stderr(Stdio::from(
-            std::fs::File::options().append(true).open(&log).expect("monado log"),
-        ))
-        .spawn()
-        .expect("start monado-service");
-    let deadline = Instant::now() + RUNTIME_START;
-    let text = || std::fs::read_to_string(&log).unwrap_or_default();
-    loop {
-        if listening(runtime_dir.path()) {
-            return Ok((child, runtime_dir, log));
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("it exited ({status}) before listening:\n{}", text()));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("not listening after {RUNTIME_START:?}:\n{}", text()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Whether a runtime listens on `runtime_dir/monado_comp_ipc`: the socket is in the kernel's
-/// table in the listening state, so a client's connect is queued until the service accepts it.
-/// Read from /proc/net/unix rather than by connecting: with IPC_EXIT_ON_DISCONNECT a probe's
-/// disconnect would end the service.
-fn listening(runtime_dir: &Path) -> bool {
-    let socket = runtime_dir.join("monado_comp_ipc");
-    let socket = socket.to_string_lossy();
-    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
-    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = __SO_ACCEPTCON (listening).
-    table.lines().any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() >= 8 && f[3] == "00010000" && f[7] == socket
-    })
 }
 
 fn text(out: &Output) -> (String, String) {

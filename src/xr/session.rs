@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ash::vk;
@@ -154,6 +155,8 @@ pub struct XrSession {
     exit_requested: bool,
     focused: bool,
     frames: u64,
+    /// `frames`, for other threads ([`XrSession::frame_counter`]).
+    frame_counter: Arc<AtomicU64>,
     stats: FrameStats,
     last_display: Option<xr::Time>,
     buffer: xr::EventDataBuffer,
@@ -183,6 +186,7 @@ impl XrSession {
             exit_requested: false,
             focused: false,
             frames: 0,
+            frame_counter: Arc::default(),
             stats: FrameStats::default(),
             last_display: None,
             buffer: xr::EventDataBuffer::new(),
@@ -294,6 +298,12 @@ impl XrSession {
     /// Frames rendered so far.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// The frames rendered so far, readable from another thread while the session is driven
+    /// (e.g. to stop a loop after some frames).
+    pub fn frame_counter(&self) -> Arc<AtomicU64> {
+        self.frame_counter.clone()
     }
 
     /// Asks the runtime to end the session (it goes through STOPPING to EXITING, reported by
@@ -494,6 +504,7 @@ impl XrSession {
         )?;
         self.stats.cpu.push(frame.started.elapsed());
         self.frames += 1;
+        self.frame_counter.store(self.frames, Ordering::Relaxed);
         if self.frames_limit.is_some_and(|n| self.frames >= n) && !self.exit_requested {
             xr.session.request_exit().xr("request exit")?;
             self.exit_requested = true;

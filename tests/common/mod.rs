@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that render (each test file uses some of them).
 #![allow(dead_code)]
 
+pub mod monado;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
