@@ -343,6 +343,8 @@ impl InputArgs {
     }
 }
 
+// Long (~160 lines) for a reason: one match arm per command, each only unpacking its arguments
+// and calling its body in src/cli or src/bench.
 fn run(cli: Cli) -> Result<()> {
     // The environment, read once here (the demo's cache folder aside: see cli::env).
     let env = Env::read();

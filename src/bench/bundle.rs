@@ -10,6 +10,9 @@ use crate::nn::{self, Weights};
 use crate::{gfx, scene};
 
 /// `netwalk bench bundle`: edge bundling on the GPU, and the frame with and without the edges.
+// Long (~165 lines) for a reason: the benchmark's phases in order (full recompute, incremental
+// updates, frames, the report) share the edges, the renderer and every measurement; the frames
+// are in `time_frames`.
 pub fn bench_bundle(
     config: &gfx::RendererConfig,
     model: Option<PathBuf>,
@@ -87,29 +90,14 @@ pub fn bench_bundle(
             vec![camera]
         };
         renderer.set_network(&draw)?;
-        let measure = |renderer: &mut gfx::Renderer| -> Result<Vec<f64>> {
-            let mut gpu = Vec::with_capacity(frames);
-            for i in 0..warmup + frames {
-                let t = renderer.time_frame(width, height, &views)?;
-                if i >= warmup {
-                    gpu.extend(ms(t.gpu));
-                }
-            }
-            Ok(gpu)
-        };
-        let scales: Vec<Option<u32>> = if edge_scales.is_empty() {
-            vec![None]
-        } else {
-            edge_scales.iter().map(|&s| Some(s)).collect()
-        };
-        let mut with = Vec::new();
-        for scale in scales {
-            renderer.set_edge_scale(scale);
-            with.push((renderer.edge_scale(), measure(&mut renderer)?));
-        }
-        renderer.set_edges(&scene::edges::SceneEdges::default())?;
-        let without = measure(&mut renderer)?;
-        Some((with, without))
+        Some(time_frames(
+            &mut renderer,
+            (width, height),
+            &views,
+            warmup + frames,
+            warmup,
+            edge_scales,
+        )?)
     } else {
         None
     };
@@ -189,4 +177,42 @@ pub fn bench_bundle(
         line("  without edges", without, String::new());
     }
     Ok(())
+}
+
+/// Frame GPU times (ms) with the edges at each scale drawn, and without them.
+type EdgeFrames = (Vec<(u32, Vec<f64>)>, Vec<f64>);
+
+/// GPU times of `runs` frames (the first `warmup` left out) with the bundled edges, at each of
+/// `edge_scales` (none: the default scale), and without them; the edges are gone afterwards.
+fn time_frames(
+    renderer: &mut gfx::Renderer,
+    (width, height): (u32, u32),
+    views: &[gfx::Camera],
+    runs: usize,
+    warmup: usize,
+    edge_scales: &[u32],
+) -> Result<EdgeFrames> {
+    let measure = |renderer: &mut gfx::Renderer| -> Result<Vec<f64>> {
+        let mut gpu = Vec::with_capacity(runs);
+        for i in 0..runs {
+            let t = renderer.time_frame(width, height, views)?;
+            if i >= warmup {
+                gpu.extend(t.gpu.map(|d| d.as_secs_f64() * 1e3));
+            }
+        }
+        Ok(gpu)
+    };
+    let scales: Vec<Option<u32>> = if edge_scales.is_empty() {
+        vec![None]
+    } else {
+        edge_scales.iter().map(|&s| Some(s)).collect()
+    };
+    let mut with = Vec::new();
+    for scale in scales {
+        renderer.set_edge_scale(scale);
+        with.push((renderer.edge_scale(), measure(renderer)?));
+    }
+    renderer.set_edges(&scene::edges::SceneEdges::default())?;
+    let without = measure(renderer)?;
+    Ok((with, without))
 }
