@@ -22,9 +22,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Xvfb, decode_png, demo_app, in_ci};
+use common::{Xvfb, decode_png, demo_app, have_vulkan};
 use glam::Vec3;
-use netwalk::gfx::{Camera, GfxError, Renderer, RendererConfig, RgbaImage};
+use netwalk::gfx::{Camera, RgbaImage};
 use netwalk::scene::{self, LayerPlacement};
 use serde_json::{Value, json};
 
@@ -47,22 +47,6 @@ fn ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).expect("utf-8 stdout")
-}
-
-/// Whether this machine has Vulkan with the validation layer (else a note, or a failure in CI).
-fn have_vulkan() -> bool {
-    match Renderer::new(&RendererConfig {
-        validation: true,
-        ..Default::default()
-    }) {
-        Ok(_) => true,
-        Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
-            assert!(!in_ci(), "CI needs a Vulkan device for these tests: {e}");
-            eprintln!("SKIPPED (flags_run): {e}");
-            false
-        }
-        Err(e) => panic!("cannot create a renderer: {e}"),
-    }
 }
 
 /// `netwalk run --desktop --size 480x270 --frames 2 ARGS --screenshot dir/name` on `display`,
@@ -145,7 +129,7 @@ fn region_diff(a: &RgbaImage, b: &RgbaImage, (x0, y0, x1, y1): (u32, u32, u32, u
 /// does, with the same input as the default run.
 #[test]
 fn run_sample_and_checkpoint_show_in_the_window() {
-    if !have_vulkan() {
+    if !have_vulkan("flags_run") {
         return;
     }
     let Some(x) = Xvfb::start("run --sample/--checkpoint test") else {
@@ -249,7 +233,7 @@ fn bench(args: &[&str]) -> String {
 /// size (two eyes with `--stereo`), one frame line per scale; `--frames 0` draws no frame.
 #[test]
 fn bench_bundle_options() {
-    if !have_vulkan() {
+    if !have_vulkan("flags_run") {
         return;
     }
     let base = [
@@ -325,7 +309,7 @@ fn bench_bundle_options() {
 /// checkpoint interval given).
 #[test]
 fn bench_train_stereo() {
-    if !have_vulkan() {
+    if !have_vulkan("flags_run") {
         return;
     }
     let args = [
@@ -390,7 +374,7 @@ fn tiny_mlp(dir: &Path) -> std::path::PathBuf {
 /// the demo.
 #[test]
 fn bench_takes_a_model_path() {
-    if !have_vulkan() {
+    if !have_vulkan("flags_run") {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -418,7 +402,7 @@ fn bench_takes_a_model_path() {
 /// (Both arrive from threads within the first frames; 60 and 90 frames leave them a margin.)
 #[test]
 fn run_watch_and_train_show_in_the_window() {
-    if !have_vulkan() {
+    if !have_vulkan("flags_run") {
         return;
     }
     let Some(x) = Xvfb::start("run --watch/--train test") else {

@@ -10,8 +10,8 @@ mod common;
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
-use common::{Xvfb, decode_png, in_ci, srgb8};
-use netwalk::gfx::{BACKGROUND_SRGB, Camera, GfxError, Renderer, RendererConfig, RgbaImage};
+use common::{Xvfb, decode_png, have_vulkan, srgb8};
+use netwalk::gfx::{BACKGROUND_SRGB, Camera, Renderer, RendererConfig, RgbaImage};
 use netwalk::scene;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
@@ -19,25 +19,9 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::wrapper::ConnectionExt as _;
 
-/// Whether this machine has Vulkan with the validation layer (else a note, or a failure in CI).
-fn have_vulkan() -> bool {
-    match Renderer::new(&RendererConfig {
-        validation: true,
-        ..Default::default()
-    }) {
-        Ok(_) => true,
-        Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
-            assert!(!in_ci(), "CI needs a Vulkan device for the window tests: {e}");
-            eprintln!("SKIPPED (window test): {e}");
-            false
-        }
-        Err(e) => panic!("cannot create a renderer: {e}"),
-    }
-}
-
 /// Xvfb and Vulkan, or `None` when the test should be skipped.
 fn setup() -> Option<Xvfb> {
-    if !have_vulkan() {
+    if !have_vulkan("window") {
         return None;
     }
     Xvfb::start("window tests")

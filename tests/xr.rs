@@ -15,7 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::monado::{Monado, RuntimeEnv, runtime_env};
+use common::monado::{Monado, RuntimeEnv, SESSION_STATES, runtime_env};
 use common::{Xvfb, decode_png};
 use glam::{Quat, Vec3};
 use netwalk::gfx::{BACKGROUND_SRGB, EyeView, Fov};
@@ -111,22 +111,7 @@ fn a_session_reaches_focused_renders_60_frames_shows_the_network_in_each_eye_and
 
     // The whole state machine, in order.
     let states: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("state ")).collect();
-    assert_eq!(
-        states,
-        [
-            "IDLE",
-            "READY",
-            "SYNCHRONIZED",
-            "VISIBLE",
-            "FOCUSED",
-            "VISIBLE",
-            "SYNCHRONIZED",
-            "STOPPING",
-            "IDLE",
-            "EXITING"
-        ],
-        "{stdout}"
-    );
+    assert_eq!(states, SESSION_STATES, "{stdout}");
     assert!(stdout.contains("xr: ended (Exited) after 60 frames"), "{stdout}");
     assert!(stdout.contains("stage space"), "{stdout}");
     // Monado offers XR_KHR_composition_layer_depth and D32_SFLOAT: depth goes with every frame.

@@ -27,7 +27,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::monado::{Monado, runtime_env};
+use common::monado::{Monado, SESSION_STATES, runtime_env};
 use glam::{Vec2, Vec3};
 use netwalk::app::App;
 use netwalk::app::frame_loop::{XrLoopOptions, run_xr_session, step_and_upload};
@@ -411,21 +411,7 @@ fn the_polling_api_drives_a_session_by_hand_with_increasing_frames_and_sane_view
     assert_eq!(indices, (1..=indices.len() as u64).collect::<Vec<_>>());
     assert_eq!(outcome.frames, indices.len() as u64);
     assert!(outcome.focused);
-    assert_eq!(
-        states,
-        [
-            "IDLE",
-            "READY",
-            "SYNCHRONIZED",
-            "VISIBLE",
-            "FOCUSED",
-            "VISIBLE",
-            "SYNCHRONIZED",
-            "STOPPING",
-            "IDLE",
-            "EXITING"
-        ]
-    );
+    assert_eq!(states, SESSION_STATES);
     // The simulated controllers' profile, reported once the actions were synced with focus.
     for hand in Hand::BOTH {
         assert!(

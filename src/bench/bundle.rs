@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use super::{bench_model, ms_stats};
+use super::{bench_model, ms_stats, overview_views};
 use crate::cli::check_validation;
 use crate::nn::{self, Weights};
 use crate::{gfx, scene};
@@ -82,13 +82,7 @@ pub fn bench_bundle(
     // Drawing them: a frame of the network with the bundled edges against one without.
     let frame_times = if frames > 0 {
         let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
-        let (min, max) = scene::layout::bounds(&placements);
-        let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
-        let views = if stereo {
-            camera.stereo(0.064).to_vec()
-        } else {
-            vec![camera]
-        };
+        let views = overview_views(&placements, (width, height), stereo);
         renderer.set_network(&draw)?;
         Some(time_frames(
             &mut renderer,

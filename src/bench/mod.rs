@@ -13,11 +13,31 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::nn::{self, Model, Weights};
+use crate::{gfx, scene};
 
 /// The `p` quantile (0..1) of `sorted`, nearest rank.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i]
+}
+
+/// The overview camera of `placements` at `width`×`height`, or both eyes of it (64 mm apart).
+pub fn overview_views(
+    placements: &[scene::LayerPlacement],
+    (width, height): (u32, u32),
+    stereo: bool,
+) -> Vec<gfx::Camera> {
+    let (min, max) = scene::layout::bounds(placements);
+    eye_views(gfx::Camera::overview(min, max, width as f32 / height as f32), stereo)
+}
+
+/// `camera` alone, or both eyes of it (64 mm apart).
+pub fn eye_views(camera: gfx::Camera, stereo: bool) -> Vec<gfx::Camera> {
+    if stereo {
+        camera.stereo(0.064).to_vec()
+    } else {
+        vec![camera]
+    }
 }
 
 /// Median and p99 of durations, in milliseconds.

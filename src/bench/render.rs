@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{bench_model, ms_stats};
+use super::{bench_model, ms_stats, overview_views};
 use crate::cli::check_validation;
 use crate::{gfx, nn, scene};
 
@@ -23,13 +23,7 @@ pub fn bench_render(
     let acts = nn::forward(&model, &weights, &raw)?;
     let placements = scene::layout(&model, scene::LayoutKind::Grid);
     let draw = gfx::NetworkDraw::new(&model, &acts, &placements);
-    let (min, max) = scene::layout::bounds(&placements);
-    let camera = gfx::Camera::overview(min, max, width as f32 / height as f32);
-    let views = if stereo {
-        camera.stereo(0.064).to_vec()
-    } else {
-        vec![camera]
-    };
+    let views = overview_views(&placements, (width, height), stereo);
     let mut renderer = gfx::Renderer::new(config)?;
     let log = renderer.validation_log();
     let measure = |renderer: &mut gfx::Renderer| -> Result<(Vec<f64>, Vec<f64>)> {

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use super::ms_stats;
+use super::{eye_views, ms_stats};
 use crate::cli::check_validation;
 use crate::{gfx, nn};
 
@@ -47,11 +47,7 @@ pub fn bench_train(
             app = app.with_feed(feed);
         }
         let camera = app.overview(width as f32 / height as f32);
-        let views = if stereo {
-            camera.stereo(0.064).to_vec()
-        } else {
-            vec![camera]
-        };
+        let views = eye_views(camera, stereo);
         let warmup = 20;
         let mut times = Vec::new();
         let mut input = crate::input::InputSnapshot::default();

@@ -106,6 +106,24 @@ impl Drop for Xvfb {
     }
 }
 
+/// Whether this machine has Vulkan with the validation layer (else a note naming `suite`, or a
+/// failure in CI).
+pub fn have_vulkan(suite: &str) -> bool {
+    use netwalk::gfx::{GfxError, Renderer, RendererConfig};
+    match Renderer::new(&RendererConfig {
+        validation: true,
+        ..Default::default()
+    }) {
+        Ok(_) => true,
+        Err(e @ (GfxError::Loader(_) | GfxError::NoDevice(_) | GfxError::NoValidationLayer)) => {
+            assert!(!in_ci(), "CI needs a Vulkan device for the {suite} tests: {e}");
+            eprintln!("SKIPPED ({suite}): {e}");
+            false
+        }
+        Err(e) => panic!("cannot create a renderer: {e}"),
+    }
+}
+
 /// Runs `netwalk ARGS` (the edge scale the app picks, plain output); what it returned.
 pub fn netwalk_run(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_netwalk"))

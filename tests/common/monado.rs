@@ -78,6 +78,20 @@ pub struct Monado {
 /// How long monado-service may take to listen on its socket. It is up in about 0.3 s on an idle
 /// machine; generous, because a loaded 2-core machine (the whole suite, lavapipe compiling
 /// pipelines) has been seen to take far longer, and a slow start is not what these tests test.
+/// The states of a whole session that starts, is focused and is ended through the runtime.
+pub const SESSION_STATES: [&str; 10] = [
+    "IDLE",
+    "READY",
+    "SYNCHRONIZED",
+    "VISIBLE",
+    "FOCUSED",
+    "VISIBLE",
+    "SYNCHRONIZED",
+    "STOPPING",
+    "IDLE",
+    "EXITING",
+];
+
 pub const RUNTIME_START: Duration = Duration::from_secs(90);
 
 impl Monado {
