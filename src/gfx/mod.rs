@@ -27,8 +27,7 @@ pub use camera::{Camera, EyeView, Fov};
 pub use device::{Device, ValidationLog, VulkanCreator};
 pub use draw::{BlockStyle, CubeInstance, DrawList, LineInstance, NetworkDraw, TileInstance};
 pub use renderer::{
-    FRAMES_IN_FLIGHT, FULL_RESOLUTION_EDGES, FlightTimes, FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame,
-    auto_edge_scale,
+    FULL_RESOLUTION_EDGES, FlightTimes, FrameTimes, Renderer, RendererConfig, RgbaImage, WindowFrame, auto_edge_scale,
 };
 
 use ash::vk;
@@ -37,6 +36,9 @@ use ash::vk;
 /// color and the PNG bytes are the sRGB values of the colormaps.
 pub const COLOR_FORMAT: vk::Format = vk::Format::R8G8B8A8_SRGB;
 pub const DEPTH_FORMAT: vk::Format = vk::Format::D32_SFLOAT;
+/// Frame slots: how many frames may be recorded or in flight at once (the renderer's slots, the
+/// window swapchain's acquire semaphores).
+pub const FRAMES_IN_FLIGHT: usize = 2;
 /// The clear color, sRGB-encoded (as it appears in the PNG).
 pub const BACKGROUND_SRGB: [f32; 3] = [0.06, 0.07, 0.09];
 

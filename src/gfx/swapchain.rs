@@ -4,8 +4,7 @@
 use ash::{khr, vk};
 
 use super::device::Device;
-use super::renderer::FRAMES_IN_FLIGHT;
-use super::{GfxError, Result, VkContext};
+use super::{FRAMES_IN_FLIGHT, GfxError, Result, VkContext};
 
 /// A swapchain and its per-image semaphores. A part, not an owner: the [`super::Renderer`]
 /// destroys it (after waiting idle) before the device destroys the surface.

@@ -34,8 +34,7 @@ use gpu_allocator::vulkan::Allocator;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// Frame slots: how many frames may be recorded or in flight at once.
-pub const FRAMES_IN_FLIGHT: usize = 2;
+pub use crate::gfx::FRAMES_IN_FLIGHT;
 
 /// The latest bytes of one [`Input`], as the `set_*` calls left them, and how often they changed.
 #[derive(Default)]
