@@ -61,6 +61,8 @@ pub struct App {
     pub scene: Scene,
     /// The checkpoints to scrub through (`None`: the model has none).
     pub timeline: Option<Timeline>,
+    /// A line shown under the input block (e.g. that there is no input to run on).
+    pub hint: Option<String>,
     /// Checkpoints arriving while the app runs (a watched folder, live training).
     feed: Option<Feed>,
     /// The feed's messages (skipped files, training's end) since the last [`App::take_messages`].
@@ -122,6 +124,7 @@ impl App {
             acts,
             scene,
             timeline: None,
+            hint: None,
             feed: None,
             messages: Vec::new(),
             wanted: WeightsAt::Given(weights.clone()),
@@ -568,6 +571,9 @@ impl App {
         let shown: Vec<&LayerPlacement> = sd.blocks.iter().map(|b| &b.placement).collect();
         self.change_marks(&sd, &shown, &mut overlay);
         self.edges_legend(&sd, &mut overlay);
+        if let (Some(text), Some(input)) = (&self.hint, shown.first()) {
+            view::annotate::hint(input, text, &mut overlay);
+        }
         let Some((_, draw)) = &self.network else {
             unreachable!("made by refresh_network")
         };

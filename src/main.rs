@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use netwalk::cli::run::{Mode, RunCommand, RunOptions};
 use netwalk::cli::snapshot::View;
-use netwalk::cli::{self, Env, InputChoice};
+use netwalk::cli::{self, AppInput, Env, InputChoice};
 use netwalk::{bench, gfx};
 
 #[derive(Parser)]
@@ -57,12 +57,21 @@ enum Command {
         /// How many inputs to list (largest |contribution| first); 0 = all.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Class names, one a line, in place of the model's (shown for the output layer).
+        #[arg(long)]
+        classes: Option<PathBuf>,
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
-    /// Accuracy on the model's held-out samples.
+    /// Accuracy on the model's held-out samples (or on a folder of images).
     Eval {
         model: Option<PathBuf>,
+        /// A folder of images, one subfolder per class (torchvision's ImageFolder).
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Class names, one a line, in place of the model's (subfolders are matched to them).
+        #[arg(long)]
+        classes: Option<PathBuf>,
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
@@ -93,9 +102,8 @@ enum Command {
         /// Image size WxH (of each eye with --stereo).
         #[arg(long, default_value = "1280x720", value_parser = parse_size)]
         size: (u32, u32),
-        /// Index into the model's bundled samples.
-        #[arg(long, default_value_t = 0)]
-        sample: usize,
+        #[command(flatten)]
+        input: AppInput,
         /// What to frame: overview (the whole network), input, output, or a layer's name (the
         /// block showing it, from the front).
         #[arg(long, default_value = "overview", conflicts_with = "eye")]
@@ -141,9 +149,8 @@ enum Command {
         /// of xr-config/; also NETWALK_XR_CONFIG).
         #[arg(long)]
         xr_config: Option<PathBuf>,
-        /// Index into the model's bundled samples.
-        #[arg(long, default_value_t = 0)]
-        sample: usize,
+        #[command(flatten)]
+        input: AppInput,
         /// Initial window size WxH in pixels.
         #[arg(long, default_value = "1280x720", value_parser = parse_size)]
         size: (u32, u32),
@@ -184,9 +191,8 @@ enum Command {
         /// Where to write the final state.
         #[arg(long)]
         state_out: PathBuf,
-        /// Index into the model's bundled samples.
-        #[arg(long, default_value_t = 0)]
-        sample: usize,
+        #[command(flatten)]
+        input: AppInput,
         /// Frames per second the systems run at.
         #[arg(long, default_value_t = 90.0)]
         fps: f32,
@@ -293,7 +299,8 @@ struct CheckpointArg {
 #[derive(Args)]
 #[group(required = true, multiple = false)]
 struct InputArgs {
-    /// A PNG, or a safetensors file with a tensor `input` of the input shape.
+    /// A PNG or JPEG (any size: converted, resized and centre-cropped to the model's input; see
+    /// the README), or a safetensors file with a tensor `input` of the input shape.
     #[arg(long)]
     input: Option<PathBuf>,
     /// Index into the model's bundled samples.
@@ -339,6 +346,7 @@ impl InputArgs {
         InputChoice {
             file: self.input.clone(),
             sample: self.sample,
+            classes: None,
         }
     }
 }
@@ -349,7 +357,7 @@ fn run(cli: Cli) -> Result<()> {
     // The environment, read once here (the demo's cache folder aside: see cli::env).
     let env = Env::read();
     let Some(command) = cli.command else {
-        let app = cli::build_app(None, 0, None)?;
+        let app = cli::build_app(None, &AppInput::default(), None)?;
         let options = RunOptions {
             xr_config: env.xr_config.clone(),
             ..RunOptions::default()
@@ -373,9 +381,21 @@ fn run(cli: Cli) -> Result<()> {
             layer,
             index,
             top,
+            classes,
             ckpt,
-        } => cli::model::neuron(model, &input.choice(), &layer, &index, top, ckpt.checkpoint.as_deref()),
-        Command::Eval { model, ckpt } => cli::model::eval(model, ckpt.checkpoint.as_deref()),
+        } => {
+            let input = InputChoice {
+                classes,
+                ..input.choice()
+            };
+            cli::model::neuron(model, &input, &layer, &index, top, ckpt.checkpoint.as_deref())
+        }
+        Command::Eval {
+            model,
+            inputs,
+            classes,
+            ckpt,
+        } => cli::model::eval(model, inputs.as_deref(), classes.as_deref(), ckpt.checkpoint.as_deref()),
         Command::Train {
             model,
             epochs,
@@ -389,7 +409,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             out,
             size,
-            sample,
+            input,
             view,
             eye,
             look,
@@ -400,7 +420,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             // The script first: a bad one fails before any work.
             let script = script.as_deref().map(netwalk::input::Script::load).transpose()?;
-            let mut app = cli::build_app(model, sample, ckpt.checkpoint.as_deref())?;
+            let mut app = cli::build_app(model, &input, ckpt.checkpoint.as_deref())?;
             if linear {
                 app.all_linear();
             }
@@ -419,7 +439,7 @@ fn run(cli: Cli) -> Result<()> {
             desktop,
             stats,
             xr_config,
-            sample,
+            input,
             size,
             frames,
             screenshot,
@@ -440,7 +460,7 @@ fn run(cli: Cli) -> Result<()> {
                     model,
                     mode,
                     checkpoint: ckpt.checkpoint,
-                    sample,
+                    input,
                     script,
                     watch,
                     train,
@@ -462,10 +482,10 @@ fn run(cli: Cli) -> Result<()> {
             model,
             script,
             state_out,
-            sample,
+            input,
             fps,
             ckpt,
-        } => cli::replay::replay(model, &script, &state_out, sample, fps, ckpt.checkpoint.as_deref()),
+        } => cli::replay::replay(model, &script, &state_out, &input, fps, ckpt.checkpoint.as_deref()),
         Command::Bench { what } => match what {
             BenchCommand::Forward {
                 model,

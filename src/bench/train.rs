@@ -32,7 +32,7 @@ pub fn bench_train(
     let train_set = nn::Samples::load(&crate::cli::load_model(None)?, &nn::demo::demo_train_data()?)?;
     // training: None = not training; Some(worker) = training, the network rerun on the worker or not.
     let mut run = |training: Option<bool>| -> Result<TrainRun> {
-        let mut app = crate::cli::build_app(None, 0, None)?;
+        let mut app = crate::cli::build_app(None, &crate::cli::AppInput::default(), None)?;
         if training != Some(false) {
             app.start_recompute()?;
         }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{InputChoice, load_model, load_samples, load_weights, run_on_input};
+use super::{InputChoice, folder_samples, load_model, load_model_with, load_samples, load_weights, run_on_input};
 use crate::nn::{self, Model};
 
 /// `netwalk neuron`: one neuron's value, pre-activation, bias and its `top` inputs, as JSON.
@@ -33,18 +33,34 @@ pub fn neuron(
                 "weight": i.weight, "activation": i.activation, "contribution": i.contribution})
         })
         .collect();
-    let v = serde_json::json!({"layer": layer, "index": info.index, "activation": info.value,
+    let mut v = serde_json::json!({"layer": layer, "index": info.index, "activation": info.value,
         "pre_activation": info.pre_activation, "bias": info.bias, "inputs": inputs,
         "input_count": info.inputs.len()});
+    // An output neuron's class name, when the model (or --classes) has them.
+    if li + 1 == model.layers.len()
+        && let (Some(names), [i]) = (&model.classes, index)
+        && let Some(name) = names.get(*i)
+    {
+        v["class"] = serde_json::json!(name);
+    }
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
-/// `netwalk eval`: accuracy on the model's held-out samples.
-pub fn eval(model: Option<PathBuf>, checkpoint: Option<&str>) -> Result<()> {
-    let model = load_model(model)?;
+/// `netwalk eval`: accuracy on the model's held-out samples, or on the images of `inputs` (their
+/// subfolders matched to `classes`' names when given).
+pub fn eval(
+    model: Option<PathBuf>,
+    inputs: Option<&Path>,
+    classes: Option<&Path>,
+    checkpoint: Option<&str>,
+) -> Result<()> {
+    let model = load_model_with(model, classes)?;
     let weights = load_weights(&model, checkpoint)?;
-    let samples = load_samples(&model)?;
+    let samples = match inputs {
+        Some(dir) => folder_samples(&model, dir)?,
+        None => load_samples(&model)?,
+    };
     let (k, n) = nn::train::evaluate(&model, &weights, &samples)?;
     println!("accuracy {:.4} ({k}/{n})", k as f64 / n.max(1) as f64);
     Ok(())

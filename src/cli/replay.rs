@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::build_app;
+use super::{AppInput, build_app};
 use crate::input::Script;
 use crate::scene;
 
-/// Plays `script` at `fps` on `model` (starting from `sample`, and `checkpoint`'s weights when
+/// Plays `script` at `fps` on `model` (starting from `input`'s file or sample, and `checkpoint`'s weights when
 /// given) and writes the final state to `state_out`.
 pub fn replay(
     model: Option<PathBuf>,
     script: &Path,
     state_out: &Path,
-    sample: usize,
+    input: &AppInput,
     fps: f32,
     checkpoint: Option<&str>,
 ) -> Result<()> {
@@ -24,7 +24,7 @@ pub fn replay(
     }
     // The script first: a bad one fails before any work, and no state file is written.
     let script = Script::load(script)?;
-    let mut app = build_app(model, sample, checkpoint)?;
+    let mut app = build_app(model, input, checkpoint)?;
     app.play(&script, fps)?;
     let net = scene::Network {
         model: &app.model,

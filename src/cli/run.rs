@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::snapshot::{View, snapshot};
-use super::{Env, build_app, check_validation, load_samples, save_png};
+use super::{AppInput, Env, build_app, check_validation, load_samples, save_png};
 use crate::app::App;
 use crate::app::frame_loop::{XrLoopEnd, XrLoopOptions, run_xr_session};
 use crate::bench::percentile;
@@ -19,7 +19,7 @@ pub struct RunCommand {
     pub model: Option<PathBuf>,
     pub mode: Mode,
     pub checkpoint: Option<String>,
-    pub sample: usize,
+    pub input: AppInput,
     /// The input script's file (loaded before any work, so a bad one fails early).
     pub script: Option<PathBuf>,
     pub watch: Option<PathBuf>,
@@ -34,7 +34,7 @@ pub fn run(command: RunCommand, env: &Env) -> Result<()> {
         model,
         mode,
         checkpoint,
-        sample,
+        input,
         script,
         watch,
         train,
@@ -50,7 +50,7 @@ pub fn run(command: RunCommand, env: &Env) -> Result<()> {
     if train && checkpoint.is_some() {
         bail!("--train starts a new timeline: --checkpoint does not apply");
     }
-    let mut app = build_app(model, sample, checkpoint.as_deref())?;
+    let mut app = build_app(model, &input, checkpoint.as_deref())?;
     if let Some(dir) = &watch {
         let feed = nn::live::watch(&app.model, dir, nn::live::WATCH_INTERVAL)?;
         println!("watching {} for checkpoints", dir.display());

@@ -6,6 +6,7 @@ use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
 use super::error::{NnError, Result};
+use super::image;
 use super::model::{Model, Shape};
 use super::weights::{SafetensorsFile, view_to_f32};
 
@@ -17,13 +18,18 @@ fn image_values(view: &TensorView<'_>) -> std::result::Result<Vec<f32>, String> 
     }
 }
 
-/// Load one raw input (unnormalized) for `model` from a PNG or a safetensors file.
+/// Load one raw input (unnormalized) for `model` from a PNG, a JPEG or a safetensors file.
 pub fn load_input(model: &Model, path: &Path) -> Result<Vec<f32>> {
-    let is_png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
-    if is_png {
-        load_png(model, path)
+    Ok(load_input_noted(model, path)?.0)
+}
+
+/// [`load_input`], and for an image that was resized, cropped or converted a one-line notice
+/// saying so (see [`super::image`]).
+pub fn load_input_noted(model: &Model, path: &Path) -> Result<(Vec<f32>, Option<String>)> {
+    if image::is_image_path(path) {
+        load_image(model, path)
     } else {
-        load_input_safetensors(model, path)
+        Ok((load_input_safetensors(model, path)?, None))
     }
 }
 
@@ -52,7 +58,7 @@ fn load_input_safetensors(model: &Model, path: &Path) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-fn load_png(model: &Model, path: &Path) -> Result<Vec<f32>> {
+fn load_image(model: &Model, path: &Path) -> Result<(Vec<f32>, Option<String>)> {
     let Shape::Chw(c, h, w) = model.input.shape else {
         return Err(NnError::input(
             path,
@@ -62,67 +68,15 @@ fn load_png(model: &Model, path: &Path) -> Result<Vec<f32>> {
             ),
         ));
     };
-    let file = std::fs::File::open(path).map_err(|e| NnError::io(path, e))?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let bad = |e: png::DecodingError| NnError::input(path, format!("not a readable PNG: {e}"));
-    let mut reader = decoder.read_info().map_err(bad)?;
-    // Check the size from the header before allocating a buffer for the pixels.
-    let (iw, ih) = (reader.info().width, reader.info().height);
-    if (iw as usize, ih as usize) != (w, h) {
+    if c != 1 && c != 3 {
         return Err(NnError::input(
             path,
-            format!("image is {iw}x{ih}, the model `{}` needs {w}x{h}", model.name),
+            format!("the model `{}` takes {c} channels: images give 1 or 3", model.name),
         ));
     }
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| NnError::input(path, "PNG is too large"))?;
-    let mut buf = vec![0u8; size];
-    let info = reader.next_frame(&mut buf).map_err(bad)?;
-    if (info.width as usize, info.height as usize) != (w, h) {
-        return Err(NnError::input(
-            path,
-            format!(
-                "image is {}x{}, the model `{}` needs {w}x{h}",
-                info.width, info.height, model.name
-            ),
-        ));
-    }
-    let (png_channels, color_channels) = match info.color_type {
-        png::ColorType::Grayscale => (1, 1),
-        png::ColorType::GrayscaleAlpha => (2, 1),
-        png::ColorType::Rgb => (3, 3),
-        png::ColorType::Rgba => (4, 3),
-        png::ColorType::Indexed => (3, 3), // expanded to RGB
-    };
-    if color_channels != c {
-        return Err(NnError::input(
-            path,
-            format!(
-                "image has {color_channels} colour channel(s) ({:?}), the model `{}` needs {c}",
-                info.color_type, model.name
-            ),
-        ));
-    }
-    let sixteen = info.bit_depth == png::BitDepth::Sixteen;
-    let sample = |i: usize| -> f32 {
-        if sixteen {
-            u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]) as f32 / 65535.0
-        } else {
-            buf[i] as f32 / 255.0
-        }
-    };
-    // Interleaved HWC pixels to planar CHW, alpha dropped.
-    let mut out = vec![0f32; c * h * w];
-    for y in 0..h {
-        for x in 0..w {
-            for ch in 0..c {
-                out[(ch * h + y) * w + x] = sample((y * w + x) * png_channels + ch);
-            }
-        }
-    }
-    Ok(out)
+    let need = format!("the model `{}` takes {w}x{h}", model.name);
+    let img = image::decode(path, &need)?;
+    Ok(image::prepare(path, img, (c, h, w)))
 }
 
 /// A set of labelled inputs, raw (unnormalized), row-major `[N, ...input shape]`.
@@ -218,4 +172,113 @@ fn integer_values(view: &TensorView<'_>) -> std::result::Result<Vec<i64>, String
             .collect(),
         other => return Err(format!("dtype {other:?} is not an integer type")),
     })
+}
+
+/// `--classes FILE`: one class name a line (trailing blank lines ignored), one per model output.
+pub fn load_classes(model: &Model, path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| NnError::io(path, e))?;
+    let mut names: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
+    while names.last().is_some_and(|n| n.is_empty()) {
+        names.pop();
+    }
+    let outputs = model.layers.last().map(|l| l.shape.elements()).unwrap_or(0);
+    if names.len() != outputs {
+        return Err(NnError::input(
+            path,
+            format!(
+                "{} class names, the model `{}` has {outputs} outputs",
+                names.len(),
+                model.name
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+/// A folder of images, ImageFolder style: what [`Samples::from_folder`] found.
+#[derive(Debug, Clone)]
+pub struct FolderSamples {
+    pub samples: Samples,
+    /// The subfolders, sorted by name: (name, class index).
+    pub classes: Vec<(String, u32)>,
+    /// How many images were resized, cropped or converted.
+    pub prepared: usize,
+}
+
+impl Samples {
+    /// Each subfolder of `dir` is a class; its images (png/jpg/jpeg, sorted by name) are the
+    /// samples. With class names (the model's, or `--classes`), a subfolder's name must be one
+    /// of them and gives its index; without, the sorted subfolder names are the indices 0, 1, ...
+    /// (torchvision's `ImageFolder`).
+    pub fn from_folder(model: &Model, dir: &Path) -> Result<FolderSamples> {
+        let entries = std::fs::read_dir(dir).map_err(|e| NnError::io(dir, e))?;
+        let mut subdirs: Vec<(String, std::path::PathBuf)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| NnError::io(dir, e))?;
+            let path = entry.path();
+            if path.is_dir() {
+                subdirs.push((entry.file_name().to_string_lossy().into_owned(), path));
+            }
+        }
+        subdirs.sort();
+        if subdirs.is_empty() {
+            return Err(NnError::input(
+                dir,
+                "no class subfolders (expected DIR/CLASS/IMAGE.png, as torchvision's ImageFolder)",
+            ));
+        }
+        let outputs = model.layers.last().map(|l| l.shape.elements()).unwrap_or(0);
+        let (mut images, mut labels, mut classes, mut prepared) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for (k, (name, path)) in subdirs.iter().enumerate() {
+            let label = match &model.classes {
+                Some(names) => names.iter().position(|n| n == name).ok_or_else(|| {
+                    NnError::input(
+                        path,
+                        format!(
+                            "folder `{name}` is not one of the model `{}`'s classes ({})",
+                            model.name,
+                            names.join(", ")
+                        ),
+                    )
+                })?,
+                None if k < outputs => k,
+                None => {
+                    return Err(NnError::input(
+                        dir,
+                        format!(
+                            "{} class folders, the model `{}` has {outputs} outputs",
+                            subdirs.len(),
+                            model.name
+                        ),
+                    ));
+                }
+            };
+            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| NnError::io(path, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && image::is_image_path(p))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(NnError::input(path, "no images (png, jpg, jpeg) in this class folder"));
+            }
+            for f in &files {
+                let (v, notice) = load_image(model, f)?;
+                prepared += usize::from(notice.is_some());
+                images.extend(v);
+                labels.push(label as u32);
+            }
+            classes.push((name.clone(), label as u32));
+        }
+        Ok(FolderSamples {
+            samples: Samples {
+                count: labels.len(),
+                per_item: model.input.shape.elements(),
+                images,
+                labels,
+            },
+            classes,
+            prepared,
+        })
+    }
 }

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod fuzz;
+pub mod image;
 mod kernels;
 pub mod live;
 pub mod model;
@@ -20,7 +21,7 @@ pub mod train;
 pub mod weights;
 mod winograd;
 
-pub use data::{Samples, load_input};
+pub use data::{Samples, load_input, load_input_noted};
 pub use engine::{Activations, Engine};
 pub use error::{NnError, Result};
 pub use forward::forward;

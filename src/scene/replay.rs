@@ -5,7 +5,8 @@
 //! { "layers": [ {"name", "op", "center": [x,y,z], "bounds_min", "bounds_max", "folded", "layout", "hovered"}, ... ],
 //!   "selection": {"layer", "index", "activation", "pre_activation", "bias",
 //!                 "inputs": [{"layer", "index", "weight", "activation"}, ...], "input_count"} | null,
-//!   "grabbed": "<block name>" | null, "checkpoint": {"index", "label", "position"} | null }
+//!   "grabbed": "<block name>" | null, "checkpoint": {"index", "label", "position"} | null,
+//!   "prediction": {"index", "class": "<name>" | null, "score"} | null }
 //! ```
 //!
 //! `layers` has one entry per displayed block, in order: `name` is the block's name
@@ -15,7 +16,8 @@
 //! before the state is taken); `hovered`: a hand points at it at the end. `selection` is the
 //! inspect panel (see `scene::inspect`: `layer` is the head layer, `inputs` its top 10 inputs with
 //! `index` in their own layer's shape). `grabbed` names a block a hand holds at the end (right hand
-//! first).
+//! first). `prediction` is the last layer's largest output, with its class name (the model's, or
+//! `--classes`) when there is one.
 
 use serde_json::{Value, json};
 
@@ -90,5 +92,15 @@ pub fn state_json(scene: &Scene, net: &Network) -> Value {
         .checkpoint
         .as_ref()
         .map(|c| json!({"index": c.index, "label": c.label, "position": c.position}));
-    json!({"layers": layers, "selection": selection, "grabbed": grabbed, "checkpoint": checkpoint})
+    let prediction = net.acts.layers.last().and_then(|out| {
+        let (index, score) = out
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .max_by(|a, b| a.1.total_cmp(b.1))?;
+        let class = model.classes.as_ref().and_then(|c| c.get(index));
+        Some(json!({"index": index, "class": class, "score": score}))
+    });
+    json!({"layers": layers, "selection": selection, "grabbed": grabbed, "checkpoint": checkpoint,
+        "prediction": prediction})
 }

@@ -258,6 +258,15 @@ pub fn labels(model: &Model, placements: &[LayerPlacement], blocks: &[BlockValue
     }
 }
 
+/// A line of text under a block (the input's hint when there is nothing to run on).
+pub fn hint(p: &LayerPlacement, text: &str, list: &mut DrawList) {
+    let frame = block_frame(p);
+    let at = frame * Mat4::from_translation(Vec3::new(0.0, -p.size.y / 2.0 - NAME_HEIGHT * 1.5, 0.0));
+    let c = PREDICTED_COLOR;
+    list.glyphs
+        .extend(Atlas::get().layout(text, at, NAME_HEIGHT, Align::Center, [c[0], c[1], c[2], 1.0]));
+}
+
 /// Bars for the output block's neurons, its class names beside them, the predicted class (the
 /// largest value) highlighted.
 fn output_bars(model: &Model, p: &LayerPlacement, values: &[f32], list: &mut DrawList) {

@@ -73,9 +73,9 @@ fn cli_truncated_safetensors_writes_nothing() {
 }
 
 #[test]
-fn cli_wrong_input_image_size_writes_nothing() {
+fn cli_absurd_input_image_size_writes_nothing() {
     let fx = Fx::good();
-    let input = fx.write("in.png", png_bytes(5, 3, png::ColorType::Grayscale));
+    let input = fx.write("in.png", lying_png(100_000, 100_000));
     let out = fx.path("out.safetensors");
     let is = input.display().to_string();
     cli_fails(
@@ -87,7 +87,7 @@ fn cli_wrong_input_image_size_writes_nothing() {
             os("--out"),
             out.as_os_str(),
         ],
-        &[&is, "5x3", "4x4"],
+        &[&is, "100000x100000", "4x4"],
     );
     assert!(!out.exists(), "activations left an output file behind");
 }
