@@ -441,3 +441,139 @@ fn run_watch_and_train_show_in_the_window() {
     let moved = region_diff(&default, &train, conv1);
     assert!(moved > 2.0, "--train changed conv1's maps by only {moved:.2}");
 }
+
+/// Sample `i` of the demo as a 28×28 grey PNG at `path`.
+fn sample_png(path: &Path, i: usize) {
+    let model = netwalk::nn::Model::load(&netwalk::nn::demo::demo_dir().expect("demo")).expect("demo");
+    let samples = netwalk::nn::Samples::load(&model, model.samples.as_ref().expect("samples")).expect("samples");
+    let pixels: Vec<u8> = samples.image(i).iter().map(|v| (v * 255.0).round() as u8).collect();
+    let file = std::fs::File::create(path).expect("create png");
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 28, 28);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .expect("png header")
+        .write_image_data(&pixels)
+        .expect("png data");
+}
+
+/// How many pixels differ between two pictures of the same size.
+fn pixels_differing(a: &RgbaImage, b: &RgbaImage) -> usize {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    (0..a.height)
+        .flat_map(|y| (0..a.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| a.pixel(x, y) != b.pixel(x, y))
+        .count()
+}
+
+/// `run --input FILE`, `run --inputs DIR` and `run --classes FILE` in the window: the file's
+/// picture on the input block (as `snapshot --sample` of the same digit shows it), the folder's
+/// first image there, and the class names on the output bars (`snapshot --classes` likewise).
+#[test]
+fn run_input_inputs_and_classes_show_in_the_window() {
+    if !have_vulkan("flags_run") {
+        return;
+    }
+    let Some(x) = Xvfb::start("run --input/--inputs/--classes test") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let digit = dir.path().join("three.png");
+    sample_png(&digit, 3);
+    let folder = dir.path().join("digits");
+    std::fs::create_dir_all(folder.join("3")).expect("class folder");
+    sample_png(&folder.join("3").join("a.png"), 3);
+    let classes = dir.path().join("classes.txt");
+    let names: Vec<String> = (0..10).map(|k| format!("class number {k}")).collect();
+    std::fs::write(&classes, names.join("\n") + "\n").expect("classes file");
+    let (digit, folder, classes) = (
+        digit.to_str().expect("utf-8"),
+        folder.to_str().expect("utf-8"),
+        classes.to_str().expect("utf-8"),
+    );
+
+    let default = window_shot(&x.display, dir.path(), "default.png", &[]);
+    let input = window_shot(&x.display, dir.path(), "input.png", &["--input", digit]);
+    let inputs = window_shot(&x.display, dir.path(), "inputs.png", &["--inputs", folder]);
+    let named = window_shot(&x.display, dir.path(), "classes.png", &["--classes", classes]);
+    let snap3 = snapshot(dir.path(), "snap3.png", &["--sample", "3"]);
+    let snap_default = snapshot(dir.path(), "snap.png", &[]);
+    let snap_named = snapshot(dir.path(), "snap-classes.png", &["--classes", classes]);
+
+    let app = demo_app(0, scene::Stage::default());
+    let camera = app.overview(W as f32 / H as f32);
+    let rect = screen_rect(&camera, &app.placements()[0]);
+    for (flag, shot) in [("--input", &input), ("--inputs", &inputs)] {
+        let moved = region_diff(&default, shot, rect);
+        assert!(moved > 10.0, "run {flag} changed the input picture by only {moved:.2}");
+        let same = region_diff(shot, &snap3, rect);
+        assert!(
+            same < 1.0,
+            "run {flag}'s input picture differs from sample 3's by {same:.2}"
+        );
+    }
+    // Other labels under the bars; the input and the network stay as they were.
+    let relabelled = pixels_differing(&default, &named);
+    assert!(relabelled > 50, "run --classes changed only {relabelled} pixels");
+    assert!(region_diff(&default, &named, rect) < 1.0, "--classes changed the input");
+    let relabelled = pixels_differing(&snap_default, &snap_named);
+    assert!(relabelled > 50, "snapshot --classes changed only {relabelled} pixels");
+}
+
+/// `replay --inputs DIR` starts on the folder's first image (its prediction's score is the one of
+/// `replay --input` of that image, not the model's sample 0's); `eval --classes FILE` maps the
+/// folder names to the file's classes (without it those names are unknown: an error).
+#[test]
+fn replay_inputs_and_eval_classes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("named");
+    std::fs::create_dir_all(folder.join("digit three")).expect("class folder");
+    std::fs::create_dir_all(folder.join("digit seven")).expect("class folder");
+    sample_png(&folder.join("digit seven").join("a.png"), 7);
+    sample_png(&folder.join("digit three").join("a.png"), 3);
+    let first = folder.join("digit seven").join("a.png");
+    let classes = dir.path().join("classes.txt");
+    let words = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let names: Vec<String> = words.iter().map(|w| format!("digit {w}")).collect();
+    std::fs::write(&classes, names.join("\n") + "\n").expect("classes file");
+    let (folder_s, classes_s) = (folder.to_str().expect("utf-8"), classes.to_str().expect("utf-8"));
+
+    let script = dir.path().join("idle.json");
+    std::fs::write(&script, r#"{"events": [{"t": 0.1, "hand": "right", "select": false}]}"#).expect("script");
+    let score = |args: &[&str]| -> f64 {
+        let state = dir.path().join("state.json");
+        ok(netwalk()
+            .args(["replay", "--script"])
+            .arg(&script)
+            .arg("--state-out")
+            .arg(&state)
+            .args(args));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("state JSON");
+        v["prediction"]["score"].as_f64().expect("a prediction score")
+    };
+    let from_folder = score(&["--inputs", folder_s, "--classes", classes_s]);
+    let from_file = score(&["--input", first.to_str().expect("utf-8")]);
+    let default = score(&[]);
+    assert_eq!(
+        from_folder, from_file,
+        "replay --inputs starts on the folder's first image"
+    );
+    assert_ne!(
+        from_folder, default,
+        "replay --inputs left the model's sample 0 as the input"
+    );
+
+    let out = ok(netwalk().args(["eval", "--inputs", folder_s, "--classes", classes_s]));
+    assert!(out.contains("accuracy") && out.contains("/2)"), "{out}");
+    let o = netwalk()
+        .args(["eval", "--inputs", folder_s])
+        .output()
+        .expect("run netwalk");
+    assert!(
+        !o.status.success(),
+        "folder names that are no class of the demo must be refused"
+    );
+}
