@@ -514,30 +514,30 @@ impl XrSession {
 
     /// Ends the session: the XR handles (the instance last), then the renderer; returns the
     /// counts and what the validation layers reported, teardown included.
-    pub fn finish(self) -> XrOutcome {
-        let XrSession {
-            xr,
-            renderer,
-            vk_log,
-            focused,
-            frames,
-            stats,
-            ..
-        } = self;
-        let xr_log = xr.runtime.log.clone();
-        // The last frames may still be drawing into the runtime's swapchain images (two frames in
-        // flight): done before the runtime destroys them.
-        if let Err(e) = renderer.wait_frames() {
-            tracing::error!("waiting for the frames in flight before the XR teardown: {e}");
-        }
-        drop(xr);
-        drop(renderer);
+    pub fn finish(mut self) -> XrOutcome {
+        let xr_log = self.xr.runtime.log.clone();
+        let vk_log = self.vk_log.clone();
+        let (frames, focused) = (self.frames, self.focused);
+        let stats = std::mem::take(&mut self.stats);
+        // Drop: the frames in flight waited for, then the XR handles, then the renderer.
+        drop(self);
         XrOutcome {
             frames,
             focused,
             vulkan_validation: vk_log.messages(),
             xr_validation: xr_log.messages(),
             stats,
+        }
+    }
+}
+
+impl Drop for XrSession {
+    fn drop(&mut self) {
+        // The last frames may still be drawing into the runtime's swapchain images (two frames in
+        // flight): done before the fields drop (the XR handles first, then the renderer), on
+        // every path out, errors included.
+        if let Err(e) = self.renderer.wait_frames() {
+            tracing::error!("waiting for the frames in flight before the XR teardown: {e}");
         }
     }
 }
