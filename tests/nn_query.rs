@@ -76,7 +76,18 @@ fn contributions_add_up_for_every_op() {
                             info.value
                         );
                     }
-                    Op::Relu | Op::Sigmoid | Op::Tanh | Op::Softmax => {
+                    Op::Relu
+                    | Op::Sigmoid
+                    | Op::Tanh
+                    | Op::Relu6
+                    | Op::Clip { .. }
+                    | Op::Hardswish
+                    | Op::Hardsigmoid
+                    | Op::Silu
+                    | Op::Gelu { .. }
+                    | Op::LeakyRelu { .. }
+                    | Op::Elu { .. }
+                    | Op::Softmax => {
                         assert_eq!(info.inputs.len(), 1);
                         assert_eq!(info.pre_activation, Some(info.inputs[0].activation));
                     }

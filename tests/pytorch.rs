@@ -96,7 +96,7 @@ fn exported_models_match_pytorch_layer_for_layer() {
             .expect("python"),
     );
     let mut ops = std::collections::BTreeSet::new();
-    for case in ["sequential", "residual"] {
+    for case in ["sequential", "residual", "activations"] {
         let case_dir = dir.path().join(case);
         let model = Model::load(&case_dir).unwrap_or_else(|e| panic!("{case}: netwalk refuses the export: {e}"));
         let out = case_dir.join("acts.safetensors");
@@ -158,8 +158,37 @@ fn exported_models_match_pytorch_layer_for_layer() {
         "softmax",
         "add",
         "concat",
+        "relu6",
+        "clip",
+        "hardswish",
+        "hardsigmoid",
+        "silu",
+        "gelu",
+        "leaky_relu",
+        "elu",
     ];
     assert!(all.iter().all(|op| ops.contains(op)), "ops covered: {ops:?}");
+    // Both GELU forms were exported and compared.
+    let acts = Model::load(&dir.path().join("activations")).expect("activations model");
+    let gelus: std::collections::BTreeSet<String> = acts
+        .layers
+        .iter()
+        .filter(|l| l.op.name() == "gelu")
+        .map(|l| format!("{:?}", l.op))
+        .collect();
+    assert_eq!(gelus.len(), 2, "GELU forms: {gelus:?}");
+    // The scene draws them: `netwalk snapshot` of the exported model (where there is Vulkan).
+    if common::have_vulkan("pytorch snapshot") {
+        let png = dir.path().join("activations.png");
+        let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+            .args(["snapshot".as_ref(), dir.path().join("activations").as_os_str()])
+            .args(["--size", "320x180", "--out"])
+            .arg(&png)
+            .output()
+            .expect("run netwalk");
+        check("netwalk snapshot of the activations model", o);
+        assert!(png.exists(), "no snapshot written");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use netwalk::nn::query::Region;
 use netwalk::nn::{self, Model, Weights, weights::SafetensorsFile};
 
 fn cases() -> Vec<PathBuf> {
@@ -89,4 +90,86 @@ fn engine_matches_candle_on_large_layers() {
         big += usize::from(nn::forward::conv_macs(layer) >= 1 << 20);
     }
     assert!(big >= 15, "only {big} layers reached the blocked gemm");
+}
+
+/// A small CNN through every activation with parameters chosen so each one's bends are reached.
+const ACTIVATIONS_MODEL: &str = r#"{
+  "format": "netwalk-model/1", "name": "activations", "weights": "weights.safetensors",
+  "input": {"name": "image", "shape": [3, 9, 9]},
+  "layers": [
+    {"name": "conv1", "op": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1},
+    {"name": "relu6", "op": "relu6"},
+    {"name": "conv2", "op": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1},
+    {"name": "clip", "op": "clip", "min": -0.5, "max": 0.75},
+    {"name": "hardswish", "op": "hardswish", "inputs": ["conv2"]},
+    {"name": "hardsigmoid", "op": "hardsigmoid", "inputs": ["conv2"]},
+    {"name": "silu", "op": "silu", "inputs": ["conv2"]},
+    {"name": "gelu", "op": "gelu", "inputs": ["conv2"]},
+    {"name": "gelu_tanh", "op": "gelu", "approximate": "tanh", "inputs": ["conv2"]},
+    {"name": "leaky", "op": "leaky_relu", "negative_slope": 0.2, "inputs": ["conv2"]},
+    {"name": "elu", "op": "elu", "alpha": 0.7, "inputs": ["conv2"]},
+    {"name": "cat", "op": "concat", "inputs": ["clip", "hardswish", "hardsigmoid", "silu", "gelu", "gelu_tanh", "leaky", "elu"]},
+    {"name": "gap", "op": "global_avgpool2d"},
+    {"name": "flatten", "op": "flatten"},
+    {"name": "fc", "op": "dense", "out_features": 4},
+    {"name": "fc_elu", "op": "elu"}
+  ]
+}"#;
+
+/// The engine against candle on every activation op, layer by layer, on inputs spanning -4..4 (so
+/// the clamps, knees and saturations are all reached); the neuron query and receptive field of an
+/// activation neuron are its one input.
+#[test]
+fn engine_matches_candle_on_every_activation() {
+    let model = Model::parse(ACTIVATIONS_MODEL, Path::new("<activations>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 7).unwrap();
+    let raw: Vec<f32> = (0..model.input.shape.elements())
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 * 8.0 - 4.0)
+        .collect();
+    let engine = nn::forward(&model, &weights, &raw).unwrap();
+    let candle = nn::forward::forward_candle(&model, &weights, &raw).unwrap();
+    let mut ops = std::collections::BTreeSet::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let (a, b) = (&engine.layers[i], &candle.layers[i]);
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+        assert!(
+            worst <= 1e-5,
+            "layer {}: engine differs from candle by {worst:e}",
+            layer.name
+        );
+        if !layer.op.is_activation() {
+            continue;
+        }
+        assert!(layer.op.is_elementwise(), "{} folds into its block", layer.name);
+        ops.insert(format!("{:?}", layer.op));
+        let src = model.source_shape(layer.inputs[0]);
+        let input_acts = engine.source(layer.inputs[0]);
+        let lo = input_acts.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = input_acts.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert!(lo < -1.0 && hi > 1.0, "{}: inputs only span {lo}..{hi}", layer.name);
+        for off in [0, a.len() / 2, a.len() - 1] {
+            let index = layer.shape.index_of(off);
+            let info = nn::query::neuron(&model, &weights, &engine, i, &index).unwrap();
+            assert_eq!(info.inputs.len(), 1, "{}", layer.name);
+            assert_eq!(info.inputs[0].index, src.index_of(off));
+            assert_eq!(info.pre_activation, Some(input_acts[off]));
+            let field = nn::query::receptive_field(&model, i, &index).unwrap();
+            let direct = model.layers[i].inputs[0];
+            let slot = match direct {
+                nn::Source::Input => 0,
+                nn::Source::Layer(j) => j + 1,
+            };
+            let want = match src.index_of(off).as_slice() {
+                &[c, y, x] => Region::Map {
+                    channels: [c].into(),
+                    y: (y, y),
+                    x: (x, x),
+                },
+                _ => Region::Flat([off].into()),
+            };
+            assert_eq!(field[slot], Some(want), "{}", layer.name);
+        }
+    }
+    assert_eq!(ops.len(), 10, "activations covered: {ops:?}");
 }

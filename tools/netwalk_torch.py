@@ -28,6 +28,10 @@ with torch.fx, so residual `x + y` / torch.add and torch.cat (channels) work too
                        global_avgpool2d (other sizes that divide the input: avgpool2d)
     nn.Flatten, torch.flatten(x, 1), x.view(x.size(0), -1), x.reshape(...)  flatten
     nn.ReLU/Sigmoid/Tanh, F.relu, torch.sigmoid, x.relu(), ...              relu/sigmoid/tanh
+    nn.ReLU6, F.relu6  relu6             nn.Hardtanh, F.hardtanh  clip (min, max)
+    nn.Hardswish/Hardsigmoid/SiLU, F.hardswish/hardsigmoid/silu  hardswish/hardsigmoid/silu
+    nn.GELU, F.gelu    gelu (approximate 'none' or 'tanh')
+    nn.LeakyReLU, F.leaky_relu  leaky_relu (negative_slope)    nn.ELU, F.elu  elu (alpha)
     nn.Softmax / F.softmax over the features of [N] or the channels of [C, H, W]  softmax
     x + y, torch.add   add (same shapes)      torch.cat(dim=1)  concat
     nn.Dropout*, nn.Identity                  skipped (eval mode)
@@ -137,6 +141,17 @@ try:  # torch.nn.functional.sigmoid/tanh are deprecated aliases; keep them if pr
 except AttributeError:  # pragma: no cover
     pass
 _ELEMENTWISE_METHODS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
+# functional activations with attributes: F.x -> (op, [(argument, position, default, attribute)])
+_ACTIVATION_FUNCS = {
+    F.relu6: ("relu6", []),
+    F.hardtanh: ("clip", [("min_val", 1, -1.0, "min"), ("max_val", 2, 1.0, "max")]),
+    F.hardswish: ("hardswish", []),
+    F.hardsigmoid: ("hardsigmoid", []),
+    F.silu: ("silu", []),
+    F.gelu: ("gelu", [("approximate", 1, "none", "approximate")]),
+    F.leaky_relu: ("leaky_relu", [("negative_slope", 1, 0.01, "negative_slope")]),
+    F.elu: ("elu", [("alpha", 1, 1.0, "alpha")]),
+}
 # modules that do nothing in eval mode
 _SKIPPED = tuple(getattr(nn, n) for n in ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
                                           "AlphaDropout", "FeatureAlphaDropout") if hasattr(nn, n))
@@ -273,11 +288,43 @@ class _Graph:
         if isinstance(m, (nn.ReLU, nn.Sigmoid, nn.Tanh)):
             op = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}[type(m)]
             return self.emit(node, [src], {"op": op})
+        if isinstance(m, nn.ReLU6):  # before Hardtanh, its base class
+            return self.emit(node, [src], {"op": "relu6"})
+        if isinstance(m, nn.Hardtanh):
+            return self.emit(node, [src], {"op": "clip", "min": float(m.min_val), "max": float(m.max_val)})
+        if isinstance(m, (nn.Hardswish, nn.Hardsigmoid, nn.SiLU)):
+            op = {nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SiLU: "silu"}[type(m)]
+            return self.emit(node, [src], {"op": op})
+        if isinstance(m, nn.GELU):
+            return self.emit(node, [src], self.gelu(node, getattr(m, "approximate", "none")))
+        if isinstance(m, nn.LeakyReLU):
+            return self.emit(node, [src], {"op": "leaky_relu", "negative_slope": float(m.negative_slope)})
+        if isinstance(m, nn.ELU):
+            return self.emit(node, [src], {"op": "elu", "alpha": float(m.alpha)})
         if isinstance(m, nn.Softmax):
             return self.softmax(node, m.dim)
         raise self.fail(node, "is not supported by netwalk-model/1 (supported: Conv2d, Linear, "
                               "BatchNorm2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, ReLU, "
-                              "Sigmoid, Tanh, Softmax, Dropout, Identity)")
+                              "Sigmoid, Tanh, ReLU6, Hardtanh, Hardswish, Hardsigmoid, SiLU, GELU, "
+                              "LeakyReLU, ELU, Softmax, Dropout, Identity)")
+
+    def gelu(self, node: torch.fx.Node, approximate: Any) -> Dict[str, Any]:
+        if approximate not in ("none", "tanh"):
+            raise self.fail(node, f"GELU approximate={approximate!r} is not supported ('none' or 'tanh')")
+        return {"op": "gelu", "approximate": approximate}
+
+    def activation(self, node: torch.fx.Node) -> None:
+        """A functional activation (F.relu6, F.gelu, F.leaky_relu, ...) with its arguments."""
+        op, args = _ACTIVATION_FUNCS[node.target]
+        layer: Dict[str, Any] = {"op": op}
+        for arg, pos, default, attribute in args:
+            v = node.args[pos] if len(node.args) > pos else node.kwargs.get(arg, default)
+            if isinstance(v, torch.fx.Node):
+                raise self.fail(node, f"{arg} must be a number, not a tensor")
+            layer[attribute] = v if attribute == "approximate" else float(v)
+        if op == "gelu":
+            layer = self.gelu(node, layer["approximate"])
+        self.emit(node, [self.one_input(node)], layer)
 
     def conv(self, node: torch.fx.Node, m: nn.Conv2d, path: str) -> Dict[str, Any]:
         if m.padding_mode != "zeros":
@@ -367,6 +414,8 @@ class _Graph:
         f = node.target
         if f in _ELEMENTWISE_FUNCS:
             return self.emit(node, [self.one_input(node)], {"op": _ELEMENTWISE_FUNCS[f]})
+        if f in _ACTIVATION_FUNCS:
+            return self.activation(node)
         if f in (operator.add, torch.add):
             if len(node.args) != 2 or node.kwargs:
                 raise self.fail(node, "only `x + y` of two tensors is supported (no alpha)")

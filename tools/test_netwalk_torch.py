@@ -91,6 +91,39 @@ class ResidualCNN(nn.Module):
         return torch.sigmoid(self.fc(torch.flatten(e, 1)))
 
 
+class ActivationsCNN(nn.Module):
+    """Every activation netwalk has beyond relu/sigmoid/tanh, as modules and as functions (GELU
+    both exact and tanh-approximated), on pre-activations wide enough to reach their bends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        one = lambda: nn.Conv2d(6, 6, 1)  # noqa: E731
+        self.stem = nn.Sequential(
+            nn.Conv2d(2, 6, 3, padding=1), nn.ReLU6(),
+            nn.Conv2d(6, 6, 3, padding=1), nn.Hardswish(),
+            one(), nn.Hardsigmoid(),
+            one(), nn.SiLU(),
+            one(), nn.GELU(),
+            one(), nn.GELU(approximate="tanh"),
+            one(), nn.LeakyReLU(0.2),
+            one(), nn.ELU(alpha=0.7),
+            one(), nn.Hardtanh(-0.5, 0.75),
+        )
+        self.conv = nn.Conv2d(6, 6, 3, padding=1)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(54, 5)
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.weight.mul_(6.0)   # pre-activations of several units: past +-3 and 6
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.conv(self.stem(x))
+        parts = [F.relu6(b), F.hardtanh(b, -1.0, 2.0), F.hardswish(b), F.hardsigmoid(b), F.silu(b), F.gelu(b),
+                 F.gelu(b, approximate="tanh"), F.leaky_relu(b, 0.1), F.elu(b, alpha=1.5)]
+        return F.elu(self.fc(torch.flatten(self.gap(torch.cat(parts, dim=1)), 1)))
+
+
 def reference_outputs(model: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tensor]:
     """Every traced node's output, named as the exporter names layers (module path for modules,
     the fx node name otherwise); computed by PyTorch itself."""
@@ -115,6 +148,7 @@ def cmd_layers(out: Path) -> None:
     cases = {
         "sequential": (sequential_cnn(), (3, 16, 16), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
         "residual": (ResidualCNN(), (1, 12, 12), [0.5], [0.25]),
+        "activations": (ActivationsCNN(), (2, 8, 8), [0.5, 0.5], [0.5, 0.5]),
     }
     for case, (model, shape, mean, std) in cases.items():
         randomize_batchnorm(model)
@@ -206,7 +240,7 @@ def cmd_unsupported() -> None:
 
     cases = [
         ("1.1", bad_model()),
-        ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU())))),
+        ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU())))),
         ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, padding=1, count_include_pad=False))),
         ("0", nn.Sequential(nn.Conv2d(3, 4, 3, padding_mode="reflect", padding=1))),
         ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Softmax(dim=0))),

@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use super::activation;
 use super::error::{ComputeContext, Result};
 use super::kernels::{self, ConvGeometry, OutPtr, PAR_MIN, Post, written};
 use super::model::{Model, Op, Shape, Source};
@@ -276,10 +277,7 @@ impl<'m> Engine<'m> {
                     .map(|p| p.iter().sum::<f32>() / (h * w) as f32)
                     .collect(),
                 (Op::Flatten, _, _) => x.to_vec(),
-                // `v < 0` is false for NaN, so NaN passes through as in PyTorch.
-                (Op::Relu, _, _) => kernels::map(x, |v| if v < 0.0 { 0.0 } else { v }),
-                (Op::Sigmoid, _, _) => kernels::map(x, |v| 1.0 / (1.0 + (-v).exp())),
-                (Op::Tanh, _, _) => kernels::map(x, f32::tanh),
+                (op, _, _) if let Some(y) = activation::apply(op, x) => y,
                 (Op::Softmax, s, _) => kernels::softmax(x, s),
                 (Op::Add, _, _) if self.fused[li] == Fused::AddRelu => {
                     let (sum, relu) = kernels::add_relu(x, src(layer.inputs[1]));

@@ -146,6 +146,16 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
         Op::Relu => x.relu(),
         Op::Sigmoid => candle_nn::ops::sigmoid(x),
         Op::Tanh => x.tanh(),
+        Op::Relu6 => x.clamp(0f32, 6f32),
+        Op::Clip { min, max } => x.clamp(*min, *max),
+        Op::Hardsigmoid => hardsigmoid(x),
+        Op::Hardswish => x * hardsigmoid(x)?,
+        Op::Silu => x.silu(),
+        Op::Gelu { tanh: false } => x.gelu_erf(),
+        Op::Gelu { tanh: true } => x.gelu(),
+        // relu(x) - slope * relu(-x): any slope, negative or above 1 included.
+        Op::LeakyRelu { negative_slope } => x.relu()? - (x.neg()?.relu()? * f64::from(*negative_slope))?,
+        Op::Elu { alpha } => x.elu(f64::from(*alpha)),
         Op::Softmax => candle_nn::ops::softmax(x, 1),
         Op::Add => {
             let mut acc = ins[0] + ins[1];
@@ -156,6 +166,11 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
         }
         Op::Concat => Tensor::cat(ins, 1),
     }
+}
+
+/// `clamp(x + 3, 0, 6) / 6`, PyTorch's hardsigmoid.
+fn hardsigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
+    (x + 3.0)?.clamp(0f32, 6f32)? / 6.0
 }
 
 /// Conv2d with per-axis stride/padding/dilation on top of candle's square-parameter kernel.

@@ -1,5 +1,6 @@
 //! The model pipeline: format, weights, forward pass, neuron queries, training. No GPU here.
 
+pub mod activation;
 pub mod data;
 pub mod demo;
 pub mod edges;

@@ -102,6 +102,31 @@ pub enum Op {
     Relu,
     Sigmoid,
     Tanh,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `min(max(x, min), max)` (PyTorch's Hardtanh).
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// `x * hardsigmoid(x)`.
+    Hardswish,
+    /// `clamp(x / 6 + 1/2, 0, 1)`.
+    Hardsigmoid,
+    /// `x * sigmoid(x)` (Swish).
+    Silu,
+    /// `x * Phi(x)` with the normal CDF `Phi` exact (erf) or, with `tanh`, PyTorch's tanh approximation.
+    Gelu {
+        tanh: bool,
+    },
+    /// `x` for `x >= 0`, else `negative_slope * x`.
+    LeakyRelu {
+        negative_slope: f32,
+    },
+    /// `x` for `x > 0`, else `alpha * (exp(x) - 1)`.
+    Elu {
+        alpha: f32,
+    },
     Softmax,
     Add,
     Concat,
@@ -120,6 +145,14 @@ impl Op {
             Op::Relu => "relu",
             Op::Sigmoid => "sigmoid",
             Op::Tanh => "tanh",
+            Op::Relu6 => "relu6",
+            Op::Clip { .. } => "clip",
+            Op::Hardswish => "hardswish",
+            Op::Hardsigmoid => "hardsigmoid",
+            Op::Silu => "silu",
+            Op::Gelu { .. } => "gelu",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Elu { .. } => "elu",
             Op::Softmax => "softmax",
             Op::Add => "add",
             Op::Concat => "concat",
@@ -127,7 +160,24 @@ impl Op {
     }
     /// Ops applied neuron by neuron: shown folded into the preceding conv/dense block.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Relu | Op::Sigmoid | Op::Tanh | Op::BatchNorm2d { .. })
+        self.is_activation() || matches!(self, Op::BatchNorm2d { .. })
+    }
+    /// Activation functions: one output per input value, `f(x)` without parameters (softmax is not one).
+    pub fn is_activation(&self) -> bool {
+        matches!(
+            self,
+            Op::Relu
+                | Op::Sigmoid
+                | Op::Tanh
+                | Op::Relu6
+                | Op::Clip { .. }
+                | Op::Hardswish
+                | Op::Hardsigmoid
+                | Op::Silu
+                | Op::Gelu { .. }
+                | Op::LeakyRelu { .. }
+                | Op::Elu { .. }
+        )
     }
 }
 

@@ -26,7 +26,12 @@ fn known_attributes(op_name: &str) -> Option<&'static [&'static str]> {
         "dense" => &["out_features", "weight", "bias"],
         "batchnorm2d" => &["eps", "weight", "bias", "running_mean", "running_var"],
         "maxpool2d" | "avgpool2d" => &["kernel", "stride", "padding"],
-        "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "softmax" | "add" | "concat" => &[],
+        "clip" => &["min", "max"],
+        "gelu" => &["approximate"],
+        "leaky_relu" => &["negative_slope"],
+        "elu" => &["alpha"],
+        "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "relu6" | "hardswish" | "hardsigmoid"
+        | "silu" | "softmax" | "add" | "concat" => &[],
         _ => return None,
     })
 }
@@ -47,7 +52,8 @@ pub(super) fn layer(
     let known = known_attributes(op_name).ok_or_else(|| {
         a.err(format!(
             "unknown op `{op_name}` (known: conv2d, dense, batchnorm2d, maxpool2d, \
-             avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, softmax, add, concat)"
+             avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, relu6, clip, hardswish, \
+             hardsigmoid, silu, gelu, leaky_relu, elu, softmax, add, concat)"
         ))
     })?;
     for key in obj.keys() {
@@ -73,6 +79,24 @@ pub(super) fn layer(
         "relu" => (Op::Relu, ins.single(op_name)?),
         "sigmoid" => (Op::Sigmoid, ins.single(op_name)?),
         "tanh" => (Op::Tanh, ins.single(op_name)?),
+        "relu6" => (Op::Relu6, ins.single(op_name)?),
+        "clip" => (clip(&a)?, ins.single(op_name)?),
+        "hardswish" => (Op::Hardswish, ins.single(op_name)?),
+        "hardsigmoid" => (Op::Hardsigmoid, ins.single(op_name)?),
+        "silu" => (Op::Silu, ins.single(op_name)?),
+        "gelu" => (gelu(&a)?, ins.single(op_name)?),
+        "leaky_relu" => (
+            Op::LeakyRelu {
+                negative_slope: a.number("negative_slope", Some(0.01))?,
+            },
+            ins.single(op_name)?,
+        ),
+        "elu" => (
+            Op::Elu {
+                alpha: a.number("alpha", Some(1.0))?,
+            },
+            ins.single(op_name)?,
+        ),
         "softmax" => (Op::Softmax, ins.single(op_name)?),
         "add" => (Op::Add, add(&a, in_shapes)?),
         "concat" => (Op::Concat, concat(&a, in_shapes)?),
@@ -188,6 +212,23 @@ fn batchnorm2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<Par
         )?;
     }
     Ok((Op::BatchNorm2d { eps }, Shape::Chw(c, h, w)))
+}
+
+fn clip(a: &Attrs) -> Result<Op> {
+    let (min, max) = (a.number("min", None)?, a.number("max", None)?);
+    if min > max {
+        return Err(a.err(format!("\"min\" ({min}) must not be above \"max\" ({max})")));
+    }
+    Ok(Op::Clip { min, max })
+}
+
+fn gelu(a: &Attrs) -> Result<Op> {
+    match a.obj.get("approximate") {
+        None => Ok(Op::Gelu { tanh: false }),
+        Some(Value::String(s)) if s == "none" => Ok(Op::Gelu { tanh: false }),
+        Some(Value::String(s)) if s == "tanh" => Ok(Op::Gelu { tanh: true }),
+        Some(v) => Err(a.err(format!("\"approximate\" must be \"none\" or \"tanh\", got {v}"))),
+    }
 }
 
 fn pool(a: &Attrs, is_max: bool, (c, h, w): (usize, usize, usize)) -> Result<(Op, Shape)> {
@@ -312,6 +353,19 @@ impl Attrs<'_> {
                 .filter(|&n| n >= 1 && n <= MAX_DIM as u64)
                 .map(|n| n as usize)
                 .ok_or_else(|| self.err(format!("\"{key}\" must be an integer in 1..={MAX_DIM}, got {v}"))),
+        }
+    }
+
+    /// A finite number, as f32.
+    fn number(&self, key: &str, default: Option<f32>) -> Result<f32> {
+        match (self.obj.get(key), default) {
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(self.err(format!("missing \"{key}\""))),
+            (Some(v), _) => v
+                .as_f64()
+                .map(|n| n as f32)
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| self.err(format!("\"{key}\" must be a finite number, got {v}"))),
         }
     }
 

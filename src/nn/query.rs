@@ -191,7 +191,18 @@ pub fn neuron(
             }
         }
         Op::Flatten => push(src0, in_shape, off, Some(1.0), in_act),
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Softmax => {
+        Op::Relu
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::Relu6
+        | Op::Clip { .. }
+        | Op::Hardswish
+        | Op::Hardsigmoid
+        | Op::Silu
+        | Op::Gelu { .. }
+        | Op::LeakyRelu { .. }
+        | Op::Elu { .. }
+        | Op::Softmax => {
             push(src0, in_shape, off, None, in_act);
             pre_activation = Some(in_act[off]);
         }

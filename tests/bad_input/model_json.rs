@@ -61,8 +61,38 @@ fn wrong_format() {
 #[test]
 fn unknown_op() {
     let fx = Fx::good();
-    let e = expect_err(fx.model_with(r#""op": "relu""#, r#""op": "gelu""#));
-    check_msg(&e, &fx.path("model.json"), &["`relu1`", "unknown op", "`gelu`"]);
+    let e = expect_err(fx.model_with(r#""op": "relu""#, r#""op": "mish""#));
+    check_msg(&e, &fx.path("model.json"), &["`relu1`", "unknown op", "`mish`"]);
+}
+
+/// The activations' attributes: a bad value, a missing required one, a wrong-way range.
+#[test]
+fn bad_activation_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "gelu", "approximate": "fast""#,
+            &["`relu1`", "\"approximate\"", "\"tanh\"", "\"fast\""][..],
+        ),
+        (
+            r#""op": "leaky_relu", "negative_slope": "0.1""#,
+            &["`relu1`", "\"negative_slope\"", "finite number"],
+        ),
+        (
+            r#""op": "elu", "alpha": null"#,
+            &["`relu1`", "\"alpha\"", "finite number"],
+        ),
+        (r#""op": "clip", "min": 0"#, &["`relu1`", "missing \"max\""]),
+        (
+            r#""op": "clip", "min": 1, "max": 0"#,
+            &["`relu1`", "\"min\"", "\"max\""],
+        ),
+        (r#""op": "relu6", "max": 6"#, &["`relu1`", "unknown attribute", "`max`"]),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
 }
 
 #[test]
