@@ -65,6 +65,7 @@ fn contributions_add_up_for_every_op() {
                     }
                     Op::MaxPool2d { .. }
                     | Op::AvgPool2d { .. }
+                    | Op::AdaptiveAvgPool2d { .. }
                     | Op::GlobalAvgPool2d
                     | Op::Add
                     | Op::Flatten

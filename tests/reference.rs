@@ -173,3 +173,91 @@ fn engine_matches_candle_on_every_activation() {
     }
     assert_eq!(ops.len(), 10, "activations covered: {ops:?}");
 }
+
+/// A small CNN on an odd-sized map through every pooling form: ceil mode (windows clipped at the
+/// edge), average with and without the padding counted, adaptive to a size that does not divide.
+const POOLING_MODEL: &str = r#"{
+  "format": "netwalk-model/1", "name": "pooling", "weights": "weights.safetensors",
+  "input": {"name": "image", "shape": [3, 13, 13]},
+  "layers": [
+    {"name": "conv1", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1},
+    {"name": "max_ceil", "op": "maxpool2d", "kernel": 3, "stride": 2, "padding": 1, "ceil_mode": true},
+    {"name": "max_ceil0", "op": "maxpool2d", "kernel": 2, "stride": 2, "ceil_mode": true, "inputs": ["conv1"]},
+    {"name": "max_ceil_drop", "op": "maxpool2d", "kernel": [2, 3], "stride": [3, 2], "padding": 1, "ceil_mode": true, "inputs": ["conv1"]},
+    {"name": "avg_ceil", "op": "avgpool2d", "kernel": 3, "stride": 2, "padding": 1, "ceil_mode": true, "inputs": ["conv1"]},
+    {"name": "avg_ceil_nopad", "op": "avgpool2d", "kernel": 3, "stride": 2, "padding": 1, "ceil_mode": true, "count_include_pad": false, "inputs": ["conv1"]},
+    {"name": "avg_ceil0", "op": "avgpool2d", "kernel": 2, "stride": 2, "ceil_mode": true, "inputs": ["conv1"]},
+    {"name": "avg_nopad", "op": "avgpool2d", "kernel": 3, "stride": 2, "padding": 1, "count_include_pad": false, "inputs": ["conv1"]},
+    {"name": "adaptive", "op": "adaptive_avgpool2d", "output_size": 5, "inputs": ["conv1"]},
+    {"name": "adaptive_up", "op": "adaptive_avgpool2d", "output_size": [3, 17], "inputs": ["conv1"]},
+    {"name": "gap", "op": "global_avgpool2d", "inputs": ["adaptive"]},
+    {"name": "flatten", "op": "flatten"},
+    {"name": "fc", "op": "dense", "out_features": 3}
+  ]
+}"#;
+
+/// The engine against candle on every pooling form within 1e-5; each pool's border neuron (the
+/// last, where ceil mode clips its window, and the first, in the padding) is reproduced by its
+/// query's inputs, and its receptive field is the window.
+#[test]
+fn engine_matches_candle_on_every_pooling() {
+    let model = Model::parse(POOLING_MODEL, Path::new("<pooling>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 11).unwrap();
+    let raw: Vec<f32> = (0..model.input.shape.elements())
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 * 8.0 - 4.0)
+        .collect();
+    let engine = nn::forward(&model, &weights, &raw).unwrap();
+    let candle = nn::forward::forward_candle(&model, &weights, &raw).unwrap();
+    let dims = |name: &str| model.layers.iter().find(|l| l.name == name).unwrap().shape.dims();
+    assert_eq!(dims("max_ceil"), [4, 7, 7]);
+    assert_eq!(dims("max_ceil0"), [4, 7, 7]);
+    assert_eq!(dims("max_ceil_drop"), [4, 5, 7]);
+    assert_eq!(dims("avg_ceil0"), [4, 7, 7]);
+    assert_eq!(dims("adaptive_up"), [4, 3, 17]);
+    let mut pools = 0;
+    for (i, layer) in model.layers.iter().enumerate() {
+        let (a, b) = (&engine.layers[i], &candle.layers[i]);
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+        assert!(
+            worst <= 1e-5,
+            "layer {}: engine differs from candle by {worst:e}",
+            layer.name
+        );
+        if nn::pool::windows(&layer.op, (13, 13), (1, 1)).is_none() {
+            continue;
+        }
+        pools += 1;
+        for off in [0, a.len() - 1] {
+            let index = layer.shape.index_of(off);
+            let info = nn::query::neuron(&model, &weights, &engine, i, &index).unwrap();
+            let sum: f32 = info.inputs.iter().map(|x| x.contribution.unwrap()).sum();
+            assert!(
+                (sum - info.value).abs() <= 1e-5 * info.value.abs().max(1.0),
+                "{} {index:?}: inputs sum to {sum}, value {}",
+                layer.name,
+                info.value
+            );
+            let field = nn::query::receptive_field(&model, i, &index).unwrap();
+            let Some(Region::Map { y, x, .. }) = &field[1] else {
+                panic!("{}: no field in conv1", layer.name)
+            };
+            let ys = info.inputs.iter().map(|n| n.index[1]);
+            let xs = info.inputs.iter().map(|n| n.index[2]);
+            assert_eq!(*y, (ys.clone().min().unwrap(), ys.max().unwrap()), "{}", layer.name);
+            assert_eq!(*x, (xs.clone().min().unwrap(), xs.max().unwrap()), "{}", layer.name);
+        }
+    }
+    assert_eq!(pools, 9);
+    // The last ceil-mode window of `avg_ceil` (rows 11..13 of 13 plus one padding row, not a
+    // fourth past the padded edge): divided by 3 per axis, while `avg_ceil0`'s (row 12 only)
+    // divides by 1 per axis and `avg_ceil_nopad`'s by the 2 real cells per axis.
+    let layer_idx = |name: &str| model.layers.iter().position(|l| l.name == name).unwrap();
+    for (name, count) in [("avg_ceil", 9), ("avg_ceil0", 1), ("avg_ceil_nopad", 4)] {
+        let i = layer_idx(name);
+        let last = model.layers[i].shape.elements() - 1;
+        let info = nn::query::neuron(&model, &weights, &engine, i, &model.layers[i].shape.index_of(last)).unwrap();
+        let w = info.inputs[0].weight.unwrap();
+        assert!((w - 1.0 / count as f32).abs() < 1e-7, "{name}: weight {w}");
+    }
+}

@@ -14,6 +14,7 @@ use super::activation;
 use super::error::{ComputeContext, Result};
 use super::kernels::{self, ConvGeometry, OutPtr, PAR_MIN, Post, written};
 use super::model::{Model, Op, Shape, Source};
+use super::pool;
 use super::weights::{Weights, batchnorm_affine};
 use super::winograd::Winograd;
 
@@ -259,19 +260,30 @@ impl<'m> Engine<'m> {
                         kernel,
                         stride,
                         padding,
+                        ..
                     },
                     Shape::Chw(c, h, w),
                     Shape::Chw(_, oh, ow),
-                ) => kernels::pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, true),
+                ) if pool::is_plain(&layer.op) => {
+                    kernels::pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, true)
+                }
                 (
                     Op::AvgPool2d {
                         kernel,
                         stride,
                         padding,
+                        ..
                     },
                     Shape::Chw(c, h, w),
                     Shape::Chw(_, oh, ow),
-                ) => kernels::pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, false),
+                ) if pool::is_plain(&layer.op) => {
+                    kernels::pool(x, (c, h, w), (oh, ow), *kernel, *stride, *padding, false)
+                }
+                (op, Shape::Chw(c, h, w), Shape::Chw(_, oh, ow))
+                    if let Some((rows, cols)) = pool::windows(op, (h, w), (oh, ow)) =>
+                {
+                    pool::pool_windows(x, (c, h, w), &rows, &cols, matches!(op, Op::MaxPool2d { .. }))
+                }
                 (Op::GlobalAvgPool2d, Shape::Chw(_, h, w), _) => x
                     .chunks_exact(h * w)
                     .map(|p| p.iter().sum::<f32>() / (h * w) as f32)

@@ -6,6 +6,7 @@ use candle_core::{D, Device, Tensor};
 use super::engine::{Activations, Engine};
 use super::error::{ComputeContext, NnError, Result};
 use super::model::{Layer, Model, Op, Pair, Shape, Source};
+use super::pool::{self, Win};
 use super::weights::{LayerParams, Weights, batchnorm_affine};
 
 /// Normalize a raw batch `[B, ...input shape]` per channel.
@@ -131,15 +132,19 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
             x.broadcast_mul(&scale.reshape((1, (), 1, 1))?)?
                 .broadcast_add(&shift.reshape((1, (), 1, 1))?)
         }
+        Op::MaxPool2d { .. } | Op::AvgPool2d { .. } if !pool::is_plain(&layer.op) => windowed_pool(layer, x),
+        Op::AdaptiveAvgPool2d { .. } => windowed_pool(layer, x),
         Op::MaxPool2d {
             kernel,
             stride,
             padding,
+            ..
         } => pad2d(x, *padding, f32::NEG_INFINITY)?.max_pool2d_with_stride(*kernel, *stride),
         Op::AvgPool2d {
             kernel,
             stride,
             padding,
+            ..
         } => pad2d(x, *padding, 0.0)?.avg_pool2d_with_stride(*kernel, *stride),
         Op::GlobalAvgPool2d => x.mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2),
         Op::Flatten => x.flatten_from(1),
@@ -221,6 +226,84 @@ fn dilate_kernel(w: &Tensor, dilation: Pair) -> candle_core::Result<Tensor> {
 }
 
 /// Pad H and W of an NCHW tensor with a constant.
+/// The pools candle's own cannot do: ceil-mode max pooling as a max pool over the input padded with
+/// -inf far enough right and down for every window (a clipped window keeps its real cells, and
+/// each has one), and every other average as `A_h x A_w^T`, each axis's matrix holding its windows'
+/// `1 / div` (the divisor is separable, so this is exact, and it stays differentiable).
+fn windowed_pool(layer: &Layer, x: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let Shape::Chw(_, oh, ow) = layer.shape else {
+        candle_core::bail!("{}: pooling needs a [C, H, W] output", layer.name)
+    };
+    if let Op::MaxPool2d {
+        kernel,
+        stride,
+        padding,
+        ..
+    } = layer.op
+    {
+        let right = |n: usize, out: usize, k: usize, s: usize, p: usize| ((out - 1) * s + k).saturating_sub(n + p);
+        let x = pad_sides(
+            x,
+            2,
+            padding.0,
+            right(h, oh, kernel.0, stride.0, padding.0),
+            f32::NEG_INFINITY,
+        )?;
+        let x = pad_sides(
+            &x,
+            3,
+            padding.1,
+            right(w, ow, kernel.1, stride.1, padding.1),
+            f32::NEG_INFINITY,
+        )?;
+        return x
+            .max_pool2d_with_stride(kernel, stride)?
+            .narrow(2, 0, oh)?
+            .narrow(3, 0, ow);
+    }
+    let Some((rows, cols)) = pool::windows(&layer.op, (h, w), (oh, ow)) else {
+        candle_core::bail!("{}: not a pooling op", layer.name)
+    };
+    // The transposed matrices: n input cells by one column per window.
+    let matrix_t = |wins: &[Win], n: usize| {
+        let mut m = vec![0f32; n * wins.len()];
+        for (i, win) in wins.iter().enumerate() {
+            for j in win.lo..win.hi {
+                m[j * wins.len() + i] = 1.0 / win.div as f32;
+            }
+        }
+        Tensor::from_vec(m, (n, wins.len()), x.device())
+    };
+    let y = x.contiguous()?.reshape((b * c * h, w))?.matmul(&matrix_t(&cols, w)?)?;
+    let y = y
+        .reshape((b * c, h, ow))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * c * ow, h))?;
+    let y = y.matmul(&matrix_t(&rows, h)?)?;
+    y.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()
+}
+
+/// Pad dimension `dim` with `before` and `after` rows of `value`.
+fn pad_sides(x: &Tensor, dim: usize, before: usize, after: usize, value: f32) -> candle_core::Result<Tensor> {
+    let band = |n: usize| {
+        let mut dims = x.dims().to_vec();
+        dims[dim] = n;
+        Tensor::full(value, dims, x.device())
+    };
+    let (head, tail) = (band(before)?, band(after)?);
+    let mut all = Vec::new();
+    if before > 0 {
+        all.push(&head);
+    }
+    all.push(x);
+    if after > 0 {
+        all.push(&tail);
+    }
+    Tensor::cat(&all, dim)
+}
+
 fn pad2d(x: &Tensor, padding: Pair, value: f32) -> candle_core::Result<Tensor> {
     let (ph, pw) = padding;
     if ph == 0 && pw == 0 {

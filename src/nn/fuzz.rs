@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::forward::forward;
-use super::model::{Model, Op};
+use super::model::{Model, Op, Shape};
 use super::ops::work_elements;
 use super::weights::{Weights, parse_safetensors, view_to_f32};
 
@@ -99,6 +99,10 @@ pub fn small_enough(model: &Model) -> bool {
             Op::Conv2d { out_channels, .. } => layer.param_count() / out_channels,
             Op::Dense { .. } => input.elements(),
             Op::MaxPool2d { kernel, .. } | Op::AvgPool2d { kernel, .. } => kernel.0 * kernel.1,
+            Op::AdaptiveAvgPool2d { output } => match input {
+                Shape::Chw(_, h, w) => (h.div_ceil(output.0) + 1) * (w.div_ceil(output.1) + 1),
+                Shape::Flat(_) => 1,
+            },
             _ => layer.inputs.len(),
         };
         elements = elements.saturating_add(layer.shape.elements()).saturating_add(work);

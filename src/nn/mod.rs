@@ -14,6 +14,7 @@ pub mod live;
 pub mod model;
 mod ops;
 mod parse;
+pub mod pool;
 pub mod query;
 pub mod recompute;
 pub mod synthetic;

@@ -87,15 +87,24 @@ pub enum Op {
     BatchNorm2d {
         eps: f32,
     },
+    /// `ceil_mode` as PyTorch's (see [`super::pool`]).
     MaxPool2d {
         kernel: Pair,
         stride: Pair,
         padding: Pair,
+        ceil_mode: bool,
     },
+    /// `ceil_mode` and `count_include_pad` as PyTorch's (see [`super::pool`]).
     AvgPool2d {
         kernel: Pair,
         stride: Pair,
         padding: Pair,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    },
+    /// PyTorch's AdaptiveAvgPool2d to `output` (rows, columns).
+    AdaptiveAvgPool2d {
+        output: Pair,
     },
     GlobalAvgPool2d,
     Flatten,
@@ -140,6 +149,7 @@ impl Op {
             Op::BatchNorm2d { .. } => "batchnorm2d",
             Op::MaxPool2d { .. } => "maxpool2d",
             Op::AvgPool2d { .. } => "avgpool2d",
+            Op::AdaptiveAvgPool2d { .. } => "adaptive_avgpool2d",
             Op::GlobalAvgPool2d => "global_avgpool2d",
             Op::Flatten => "flatten",
             Op::Relu => "relu",

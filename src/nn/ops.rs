@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::error::{NnError, Result};
 use super::model::{Layer, MAX_DIM, MAX_LAYER_ELEMENTS, Op, Pair, ParamRole, ParamSpec, Shape, Source};
+use super::pool::{self, pool_out};
 
 /// The attributes each op accepts (besides `name`, `op` and `inputs`); `None` for an unknown op.
 fn known_attributes(op_name: &str) -> Option<&'static [&'static str]> {
@@ -25,7 +26,9 @@ fn known_attributes(op_name: &str) -> Option<&'static [&'static str]> {
         ],
         "dense" => &["out_features", "weight", "bias"],
         "batchnorm2d" => &["eps", "weight", "bias", "running_mean", "running_var"],
-        "maxpool2d" | "avgpool2d" => &["kernel", "stride", "padding"],
+        "maxpool2d" => &["kernel", "stride", "padding", "ceil_mode"],
+        "avgpool2d" => &["kernel", "stride", "padding", "ceil_mode", "count_include_pad"],
+        "adaptive_avgpool2d" => &["output_size"],
         "clip" => &["min", "max"],
         "gelu" => &["approximate"],
         "leaky_relu" => &["negative_slope"],
@@ -52,7 +55,7 @@ pub(super) fn layer(
     let known = known_attributes(op_name).ok_or_else(|| {
         a.err(format!(
             "unknown op `{op_name}` (known: conv2d, dense, batchnorm2d, maxpool2d, \
-             avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, relu6, clip, hardswish, \
+             avgpool2d, adaptive_avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, relu6, clip, hardswish, \
              hardsigmoid, silu, gelu, leaky_relu, elu, softmax, add, concat)"
         ))
     })?;
@@ -71,6 +74,11 @@ pub(super) fn layer(
         "dense" => dense(&a, ins.single(op_name)?, &mut params)?,
         "batchnorm2d" => batchnorm2d(&a, ins.chw(op_name)?, &mut params)?,
         "maxpool2d" | "avgpool2d" => pool(&a, op_name == "maxpool2d", ins.chw(op_name)?)?,
+        "adaptive_avgpool2d" => {
+            let (c, _, _) = ins.chw(op_name)?;
+            let output = a.pair("output_size", None)?;
+            (Op::AdaptiveAvgPool2d { output }, Shape::Chw(c, output.0, output.1))
+        }
         "global_avgpool2d" => {
             let (c, _, _) = ins.chw(op_name)?;
             (Op::GlobalAvgPool2d, Shape::Chw(c, 1, 1))
@@ -240,8 +248,9 @@ fn pool(a: &Attrs, is_max: bool, (c, h, w): (usize, usize, usize)) -> Result<(Op
             "padding {padding:?} must be at most half the kernel {kernel:?}"
         )));
     }
-    let oh = conv_out(h, kernel.0, stride.0, padding.0, 1);
-    let ow = conv_out(w, kernel.1, stride.1, padding.1, 1);
+    let ceil_mode = a.flag("ceil_mode", false)?;
+    let oh = pool_out(h, kernel.0, stride.0, padding.0, ceil_mode);
+    let ow = pool_out(w, kernel.1, stride.1, padding.1, ceil_mode);
     let (Some(oh), Some(ow)) = (oh, ow) else {
         return Err(a.err(format!("kernel {kernel:?} does not fit the padded {h}x{w} input")));
     };
@@ -250,12 +259,15 @@ fn pool(a: &Attrs, is_max: bool, (c, h, w): (usize, usize, usize)) -> Result<(Op
             kernel,
             stride,
             padding,
+            ceil_mode,
         }
     } else {
         Op::AvgPool2d {
             kernel,
             stride,
             padding,
+            ceil_mode,
+            count_include_pad: a.flag("count_include_pad", true)?,
         }
     };
     Ok((op, Shape::Chw(c, oh, ow)))
@@ -357,6 +369,14 @@ impl Attrs<'_> {
     }
 
     /// A finite number, as f32.
+    fn flag(&self, key: &str, default: bool) -> Result<bool> {
+        match self.obj.get(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.err(format!("\"{key}\" must be true or false, got {v}"))),
+        }
+    }
+
     fn number(&self, key: &str, default: Option<f32>) -> Result<f32> {
         match (self.obj.get(key), default) {
             (None, Some(d)) => Ok(d),
@@ -435,7 +455,15 @@ pub fn work_elements(op: &Op, input: Shape) -> Option<usize> {
         checked_elements(&[c, hp, wp])
     };
     match *op {
+        // Ceil mode pads the right and bottom edges by up to a kernel more (forward.rs).
+        Op::MaxPool2d { padding, kernel, .. } | Op::AvgPool2d { padding, kernel, .. } if !pool::is_plain(op) => {
+            let hp = h.checked_add(padding.0.checked_mul(2)?)?.checked_add(kernel.0)?;
+            let wp = w.checked_add(padding.1.checked_mul(2)?)?.checked_add(kernel.1)?;
+            checked_elements(&[c, hp, wp])
+        }
         Op::MaxPool2d { padding, .. } | Op::AvgPool2d { padding, .. } => padded(padding),
+        // Candle's separable form keeps a c x h x ow intermediate.
+        Op::AdaptiveAvgPool2d { output } => checked_elements(&[c, h.max(output.0), w.max(output.1)]),
         Op::Conv2d {
             out_channels,
             kernel,

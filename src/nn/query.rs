@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::engine::Activations;
 use super::error::{NnError, Result};
 use super::model::{Layer, Model, Op, Shape, Source};
+use super::pool;
 use super::weights::Weights;
 use super::weights::batchnorm_affine;
 
@@ -145,31 +146,17 @@ pub fn neuron(
             bias = Some(shift[c]);
             pre_activation = Some(value);
         }
-        Op::MaxPool2d {
-            kernel,
-            stride,
-            padding,
-        }
-        | Op::AvgPool2d {
-            kernel,
-            stride,
-            padding,
-        } => {
-            let (Shape::Chw(_, h, w), [c, y, x]) = (in_shape, index) else {
+        Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::AdaptiveAvgPool2d { .. } => {
+            let (Shape::Chw(_, h, w), Shape::Chw(_, oh, ow), [c, y, x]) = (in_shape, layer.shape, index) else {
                 unreachable!("validated pool shapes")
             };
+            let (rows, cols) = pool::windows(&layer.op, (h, w), (oh, ow)).expect("a pooling op");
+            let (r, q) = (rows[*y], cols[*x]);
             let is_max = matches!(layer.op, Op::MaxPool2d { .. });
-            let avg_w = 1.0 / (kernel.0 * kernel.1) as f32;
-            let mut window = Vec::new();
-            for ky in 0..kernel.0 {
-                let iy = (y * stride.0 + ky) as isize - padding.0 as isize;
-                for kx in 0..kernel.1 {
-                    let ix = (x * stride.1 + kx) as isize - padding.1 as isize;
-                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                        window.push((c * h + iy as usize) * w + ix as usize);
-                    }
-                }
-            }
+            let avg_w = 1.0 / (r.div * q.div) as f32;
+            let window: Vec<usize> = (r.lo..r.hi)
+                .flat_map(|iy| (q.lo..q.hi).map(move |ix| (c * h + iy) * w + ix))
+                .collect();
             // The max pool's winner: the first window element equal to the output.
             let winner = window.iter().position(|&o| in_act[o] == value);
             for (k, &o) in window.iter().enumerate() {
@@ -391,30 +378,21 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                 );
             }
             (
-                Op::MaxPool2d {
-                    kernel,
-                    stride,
-                    padding,
-                }
-                | Op::AvgPool2d {
-                    kernel,
-                    stride,
-                    padding,
-                },
+                Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::AdaptiveAvgPool2d { .. },
                 Region::Map { channels, y, x },
             ) => {
-                let Shape::Chw(_, h, w) = in_shape else { unreachable!() };
-                let span = |r: (usize, usize), k: usize, s: usize, p: usize, n: usize| {
-                    let lo = (r.0 * s) as isize - p as isize;
-                    let hi = (r.1 * s + k - 1) as isize - p as isize;
-                    (lo.max(0) as usize, (hi.min(n as isize - 1)).max(0) as usize)
+                let (Shape::Chw(_, h, w), Shape::Chw(_, oh, ow)) = (in_shape, layer.shape) else {
+                    unreachable!()
                 };
+                let (rows, cols) = pool::windows(&layer.op, (h, w), (oh, ow)).expect("a pooling op");
+                // Every window has a real cell, so `hi > lo`.
+                let span = |r: (usize, usize), wins: &[pool::Win]| (wins[r.0].lo, wins[r.1].hi - 1);
                 add(
                     src0,
                     Region::Map {
                         channels: channels.clone(),
-                        y: span(*y, kernel.0, stride.0, padding.0, h),
-                        x: span(*x, kernel.1, stride.1, padding.1, w),
+                        y: span(*y, &rows),
+                        x: span(*x, &cols),
                     },
                 );
             }

@@ -95,6 +95,36 @@ fn bad_activation_attributes() {
     }
 }
 
+/// The pools' attributes: ceil_mode / count_include_pad not booleans, count_include_pad on a max
+/// pool, adaptive pooling's output size missing or zero.
+#[test]
+fn bad_pool_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "maxpool2d", "kernel": 2, "ceil_mode": 1"#,
+            &["`relu1`", "\"ceil_mode\"", "true or false", "1"][..],
+        ),
+        (
+            r#""op": "avgpool2d", "kernel": 2, "count_include_pad": "no""#,
+            &["`relu1`", "\"count_include_pad\"", "true or false"],
+        ),
+        (
+            r#""op": "maxpool2d", "kernel": 2, "count_include_pad": false"#,
+            &["`relu1`", "unknown attribute", "`count_include_pad`"],
+        ),
+        (r#""op": "adaptive_avgpool2d""#, &["`relu1`", "missing \"output_size\""]),
+        (
+            r#""op": "adaptive_avgpool2d", "output_size": [2, 0]"#,
+            &["`relu1`", "\"output_size\""],
+        ),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
+}
+
 #[test]
 fn unknown_attribute() {
     let fx = Fx::good();
