@@ -96,7 +96,7 @@ fn exported_models_match_pytorch_layer_for_layer() {
             .expect("python"),
     );
     let mut ops = std::collections::BTreeSet::new();
-    for case in ["sequential", "residual", "activations"] {
+    for case in ["sequential", "residual", "activations", "pooling"] {
         let case_dir = dir.path().join(case);
         let model = Model::load(&case_dir).unwrap_or_else(|e| panic!("{case}: netwalk refuses the export: {e}"));
         let out = case_dir.join("acts.safetensors");
@@ -166,6 +166,7 @@ fn exported_models_match_pytorch_layer_for_layer() {
         "gelu",
         "leaky_relu",
         "elu",
+        "adaptive_avgpool2d",
     ];
     assert!(all.iter().all(|op| ops.contains(op)), "ops covered: {ops:?}");
     // Both GELU forms were exported and compared.
@@ -358,7 +359,7 @@ fn unsupported_modules_are_refused_naming_the_module() {
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert_eq!(
         stderr.trim(),
-        "error: module `1.1` (MaxPool2d): ceil_mode=True is not supported (netwalk pools in floor mode)"
+        "error: module `1.1` (MaxPool2d): dilation=2 is not supported"
     );
     assert!(!out_dir.join("model.json").exists());
 }

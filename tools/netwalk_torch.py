@@ -21,11 +21,11 @@ with torch.fx, so residual `x + y` / torch.add and torch.cat (channels) work too
                        groups; zero padding only)
     nn.Linear          dense (on a flat [N] input)
     nn.BatchNorm2d     batchnorm2d (eps; eval mode: running statistics)
-    nn.MaxPool2d       maxpool2d (floor mode, dilation 1)
-    nn.AvgPool2d       avgpool2d (floor mode; padding counted in the average, PyTorch's default
-                       count_include_pad=True, which is what netwalk does)
-    nn.AdaptiveAvgPool2d(1)
-                       global_avgpool2d (other sizes that divide the input: avgpool2d)
+    nn.MaxPool2d, F.max_pool2d  maxpool2d (ceil_mode; dilation 1)
+    nn.AvgPool2d, F.avg_pool2d  avgpool2d (ceil_mode, count_include_pad)
+    nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d
+                       adaptive_avgpool2d (any output size; 1: global_avgpool2d)
+    x.mean((2, 3)), torch.mean(x, (2, 3))  global_avgpool2d (keepdim=False: then flatten)
     nn.Flatten, torch.flatten(x, 1), x.view(x.size(0), -1), x.reshape(...)  flatten
     nn.ReLU/Sigmoid/Tanh, F.relu, torch.sigmoid, x.relu(), ...              relu/sigmoid/tanh
     nn.ReLU6, F.relu6  relu6             nn.Hardtanh, F.hardtanh  clip (min, max)
@@ -356,41 +356,77 @@ class _Graph:
         return layer
 
     def pool(self, node: torch.fx.Node, m: Union[nn.MaxPool2d, nn.AvgPool2d]) -> Dict[str, Any]:
-        kind = "maxpool2d" if isinstance(m, nn.MaxPool2d) else "avgpool2d"
-        if m.ceil_mode:
-            raise self.fail(node, "ceil_mode=True is not supported (netwalk pools in floor mode)")
-        kernel = _pair(m.kernel_size)
-        stride = _pair(m.stride if m.stride not in (None, ()) else m.kernel_size)
-        padding = _pair(m.padding)
         if isinstance(m, nn.MaxPool2d):
-            if _pair(m.dilation) != (1, 1):
-                raise self.fail(node, f"dilation={m.dilation} is not supported")
-            if m.return_indices:
-                raise self.fail(node, "return_indices=True is not supported")
-        else:
-            if m.divisor_override is not None:
-                raise self.fail(node, "divisor_override is not supported")
-            if not m.count_include_pad and padding != (0, 0):
-                raise self.fail(node, "count_include_pad=False with padding is not supported "
-                                      "(netwalk counts the padding in the average)")
+            return self.pool_layer(node, "maxpool2d", m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                                   dilation=m.dilation, return_indices=m.return_indices)
+        return self.pool_layer(node, "avgpool2d", m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                               count_include_pad=m.count_include_pad, divisor_override=m.divisor_override)
+
+    def pool_layer(self, node: torch.fx.Node, kind: str, kernel: Any, stride: Any, padding: Any, ceil_mode: Any, *,
+                   dilation: Any = 1, return_indices: Any = False, count_include_pad: Any = True,
+                   divisor_override: Any = None) -> Dict[str, Any]:
+        """nn.MaxPool2d/AvgPool2d and F.max_pool2d/avg_pool2d alike."""
+        for arg, v in (("kernel_size", kernel), ("stride", stride), ("padding", padding), ("ceil_mode", ceil_mode),
+                       ("count_include_pad", count_include_pad)):
+            if isinstance(v, torch.fx.Node):
+                raise self.fail(node, f"{arg} must be a constant, not a tensor")
+        kernel = _pair(kernel)
+        stride = _pair(stride if stride not in (None, (), []) else kernel)
+        padding = _pair(padding)
+        if _pair(dilation) != (1, 1):
+            raise self.fail(node, f"dilation={dilation} is not supported")
+        if return_indices:
+            raise self.fail(node, "return_indices=True is not supported")
+        if divisor_override is not None:
+            raise self.fail(node, "divisor_override is not supported")
         layer: Dict[str, Any] = {"op": kind, "kernel": _attr(kernel)}
         if stride != kernel:
             layer["stride"] = _attr(stride)
         if padding != (0, 0):
             layer["padding"] = _attr(padding)
+        if ceil_mode:
+            layer["ceil_mode"] = True
+        if not count_include_pad:
+            layer["count_include_pad"] = False
         return layer
 
     def adaptive(self, node: torch.fx.Node, size: Any, in_shape: Tuple[int, ...]) -> Dict[str, Any]:
         if len(in_shape) != 4:
             raise self.fail(node, f"needs a [batch, C, H, W] input, got {list(in_shape)}")
+        if isinstance(size, torch.fx.Node):
+            raise self.fail(node, "output_size must be a constant, not a tensor")
         h, w = in_shape[2], in_shape[3]
-        oh, ow = _pair(tuple(h if s is None else s for s in (size if isinstance(size, tuple) else (size, size))))
+        sizes = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        oh, ow = _pair(tuple(n if s is None else s for s, n in zip(sizes, (h, w))))
         if (oh, ow) == (1, 1):
             return {"op": "global_avgpool2d"}
-        if h % oh or w % ow:
-            raise self.fail(node, f"output size {(oh, ow)} does not divide the {h}x{w} input "
-                                  "(netwalk has no adaptive pooling; only sizes that divide evenly)")
-        return {"op": "avgpool2d", "kernel": _attr((h // oh, w // ow))}
+        return {"op": "adaptive_avgpool2d", "output_size": _attr((oh, ow))}
+
+    def mean(self, node: torch.fx.Node, dims: Any, keepdim: Any) -> None:
+        """x.mean((2, 3)) / torch.mean(x, (2, 3)): a global average pool, flattened unless keepdim."""
+        shape = self.shape(node.args[0])
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if len(shape) != 4 or sorted(d % 4 for d in dims if isinstance(d, int)) != [2, 3] or len(dims) != 2:
+            raise self.fail(node, f"mean over dims {dims} of {list(shape)} is not supported: netwalk averages "
+                                  "the whole map of [batch, C, H, W] (dims (2, 3))")
+        if isinstance(keepdim, torch.fx.Node):
+            raise self.fail(node, "keepdim must be a constant")
+        src = self.source(node, node.args[0])
+        if keepdim:
+            return self.emit(node, [src], {"op": "global_avgpool2d"})
+        # [batch, C]: netwalk's [C, 1, 1] map (named `<node>_map`), then flattened under the node's name.
+        gap, k = f"{node.name}_map", 1
+        while gap in self.used:
+            k += 1
+            gap = f"{node.name}_map{k}"
+        self.used.add(gap)
+        previous = self.layers[-1]["name"] if self.layers else self.input_name
+        layer: Dict[str, Any] = {"name": gap, "op": "global_avgpool2d"}
+        if src != previous:
+            layer["inputs"] = [src]
+        self.layers.append(layer)
+        self.value[node] = gap
+        self.emit(node, [gap], {"op": "flatten"})
 
     def flatten(self, node: torch.fx.Node, start: int, end: int) -> None:
         shape = self.shape(node.args[0])
@@ -436,6 +472,25 @@ class _Graph:
             return self.softmax(node, dim)
         if f is F.dropout:
             return self.alias(node, node.args[0])
+        if f in (F.max_pool2d, F.avg_pool2d):
+            names = (["kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"]
+                     if f is F.max_pool2d else
+                     ["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"])
+            kw = dict(zip(names, node.args[1:]))
+            kw.update(node.kwargs)
+            if "kernel_size" not in kw:
+                raise self.fail(node, "needs a kernel_size")
+            kind = "maxpool2d" if f is F.max_pool2d else "avgpool2d"
+            layer = self.pool_layer(node, kind, kw.pop("kernel_size"), kw.pop("stride", None), kw.pop("padding", 0),
+                                    kw.pop("ceil_mode", False), **kw)
+            return self.emit(node, [self.one_input(node)], layer)
+        if f is F.adaptive_avg_pool2d:
+            size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
+            return self.emit(node, [self.one_input(node)], self.adaptive(node, size, self.shape(node.args[0])))
+        if f is torch.mean:
+            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+            keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+            return self.mean(node, dims, keepdim)
         raise self.fail(node, "is not supported by netwalk-model/1")
 
     def method(self, node: torch.fx.Node) -> None:
@@ -454,6 +509,10 @@ class _Graph:
             return self.softmax(node, dim)
         if name in ("contiguous", "clone"):
             return self.alias(node, node.args[0])
+        if name == "mean":
+            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+            keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+            return self.mean(node, dims, keepdim)
         raise self.fail(node, "is not supported by netwalk-model/1")
 
     def join(self, node: torch.fx.Node, args: List[Any], op: str) -> None:

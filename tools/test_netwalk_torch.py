@@ -15,7 +15,7 @@ tools/netwalk_torch.py, and writes PyTorch's own outputs for netwalk to be compa
                     and MODEL/final.safetensors (`input`, and `output`: the trained model's output)
     unsupported     tries models netwalk cannot express; prints one line per case,
                     `<expected module>\\t<error message>`, and fails if one exports
-    bad_model       (a factory for the CLI test: a MaxPool2d with ceil_mode=True)
+    bad_model       (a factory for the CLI test: a MaxPool2d with dilation=2)
 """
 
 import json
@@ -124,6 +124,38 @@ class ActivationsCNN(nn.Module):
         return F.elu(self.fc(torch.flatten(self.gap(torch.cat(parts, dim=1)), 1)))
 
 
+class PoolingCNN(nn.Module):
+    """Every pooling form on a 13x13 map (odd, so ceil mode and clipped windows matter): modules and
+    functions, ceil mode, count_include_pad both ways, adaptive 5x5, and means over (2, 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.max_ceil = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)
+        self.max_ceil0 = nn.MaxPool2d(2, ceil_mode=True)
+        self.avg_ceil = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)
+        self.avg_ceil_nopad = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.avg_ceil0 = nn.AvgPool2d(2, ceil_mode=True)
+        self.adaptive = nn.AdaptiveAvgPool2d(5)
+        self.fc = nn.Linear(4 * 5 * 5 + 4 * 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.conv(x)
+        a = self.adaptive(b)
+        parts = [
+            self.max_ceil(b).mean((2, 3)),                                   # keepdim=False
+            torch.mean(self.max_ceil0(b), (2, 3), keepdim=True).flatten(1),
+            self.avg_ceil(b).mean(dim=(-2, -1)),
+            torch.mean(self.avg_ceil_nopad(b), dim=(2, 3)),
+            self.avg_ceil0(b).mean((2, 3)),
+            F.max_pool2d(b, [2, 3], stride=[3, 2], padding=1, ceil_mode=True).mean((2, 3)),
+            F.avg_pool2d(b, 3, 2, 1, True, False).mean((2, 3)),
+            F.adaptive_avg_pool2d(b, (3, 4)).mean((2, 3)),
+            torch.flatten(a, 1),
+        ]
+        return self.fc(torch.cat([parts[-1]] + parts[:-1], dim=1))
+
+
 def reference_outputs(model: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tensor]:
     """Every traced node's output, named as the exporter names layers (module path for modules,
     the fx node name otherwise); computed by PyTorch itself."""
@@ -135,6 +167,8 @@ def reference_outputs(model: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tens
             r = super().run_node(n)
             if isinstance(r, torch.Tensor) and n.op in ("call_module", "call_function", "call_method"):
                 outs[str(n.target) if n.op == "call_module" else n.name] = r.clone()  # before in-place ops
+                if n.target in (torch.mean, "mean") and r.dim() == 2:  # the exporter's map before flattening
+                    outs[f"{n.name}_map"] = r[:, :, None, None].clone()
             return r
 
     with torch.no_grad():
@@ -149,6 +183,7 @@ def cmd_layers(out: Path) -> None:
         "sequential": (sequential_cnn(), (3, 16, 16), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
         "residual": (ResidualCNN(), (1, 12, 12), [0.5], [0.25]),
         "activations": (ActivationsCNN(), (2, 8, 8), [0.5, 0.5], [0.5, 0.5]),
+        "pooling": (PoolingCNN(), (2, 13, 13), [0.5, 0.5], [0.5, 0.5]),
     }
     for case, (model, shape, mean, std) in cases.items():
         randomize_batchnorm(model)
@@ -225,7 +260,7 @@ def cmd_train(model_dir: Path, watch: Path) -> None:
 
 
 def bad_model() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)))
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, dilation=2)))
 
 
 def cmd_unsupported() -> None:
@@ -241,7 +276,7 @@ def cmd_unsupported() -> None:
     cases = [
         ("1.1", bad_model()),
         ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU())))),
-        ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, padding=1, count_include_pad=False))),
+        ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, padding=1, divisor_override=2))),
         ("0", nn.Sequential(nn.Conv2d(3, 4, 3, padding_mode="reflect", padding=1))),
         ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Softmax(dim=0))),
         ("gate", nn.Sequential(OrderedDict(gate=Gated()))),
