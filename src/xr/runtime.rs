@@ -25,30 +25,34 @@ pub(super) struct Runtime {
     pub log: ValidationLog,
 }
 
+/// Errors that mean no runtime is running (so no XR here, [`XrError::is_unavailable`]) as
+/// [`XrError::NoRuntime`]; any other as a failure of `what`.
+fn no_runtime_or(what: &'static str) -> impl Fn(xr::sys::Result) -> XrError {
+    move |e| {
+        use xr::sys::Result as R;
+        if [
+            R::ERROR_RUNTIME_UNAVAILABLE,
+            R::ERROR_RUNTIME_FAILURE,
+            R::ERROR_INSTANCE_LOST,
+        ]
+        .contains(&e)
+        {
+            XrError::NoRuntime(e.to_string())
+        } else {
+            XrError::Xr { what, result: e }
+        }
+    }
+}
+
 impl Runtime {
     /// Loads the OpenXR loader and makes the instance and system. Errors of kind
     /// [`XrError::is_unavailable`] mean there is no XR here (no loader, runtime or headset).
     pub fn new(validation: bool) -> Result<Runtime, XrError> {
         // SAFETY: loads the system's OpenXR loader, a conforming library.
         let entry = unsafe { xr::Entry::load(&()) }.map_err(|e| XrError::NoLoader(e.to_string()))?;
-        let unavailable = |e: xr::sys::Result| {
-            use xr::sys::Result as R;
-            if [
-                R::ERROR_RUNTIME_UNAVAILABLE,
-                R::ERROR_RUNTIME_FAILURE,
-                R::ERROR_INSTANCE_LOST,
-            ]
-            .contains(&e)
-            {
-                XrError::NoRuntime(e.to_string())
-            } else {
-                XrError::Xr {
-                    what: "list the runtime's extensions",
-                    result: e,
-                }
-            }
-        };
-        let available = entry.enumerate_extensions().map_err(unavailable)?;
+        let available = entry
+            .enumerate_extensions()
+            .map_err(no_runtime_or("list the runtime's extensions"))?;
         if !available.khr_vulkan_enable2 {
             return Err(XrError::MissingFeature("XR_KHR_vulkan_enable2".into()));
         }
@@ -73,23 +77,9 @@ impl Runtime {
             engine_version: 1,
             api_version: xr::Version::new(1, 0, 0),
         };
-        let instance = entry.create_instance(&app, &extensions, &layers, &()).map_err(|e| {
-            use xr::sys::Result as R;
-            if [
-                R::ERROR_RUNTIME_UNAVAILABLE,
-                R::ERROR_RUNTIME_FAILURE,
-                R::ERROR_INSTANCE_LOST,
-            ]
-            .contains(&e)
-            {
-                XrError::NoRuntime(e.to_string())
-            } else {
-                XrError::Xr {
-                    what: "create the instance",
-                    result: e,
-                }
-            }
-        })?;
+        let instance = entry
+            .create_instance(&app, &extensions, &layers, &())
+            .map_err(no_runtime_or("create the instance"))?;
         let xr_log = ValidationLog::default();
         let messenger = if validation {
             Some(XrMessenger::new(&instance, xr_log.clone())?)

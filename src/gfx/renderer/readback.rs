@@ -61,19 +61,7 @@ impl Renderer {
         self.draw_frame(width, height, views, Finish::Readback)?;
         // The readback buffer now holds this image, not the last window frame.
         self.window_readback = None;
-        let Some(target) = &self.target else {
-            unreachable!("made by ensure_target")
-        };
-        let bytes = target.readback.mapped()?;
-        let layer = width as usize * height as usize * 4;
-        Ok(bytes[..layer * views.len()]
-            .chunks_exact(layer)
-            .map(|pixels| RgbaImage {
-                width,
-                height,
-                pixels: pixels.to_vec(),
-            })
-            .collect())
+        self.read_views(width, height, views.len())
     }
 
     /// Renders `frames` frames like [`Renderer::render_offscreen`], but back to back with
@@ -96,13 +84,19 @@ impl Renderer {
         let in_flight = super::FRAMES_IN_FLIGHT;
         self.frames_in_flight_run(width, height, views, (frames, in_flight), Finish::Readback, per_frame)?;
         self.window_readback = None;
-        let Some(target) = &self.target else {
-            unreachable!("made by the run")
-        };
         // Every frame was waited for at the end of the run.
+        self.read_views(width, height, views.len())
+    }
+
+    /// The `views` layers of the last offscreen frame, as the readback buffer holds them (the
+    /// frame waited for; the target made by it).
+    fn read_views(&self, width: u32, height: u32, views: usize) -> Result<Vec<RgbaImage>> {
+        let Some(target) = &self.target else {
+            unreachable!("made by the frame that was read back")
+        };
         let bytes = target.readback.mapped()?;
         let layer = width as usize * height as usize * 4;
-        Ok(bytes[..layer * views.len()]
+        Ok(bytes[..layer * views]
             .chunks_exact(layer)
             .map(|pixels| RgbaImage {
                 width,
