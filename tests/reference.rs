@@ -69,19 +69,38 @@ fn every_layer_matches_onnxruntime() {
 
 /// Layers big enough for the engine's multi-threaded blocked gemm (the reference cases are too
 /// small to reach it): the engine against candle, layer by layer, on a ResNet-18-shaped model.
+/// The largest |difference| between `got` and `want`, relative to the largest |want|.
+fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    got.iter().zip(want).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+}
+
+/// Every layer's activations for `raw` from the engine and from candle's forward pass.
+fn engine_and_candle(model: &Model, weights: &nn::Weights, raw: &[f32]) -> (nn::Activations, nn::Activations) {
+    let engine = nn::forward(model, weights, raw).unwrap();
+    let candle = nn::forward::forward_candle(model, weights, raw).unwrap();
+    (engine, candle)
+}
+
+/// An input spanning -4..4 over the model's input (clamps, knees, saturations and pooling maxima
+/// all reached).
+fn spread_input(model: &Model) -> Vec<f32> {
+    (0..model.input.shape.elements())
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 * 8.0 - 4.0)
+        .collect()
+}
+
 #[test]
 fn engine_matches_candle_on_large_layers() {
     let (model, weights) = nn::synthetic::build("resnet18", 3).unwrap();
     let raw: Vec<f32> = (0..model.input.shape.elements())
         .map(|i| ((i * 31) % 97) as f32 / 97.0)
         .collect();
-    let engine = nn::forward(&model, &weights, &raw).unwrap();
-    let candle = nn::forward::forward_candle(&model, &weights, &raw).unwrap();
+    let (engine, candle) = engine_and_candle(&model, &weights, &raw);
     let mut big = 0;
     for (i, layer) in model.layers.iter().enumerate() {
         let (a, b) = (&engine.layers[i], &candle.layers[i]);
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+        let worst = relative_error(a, b);
         assert!(
             worst <= 1e-4,
             "layer {}: engine differs from candle by {worst:e} (relative)",
@@ -123,16 +142,11 @@ const ACTIVATIONS_MODEL: &str = r#"{
 fn engine_matches_candle_on_every_activation() {
     let model = Model::parse(ACTIVATIONS_MODEL, Path::new("<activations>/model.json")).unwrap();
     let weights = nn::synthetic::random_weights(&model, 7).unwrap();
-    let raw: Vec<f32> = (0..model.input.shape.elements())
-        .map(|i| ((i * 37) % 101) as f32 / 101.0 * 8.0 - 4.0)
-        .collect();
-    let engine = nn::forward(&model, &weights, &raw).unwrap();
-    let candle = nn::forward::forward_candle(&model, &weights, &raw).unwrap();
+    let (engine, candle) = engine_and_candle(&model, &weights, &spread_input(&model));
     let mut ops = std::collections::BTreeSet::new();
     for (i, layer) in model.layers.iter().enumerate() {
         let (a, b) = (&engine.layers[i], &candle.layers[i]);
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+        let worst = relative_error(a, b);
         assert!(
             worst <= 1e-5,
             "layer {}: engine differs from candle by {worst:e}",
@@ -203,11 +217,7 @@ const POOLING_MODEL: &str = r#"{
 fn engine_matches_candle_on_every_pooling() {
     let model = Model::parse(POOLING_MODEL, Path::new("<pooling>/model.json")).unwrap();
     let weights = nn::synthetic::random_weights(&model, 11).unwrap();
-    let raw: Vec<f32> = (0..model.input.shape.elements())
-        .map(|i| ((i * 37) % 101) as f32 / 101.0 * 8.0 - 4.0)
-        .collect();
-    let engine = nn::forward(&model, &weights, &raw).unwrap();
-    let candle = nn::forward::forward_candle(&model, &weights, &raw).unwrap();
+    let (engine, candle) = engine_and_candle(&model, &weights, &spread_input(&model));
     let dims = |name: &str| model.layers.iter().find(|l| l.name == name).unwrap().shape.dims();
     assert_eq!(dims("max_ceil"), [4, 7, 7]);
     assert_eq!(dims("max_ceil0"), [4, 7, 7]);
@@ -217,8 +227,7 @@ fn engine_matches_candle_on_every_pooling() {
     let mut pools = 0;
     for (i, layer) in model.layers.iter().enumerate() {
         let (a, b) = (&engine.layers[i], &candle.layers[i]);
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+        let worst = relative_error(a, b);
         assert!(
             worst <= 1e-5,
             "layer {}: engine differs from candle by {worst:e}",
