@@ -239,8 +239,14 @@ impl DesktopWindow {
         // Checked after every batch of events: a window manager's minimize (and restore) changes
         // a window property, which is an event, but winit reports none for it.
         if let Some(w) = self.handler.window.clone() {
+            let was_minimized = self.handler.minimized;
             self.handler.minimized = w.is_minimized() == Some(true);
             self.handler.update_pause();
+            // Restored: what the server sent before answering that query (a resize while
+            // minimized) has arrived by now; handle it before a frame is drawn at the old size.
+            if was_minimized && !self.handler.minimized {
+                let _ = self.event_loop.pump_app_events(Some(Duration::ZERO), &mut self.handler);
+            }
         }
         std::mem::take(&mut self.handler.pumped)
     }
