@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
+# protoc builds the ONNX reader's protobuf types (the candle-onnx crate).
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 ldconfig -p | grep -q 'libvulkan\.so\.1 ' || need_apt+=(libvulkan1)
 ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers)
 if [ ${#need_apt[@]} -gt 0 ]; then

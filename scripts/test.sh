@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
+# protoc builds the ONNX reader's protobuf types (the candle-onnx crate).
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 # The renderer tests: Vulkan loader, Mesa's lavapipe (CPU) driver, the validation layer, glslc.
 ldconfig -p | grep 'libvulkan\.so\.1 ' >/dev/null || need_apt+=(libvulkan1)
