@@ -21,6 +21,9 @@ struct Cli {
     /// there, else in a desktop window, else (no display) a PNG overview.
     #[command(subcommand)]
     command: Option<Command>,
+    /// An ONNX model's dynamic input dimensions, C,H,W (or N); a dynamic batch is always 1.
+    #[arg(long, global = true, value_parser = cli::import::parse_input_shape)]
+    input_shape: Option<cli::import::InputShape>,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +203,9 @@ enum Command {
         #[command(flatten)]
         ckpt: CheckpointArg,
     },
+    /// Write an ONNX model (or a folder of same-architecture .onnx checkpoints) as a
+    /// netwalk-model/1 folder.
+    Import(cli::import::ImportArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -356,6 +362,7 @@ impl InputArgs {
 fn run(cli: Cli) -> Result<()> {
     // The environment, read once here (the demo's cache folder aside: see cli::env).
     let env = Env::read();
+    cli::set_input_shape(cli.input_shape.clone().map(|s| s.0));
     let Some(command) = cli.command else {
         let app = cli::build_app(None, &AppInput::default(), None)?;
         let options = RunOptions {
@@ -365,6 +372,7 @@ fn run(cli: Cli) -> Result<()> {
         return cli::run::run_any(app, Mode::Auto, &options, &env);
     };
     match command {
+        Command::Import(args) => cli::import::import(&args, cli::input_shape()),
         Command::Info { model, ckpt } => cli::model::info(&cli::load_model(model)?, ckpt.checkpoint.as_deref()),
         Command::Activations {
             model,

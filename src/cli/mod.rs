@@ -4,6 +4,7 @@
 //! main prints as one line. Everything below it (app, gfx, nn, scene, xr) has its own error types.
 
 mod env;
+pub mod import;
 pub mod model;
 pub mod replay;
 pub mod run;
@@ -53,9 +54,31 @@ pub struct AppInput {
 /// What the scene shows by the input block when there is nothing to run the network on.
 pub const NO_INPUT_HINT: &str = "no input: pass --input FILE or --inputs DIR";
 
-/// `model` (a model.json or a folder holding one), or the bundled demo's folder.
+/// `--input-shape` (global): the dynamic input dimensions of an ONNX model, set once by main.
+static INPUT_SHAPE: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+
+/// Record `--input-shape` for every ONNX model this process opens.
+pub fn set_input_shape(shape: Option<Vec<usize>>) {
+    if let Some(s) = shape {
+        let _ = INPUT_SHAPE.set(s);
+    }
+}
+
+pub fn input_shape() -> Option<Vec<usize>> {
+    INPUT_SHAPE.get().cloned()
+}
+
+/// `model` (a model.json or a folder holding one; an .onnx file or a folder of them, translated
+/// into the cache), or the bundled demo's folder.
 pub fn model_path(model: Option<PathBuf>) -> Result<PathBuf> {
     match model {
+        Some(p) if nn::onnx::is_onnx(&p) => {
+            let opts = nn::onnx::ImportOptions {
+                input_shape: input_shape(),
+                ..Default::default()
+            };
+            Ok(nn::onnx::open_cached(&p, &opts)?)
+        }
         Some(p) => Ok(p),
         None => Ok(nn::demo::demo_dir()?),
     }

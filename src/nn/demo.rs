@@ -8,7 +8,7 @@ use super::error::{NnError, Result};
 
 include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));
 
-fn cache_root() -> PathBuf {
+pub(crate) fn cache_root() -> PathBuf {
     if let Some(d) = std::env::var_os("NETWALK_CACHE") {
         return PathBuf::from(d);
     }

@@ -12,6 +12,7 @@ pub mod image;
 mod kernels;
 pub mod live;
 pub mod model;
+pub mod onnx;
 mod ops;
 mod parse;
 pub mod pool;
