@@ -270,3 +270,31 @@ fn engine_matches_candle_on_every_pooling() {
         assert!((w - 1.0 / count as f32).abs() < 1e-7, "{name}: weight {w}");
     }
 }
+
+/// A small CNN through every op real CNNs add to the plain stack (tests/fixtures/ops_model.json):
+/// broadcasting add/sub/mul/div of two inputs and by constants, prelu per channel and per feature.
+const OPS_MODEL: &str = include_str!("fixtures/ops_model.json");
+
+/// The engine against candle on every layer of the ops model within 1e-5, with every new op there.
+#[test]
+fn engine_matches_candle_on_cnn_ops() {
+    let model = Model::parse(OPS_MODEL, Path::new("<cnn ops>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 5).unwrap();
+    let (engine, candle) = engine_and_candle(&model, &weights, &spread_input(&model));
+    let dims = |name: &str| model.layers.iter().find(|l| l.name == name).unwrap().shape.dims();
+    assert_eq!(dims("outer"), [6, 8, 8]);
+    assert_eq!(dims("diffc"), [6, 8, 8]);
+    let mut ops = std::collections::BTreeSet::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let worst = relative_error(&engine.layers[i], &candle.layers[i]);
+        assert!(
+            worst <= 1e-5,
+            "layer {}: engine differs from candle by {worst:e}",
+            layer.name
+        );
+        ops.insert(layer.op.name());
+    }
+    for op in ["add", "sub", "mul", "div", "prelu"] {
+        assert!(ops.contains(op), "{op} missing from the ops model");
+    }
+}

@@ -8,11 +8,10 @@
 //! broadcasts. candle still does batches and training (autograd); both paths are checked against
 //! onnxruntime by the reference tests.
 
-use rayon::prelude::*;
-
 use super::activation;
+use super::binary;
 use super::error::{ComputeContext, Result};
-use super::kernels::{self, ConvGeometry, OutPtr, PAR_MIN, Post, written};
+use super::kernels::{self, ConvGeometry, OutPtr, Post, written};
 use super::model::{Model, Op, Shape, Source};
 use super::pool;
 use super::weights::{Weights, batchnorm_affine};
@@ -120,7 +119,12 @@ fn fusion_plan(model: &Model) -> Vec<Fused> {
                 let relu = is(r, |o| matches!(o, Op::Relu)) && reads_only(r, r - 1);
                 plan[i] = Fused::Conv { bn, relu };
             }
-            (Op::Add, _) if layer.inputs.len() == 2 && is(i + 1, |o| matches!(o, Op::Relu)) && reads_only(i + 1, i) => {
+            (Op::Add, _)
+                if layer.inputs.len() == 2
+                    && layer.inputs.iter().all(|&s| model.source_shape(s) == layer.shape)
+                    && is(i + 1, |o| matches!(o, Op::Relu))
+                    && reads_only(i + 1, i) =>
+            {
                 plan[i] = Fused::AddRelu;
             }
             _ => {}
@@ -151,6 +155,11 @@ impl<'m> Engine<'m> {
                         && f.weight.len() == out_channels * c * 9
                     {
                         f.winograd = Some(Winograd::new(&f.weight, *out_channels, c, tile));
+                    }
+                }
+                Op::PRelu | Op::Add | Op::Sub | Op::Mul | Op::Div => {
+                    if let Some(w) = &p.weight {
+                        f.weight = to_vec(w).in_layer(&layer.name)?;
                     }
                 }
                 Op::BatchNorm2d { eps } => {
@@ -296,20 +305,25 @@ impl<'m> Engine<'m> {
                     extra.push(relu);
                     sum
                 }
-                (Op::Add, _, _) if layer.inputs.len() == 2 => {
-                    let y = src(layer.inputs[1]);
-                    if x.len() >= PAR_MIN {
-                        x.par_iter().zip(y).map(|(a, b)| a + b).collect()
-                    } else {
-                        x.iter().zip(y).map(|(a, b)| a + b).collect()
-                    }
+                (Op::PRelu, s, _) => {
+                    let c = s.channels();
+                    kernels::per_channel(
+                        x,
+                        c,
+                        s.elements() / c,
+                        |ch, v| if v >= 0.0 { v } else { f.weight[ch] * v },
+                    )
                 }
-                (Op::Add, _, _) => {
-                    let mut acc = x.to_vec();
-                    for &s in &layer.inputs[1..] {
-                        kernels::add_into(&mut acc, src(s));
+                (op, _, _) if let Some(func) = binary::function(op) => {
+                    let mut operands: Vec<(&[f32], binary::Dims3)> = layer
+                        .inputs
+                        .iter()
+                        .map(|&s| (src(s), binary::shape_dims3(model.source_shape(s))))
+                        .collect();
+                    if let Some(d) = binary::constant_dims(layer) {
+                        operands.push((&f.weight, d));
                     }
-                    acc
+                    binary::fold(func, &operands, binary::shape_dims3(layer.shape))
                 }
                 (Op::Concat, _, _) => layer.inputs.iter().flat_map(|&s| src(s).iter().copied()).collect(),
                 _ => unreachable!("shapes were validated when the model was loaded"),

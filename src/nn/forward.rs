@@ -162,15 +162,45 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
         Op::LeakyRelu { negative_slope } => x.relu()? - (x.neg()?.relu()? * f64::from(*negative_slope))?,
         Op::Elu { alpha } => x.elu(f64::from(*alpha)),
         Op::Softmax => candle_nn::ops::softmax(x, 1),
-        Op::Add => {
-            let mut acc = ins[0] + ins[1];
-            for t in &ins[2..] {
-                acc = acc? + *t;
-            }
-            acc
+        Op::Add | Op::Sub | Op::Mul | Op::Div => binary(layer, p, ins),
+        // relu(x) - w * relu(-x), one slope per channel (or feature).
+        Op::PRelu => {
+            let w = weight(p)?;
+            let w = match layer.shape {
+                Shape::Chw(..) => w.reshape((1, (), 1, 1))?,
+                Shape::Flat(_) => w.reshape((1, ()))?,
+            };
+            x.relu()? - x.neg()?.relu()?.broadcast_mul(&w)?
         }
         Op::Concat => Tensor::cat(ins, 1),
     }
+}
+
+fn weight(p: &LayerParams) -> candle_core::Result<&Tensor> {
+    p.weight
+        .as_ref()
+        .ok_or_else(|| candle_core::Error::Msg("weight not loaded".into()))
+}
+
+/// A binary op folded over its inputs and its constant operand (the weight, with a batch axis of
+/// 1), broadcast as numpy does.
+fn binary(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core::Result<Tensor> {
+    let mut operands: Vec<Tensor> = ins.iter().map(|t| (*t).clone()).collect();
+    if let ([_], Some(w)) = (ins, &p.weight) {
+        let mut dims = vec![1];
+        dims.extend(w.dims());
+        operands.push(w.reshape(dims)?);
+    }
+    let mut acc = operands[0].clone();
+    for b in &operands[1..] {
+        acc = match layer.op {
+            Op::Add => acc.broadcast_add(b),
+            Op::Sub => acc.broadcast_sub(b),
+            Op::Mul => acc.broadcast_mul(b),
+            _ => acc.broadcast_div(b),
+        }?;
+    }
+    Ok(acc)
 }
 
 /// `clamp(x + 3, 0, 6) / 6`, PyTorch's hardsigmoid.

@@ -1,6 +1,7 @@
 //! The model pipeline: format, weights, forward pass, neuron queries, training. No GPU here.
 
 pub mod activation;
+pub mod binary;
 pub mod data;
 pub mod demo;
 pub mod edges;
@@ -16,6 +17,7 @@ mod ops;
 mod parse;
 pub mod pool;
 pub mod query;
+mod query_extra;
 pub mod recompute;
 pub mod synthetic;
 pub mod timeline;

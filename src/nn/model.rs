@@ -137,7 +137,17 @@ pub enum Op {
         alpha: f32,
     },
     Softmax,
+    /// Elementwise sum with numpy broadcasting: of 2+ inputs, or of one input and a constant
+    /// (`weight`); see [`super::binary`].
     Add,
+    /// `a - b` of two inputs, or `x - weight`, broadcast as [`Op::Add`].
+    Sub,
+    /// `a * b` of two inputs, or `x * weight`, broadcast as [`Op::Add`].
+    Mul,
+    /// `a / b` of two inputs, or `x / weight`, broadcast as [`Op::Add`].
+    Div,
+    /// `x` for `x >= 0`, else `weight[c] * x`: one slope per channel (or feature), `[1]` shared.
+    PRelu,
     Concat,
 }
 
@@ -165,12 +175,20 @@ impl Op {
             Op::Elu { .. } => "elu",
             Op::Softmax => "softmax",
             Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::PRelu => "prelu",
             Op::Concat => "concat",
         }
     }
     /// Ops applied neuron by neuron: shown folded into the preceding conv/dense block.
     pub fn is_elementwise(&self) -> bool {
-        self.is_activation() || matches!(self, Op::BatchNorm2d { .. })
+        self.is_activation() || matches!(self, Op::BatchNorm2d { .. } | Op::PRelu)
+    }
+    /// The elementwise binary ops (broadcasting; two inputs, or one and a constant).
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Op::Add | Op::Sub | Op::Mul | Op::Div)
     }
     /// Activation functions: one output per input value, `f(x)` without parameters (softmax is not one).
     pub fn is_activation(&self) -> bool {

@@ -33,8 +33,10 @@ fn known_attributes(op_name: &str) -> Option<&'static [&'static str]> {
         "gelu" => &["approximate"],
         "leaky_relu" => &["negative_slope"],
         "elu" => &["alpha"],
+        "add" | "sub" | "mul" | "div" => &["constant", "weight"],
+        "prelu" => &["weight"],
         "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "relu6" | "hardswish" | "hardsigmoid"
-        | "silu" | "softmax" | "add" | "concat" => &[],
+        | "silu" | "softmax" | "concat" => &[],
         _ => return None,
     })
 }
@@ -56,7 +58,7 @@ pub(super) fn layer(
         a.err(format!(
             "unknown op `{op_name}` (known: conv2d, dense, batchnorm2d, maxpool2d, \
              avgpool2d, adaptive_avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, relu6, clip, hardswish, \
-             hardsigmoid, silu, gelu, leaky_relu, elu, softmax, add, concat)"
+             hardsigmoid, silu, gelu, leaky_relu, elu, prelu, softmax, add, sub, mul, div, concat)"
         ))
     })?;
     for key in obj.keys() {
@@ -105,8 +107,13 @@ pub(super) fn layer(
             },
             ins.single(op_name)?,
         ),
+        "prelu" => {
+            let s = ins.single(op_name)?;
+            a.param(&mut params, ParamRole::Weight, vec![s.channels()], false)?;
+            (Op::PRelu, s)
+        }
         "softmax" => (Op::Softmax, ins.single(op_name)?),
-        "add" => (Op::Add, add(&a, in_shapes)?),
+        "add" | "sub" | "mul" | "div" => binary(&a, op_name, in_shapes, &mut params)?,
         "concat" => (Op::Concat, concat(&a, in_shapes)?),
         _ => unreachable!("op names were checked above"),
     };
@@ -273,15 +280,75 @@ fn pool(a: &Attrs, is_max: bool, (c, h, w): (usize, usize, usize)) -> Result<(Op
     Ok((op, Shape::Chw(c, oh, ow)))
 }
 
-fn add(a: &Attrs, in_shapes: &[Shape]) -> Result<Shape> {
-    let first = in_shapes[0];
-    if in_shapes.len() < 2 {
-        return Err(a.err("`add` needs at least 2 inputs"));
+/// A binary op: two inputs (`add`: two or more), or one and a `"constant"` operand of the given
+/// shape (the layer's weight), broadcast as numpy does ([`super::binary`]).
+fn binary(a: &Attrs, op_name: &str, in_shapes: &[Shape], params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
+    let op = match op_name {
+        "add" => Op::Add,
+        "sub" => Op::Sub,
+        "mul" => Op::Mul,
+        _ => Op::Div,
+    };
+    let mut operands: Vec<Vec<usize>> = in_shapes.iter().map(Shape::dims).collect();
+    match a.obj.get("constant") {
+        None if a.obj.contains_key("weight") => {
+            return Err(a.err(format!(
+                "\"weight\" names the constant operand of `{op_name}`: give its shape as \"constant\" too"
+            )));
+        }
+        None if in_shapes.len() < 2 || (op_name != "add" && in_shapes.len() != 2) => {
+            let want = if op_name == "add" { "at least 2" } else { "2" };
+            return Err(a.err(format!(
+                "`{op_name}` needs {want} inputs, or one input and a \"constant\", got {} input(s)",
+                in_shapes.len()
+            )));
+        }
+        None => {}
+        Some(v) => {
+            if in_shapes.len() != 1 {
+                return Err(a.err(format!(
+                    "with a \"constant\", `{op_name}` takes exactly one input, got {}",
+                    in_shapes.len()
+                )));
+            }
+            let rank = in_shapes[0].dims().len();
+            let dims = v
+                .as_array()
+                .filter(|d| d.len() == rank)
+                .and_then(|d| {
+                    d.iter()
+                        .map(|n| {
+                            n.as_u64()
+                                .filter(|&n| n >= 1 && n <= MAX_DIM as u64)
+                                .map(|n| n as usize)
+                        })
+                        .collect::<Option<Vec<usize>>>()
+                })
+                .ok_or_else(|| {
+                    a.err(format!(
+                        "\"constant\" must be the constant operand's shape, {rank} integers in 1..={MAX_DIM} \
+                         for the {} input ([C, H, W] for a map, [N] for a vector), got {v}",
+                        in_shapes[0]
+                    ))
+                })?;
+            a.param(params, ParamRole::Weight, dims.clone(), false)?;
+            operands.push(dims);
+        }
     }
-    if let Some(s) = in_shapes.iter().find(|s| **s != first) {
-        return Err(a.err(format!("`add` inputs must have the same shape, got {first} and {s}")));
+    let mut out = operands[0].clone();
+    for d in &operands[1..] {
+        out = super::binary::broadcast(&out, d).ok_or_else(|| {
+            a.err(format!(
+                "`{op_name}` cannot broadcast {out:?} with {d:?} (both [C, H, W] or both [N], each axis equal or 1)"
+            ))
+        })?;
     }
-    Ok(first)
+    let shape = match *out.as_slice() {
+        [c, h, w] => Shape::Chw(c, h, w),
+        [n] => Shape::Flat(n),
+        _ => unreachable!("operands are of rank 1 or 3"),
+    };
+    Ok((op, shape))
 }
 
 fn concat(a: &Attrs, in_shapes: &[Shape]) -> Result<Shape> {

@@ -7,6 +7,7 @@ use super::engine::Activations;
 use super::error::{NnError, Result};
 use super::model::{Layer, Model, Op, Shape, Source};
 use super::pool;
+use super::query_extra;
 use super::weights::Weights;
 use super::weights::batchnorm_affine;
 
@@ -193,10 +194,12 @@ pub fn neuron(
             push(src0, in_shape, off, None, in_act);
             pre_activation = Some(in_act[off]);
         }
-        Op::Add => {
-            for &s in &layer.inputs {
-                push(s, model.source_shape(s), off, Some(1.0), acts.source(s));
-            }
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::PRelu => {
+            let (w, b) = (vals(&params.weight)?, vals(&params.bias)?);
+            let e = query_extra::neuron(model, layer, acts, off, w.as_deref(), b.as_deref());
+            inputs.extend(e.inputs);
+            bias = e.bias;
+            pre_activation = e.pre_activation;
         }
         Op::Concat => {
             let (s, local) = concat_source(model, layer, off);
@@ -454,7 +457,12 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                     start += n;
                 }
             }
-            // Elementwise ops and add: the same neurons in every input.
+            (Op::Add | Op::Sub | Op::Mul | Op::Div | Op::PRelu, _) => {
+                for (s, r) in query_extra::field(model, layer, &region) {
+                    add(s, r);
+                }
+            }
+            // Elementwise ops: the same neurons in every input.
             _ => {
                 for &s in &layer.inputs {
                     add(s, region.clone());

@@ -239,3 +239,44 @@ fn bad_attribute_value() {
     let e = expect_err(fx.model_with(r#""kernel": 3"#, r#""kernel": [3, 3, 3]"#));
     check_msg(&e, &fx.path("model.json"), &["`conv1`", "\"kernel\""]);
 }
+
+/// The binary ops and prelu: a constant of the wrong rank, out of range or not broadcasting; too
+/// few inputs, or a constant beside two; a weight name without a constant; a prelu without weight.
+#[test]
+fn bad_binary_and_prelu_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "mul", "constant": [2, 1]"#,
+            &["`relu1`", "\"constant\"", "3 integers", "[2, 2, 2]"][..],
+        ),
+        (
+            r#""op": "add", "constant": [2, 0, 1]"#,
+            &["`relu1`", "\"constant\"", "1..="],
+        ),
+        (r#""op": "add", "constant": 2"#, &["`relu1`", "\"constant\"", "shape"]),
+        (
+            r#""op": "mul", "constant": [3, 1, 1]"#,
+            &["`relu1`", "cannot broadcast", "[2, 2, 2]", "[3, 1, 1]"],
+        ),
+        (r#""op": "sub""#, &["`relu1`", "`sub` needs 2 inputs", "got 1"]),
+        (r#""op": "add""#, &["`relu1`", "`add` needs at least 2 inputs"]),
+        (
+            r#""op": "div", "inputs": ["conv1", "conv1"], "constant": [1, 1, 1]"#,
+            &["`relu1`", "exactly one input", "got 2"],
+        ),
+        (
+            r#""op": "div", "weight": "w""#,
+            &["`relu1`", "\"weight\"", "\"constant\""],
+        ),
+        (r#""op": "prelu", "weight": null"#, &["`relu1`", "\"weight\"", "null"]),
+        (
+            r#""op": "prelu", "slope": 0.25"#,
+            &["`relu1`", "unknown attribute", "`slope`"],
+        ),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
+}
