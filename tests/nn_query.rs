@@ -95,7 +95,9 @@ fn contributions_add_up_for_every_op() {
                         assert_eq!(info.pre_activation, Some(info.inputs[0].activation));
                     }
                     // Not in the reference models: see `cnn_ops_queries_reproduce_their_values`.
-                    Op::Mul | Op::Div => unreachable!("{case}/{}", layer.name),
+                    Op::Mul | Op::Div | Op::ChannelShuffle { .. } | Op::Slice { .. } | Op::LayerNorm { .. } => {
+                        unreachable!("{case}/{}", layer.name)
+                    }
                 }
                 if let Op::Conv2d { kernel, groups, .. } = &layer.op {
                     let cin = model.source_shape(layer.inputs[0]).channels() / groups;
@@ -242,7 +244,8 @@ fn param(weights: &Weights, li: usize, role: nn::model::ParamRole) -> Vec<f32> {
 /// Every neuron of every layer of the ops model: its query's inputs are real activations and
 /// reproduce its value (add/sub: contributions + the constant as bias; mul/div by a constant: the
 /// input's contribution; of two inputs: the product / quotient of the factors; prelu: its input
-/// through the slope).
+/// through the slope; shuffle and slice: the one input copied, the shuffle's as ShuffleNet's
+/// reshape-transpose-reshape puts it; layer norm: its own input's contribution and the bias).
 #[test]
 fn cnn_ops_queries_reproduce_their_values() {
     let (model, weights) = ops_model();
@@ -275,6 +278,24 @@ fn cnn_ops_queries_reproduce_their_values() {
                     assert_eq!(x, factors[0]);
                     if x >= 0.0 { x } else { w[index[0]] * x }
                 }
+                (Op::ChannelShuffle { groups }, _) => {
+                    assert_eq!(info.inputs.len(), 1);
+                    // reshape(g, C/g) - transpose - reshape: out channel j * g + i <- i * (C/g) + j.
+                    let (g, per) = (*groups, layer.shape.channels() / groups);
+                    let (i, j) = (index[0] % g, index[0] / g);
+                    assert_eq!(info.inputs[0].index, [i * per + j, index[1], index[2]]);
+                    contributions
+                }
+                (Op::Slice { start, .. }, _) => {
+                    assert_eq!(info.inputs.len(), 1);
+                    assert_eq!(info.inputs[0].index[0], index[0] + start);
+                    contributions
+                }
+                (Op::LayerNorm { .. }, _) => {
+                    assert_eq!(info.inputs.len(), layer.shape.channels());
+                    assert_eq!(info.inputs[0].index, index, "its own input first");
+                    contributions + info.bias.unwrap()
+                }
                 _ => continue,
             };
             assert!(
@@ -286,7 +307,7 @@ fn cnn_ops_queries_reproduce_their_values() {
             checked.insert(layer.op.name());
         }
     }
-    assert_eq!(checked.len(), 5, "ops covered: {checked:?}");
+    assert_eq!(checked.len(), 8, "ops covered: {checked:?}");
 }
 
 /// Tracing back from the demo's output reaches the input pixels through every layer.

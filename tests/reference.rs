@@ -272,7 +272,8 @@ fn engine_matches_candle_on_every_pooling() {
 }
 
 /// A small CNN through every op real CNNs add to the plain stack (tests/fixtures/ops_model.json):
-/// broadcasting add/sub/mul/div of two inputs and by constants, prelu per channel and per feature.
+/// broadcasting add/sub/mul/div of two inputs and by constants, prelu per channel and per feature,
+/// channel shuffle, slices of channels and features, layer norm over channels and features.
 const OPS_MODEL: &str = include_str!("fixtures/ops_model.json");
 
 /// The engine against candle on every layer of the ops model within 1e-5, with every new op there.
@@ -294,7 +295,18 @@ fn engine_matches_candle_on_cnn_ops() {
         );
         ops.insert(layer.op.name());
     }
-    for op in ["add", "sub", "mul", "div", "prelu"] {
+    assert_eq!(dims("half"), [3, 8, 8]);
+    assert_eq!(dims("fc_slice"), [3]);
+    for op in [
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "prelu",
+        "channel_shuffle",
+        "slice",
+        "layernorm",
+    ] {
         assert!(ops.contains(op), "{op} missing from the ops model");
     }
 }

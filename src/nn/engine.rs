@@ -12,6 +12,7 @@ use super::activation;
 use super::binary;
 use super::error::{ComputeContext, Result};
 use super::kernels::{self, ConvGeometry, OutPtr, Post, written};
+use super::kernels_extra;
 use super::model::{Model, Op, Shape, Source};
 use super::pool;
 use super::weights::{Weights, batchnorm_affine};
@@ -157,10 +158,11 @@ impl<'m> Engine<'m> {
                         f.winograd = Some(Winograd::new(&f.weight, *out_channels, c, tile));
                     }
                 }
-                Op::PRelu | Op::Add | Op::Sub | Op::Mul | Op::Div => {
+                Op::PRelu | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::LayerNorm { .. } => {
                     if let Some(w) = &p.weight {
                         f.weight = to_vec(w).in_layer(&layer.name)?;
                     }
+                    f.bias = p.bias.as_ref().map(to_vec).transpose().in_layer(&layer.name)?;
                 }
                 Op::BatchNorm2d { eps } => {
                     let (scale, shift) = batchnorm_affine(p, eps, layer.shape.channels()).in_layer(&layer.name)?;
@@ -324,6 +326,18 @@ impl<'m> Engine<'m> {
                         operands.push((&f.weight, d));
                     }
                     binary::fold(func, &operands, binary::shape_dims3(layer.shape))
+                }
+                (Op::ChannelShuffle { groups }, Shape::Chw(c, h, w), _) => {
+                    kernels_extra::channel_shuffle(x, c, h * w, *groups)
+                }
+                (Op::Slice { start, end }, s, _) => {
+                    let plane = s.elements() / s.channels();
+                    x[start * plane..end * plane].to_vec()
+                }
+                (Op::LayerNorm { eps }, s, _) => {
+                    let c = s.channels();
+                    let bias = f.bias.as_deref().unwrap_or_default();
+                    kernels_extra::layernorm(x, c, s.elements() / c, *eps, &f.weight, bias)
                 }
                 (Op::Concat, _, _) => layer.inputs.iter().flat_map(|&s| src(s).iter().copied()).collect(),
                 _ => unreachable!("shapes were validated when the model was loaded"),

@@ -173,6 +173,15 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
             x.relu()? - x.neg()?.relu()?.broadcast_mul(&w)?
         }
         Op::Concat => Tensor::cat(ins, 1),
+        Op::ChannelShuffle { groups } => {
+            let (b, c, h, w) = x.dims4()?;
+            x.reshape((b, *groups, c / groups, h, w))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, c, h, w))
+        }
+        Op::Slice { start, end } => x.narrow(1, *start, end - start),
+        Op::LayerNorm { eps } => layernorm(layer, p, x, *eps),
     }
 }
 
@@ -201,6 +210,24 @@ fn binary(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core::Resul
         }?;
     }
     Ok(acc)
+}
+
+/// Layer norm over axis 1 (channels, or features), the variance biased, then the affine.
+fn layernorm(layer: &Layer, p: &LayerParams, x: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
+    let per_axis = |t: &Tensor| match layer.shape {
+        Shape::Chw(..) => t.reshape((1, (), 1, 1)),
+        Shape::Flat(_) => t.reshape((1, ())),
+    };
+    let bias = p
+        .bias
+        .as_ref()
+        .ok_or_else(|| candle_core::Error::Msg("bias not loaded".into()))?;
+    let centred = x.broadcast_sub(&x.mean_keepdim(1)?)?;
+    let var = centred.sqr()?.mean_keepdim(1)?;
+    centred
+        .broadcast_div(&(var + f64::from(eps))?.sqrt()?)?
+        .broadcast_mul(&per_axis(weight(p)?)?)?
+        .broadcast_add(&per_axis(bias)?)
 }
 
 /// `clamp(x + 3, 0, 6) / 6`, PyTorch's hardsigmoid.

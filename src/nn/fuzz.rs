@@ -103,6 +103,7 @@ pub fn small_enough(model: &Model) -> bool {
                 Shape::Chw(_, h, w) => (h.div_ceil(output.0) + 1) * (w.div_ceil(output.1) + 1),
                 Shape::Flat(_) => 1,
             },
+            Op::LayerNorm { .. } => 3 * input.channels(),
             _ => layer.inputs.len(),
         };
         elements = elements.saturating_add(layer.shape.elements()).saturating_add(work);

@@ -11,6 +11,7 @@ pub mod forward;
 pub mod fuzz;
 pub mod image;
 mod kernels;
+mod kernels_extra;
 pub mod live;
 pub mod model;
 mod ops;

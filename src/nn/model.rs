@@ -149,6 +149,21 @@ pub enum Op {
     /// `x` for `x >= 0`, else `weight[c] * x`: one slope per channel (or feature), `[1]` shared.
     PRelu,
     Concat,
+    /// ShuffleNet's channel shuffle of `[C, H, W]`: out channel `j * groups + i` is in channel
+    /// `i * (C / groups) + j`.
+    ChannelShuffle {
+        groups: usize,
+    },
+    /// Channels (of `[N]`: features) `start..end`.
+    Slice {
+        start: usize,
+        end: usize,
+    },
+    /// `(x - mean) / sqrt(var + eps) * weight + bias` over the channels at each position (of `[N]`:
+    /// over the features), the variance biased (ConvNeXt's LayerNorm2d).
+    LayerNorm {
+        eps: f32,
+    },
 }
 
 impl Op {
@@ -180,6 +195,9 @@ impl Op {
             Op::Div => "div",
             Op::PRelu => "prelu",
             Op::Concat => "concat",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::Slice { .. } => "slice",
+            Op::LayerNorm { .. } => "layernorm",
         }
     }
     /// Ops applied neuron by neuron: shown folded into the preceding conv/dense block.

@@ -35,6 +35,9 @@ fn known_attributes(op_name: &str) -> Option<&'static [&'static str]> {
         "elu" => &["alpha"],
         "add" | "sub" | "mul" | "div" => &["constant", "weight"],
         "prelu" => &["weight"],
+        "channel_shuffle" => &["groups"],
+        "slice" => &["start", "end"],
+        "layernorm" => &["eps", "weight", "bias"],
         "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "relu6" | "hardswish" | "hardsigmoid"
         | "silu" | "softmax" | "concat" => &[],
         _ => return None,
@@ -58,7 +61,7 @@ pub(super) fn layer(
         a.err(format!(
             "unknown op `{op_name}` (known: conv2d, dense, batchnorm2d, maxpool2d, \
              avgpool2d, adaptive_avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, relu6, clip, hardswish, \
-             hardsigmoid, silu, gelu, leaky_relu, elu, prelu, softmax, add, sub, mul, div, concat)"
+             hardsigmoid, silu, gelu, leaky_relu, elu, prelu, softmax, add, sub, mul, div, concat, channel_shuffle, slice, layernorm)"
         ))
     })?;
     for key in obj.keys() {
@@ -115,6 +118,22 @@ pub(super) fn layer(
         "softmax" => (Op::Softmax, ins.single(op_name)?),
         "add" | "sub" | "mul" | "div" => binary(&a, op_name, in_shapes, &mut params)?,
         "concat" => (Op::Concat, concat(&a, in_shapes)?),
+        "channel_shuffle" => {
+            let (c, h, w) = ins.chw(op_name)?;
+            let groups = a.count("groups", None)?;
+            if c % groups != 0 {
+                return Err(a.err(format!("groups = {groups} must divide the input channels ({c})")));
+            }
+            (Op::ChannelShuffle { groups }, Shape::Chw(c, h, w))
+        }
+        "slice" => slice(&a, ins.single(op_name)?)?,
+        "layernorm" => {
+            let s = ins.single(op_name)?;
+            let eps = a.eps()?;
+            a.param(&mut params, ParamRole::Weight, vec![s.channels()], false)?;
+            a.param(&mut params, ParamRole::Bias, vec![s.channels()], false)?;
+            (Op::LayerNorm { eps }, s)
+        }
         _ => unreachable!("op names were checked above"),
     };
     check_limits(&a, &op, shape, in_shapes, &params)?;
@@ -206,13 +225,7 @@ fn dense(a: &Attrs, input: Shape, params: &mut Vec<ParamSpec>) -> Result<(Op, Sh
 }
 
 fn batchnorm2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
-    let eps = match a.obj.get("eps") {
-        None => 1e-5,
-        Some(v) => v
-            .as_f64()
-            .filter(|e| *e > 0.0 && e.is_finite())
-            .ok_or_else(|| a.err("\"eps\" must be a positive number"))? as f32,
-    };
+    let eps = a.eps()?;
     for role in [
         ParamRole::Weight,
         ParamRole::Bias,
@@ -227,6 +240,27 @@ fn batchnorm2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<Par
         )?;
     }
     Ok((Op::BatchNorm2d { eps }, Shape::Chw(c, h, w)))
+}
+
+/// Channels (features) `start..end` of the input.
+fn slice(a: &Attrs, input: Shape) -> Result<(Op, Shape)> {
+    let (start, end) = (a.index("start")?, a.index("end")?);
+    let n = input.channels();
+    if start >= end || end > n {
+        return Err(a.err(format!(
+            "\"start\" ({start}) and \"end\" ({end}) must satisfy 0 <= start < end <= {n}, the input's {}",
+            if matches!(input, Shape::Chw(..)) {
+                "channels"
+            } else {
+                "features"
+            }
+        )));
+    }
+    let shape = match input {
+        Shape::Chw(_, h, w) => Shape::Chw(end - start, h, w),
+        Shape::Flat(_) => Shape::Flat(end - start),
+    };
+    Ok((Op::Slice { start, end }, shape))
 }
 
 fn clip(a: &Attrs) -> Result<Op> {
@@ -435,7 +469,30 @@ impl Attrs<'_> {
         }
     }
 
-    /// A finite number, as f32.
+    /// A required integer in `0..=MAX_DIM`.
+    fn index(&self, key: &str) -> Result<usize> {
+        let v = self
+            .obj
+            .get(key)
+            .ok_or_else(|| self.err(format!("missing \"{key}\"")))?;
+        v.as_u64()
+            .filter(|&n| n <= MAX_DIM as u64)
+            .map(|n| n as usize)
+            .ok_or_else(|| self.err(format!("\"{key}\" must be an integer in 0..={MAX_DIM}, got {v}")))
+    }
+
+    /// A normalization's `eps`: positive and finite, 1e-5 when absent.
+    fn eps(&self) -> Result<f32> {
+        match self.obj.get("eps") {
+            None => Ok(1e-5),
+            Some(v) => v
+                .as_f64()
+                .filter(|e| *e > 0.0 && e.is_finite())
+                .map(|e| e as f32)
+                .ok_or_else(|| self.err(format!("\"eps\" must be a positive number, got {v}"))),
+        }
+    }
+
     fn flag(&self, key: &str, default: bool) -> Result<bool> {
         match self.obj.get(key) {
             None => Ok(default),
@@ -444,6 +501,7 @@ impl Attrs<'_> {
         }
     }
 
+    /// A finite number, as f32.
     fn number(&self, key: &str, default: Option<f32>) -> Result<f32> {
         match (self.obj.get(key), default) {
             (None, Some(d)) => Ok(d),

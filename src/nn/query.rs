@@ -194,7 +194,14 @@ pub fn neuron(
             push(src0, in_shape, off, None, in_act);
             pre_activation = Some(in_act[off]);
         }
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::PRelu => {
+        Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::PRelu
+        | Op::ChannelShuffle { .. }
+        | Op::Slice { .. }
+        | Op::LayerNorm { .. } => {
             let (w, b) = (vals(&params.weight)?, vals(&params.bias)?);
             let e = query_extra::neuron(model, layer, acts, off, w.as_deref(), b.as_deref());
             inputs.extend(e.inputs);
@@ -457,7 +464,17 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                     start += n;
                 }
             }
-            (Op::Add | Op::Sub | Op::Mul | Op::Div | Op::PRelu, _) => {
+            (
+                Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::PRelu
+                | Op::ChannelShuffle { .. }
+                | Op::Slice { .. }
+                | Op::LayerNorm { .. },
+                _,
+            ) => {
                 for (s, r) in query_extra::field(model, layer, &region) {
                     add(s, r);
                 }

@@ -38,7 +38,7 @@ pub(super) fn neuron(
     acts: &Activations,
     off: usize,
     weight: Option<&[f32]>,
-    _bias: Option<&[f32]>,
+    bias: Option<&[f32]>,
 ) -> Explained {
     let mut e = Explained::default();
     let out = binary::shape_dims3(layer.shape);
@@ -74,9 +74,50 @@ pub(super) fn neuron(
             e.push(model, acts, src0, off, None);
             e.pre_activation = Some(acts.source(src0)[off]);
         }
+        Op::ChannelShuffle { groups } => {
+            let (c, plane) = (layer.shape.channels(), layer.shape.elements() / layer.shape.channels());
+            let ic = (at[0] % groups) * (c / groups) + at[0] / groups;
+            e.push(model, acts, src0, ic * plane + off % plane, Some(1.0));
+        }
+        Op::Slice { start, .. } => {
+            let plane = layer.shape.elements() / layer.shape.channels();
+            e.push(model, acts, src0, off + start * plane, Some(1.0));
+        }
+        Op::LayerNorm { eps } => layernorm(model, layer, acts, off, *eps, weight, bias, &mut e),
         op => unreachable!("{} is not one of query_extra's ops", op.name()),
     }
     e
+}
+
+/// A layer norm's neuron as `x * weight / sigma + (bias - mean * weight / sigma)`: its own input
+/// first, weighted, with that bias, then the other channels at its position (which set the mean
+/// and sigma), without weights.
+#[allow(clippy::too_many_arguments)]
+fn layernorm(
+    model: &Model,
+    layer: &Layer,
+    acts: &Activations,
+    off: usize,
+    eps: f32,
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    e: &mut Explained,
+) {
+    let src0 = layer.inputs[0];
+    let x = acts.source(src0);
+    let c = layer.shape.channels();
+    let plane = layer.shape.elements() / c;
+    let (ch, pos) = (off / plane, off % plane);
+    let mean = (0..c).map(|k| x[k * plane + pos]).sum::<f32>() / c as f32;
+    let var = (0..c).map(|k| (x[k * plane + pos] - mean).powi(2)).sum::<f32>() / c as f32;
+    let inv = 1.0 / (var + eps).sqrt();
+    let (w, b) = (weight.map_or(1.0, |w| w[ch]), bias.map_or(0.0, |b| b[ch]));
+    e.push(model, acts, src0, off, Some(w * inv));
+    for k in (0..c).filter(|&k| k != ch) {
+        e.push(model, acts, src0, k * plane + pos, None);
+    }
+    e.bias = Some(b - mean * w * inv);
+    e.pre_activation = Some((x[off] - mean) * inv);
 }
 
 /// The receptive field, in each direct input, of `region` of `layer`'s output.
@@ -87,7 +128,37 @@ pub(super) fn field(model: &Model, layer: &Layer, region: &Region) -> Vec<(Sourc
             .iter()
             .map(|&s| (s, broadcast_region(region, model.source_shape(s))))
             .collect(),
+        Op::ChannelShuffle { groups } => {
+            let per = layer.shape.channels() / groups;
+            let shuffle = |c: usize| (c % groups) * per + c / groups;
+            vec![(layer.inputs[0], map_channels(region, shuffle))]
+        }
+        Op::Slice { start, .. } => vec![(layer.inputs[0], map_channels(region, |c| c + start))],
+        // Every channel (feature) at the region's positions.
+        Op::LayerNorm { .. } => {
+            let all = match region {
+                Region::Map { y, x, .. } => Region::Map {
+                    channels: (0..layer.shape.channels()).collect(),
+                    y: *y,
+                    x: *x,
+                },
+                Region::Flat(_) => Region::Flat((0..layer.shape.channels()).collect()),
+            };
+            vec![(layer.inputs[0], all)]
+        }
         _ => layer.inputs.iter().map(|&s| (s, region.clone())).collect(),
+    }
+}
+
+/// `region` with its channels (of a vector: its indices) mapped by `f`.
+fn map_channels(region: &Region, f: impl Fn(usize) -> usize) -> Region {
+    match region {
+        Region::Map { channels, y, x } => Region::Map {
+            channels: channels.iter().map(|&c| f(c)).collect(),
+            y: *y,
+            x: *x,
+        },
+        Region::Flat(ids) => Region::Flat(ids.iter().map(|&i| f(i)).collect()),
     }
 }
 

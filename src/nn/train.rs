@@ -124,12 +124,13 @@ pub fn checkpoint_schedule(epochs: usize) -> Vec<(String, f64)> {
 }
 
 /// The value every parameter of a layer with this op starts at, where PyTorch's init is a
-/// constant: prelu's slope 0.25, a scale (mul/div constant) 1, a shift (add/sub constant) 0.
-fn init_constant(op: &Op) -> Option<f32> {
-    match op {
-        Op::PRelu => Some(0.25),
-        Op::Mul | Op::Div => Some(1.0),
-        Op::Add | Op::Sub => Some(0.0),
+/// constant: prelu's slope 0.25, a scale (mul/div constant, layer norm weight) 1, a shift
+/// (add/sub constant, layer norm bias) 0.
+fn init_constant(op: &Op, role: ParamRole) -> Option<f32> {
+    match (op, role) {
+        (Op::PRelu, _) => Some(0.25),
+        (Op::Mul | Op::Div, _) | (Op::LayerNorm { .. }, ParamRole::Weight) => Some(1.0),
+        (Op::Add | Op::Sub | Op::LayerNorm { .. }, _) => Some(0.0),
         _ => None,
     }
 }
@@ -150,7 +151,7 @@ fn init_params(model: &Model, rng: &mut StdRng) -> Result<Vec<HashMap<ParamRole,
         let bound = 1.0 / (fan_in as f32).sqrt();
         for p in &layer.params {
             let n: usize = p.shape.iter().product();
-            let vals: Vec<f32> = match init_constant(&layer.op) {
+            let vals: Vec<f32> = match init_constant(&layer.op, p.role) {
                 Some(v) => vec![v; n],
                 None => (0..n).map(|_| rng.random_range(-bound..bound)).collect(),
             };

@@ -280,3 +280,33 @@ fn bad_binary_and_prelu_attributes() {
         check_msg(&e, &path, words);
     }
 }
+
+/// Channel shuffle, slice and layer norm: groups that do not divide the channels, a slice out of
+/// range or empty, a bad eps, a layer norm without bias.
+#[test]
+fn bad_shuffle_slice_layernorm_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "channel_shuffle", "groups": 3"#,
+            &["`relu1`", "groups = 3", "channels (2)"][..],
+        ),
+        (r#""op": "channel_shuffle""#, &["`relu1`", "missing \"groups\""]),
+        (
+            r#""op": "slice", "start": 1, "end": 3"#,
+            &["`relu1`", "\"end\" (3)", "<= 2"],
+        ),
+        (r#""op": "slice", "start": 1, "end": 1"#, &["`relu1`", "start < end"]),
+        (
+            r#""op": "slice", "start": -1, "end": 1"#,
+            &["`relu1`", "\"start\"", "0..="],
+        ),
+        (r#""op": "slice", "start": 0"#, &["`relu1`", "missing \"end\""]),
+        (r#""op": "layernorm", "eps": 0"#, &["`relu1`", "\"eps\"", "positive"]),
+        (r#""op": "layernorm", "bias": null"#, &["`relu1`", "\"bias\"", "null"]),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
+}
