@@ -95,7 +95,14 @@ fn contributions_add_up_for_every_op() {
                         assert_eq!(info.pre_activation, Some(info.inputs[0].activation));
                     }
                     // Not in the reference models: see `cnn_ops_queries_reproduce_their_values`.
-                    Op::Mul | Op::Div | Op::ChannelShuffle { .. } | Op::Slice { .. } | Op::LayerNorm { .. } => {
+                    Op::Mul
+                    | Op::Div
+                    | Op::ChannelShuffle { .. }
+                    | Op::Slice { .. }
+                    | Op::LayerNorm { .. }
+                    | Op::Pad { .. }
+                    | Op::Upsample { .. }
+                    | Op::ConvTranspose2d { .. } => {
                         unreachable!("{case}/{}", layer.name)
                     }
                 }
@@ -245,7 +252,9 @@ fn param(weights: &Weights, li: usize, role: nn::model::ParamRole) -> Vec<f32> {
 /// reproduce its value (add/sub: contributions + the constant as bias; mul/div by a constant: the
 /// input's contribution; of two inputs: the product / quotient of the factors; prelu: its input
 /// through the slope; shuffle and slice: the one input copied, the shuffle's as ShuffleNet's
-/// reshape-transpose-reshape puts it; layer norm: its own input's contribution and the bias).
+/// reshape-transpose-reshape puts it; layer norm: its own input's contribution and the bias; pad:
+/// the input copied, or on the border none and the value as bias; upsample: the interpolation
+/// weights; transposed conv: the taps reaching it and the bias).
 #[test]
 fn cnn_ops_queries_reproduce_their_values() {
     let (model, weights) = ops_model();
@@ -296,6 +305,37 @@ fn cnn_ops_queries_reproduce_their_values() {
                     assert_eq!(info.inputs[0].index, index, "its own input first");
                     contributions + info.bias.unwrap()
                 }
+                (Op::Pad { padding, value }, _) => {
+                    let Shape::Chw(_, h, w) = model.source_shape(layer.inputs[0]) else {
+                        unreachable!()
+                    };
+                    let inside = (padding[0]..padding[0] + h).contains(&index[1])
+                        && (padding[1]..padding[1] + w).contains(&index[2]);
+                    assert_eq!(info.inputs.len(), usize::from(inside), "{index:?}");
+                    if inside {
+                        assert_eq!(
+                            info.inputs[0].index,
+                            [index[0], index[1] - padding[0], index[2] - padding[1]]
+                        );
+                    } else {
+                        assert_eq!(info.bias, Some(*value));
+                    }
+                    contributions + info.bias.unwrap_or(0.0)
+                }
+                (Op::Upsample { bilinear, .. }, _) => {
+                    assert!(info.inputs.len() <= if *bilinear { 4 } else { 1 });
+                    contributions
+                }
+                (Op::ConvTranspose2d { kernel, groups, .. }, _) => {
+                    let cin = model.source_shape(layer.inputs[0]).channels() / groups;
+                    assert!(info.inputs.len() <= cin * kernel.0 * kernel.1);
+                    assert!(
+                        info.inputs
+                            .iter()
+                            .all(|i| i.index[0] / cin == index[0] / (layer.shape.channels() / groups))
+                    );
+                    contributions + info.bias.unwrap()
+                }
                 _ => continue,
             };
             assert!(
@@ -307,7 +347,7 @@ fn cnn_ops_queries_reproduce_their_values() {
             checked.insert(layer.op.name());
         }
     }
-    assert_eq!(checked.len(), 8, "ops covered: {checked:?}");
+    assert_eq!(checked.len(), 11, "ops covered: {checked:?}");
 }
 
 /// Tracing back from the demo's output reaches the input pixels through every layer.

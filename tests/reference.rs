@@ -273,7 +273,9 @@ fn engine_matches_candle_on_every_pooling() {
 
 /// A small CNN through every op real CNNs add to the plain stack (tests/fixtures/ops_model.json):
 /// broadcasting add/sub/mul/div of two inputs and by constants, prelu per channel and per feature,
-/// channel shuffle, slices of channels and features, layer norm over channels and features.
+/// channel shuffle, slices of channels and features, layer norm over channels and features, pad,
+/// upsample (nearest, bilinear, align_corners), transposed convs (strided with output padding;
+/// grouped with unequal stride, padding and dilation; stride above the kernel, cropped).
 const OPS_MODEL: &str = include_str!("fixtures/ops_model.json");
 
 /// The engine against candle on every layer of the ops model within 1e-5, with every new op there.

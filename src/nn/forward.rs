@@ -7,6 +7,7 @@ use super::engine::{Activations, Engine};
 use super::error::{ComputeContext, NnError, Result};
 use super::model::{Layer, Model, Op, Pair, Shape, Source};
 use super::pool::{self, Win};
+use super::resample;
 use super::weights::{LayerParams, Weights, batchnorm_affine};
 
 /// Normalize a raw batch `[B, ...input shape]` per channel.
@@ -92,6 +93,13 @@ pub fn predict_batch(model: &Model, weights: &Weights, raw: &Tensor) -> Result<T
 pub fn conv_macs(layer: &Layer) -> usize {
     match layer.op {
         Op::Conv2d { .. } | Op::Dense { .. } => layer.shape.elements() * layer.fan_in().unwrap_or(0),
+        // Each output cell sums about in / groups * kh * kw / (stride_h * stride_w) taps.
+        Op::ConvTranspose2d {
+            kernel, stride, groups, ..
+        } => {
+            let cin = layer.param(super::model::ParamRole::Weight).map_or(0, |w| w.shape[0]);
+            layer.shape.elements() * (cin / groups) * kernel.0 * kernel.1 / (stride.0 * stride.1)
+        }
         _ => 0,
     }
 }
@@ -182,6 +190,15 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
         }
         Op::Slice { start, end } => x.narrow(1, *start, end - start),
         Op::LayerNorm { eps } => layernorm(layer, p, x, *eps),
+        Op::Pad {
+            padding: [t, l, b, r],
+            value,
+        } => pad_sides(&pad_sides(x, 2, *t, *b, *value)?, 3, *l, *r, *value),
+        Op::Upsample {
+            bilinear,
+            align_corners,
+        } => upsample(layer, x, *bilinear, *align_corners),
+        Op::ConvTranspose2d { .. } => conv_transpose2d(layer, p, x),
     }
 }
 
@@ -288,7 +305,7 @@ fn dilate_kernel(w: &Tensor, dilation: Pair) -> candle_core::Result<Tensor> {
 /// each has one), and every other average as `A_h x A_w^T`, each axis's matrix holding its windows'
 /// `1 / div` (the divisor is separable, so this is exact, and it stays differentiable).
 fn windowed_pool(layer: &Layer, x: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
+    let (_, _, h, w) = x.dims4()?;
     let Shape::Chw(_, oh, ow) = layer.shape else {
         candle_core::bail!("{}: pooling needs a [C, H, W] output", layer.name)
     };
@@ -332,14 +349,107 @@ fn windowed_pool(layer: &Layer, x: &Tensor) -> candle_core::Result<Tensor> {
         }
         Tensor::from_vec(m, (n, wins.len()), x.device())
     };
-    let y = x.contiguous()?.reshape((b * c * h, w))?.matmul(&matrix_t(&cols, w)?)?;
+    separable(x, &matrix_t(&rows, h)?, &matrix_t(&cols, w)?)
+}
+
+/// `A_h x A_w^T` per plane of `x` `[B, C, H, W]`, from the transposed matrices `rows_t` `[H, OH]`
+/// and `cols_t` `[W, OW]`: differentiable.
+fn separable(x: &Tensor, rows_t: &Tensor, cols_t: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (oh, ow) = (rows_t.dim(1)?, cols_t.dim(1)?);
+    let y = x.contiguous()?.reshape((b * c * h, w))?.matmul(cols_t)?;
     let y = y
         .reshape((b * c, h, ow))?
         .transpose(1, 2)?
         .contiguous()?
         .reshape((b * c * ow, h))?;
-    let y = y.matmul(&matrix_t(&rows, h)?)?;
+    let y = y.matmul(rows_t)?;
     y.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()
+}
+
+/// F.interpolate as [`separable`] through each axis's tap matrix.
+fn upsample(layer: &Layer, x: &Tensor, bilinear: bool, align_corners: bool) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let Shape::Chw(_, oh, ow) = layer.shape else {
+        candle_core::bail!("{}: upsample needs a [C, H, W] output", layer.name)
+    };
+    let matrix_t = |n: usize, out: usize| {
+        let mut m = vec![0f32; n * out];
+        for (d, t) in resample::taps(n, out, bilinear, align_corners).into_iter().enumerate() {
+            for (i, wt) in resample::cells(t) {
+                m[i * out + d] += wt;
+            }
+        }
+        Tensor::from_vec(m, (n, out), x.device())
+    };
+    separable(x, &matrix_t(h, oh)?, &matrix_t(w, ow)?)
+}
+
+/// ConvTranspose2d as a conv2d (stride 1, the same dilation and groups) over the input spread
+/// out by the stride (zeros between cells) and padded by `dilation * (kernel - 1) - padding`
+/// (cropped where negative; `output_padding` more after), with the kernel flipped and its two
+/// channel axes swapped per group. Differentiable (the spread is reshapes and concatenations).
+fn conv_transpose2d(layer: &Layer, p: &LayerParams, x: &Tensor) -> candle_core::Result<Tensor> {
+    let Op::ConvTranspose2d {
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        ..
+    } = layer.op
+    else {
+        candle_core::bail!("{}: not a conv_transpose2d", layer.name)
+    };
+    let w = weight(p)?;
+    let (cin, cout_g, kh, kw) = w.dims4()?;
+    let flip = |n: usize| Tensor::from_vec((0..n as u32).rev().collect::<Vec<u32>>(), n, w.device());
+    let k = w
+        .reshape((groups, cin / groups, cout_g, kh, kw))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((groups * cout_g, cin / groups, kh, kw))?
+        .index_select(&flip(kh)?, 2)?
+        .index_select(&flip(kw)?, 3)?;
+    let mut z = x.clone();
+    for (dim, s, k, p, op, d) in [
+        (2, stride.0, kh, padding.0, output_padding.0, dilation.0),
+        (3, stride.1, kw, padding.1, output_padding.1, dilation.1),
+    ] {
+        z = spread(&z, dim, s)?;
+        let before = (d * (k - 1)) as isize - p as isize;
+        z = pad_or_crop(&z, dim, before, before + op as isize)?;
+    }
+    let y = conv2d(&z, &k, (1, 1), (0, 0), dilation, groups)?;
+    match &p.bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// `stride - 1` zeros between the cells of dimension `dim`.
+fn spread(x: &Tensor, dim: usize, stride: usize) -> candle_core::Result<Tensor> {
+    if stride == 1 {
+        return Ok(x.clone());
+    }
+    let n = x.dim(dim)?;
+    let mut dims = x.dims().to_vec();
+    let x = x.unsqueeze(dim + 1)?;
+    let mut zeros = x.dims().to_vec();
+    zeros[dim + 1] = stride - 1;
+    let zeros = Tensor::zeros(zeros, x.dtype(), x.device())?;
+    dims[dim] = n * stride;
+    Tensor::cat(&[&x, &zeros], dim + 1)?
+        .reshape(dims)?
+        .narrow(dim, 0, (n - 1) * stride + 1)
+}
+
+/// Pad dimension `dim` with zeros, `before` and `after` cells, cropping where either is negative.
+fn pad_or_crop(x: &Tensor, dim: usize, before: isize, after: isize) -> candle_core::Result<Tensor> {
+    let n = x.dim(dim)?;
+    let (cut0, cut1) = ((-before).max(0) as usize, (-after).max(0) as usize);
+    let x = x.narrow(dim, cut0, n - cut0 - cut1)?;
+    pad_sides(&x, dim, before.max(0) as usize, after.max(0) as usize, 0.0)
 }
 
 /// Pad dimension `dim` with `before` and `after` rows of `value`.

@@ -20,6 +20,7 @@ pub mod pool;
 pub mod query;
 mod query_extra;
 pub mod recompute;
+pub mod resample;
 pub mod synthetic;
 pub mod timeline;
 pub mod train;

@@ -164,6 +164,28 @@ pub enum Op {
     LayerNorm {
         eps: f32,
     },
+    /// Constant padding of `[C, H, W]`: `padding` = [top, left, bottom, right] rows/columns of `value`.
+    Pad {
+        padding: [usize; 4],
+        value: f32,
+    },
+    /// PyTorch's F.interpolate to the layer's output size: nearest (`src = floor(dst * in / out)`)
+    /// or bilinear (half-pixel, or `align_corners`); see [`super::resample`].
+    Upsample {
+        bilinear: bool,
+        align_corners: bool,
+    },
+    /// PyTorch's ConvTranspose2d: weight `[in, out / groups, kh, kw]`; out = (H - 1) * stride -
+    /// 2 * padding + dilation * (kernel - 1) + output_padding + 1.
+    ConvTranspose2d {
+        out_channels: usize,
+        kernel: Pair,
+        stride: Pair,
+        padding: Pair,
+        output_padding: Pair,
+        dilation: Pair,
+        groups: usize,
+    },
 }
 
 impl Op {
@@ -198,6 +220,9 @@ impl Op {
             Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::Slice { .. } => "slice",
             Op::LayerNorm { .. } => "layernorm",
+            Op::Pad { .. } => "pad",
+            Op::Upsample { .. } => "upsample",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
         }
     }
     /// Ops applied neuron by neuron: shown folded into the preceding conv/dense block.

@@ -194,16 +194,9 @@ pub fn neuron(
             push(src0, in_shape, off, None, in_act);
             pre_activation = Some(in_act[off]);
         }
-        Op::Add
-        | Op::Sub
-        | Op::Mul
-        | Op::Div
-        | Op::PRelu
-        | Op::ChannelShuffle { .. }
-        | Op::Slice { .. }
-        | Op::LayerNorm { .. } => {
+        op if query_extra::handles(op) => {
             let (w, b) = (vals(&params.weight)?, vals(&params.bias)?);
-            let e = query_extra::neuron(model, layer, acts, off, w.as_deref(), b.as_deref());
+            let e = query_extra::neuron(model, layer, acts, (off, value), w.as_deref(), b.as_deref());
             inputs.extend(e.inputs);
             bias = e.bias;
             pre_activation = e.pre_activation;
@@ -212,6 +205,7 @@ pub fn neuron(
             let (s, local) = concat_source(model, layer, off);
             push(s, model.source_shape(s), local, Some(1.0), acts.source(s));
         }
+        op => unreachable!("{} is query_extra's", op.name()),
     }
     if inputs.iter().all(|i| i.contribution.is_some()) {
         inputs.sort_by(|a, b| {
@@ -464,17 +458,7 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                     start += n;
                 }
             }
-            (
-                Op::Add
-                | Op::Sub
-                | Op::Mul
-                | Op::Div
-                | Op::PRelu
-                | Op::ChannelShuffle { .. }
-                | Op::Slice { .. }
-                | Op::LayerNorm { .. },
-                _,
-            ) => {
+            (op, _) if query_extra::handles(op) => {
                 for (s, r) in query_extra::field(model, layer, &region) {
                     add(s, r);
                 }

@@ -5,6 +5,45 @@ use super::binary::{self, Dims3};
 use super::engine::Activations;
 use super::model::{Layer, Model, Op, Shape, Source};
 use super::query::{NeuronInput, Region};
+use super::resample;
+
+/// Whether these functions explain `op` (exhaustive, so a new op is placed here or there).
+pub(super) fn handles(op: &Op) -> bool {
+    match op {
+        Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::PRelu
+        | Op::ChannelShuffle { .. }
+        | Op::Slice { .. }
+        | Op::LayerNorm { .. }
+        | Op::Pad { .. }
+        | Op::Upsample { .. }
+        | Op::ConvTranspose2d { .. } => true,
+        Op::Conv2d { .. }
+        | Op::Dense { .. }
+        | Op::BatchNorm2d { .. }
+        | Op::MaxPool2d { .. }
+        | Op::AvgPool2d { .. }
+        | Op::AdaptiveAvgPool2d { .. }
+        | Op::GlobalAvgPool2d
+        | Op::Flatten
+        | Op::Relu
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::Relu6
+        | Op::Clip { .. }
+        | Op::Hardswish
+        | Op::Hardsigmoid
+        | Op::Silu
+        | Op::Gelu { .. }
+        | Op::LeakyRelu { .. }
+        | Op::Elu { .. }
+        | Op::Softmax
+        | Op::Concat => false,
+    }
+}
 
 /// What [`super::query::neuron`] reports for one neuron of these ops.
 #[derive(Debug, Default)]
@@ -31,12 +70,14 @@ impl Explained {
 /// Binary ops: add/sub list every input with weight 1 (sub: -1 for the second), the constant as
 /// the bias (sub: negated); mul/div by a constant list the input with the constant as its weight
 /// (div: its inverse); mul/div of two inputs list both factors, without weights. Prelu: its input,
-/// as an activation.
+/// as an activation. Shuffle, slice, pad: the one input copied (weight 1); a pad's border cell has
+/// none, its value as the bias. Upsample: the (up to 4) input cells with their interpolation
+/// weights. Transposed conv: the input cells and taps that reach it, and the bias.
 pub(super) fn neuron(
     model: &Model,
     layer: &Layer,
     acts: &Activations,
-    off: usize,
+    (off, value): (usize, f32),
     weight: Option<&[f32]>,
     bias: Option<&[f32]>,
 ) -> Explained {
@@ -84,9 +125,90 @@ pub(super) fn neuron(
             e.push(model, acts, src0, off + start * plane, Some(1.0));
         }
         Op::LayerNorm { eps } => layernorm(model, layer, acts, off, *eps, weight, bias, &mut e),
+        Op::Pad { padding, value } => {
+            let Shape::Chw(_, h, w) = model.source_shape(src0) else {
+                unreachable!("validated pad shapes")
+            };
+            let (y, x) = (at[1].checked_sub(padding[0]), at[2].checked_sub(padding[1]));
+            match (y, x) {
+                (Some(y), Some(x)) if y < h && x < w => e.push(model, acts, src0, (at[0] * h + y) * w + x, Some(1.0)),
+                _ => e.bias = Some(*value),
+            }
+        }
+        Op::Upsample {
+            bilinear,
+            align_corners,
+        } => {
+            let Shape::Chw(_, h, w) = model.source_shape(src0) else {
+                unreachable!("validated upsample shapes")
+            };
+            let (oh, ow) = (out[1], out[2]);
+            let r = resample::taps(h, oh, *bilinear, *align_corners)[at[1]];
+            let q = resample::taps(w, ow, *bilinear, *align_corners)[at[2]];
+            for (y, wy) in resample::cells(r) {
+                for (x, wx) in resample::cells(q) {
+                    e.push(model, acts, src0, (at[0] * h + y) * w + x, Some(wy * wx));
+                }
+            }
+        }
+        Op::ConvTranspose2d { .. } => {
+            conv_transpose2d(model, layer, acts, at, weight, bias, &mut e);
+            e.pre_activation = Some(value);
+        }
         op => unreachable!("{} is not one of query_extra's ops", op.name()),
     }
     e
+}
+
+/// A transposed convolution's neuron: every input cell and kernel tap that lands on it (input
+/// `iy` reaches output `iy * stride + ky * dilation - padding`), with the tap's weight; the bias.
+fn conv_transpose2d(
+    model: &Model,
+    layer: &Layer,
+    acts: &Activations,
+    [o, y, x]: Dims3,
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    e: &mut Explained,
+) {
+    let Op::ConvTranspose2d {
+        out_channels,
+        kernel: (kh, kw),
+        stride,
+        padding,
+        dilation,
+        groups,
+        ..
+    } = layer.op
+    else {
+        unreachable!("a conv_transpose2d")
+    };
+    let src0 = layer.inputs[0];
+    let Shape::Chw(c, h, w) = model.source_shape(src0) else {
+        unreachable!("validated conv_transpose2d shapes")
+    };
+    let wv = weight.unwrap_or_default();
+    let (cin_g, cout_g) = (c / groups, out_channels / groups);
+    // The input cell a tap comes from, if one does.
+    let from = |out: usize, k: usize, s: usize, d: usize, p: usize, n: usize| {
+        let t = (out + p).checked_sub(k * d)?;
+        (t % s == 0 && t / s < n).then_some(t / s)
+    };
+    for ic in (o / cout_g) * cin_g..(o / cout_g + 1) * cin_g {
+        for ky in 0..kh {
+            let Some(iy) = from(y, ky, stride.0, dilation.0, padding.0, h) else {
+                continue;
+            };
+            for kx in 0..kw {
+                let Some(ix) = from(x, kx, stride.1, dilation.1, padding.1, w) else {
+                    continue;
+                };
+                let wt = wv[((ic * cout_g + o % cout_g) * kh + ky) * kw + kx];
+                e.push(model, acts, src0, (ic * h + iy) * w + ix, Some(wt));
+            }
+        }
+    }
+    e.bias = Some(bias.map_or(0.0, |b| b[o]));
 }
 
 /// A layer norm's neuron as `x * weight / sigma + (bias - mean * weight / sigma)`: its own input
@@ -146,8 +268,76 @@ pub(super) fn field(model: &Model, layer: &Layer, region: &Region) -> Vec<(Sourc
             };
             vec![(layer.inputs[0], all)]
         }
+        Op::Pad { .. } | Op::Upsample { .. } | Op::ConvTranspose2d { .. } => {
+            let src0 = layer.inputs[0];
+            map_field(layer, model.source_shape(src0), region)
+                .map(|r| vec![(src0, r)])
+                .unwrap_or_default()
+        }
         _ => layer.inputs.iter().map(|&s| (s, region.clone())).collect(),
     }
+}
+
+/// The input box a pad, upsample or transposed conv reads for the box `region` of its output;
+/// `None` where it reads nothing (a pad's border, a transposed conv's cells no tap reaches).
+fn map_field(layer: &Layer, input: Shape, region: &Region) -> Option<Region> {
+    let (Shape::Chw(c, h, w), Region::Map { channels, y, x }) = (input, region) else {
+        return None;
+    };
+    // An inclusive range, `None` when empty.
+    let range = |lo: usize, hi: usize| (lo <= hi).then_some((lo, hi));
+    let (channels, y, x) = match layer.op {
+        Op::Pad {
+            padding: [t, l, ..], ..
+        } => {
+            let axis = |(a, b): (usize, usize), before: usize, n: usize| {
+                range(a.max(before) - before, b.checked_sub(before)?.min(n - 1))
+            };
+            (channels.clone(), axis(*y, t, h)?, axis(*x, l, w)?)
+        }
+        Op::Upsample {
+            bilinear,
+            align_corners,
+        } => {
+            let Shape::Chw(_, oh, ow) = layer.shape else {
+                return None;
+            };
+            let rows = resample::taps(h, oh, bilinear, align_corners);
+            let cols = resample::taps(w, ow, bilinear, align_corners);
+            let span = |(a, b): (usize, usize), t: &[resample::Tap]| (t[a].i0, t[b].i1);
+            (channels.clone(), span(*y, &rows), span(*x, &cols))
+        }
+        Op::ConvTranspose2d {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+            ..
+        } => {
+            // Output o reads inputs i with o + p - d * (k - 1) <= i * s <= o + p.
+            let axis = |(a, b): (usize, usize), k: usize, s: usize, p: usize, d: usize, n: usize| {
+                let lo = (a + p).saturating_sub(d * (k - 1)).div_ceil(s);
+                range(lo, ((b + p) / s).min(n - 1))
+            };
+            let (cin_g, cout_g) = (c / groups, out_channels / groups);
+            let chans = channels
+                .iter()
+                .map(|o| o / cout_g)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .flat_map(|g| g * cin_g..(g + 1) * cin_g)
+                .collect();
+            (
+                chans,
+                axis(*y, kernel.0, stride.0, padding.0, dilation.0, h)?,
+                axis(*x, kernel.1, stride.1, padding.1, dilation.1, w)?,
+            )
+        }
+        _ => return None,
+    };
+    Some(Region::Map { channels, y, x })
 }
 
 /// `region` with its channels (of a vector: its indices) mapped by `f`.

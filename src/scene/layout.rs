@@ -125,7 +125,10 @@ pub fn blocks(model: &Model) -> Vec<BlockSpec> {
                     shape: layer.shape,
                     layers: vec![i],
                 });
-                absorbs.push(matches!(op, Op::Conv2d { .. } | Op::Dense { .. }));
+                absorbs.push(matches!(
+                    op,
+                    Op::Conv2d { .. } | Op::Dense { .. } | Op::ConvTranspose2d { .. }
+                ));
             }
         }
     }

@@ -310,3 +310,64 @@ fn bad_shuffle_slice_layernorm_attributes() {
         check_msg(&e, &path, words);
     }
 }
+
+/// Pad, upsample and conv_transpose2d: padding not four non-negative integers, a bad value; scale
+/// and size both or neither, a zero scale, an unknown mode, align_corners with nearest; an
+/// output_padding not below the stride or dilation, padding that leaves nothing, groups that do not
+/// divide.
+#[test]
+fn bad_pad_upsample_conv_transpose_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "pad", "padding": [1, 1]"#,
+            &["`relu1`", "\"padding\"", "[top, left, bottom, right]"][..],
+        ),
+        (
+            r#""op": "pad", "padding": [1, -1, 0, 0]"#,
+            &["`relu1`", "\"padding\"", "0..="],
+        ),
+        (r#""op": "pad""#, &["`relu1`", "missing \"padding\""]),
+        (
+            r#""op": "pad", "padding": [1, 1, 1, 1], "value": "zero""#,
+            &["`relu1`", "\"value\"", "finite number"],
+        ),
+        (
+            r#""op": "upsample""#,
+            &["`relu1`", "exactly one of \"scale\" and \"size\""],
+        ),
+        (
+            r#""op": "upsample", "scale": 2, "size": [4, 4]"#,
+            &["`relu1`", "exactly one"],
+        ),
+        (r#""op": "upsample", "scale": 0"#, &["`relu1`", "\"scale\"", "1..="]),
+        (
+            r#""op": "upsample", "size": [4, 4], "mode": "bicubic""#,
+            &["`relu1`", "\"mode\"", "\"bicubic\""],
+        ),
+        (
+            r#""op": "upsample", "scale": 2, "align_corners": true"#,
+            &["`relu1`", "\"align_corners\"", "\"bilinear\" only"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "out_channels": 2, "kernel": 3, "stride": 2, "output_padding": 2"#,
+            &["`relu1`", "\"output_padding\"", "smaller than the stride"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "out_channels": 2, "kernel": 1, "padding": 1"#,
+            &["`relu1`", "padding", "no output", "2x2"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "out_channels": 3, "kernel": 2, "groups": 2"#,
+            &["`relu1`", "groups = 2", "out_channels (3)"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "kernel": 2"#,
+            &["`relu1`", "missing \"out_channels\""],
+        ),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
+}
