@@ -312,3 +312,53 @@ fn engine_matches_candle_on_cnn_ops() {
         assert!(ops.contains(op), "{op} missing from the ops model");
     }
 }
+
+/// Training's forward pass stays differentiable through every new op: every parameter of the ops
+/// model (constants, slopes, layer norms, transposed convs, the grouped one with unequal dilation
+/// included) gets a nonzero gradient from a loss on every layer's output.
+#[test]
+fn every_parameter_of_the_cnn_ops_gets_a_gradient() {
+    use candle_core::{Device, Tensor, Var};
+    let model = Model::parse(OPS_MODEL, Path::new("<cnn ops>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 5).unwrap();
+    let mut vars = Vec::new();
+    let params: Vec<nn::weights::LayerParams> = weights
+        .layers
+        .iter()
+        .map(|p| {
+            let mut v = |t: &Option<Tensor>| {
+                t.as_ref().map(|t| {
+                    let var = Var::from_tensor(t).unwrap();
+                    vars.push(var.clone());
+                    var.as_tensor().clone()
+                })
+            };
+            nn::weights::LayerParams {
+                weight: v(&p.weight),
+                bias: v(&p.bias),
+                running_mean: p.running_mean.clone(),
+                running_var: p.running_var.clone(),
+            }
+        })
+        .collect();
+    let mut dims = vec![2];
+    dims.extend(model.input.shape.dims());
+    let raw: Vec<f32> = (0..2 * model.input.shape.elements())
+        .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
+        .collect();
+    let x = Tensor::from_vec(raw, dims.as_slice(), &Device::Cpu).unwrap();
+    let outs = nn::forward::forward_batch(&model, &params, &x).unwrap();
+    let mut loss = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu).unwrap();
+    for o in &outs {
+        loss = (loss + o.sqr().unwrap().mean_all().unwrap()).unwrap();
+    }
+    let grads = loss.backward().unwrap();
+    for (layer, p) in model.layers.iter().zip(&params) {
+        for t in [&p.weight, &p.bias].into_iter().flatten() {
+            let g = grads.get(t).unwrap_or_else(|| panic!("{}: no gradient", layer.name));
+            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(norm > 0.0 && norm.is_finite(), "{}: gradient norm {norm}", layer.name);
+        }
+    }
+    assert!(vars.len() > 20);
+}

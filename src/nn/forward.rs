@@ -283,20 +283,10 @@ fn conv2d(
     }
 }
 
-/// Spread a kernel's taps apart with zeros so a dilation of 1 applies `dilation`.
+/// Spread a kernel's taps apart with zeros so a dilation of 1 applies `dilation` (differentiable:
+/// training reaches the weights through it).
 fn dilate_kernel(w: &Tensor, dilation: Pair) -> candle_core::Result<Tensor> {
-    let (o, i, kh, kw) = w.dims4()?;
-    let (nh, nw) = ((kh - 1) * dilation.0 + 1, (kw - 1) * dilation.1 + 1);
-    let src = w.flatten_all()?.to_vec1::<f32>()?;
-    let mut dst = vec![0f32; o * i * nh * nw];
-    for oi in 0..o * i {
-        for ky in 0..kh {
-            for kx in 0..kw {
-                dst[(oi * nh + ky * dilation.0) * nw + kx * dilation.1] = src[(oi * kh + ky) * kw + kx];
-            }
-        }
-    }
-    Tensor::from_vec(dst, (o, i, nh, nw), w.device())
+    spread(&spread(w, 2, dilation.0)?, 3, dilation.1)
 }
 
 /// Pad H and W of an NCHW tensor with a constant.
