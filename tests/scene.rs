@@ -906,6 +906,17 @@ fn cnn_ops_lay_out_explain_and_trace_back_to_the_input() {
             };
             let panel = scene::inspect::explain(&net, &specs, &n).unwrap();
             assert!(panel.layer_index.is_some(), "{}", spec.name);
+            if spec.name.starts_with("deconv") {
+                // A transposed conv's kernel: its group's input channels' taps.
+                let k = panel.kernel.as_ref().expect("a transposed conv's kernel");
+                let want = match spec.name.as_str() {
+                    "deconv_g" => (1, 2, 3),
+                    "deconv_crop" => (3, 2, 2),
+                    _ => (3, 3, 3),
+                };
+                assert_eq!((k.channels, k.h, k.w), want, "{}", spec.name);
+                assert_eq!(k.values.len(), k.channels * k.h * k.w);
+            }
         }
     }
     let mut scene = Scene::new(&model, Stage::default(), Scale::Tabletop);

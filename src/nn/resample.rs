@@ -2,6 +2,10 @@
 //! `align_corners`), as taps shared by the engine, candle's forward pass and the neuron query.
 //! The scales are computed in f32, as PyTorch's CPU kernels do, so the chosen cells match its.
 
+use rayon::prelude::*;
+
+use super::kernels::PAR_MIN;
+
 /// One output cell along an axis: `(1 - l1) * x[i0] + l1 * x[i1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tap {
@@ -57,21 +61,30 @@ pub fn cells(t: Tap) -> Vec<(usize, f32)> {
     }
 }
 
-/// Upsample `c` planes of `h x w` to `oh x ow` through the row and column taps.
+/// Upsample `c` planes of `h x w` to `oh x ow` through the row and column taps (in parallel per
+/// plane where the output is big).
 pub fn run(x: &[f32], (c, h, w): (usize, usize, usize), rows: &[Tap], cols: &[Tap]) -> Vec<f32> {
     let (oh, ow) = (rows.len(), cols.len());
-    let mut y = Vec::with_capacity(c * oh * ow);
-    for plane in x.chunks_exact(h * w).take(c) {
-        for r in rows {
-            let (a, b) = (&plane[r.i0 * w..(r.i0 + 1) * w], &plane[r.i1 * w..(r.i1 + 1) * w]);
-            for q in cols {
+    let mut y = vec![0f32; c * oh * ow];
+    let plane = |(dst, src): (&mut [f32], &[f32])| {
+        for (r, line) in rows.iter().zip(dst.chunks_exact_mut(ow)) {
+            let (a, b) = (&src[r.i0 * w..(r.i0 + 1) * w], &src[r.i1 * w..(r.i1 + 1) * w]);
+            for (q, o) in cols.iter().zip(line) {
                 let (l1, l0) = (q.l1, 1.0 - q.l1);
                 // PyTorch's order: rows of the two columns' blend.
                 let top = l0 * a[q.i0] + l1 * a[q.i1];
                 let bottom = l0 * b[q.i0] + l1 * b[q.i1];
-                y.push((1.0 - r.l1) * top + r.l1 * bottom);
+                *o = (1.0 - r.l1) * top + r.l1 * bottom;
             }
         }
+    };
+    if y.is_empty() {
+        return y;
+    }
+    if y.len() >= PAR_MIN {
+        y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(plane);
+    } else {
+        y.chunks_mut(oh * ow).zip(x.chunks(h * w)).for_each(plane);
     }
     y
 }
