@@ -270,3 +270,95 @@ fn engine_matches_candle_on_every_pooling() {
         assert!((w - 1.0 / count as f32).abs() < 1e-7, "{name}: weight {w}");
     }
 }
+
+/// A small CNN through every op real CNNs add to the plain stack (tests/fixtures/ops_model.json):
+/// broadcasting add/sub/mul/div of two inputs and by constants, prelu per channel and per feature,
+/// channel shuffle, slices of channels and features, layer norm over channels and features, pad,
+/// upsample (nearest, bilinear, align_corners), transposed convs (strided with output padding;
+/// grouped with unequal stride, padding and dilation; stride above the kernel, cropped).
+const OPS_MODEL: &str = include_str!("fixtures/ops_model.json");
+
+/// The engine against candle on every layer of the ops model within 1e-5, with every new op there.
+#[test]
+fn engine_matches_candle_on_cnn_ops() {
+    let model = Model::parse(OPS_MODEL, Path::new("<cnn ops>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 5).unwrap();
+    let (engine, candle) = engine_and_candle(&model, &weights, &spread_input(&model));
+    let dims = |name: &str| model.layers.iter().find(|l| l.name == name).unwrap().shape.dims();
+    assert_eq!(dims("outer"), [6, 8, 8]);
+    assert_eq!(dims("diffc"), [6, 8, 8]);
+    let mut ops = std::collections::BTreeSet::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let worst = relative_error(&engine.layers[i], &candle.layers[i]);
+        assert!(
+            worst <= 1e-5,
+            "layer {}: engine differs from candle by {worst:e}",
+            layer.name
+        );
+        ops.insert(layer.op.name());
+    }
+    assert_eq!(dims("half"), [3, 8, 8]);
+    assert_eq!(dims("fc_slice"), [3]);
+    for op in [
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "prelu",
+        "channel_shuffle",
+        "slice",
+        "layernorm",
+    ] {
+        assert!(ops.contains(op), "{op} missing from the ops model");
+    }
+}
+
+/// Training's forward pass stays differentiable through every new op: every parameter of the ops
+/// model (constants, slopes, layer norms, transposed convs, the grouped one with unequal dilation
+/// included) gets a nonzero gradient from a loss on every layer's output.
+#[test]
+fn every_parameter_of_the_cnn_ops_gets_a_gradient() {
+    use candle_core::{Device, Tensor, Var};
+    let model = Model::parse(OPS_MODEL, Path::new("<cnn ops>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 5).unwrap();
+    let mut vars = Vec::new();
+    let params: Vec<nn::weights::LayerParams> = weights
+        .layers
+        .iter()
+        .map(|p| {
+            let mut v = |t: &Option<Tensor>| {
+                t.as_ref().map(|t| {
+                    let var = Var::from_tensor(t).unwrap();
+                    vars.push(var.clone());
+                    var.as_tensor().clone()
+                })
+            };
+            nn::weights::LayerParams {
+                weight: v(&p.weight),
+                bias: v(&p.bias),
+                running_mean: p.running_mean.clone(),
+                running_var: p.running_var.clone(),
+            }
+        })
+        .collect();
+    let mut dims = vec![2];
+    dims.extend(model.input.shape.dims());
+    let raw: Vec<f32> = (0..2 * model.input.shape.elements())
+        .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
+        .collect();
+    let x = Tensor::from_vec(raw, dims.as_slice(), &Device::Cpu).unwrap();
+    let outs = nn::forward::forward_batch(&model, &params, &x).unwrap();
+    let mut loss = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu).unwrap();
+    for o in &outs {
+        loss = (loss + o.sqr().unwrap().mean_all().unwrap()).unwrap();
+    }
+    let grads = loss.backward().unwrap();
+    for (layer, p) in model.layers.iter().zip(&params) {
+        for t in [&p.weight, &p.bias].into_iter().flatten() {
+            let g = grads.get(t).unwrap_or_else(|| panic!("{}: no gradient", layer.name));
+            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(norm > 0.0 && norm.is_finite(), "{}: gradient norm {norm}", layer.name);
+        }
+    }
+    assert!(vars.len() > 20);
+}

@@ -858,3 +858,82 @@ fn drawing_on_the_input_paints_the_pixels_under_the_ray() {
     p.click(Hand::Right, select);
     assert_eq!(p.scene.selection.map(|s| s.block), Some(0));
 }
+
+/// The CNN through every op real CNNs add (tests/fixtures/ops_model.json): prelu, a layer scale
+/// (mul by a same-shape constant) and a transposed conv's activation fold into their conv blocks,
+/// two-input binary ops are blocks of their own; every block's neurons are explained, and a trace
+/// from the output reaches the input.
+#[test]
+fn cnn_ops_lay_out_explain_and_trace_back_to_the_input() {
+    let model = Model::parse(
+        include_str!("fixtures/ops_model.json"),
+        std::path::Path::new("<cnn ops>/model.json"),
+    )
+    .unwrap();
+    let weights = nn::synthetic::random_weights(&model, 5).unwrap();
+    let raw: Vec<f32> = (0..model.input.shape.elements())
+        .map(|i| (i % 11) as f32 / 10.0)
+        .collect();
+    let acts = nn::forward(&model, &weights, &raw).unwrap();
+    let net = Network {
+        model: &model,
+        weights: &weights,
+        acts: &acts,
+    };
+    let specs = scene::layout::blocks(&model);
+    let names: Vec<&str> = specs.iter().map(|b| b.name.as_str()).collect();
+    for folded in ["conv1+prelu1", "rowmap+rowscale", "deconv+deconv_relu", "fc+fc_prelu"] {
+        assert!(names.contains(&folded), "{folded} not in {names:?}");
+    }
+    for own in [
+        "se",
+        "outer",
+        "sum3",
+        "shuffle",
+        "half",
+        "ln",
+        "padded",
+        "up_bilinear",
+        "deconv_g",
+    ] {
+        assert!(names.contains(&own), "{own} not in {names:?}");
+    }
+    for (b, spec) in specs.iter().enumerate().skip(1) {
+        for off in [0, spec.shape.elements() / 2, spec.shape.elements() - 1] {
+            let n = NeuronRef {
+                block: b,
+                index: spec.shape.index_of(off),
+            };
+            let panel = scene::inspect::explain(&net, &specs, &n).unwrap();
+            assert!(panel.layer_index.is_some(), "{}", spec.name);
+            if spec.name.starts_with("deconv") {
+                // A transposed conv's kernel: its group's input channels' taps.
+                let k = panel.kernel.as_ref().expect("a transposed conv's kernel");
+                let want = match spec.name.as_str() {
+                    "deconv_g" => (1, 2, 3),
+                    "deconv_crop" => (3, 2, 2),
+                    _ => (3, 3, 3),
+                };
+                assert_eq!((k.channels, k.h, k.w), want, "{}", spec.name);
+                assert_eq!(k.values.len(), k.channels * k.h * k.w);
+            }
+        }
+    }
+    let mut scene = Scene::new(&model, Stage::default(), Scale::Tabletop);
+    let last = scene.blocks.len() - 1;
+    systems::select(
+        &mut scene,
+        &net,
+        Some(NeuronRef {
+            block: last,
+            index: vec![0],
+        }),
+    )
+    .unwrap();
+    let mut steps = 0;
+    while systems::trace(&mut scene, &net).unwrap() {
+        steps += 1;
+        assert!(steps < 200);
+    }
+    assert_eq!(scene.selection.as_ref().map(|s| s.block), Some(0));
+}

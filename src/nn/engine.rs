@@ -8,13 +8,14 @@
 //! broadcasts. candle still does batches and training (autograd); both paths are checked against
 //! onnxruntime by the reference tests.
 
-use rayon::prelude::*;
-
 use super::activation;
+use super::binary;
 use super::error::{ComputeContext, Result};
-use super::kernels::{self, ConvGeometry, OutPtr, PAR_MIN, Post, written};
+use super::kernels::{self, ConvGeometry, OutPtr, Post, written};
+use super::kernels_extra;
 use super::model::{Model, Op, Shape, Source};
 use super::pool;
+use super::resample;
 use super::weights::{Weights, batchnorm_affine};
 use super::winograd::Winograd;
 
@@ -120,7 +121,12 @@ fn fusion_plan(model: &Model) -> Vec<Fused> {
                 let relu = is(r, |o| matches!(o, Op::Relu)) && reads_only(r, r - 1);
                 plan[i] = Fused::Conv { bn, relu };
             }
-            (Op::Add, _) if layer.inputs.len() == 2 && is(i + 1, |o| matches!(o, Op::Relu)) && reads_only(i + 1, i) => {
+            (Op::Add, _)
+                if layer.inputs.len() == 2
+                    && layer.inputs.iter().all(|&s| model.source_shape(s) == layer.shape)
+                    && is(i + 1, |o| matches!(o, Op::Relu))
+                    && reads_only(i + 1, i) =>
+            {
                 plan[i] = Fused::AddRelu;
             }
             _ => {}
@@ -141,7 +147,7 @@ impl<'m> Engine<'m> {
             let mut f = Flat::default();
             let in_shape = model.source_shape(layer.inputs[0]);
             match layer.op {
-                Op::Conv2d { .. } | Op::Dense { .. } => {
+                Op::Conv2d { .. } | Op::Dense { .. } | Op::ConvTranspose2d { .. } => {
                     if let Some(w) = &p.weight {
                         f.weight = to_vec(w).in_layer(&layer.name)?;
                     }
@@ -152,6 +158,12 @@ impl<'m> Engine<'m> {
                     {
                         f.winograd = Some(Winograd::new(&f.weight, *out_channels, c, tile));
                     }
+                }
+                Op::PRelu | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::LayerNorm { .. } => {
+                    if let Some(w) = &p.weight {
+                        f.weight = to_vec(w).in_layer(&layer.name)?;
+                    }
+                    f.bias = p.bias.as_ref().map(to_vec).transpose().in_layer(&layer.name)?;
                 }
                 Op::BatchNorm2d { eps } => {
                     let (scale, shift) = batchnorm_affine(p, eps, layer.shape.channels()).in_layer(&layer.name)?;
@@ -296,21 +308,7 @@ impl<'m> Engine<'m> {
                     extra.push(relu);
                     sum
                 }
-                (Op::Add, _, _) if layer.inputs.len() == 2 => {
-                    let y = src(layer.inputs[1]);
-                    if x.len() >= PAR_MIN {
-                        x.par_iter().zip(y).map(|(a, b)| a + b).collect()
-                    } else {
-                        x.iter().zip(y).map(|(a, b)| a + b).collect()
-                    }
-                }
-                (Op::Add, _, _) => {
-                    let mut acc = x.to_vec();
-                    for &s in &layer.inputs[1..] {
-                        kernels::add_into(&mut acc, src(s));
-                    }
-                    acc
-                }
+                _ if let Some(y) = self.run_cnn_op(li, x, (&input, &layers)) => y,
                 (Op::Concat, _, _) => layer.inputs.iter().flat_map(|&s| src(s).iter().copied()).collect(),
                 _ => unreachable!("shapes were validated when the model was loaded"),
             };
@@ -334,6 +332,90 @@ impl<'m> Engine<'m> {
             }
         }
         Activations { input, layers }
+    }
+
+    /// The ops real CNNs add to the plain conv stack (see [`kernels_extra`]), for layer `li` reading
+    /// `x` first; `None` for the other ops.
+    fn run_cnn_op(&self, li: usize, x: &[f32], (input, layers): (&[f32], &[Vec<f32>])) -> Option<Vec<f32>> {
+        let model = self.model;
+        let layer = &model.layers[li];
+        let f = &self.flat[li];
+        let src = |s: Source| -> &[f32] {
+            match s {
+                Source::Input => input,
+                Source::Layer(i) => &layers[i],
+            }
+        };
+        let in_shape = model.source_shape(layer.inputs[0]);
+        Some(match (&layer.op, in_shape, layer.shape) {
+            (Op::PRelu, s, _) => {
+                let c = s.channels();
+                kernels::per_channel(
+                    x,
+                    c,
+                    s.elements() / c,
+                    |ch, v| if v >= 0.0 { v } else { f.weight[ch] * v },
+                )
+            }
+            (op, _, _) if let Some(func) = binary::function(op) => {
+                let mut operands: Vec<(&[f32], binary::Dims3)> = layer
+                    .inputs
+                    .iter()
+                    .map(|&s| (src(s), binary::shape_dims3(model.source_shape(s))))
+                    .collect();
+                if let Some(d) = binary::constant_dims(layer) {
+                    operands.push((&f.weight, d));
+                }
+                binary::fold(func, &operands, binary::shape_dims3(layer.shape))
+            }
+            (Op::ChannelShuffle { groups }, Shape::Chw(c, h, w), _) => {
+                kernels_extra::channel_shuffle(x, c, h * w, *groups)
+            }
+            (Op::Slice { start, end }, s, _) => {
+                let plane = s.elements() / s.channels();
+                x[start * plane..end * plane].to_vec()
+            }
+            (Op::LayerNorm { eps }, s, _) => {
+                let c = s.channels();
+                let bias = f.bias.as_deref().unwrap_or_default();
+                kernels_extra::layernorm(x, c, s.elements() / c, *eps, &f.weight, bias)
+            }
+            (Op::Pad { padding, value }, Shape::Chw(c, h, w), _) => kernels_extra::pad(x, (c, h, w), *padding, *value),
+            (
+                Op::Upsample {
+                    bilinear,
+                    align_corners,
+                },
+                Shape::Chw(c, h, w),
+                Shape::Chw(_, oh, ow),
+            ) => {
+                let rows = resample::taps(h, oh, *bilinear, *align_corners);
+                let cols = resample::taps(w, ow, *bilinear, *align_corners);
+                resample::run(x, (c, h, w), &rows, &cols)
+            }
+            (
+                Op::ConvTranspose2d {
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                    ..
+                },
+                Shape::Chw(c, h, w),
+                Shape::Chw(oc, oh, ow),
+            ) => {
+                let g = kernels_extra::TransposeGeometry {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                    dilation: *dilation,
+                    groups: *groups,
+                };
+                kernels_extra::conv_transpose2d(x, (c, h, w), &f.weight, f.bias.as_deref(), (oc, oh, ow), g)
+            }
+            _ => return None,
+        })
     }
 }
 

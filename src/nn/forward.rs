@@ -7,6 +7,7 @@ use super::engine::{Activations, Engine};
 use super::error::{ComputeContext, NnError, Result};
 use super::model::{Layer, Model, Op, Pair, Shape, Source};
 use super::pool::{self, Win};
+use super::resample;
 use super::weights::{LayerParams, Weights, batchnorm_affine};
 
 /// Normalize a raw batch `[B, ...input shape]` per channel.
@@ -92,6 +93,13 @@ pub fn predict_batch(model: &Model, weights: &Weights, raw: &Tensor) -> Result<T
 pub fn conv_macs(layer: &Layer) -> usize {
     match layer.op {
         Op::Conv2d { .. } | Op::Dense { .. } => layer.shape.elements() * layer.fan_in().unwrap_or(0),
+        // Each output cell sums about in / groups * kh * kw / (stride_h * stride_w) taps.
+        Op::ConvTranspose2d {
+            kernel, stride, groups, ..
+        } => {
+            let cin = layer.param(super::model::ParamRole::Weight).map_or(0, |w| w.shape[0]);
+            layer.shape.elements() * (cin / groups) * kernel.0 * kernel.1 / (stride.0 * stride.1)
+        }
         _ => 0,
     }
 }
@@ -162,15 +170,81 @@ fn layer_forward(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core
         Op::LeakyRelu { negative_slope } => x.relu()? - (x.neg()?.relu()? * f64::from(*negative_slope))?,
         Op::Elu { alpha } => x.elu(f64::from(*alpha)),
         Op::Softmax => candle_nn::ops::softmax(x, 1),
-        Op::Add => {
-            let mut acc = ins[0] + ins[1];
-            for t in &ins[2..] {
-                acc = acc? + *t;
-            }
-            acc
+        Op::Add | Op::Sub | Op::Mul | Op::Div => binary(layer, p, ins),
+        // relu(x) - w * relu(-x), one slope per channel (or feature).
+        Op::PRelu => {
+            let w = weight(p)?;
+            let w = match layer.shape {
+                Shape::Chw(..) => w.reshape((1, (), 1, 1))?,
+                Shape::Flat(_) => w.reshape((1, ()))?,
+            };
+            x.relu()? - x.neg()?.relu()?.broadcast_mul(&w)?
         }
         Op::Concat => Tensor::cat(ins, 1),
+        Op::ChannelShuffle { groups } => {
+            let (b, c, h, w) = x.dims4()?;
+            x.reshape((b, *groups, c / groups, h, w))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, c, h, w))
+        }
+        Op::Slice { start, end } => x.narrow(1, *start, end - start),
+        Op::LayerNorm { eps } => layernorm(layer, p, x, *eps),
+        Op::Pad {
+            padding: [t, l, b, r],
+            value,
+        } => pad_sides(&pad_sides(x, 2, *t, *b, *value)?, 3, *l, *r, *value),
+        Op::Upsample {
+            bilinear,
+            align_corners,
+        } => upsample(layer, x, *bilinear, *align_corners),
+        Op::ConvTranspose2d { .. } => conv_transpose2d(layer, p, x),
     }
+}
+
+fn weight(p: &LayerParams) -> candle_core::Result<&Tensor> {
+    p.weight
+        .as_ref()
+        .ok_or_else(|| candle_core::Error::Msg("weight not loaded".into()))
+}
+
+/// A binary op folded over its inputs and its constant operand (the weight, with a batch axis of
+/// 1), broadcast as numpy does.
+fn binary(layer: &Layer, p: &LayerParams, ins: &[&Tensor]) -> candle_core::Result<Tensor> {
+    let mut operands: Vec<Tensor> = ins.iter().map(|t| (*t).clone()).collect();
+    if let ([_], Some(w)) = (ins, &p.weight) {
+        let mut dims = vec![1];
+        dims.extend(w.dims());
+        operands.push(w.reshape(dims)?);
+    }
+    let mut acc = operands[0].clone();
+    for b in &operands[1..] {
+        acc = match layer.op {
+            Op::Add => acc.broadcast_add(b),
+            Op::Sub => acc.broadcast_sub(b),
+            Op::Mul => acc.broadcast_mul(b),
+            _ => acc.broadcast_div(b),
+        }?;
+    }
+    Ok(acc)
+}
+
+/// Layer norm over axis 1 (channels, or features), the variance biased, then the affine.
+fn layernorm(layer: &Layer, p: &LayerParams, x: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
+    let per_axis = |t: &Tensor| match layer.shape {
+        Shape::Chw(..) => t.reshape((1, (), 1, 1)),
+        Shape::Flat(_) => t.reshape((1, ())),
+    };
+    let bias = p
+        .bias
+        .as_ref()
+        .ok_or_else(|| candle_core::Error::Msg("bias not loaded".into()))?;
+    let centred = x.broadcast_sub(&x.mean_keepdim(1)?)?;
+    let var = centred.sqr()?.mean_keepdim(1)?;
+    centred
+        .broadcast_div(&(var + f64::from(eps))?.sqrt()?)?
+        .broadcast_mul(&per_axis(weight(p)?)?)?
+        .broadcast_add(&per_axis(bias)?)
 }
 
 /// `clamp(x + 3, 0, 6) / 6`, PyTorch's hardsigmoid.
@@ -209,20 +283,10 @@ fn conv2d(
     }
 }
 
-/// Spread a kernel's taps apart with zeros so a dilation of 1 applies `dilation`.
+/// Spread a kernel's taps apart with zeros so a dilation of 1 applies `dilation` (differentiable:
+/// training reaches the weights through it).
 fn dilate_kernel(w: &Tensor, dilation: Pair) -> candle_core::Result<Tensor> {
-    let (o, i, kh, kw) = w.dims4()?;
-    let (nh, nw) = ((kh - 1) * dilation.0 + 1, (kw - 1) * dilation.1 + 1);
-    let src = w.flatten_all()?.to_vec1::<f32>()?;
-    let mut dst = vec![0f32; o * i * nh * nw];
-    for oi in 0..o * i {
-        for ky in 0..kh {
-            for kx in 0..kw {
-                dst[(oi * nh + ky * dilation.0) * nw + kx * dilation.1] = src[(oi * kh + ky) * kw + kx];
-            }
-        }
-    }
-    Tensor::from_vec(dst, (o, i, nh, nw), w.device())
+    spread(&spread(w, 2, dilation.0)?, 3, dilation.1)
 }
 
 /// Pad H and W of an NCHW tensor with a constant.
@@ -231,7 +295,7 @@ fn dilate_kernel(w: &Tensor, dilation: Pair) -> candle_core::Result<Tensor> {
 /// each has one), and every other average as `A_h x A_w^T`, each axis's matrix holding its windows'
 /// `1 / div` (the divisor is separable, so this is exact, and it stays differentiable).
 fn windowed_pool(layer: &Layer, x: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
+    let (_, _, h, w) = x.dims4()?;
     let Shape::Chw(_, oh, ow) = layer.shape else {
         candle_core::bail!("{}: pooling needs a [C, H, W] output", layer.name)
     };
@@ -275,14 +339,107 @@ fn windowed_pool(layer: &Layer, x: &Tensor) -> candle_core::Result<Tensor> {
         }
         Tensor::from_vec(m, (n, wins.len()), x.device())
     };
-    let y = x.contiguous()?.reshape((b * c * h, w))?.matmul(&matrix_t(&cols, w)?)?;
+    separable(x, &matrix_t(&rows, h)?, &matrix_t(&cols, w)?)
+}
+
+/// `A_h x A_w^T` per plane of `x` `[B, C, H, W]`, from the transposed matrices `rows_t` `[H, OH]`
+/// and `cols_t` `[W, OW]`: differentiable.
+fn separable(x: &Tensor, rows_t: &Tensor, cols_t: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (oh, ow) = (rows_t.dim(1)?, cols_t.dim(1)?);
+    let y = x.contiguous()?.reshape((b * c * h, w))?.matmul(cols_t)?;
     let y = y
         .reshape((b * c, h, ow))?
         .transpose(1, 2)?
         .contiguous()?
         .reshape((b * c * ow, h))?;
-    let y = y.matmul(&matrix_t(&rows, h)?)?;
+    let y = y.matmul(rows_t)?;
     y.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()
+}
+
+/// F.interpolate as [`separable`] through each axis's tap matrix.
+fn upsample(layer: &Layer, x: &Tensor, bilinear: bool, align_corners: bool) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let Shape::Chw(_, oh, ow) = layer.shape else {
+        candle_core::bail!("{}: upsample needs a [C, H, W] output", layer.name)
+    };
+    let matrix_t = |n: usize, out: usize| {
+        let mut m = vec![0f32; n * out];
+        for (d, t) in resample::taps(n, out, bilinear, align_corners).into_iter().enumerate() {
+            for (i, wt) in resample::cells(t) {
+                m[i * out + d] += wt;
+            }
+        }
+        Tensor::from_vec(m, (n, out), x.device())
+    };
+    separable(x, &matrix_t(h, oh)?, &matrix_t(w, ow)?)
+}
+
+/// ConvTranspose2d as a conv2d (stride 1, the same dilation and groups) over the input spread
+/// out by the stride (zeros between cells) and padded by `dilation * (kernel - 1) - padding`
+/// (cropped where negative; `output_padding` more after), with the kernel flipped and its two
+/// channel axes swapped per group. Differentiable (the spread is reshapes and concatenations).
+fn conv_transpose2d(layer: &Layer, p: &LayerParams, x: &Tensor) -> candle_core::Result<Tensor> {
+    let Op::ConvTranspose2d {
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        ..
+    } = layer.op
+    else {
+        candle_core::bail!("{}: not a conv_transpose2d", layer.name)
+    };
+    let w = weight(p)?;
+    let (cin, cout_g, kh, kw) = w.dims4()?;
+    let flip = |n: usize| Tensor::from_vec((0..n as u32).rev().collect::<Vec<u32>>(), n, w.device());
+    let k = w
+        .reshape((groups, cin / groups, cout_g, kh, kw))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((groups * cout_g, cin / groups, kh, kw))?
+        .index_select(&flip(kh)?, 2)?
+        .index_select(&flip(kw)?, 3)?;
+    let mut z = x.clone();
+    for (dim, s, k, p, op, d) in [
+        (2, stride.0, kh, padding.0, output_padding.0, dilation.0),
+        (3, stride.1, kw, padding.1, output_padding.1, dilation.1),
+    ] {
+        z = spread(&z, dim, s)?;
+        let before = (d * (k - 1)) as isize - p as isize;
+        z = pad_or_crop(&z, dim, before, before + op as isize)?;
+    }
+    let y = conv2d(&z, &k, (1, 1), (0, 0), dilation, groups)?;
+    match &p.bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// `stride - 1` zeros between the cells of dimension `dim`.
+fn spread(x: &Tensor, dim: usize, stride: usize) -> candle_core::Result<Tensor> {
+    if stride == 1 {
+        return Ok(x.clone());
+    }
+    let n = x.dim(dim)?;
+    let mut dims = x.dims().to_vec();
+    let x = x.unsqueeze(dim + 1)?;
+    let mut zeros = x.dims().to_vec();
+    zeros[dim + 1] = stride - 1;
+    let zeros = Tensor::zeros(zeros, x.dtype(), x.device())?;
+    dims[dim] = n * stride;
+    Tensor::cat(&[&x, &zeros], dim + 1)?
+        .reshape(dims)?
+        .narrow(dim, 0, (n - 1) * stride + 1)
+}
+
+/// Pad dimension `dim` with zeros, `before` and `after` cells, cropping where either is negative.
+fn pad_or_crop(x: &Tensor, dim: usize, before: isize, after: isize) -> candle_core::Result<Tensor> {
+    let n = x.dim(dim)?;
+    let (cut0, cut1) = ((-before).max(0) as usize, (-after).max(0) as usize);
+    let x = x.narrow(dim, cut0, n - cut0 - cut1)?;
+    pad_sides(&x, dim, before.max(0) as usize, after.max(0) as usize, 0.0)
 }
 
 /// Pad dimension `dim` with `before` and `after` rows of `value`.

@@ -92,17 +92,21 @@ pub fn small_enough(model: &Model) -> bool {
     let mut macs = 0usize;
     for layer in &model.layers {
         let input = model.source_shape(layer.inputs[0]);
-        let Some(work) = work_elements(&layer.op, input) else {
+        let Some(work) = work_elements(&layer.op, input, Some(layer.shape)) else {
             return false;
         };
         let per_output = match layer.op {
-            Op::Conv2d { out_channels, .. } => layer.param_count() / out_channels,
+            Op::Conv2d { out_channels, .. } | Op::ConvTranspose2d { out_channels, .. } => {
+                layer.param_count() / out_channels
+            }
+            Op::Upsample { .. } => 4,
             Op::Dense { .. } => input.elements(),
             Op::MaxPool2d { kernel, .. } | Op::AvgPool2d { kernel, .. } => kernel.0 * kernel.1,
             Op::AdaptiveAvgPool2d { output } => match input {
                 Shape::Chw(_, h, w) => (h.div_ceil(output.0) + 1) * (w.div_ceil(output.1) + 1),
                 Shape::Flat(_) => 1,
             },
+            Op::LayerNorm { .. } => 3 * input.channels(),
             _ => layer.inputs.len(),
         };
         elements = elements.saturating_add(layer.shape.elements()).saturating_add(work);

@@ -166,14 +166,6 @@ pub(super) unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>]
     v
 }
 
-pub(super) fn add_into(acc: &mut [f32], x: &[f32]) {
-    if acc.len() >= PAR_MIN {
-        acc.par_iter_mut().zip(x).for_each(|(a, b)| *a += b);
-    } else {
-        acc.iter_mut().zip(x).for_each(|(a, b)| *a += b);
-    }
-}
-
 pub(super) fn softmax(x: &[f32], shape: Shape) -> Vec<f32> {
     // Over all of [N]; over the channels of each pixel of [C, H, W].
     let (c, plane) = match shape {

@@ -1,6 +1,7 @@
 //! The model pipeline: format, weights, forward pass, neuron queries, training. No GPU here.
 
 pub mod activation;
+pub mod binary;
 pub mod data;
 pub mod demo;
 pub mod edges;
@@ -10,6 +11,7 @@ pub mod forward;
 pub mod fuzz;
 pub mod image;
 mod kernels;
+mod kernels_extra;
 pub mod live;
 pub mod model;
 pub mod onnx;
@@ -17,7 +19,9 @@ mod ops;
 mod parse;
 pub mod pool;
 pub mod query;
+mod query_extra;
 pub mod recompute;
+pub mod resample;
 pub mod synthetic;
 pub mod timeline;
 pub mod train;

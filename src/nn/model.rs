@@ -137,8 +137,55 @@ pub enum Op {
         alpha: f32,
     },
     Softmax,
+    /// Elementwise sum with numpy broadcasting: of 2+ inputs, or of one input and a constant
+    /// (`weight`); see [`super::binary`].
     Add,
+    /// `a - b` of two inputs, or `x - weight`, broadcast as [`Op::Add`].
+    Sub,
+    /// `a * b` of two inputs, or `x * weight`, broadcast as [`Op::Add`].
+    Mul,
+    /// `a / b` of two inputs, or `x / weight`, broadcast as [`Op::Add`].
+    Div,
+    /// `x` for `x >= 0`, else `weight[c] * x`: one slope per channel (or feature), `[1]` shared.
+    PRelu,
     Concat,
+    /// ShuffleNet's channel shuffle of `[C, H, W]`: out channel `j * groups + i` is in channel
+    /// `i * (C / groups) + j`.
+    ChannelShuffle {
+        groups: usize,
+    },
+    /// Channels (of `[N]`: features) `start..end`.
+    Slice {
+        start: usize,
+        end: usize,
+    },
+    /// `(x - mean) / sqrt(var + eps) * weight + bias` over the channels at each position (of `[N]`:
+    /// over the features), the variance biased (ConvNeXt's LayerNorm2d).
+    LayerNorm {
+        eps: f32,
+    },
+    /// Constant padding of `[C, H, W]`: `padding` = [top, left, bottom, right] rows/columns of `value`.
+    Pad {
+        padding: [usize; 4],
+        value: f32,
+    },
+    /// PyTorch's F.interpolate to the layer's output size: nearest (`src = floor(dst * in / out)`)
+    /// or bilinear (half-pixel, or `align_corners`); see [`super::resample`].
+    Upsample {
+        bilinear: bool,
+        align_corners: bool,
+    },
+    /// PyTorch's ConvTranspose2d: weight `[in, out / groups, kh, kw]`; out = (H - 1) * stride -
+    /// 2 * padding + dilation * (kernel - 1) + output_padding + 1.
+    ConvTranspose2d {
+        out_channels: usize,
+        kernel: Pair,
+        stride: Pair,
+        padding: Pair,
+        output_padding: Pair,
+        dilation: Pair,
+        groups: usize,
+    },
 }
 
 impl Op {
@@ -165,12 +212,26 @@ impl Op {
             Op::Elu { .. } => "elu",
             Op::Softmax => "softmax",
             Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::PRelu => "prelu",
             Op::Concat => "concat",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::Slice { .. } => "slice",
+            Op::LayerNorm { .. } => "layernorm",
+            Op::Pad { .. } => "pad",
+            Op::Upsample { .. } => "upsample",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
         }
     }
     /// Ops applied neuron by neuron: shown folded into the preceding conv/dense block.
     pub fn is_elementwise(&self) -> bool {
-        self.is_activation() || matches!(self, Op::BatchNorm2d { .. })
+        self.is_activation() || matches!(self, Op::BatchNorm2d { .. } | Op::PRelu)
+    }
+    /// The elementwise binary ops (broadcasting; two inputs, or one and a constant).
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Op::Add | Op::Sub | Op::Mul | Op::Div)
     }
     /// Activation functions: one output per input value, `f(x)` without parameters (softmax is not one).
     pub fn is_activation(&self) -> bool {

@@ -33,8 +33,26 @@ fn known_attributes(op_name: &str) -> Option<&'static [&'static str]> {
         "gelu" => &["approximate"],
         "leaky_relu" => &["negative_slope"],
         "elu" => &["alpha"],
+        "add" | "sub" | "mul" | "div" => &["constant", "weight"],
+        "prelu" => &["weight"],
+        "channel_shuffle" => &["groups"],
+        "slice" => &["start", "end"],
+        "layernorm" => &["eps", "weight", "bias"],
+        "pad" => &["padding", "value"],
+        "upsample" => &["scale", "size", "mode", "align_corners"],
+        "conv_transpose2d" => &[
+            "out_channels",
+            "kernel",
+            "stride",
+            "padding",
+            "output_padding",
+            "dilation",
+            "groups",
+            "weight",
+            "bias",
+        ],
         "global_avgpool2d" | "flatten" | "relu" | "sigmoid" | "tanh" | "relu6" | "hardswish" | "hardsigmoid"
-        | "silu" | "softmax" | "add" | "concat" => &[],
+        | "silu" | "softmax" | "concat" => &[],
         _ => return None,
     })
 }
@@ -56,7 +74,8 @@ pub(super) fn layer(
         a.err(format!(
             "unknown op `{op_name}` (known: conv2d, dense, batchnorm2d, maxpool2d, \
              avgpool2d, adaptive_avgpool2d, global_avgpool2d, flatten, relu, sigmoid, tanh, relu6, clip, hardswish, \
-             hardsigmoid, silu, gelu, leaky_relu, elu, softmax, add, concat)"
+             hardsigmoid, silu, gelu, leaky_relu, elu, prelu, softmax, add, sub, mul, div, concat, channel_shuffle, slice, layernorm, pad, upsample, \
+             conv_transpose2d)"
         ))
     })?;
     for key in obj.keys() {
@@ -71,6 +90,9 @@ pub(super) fn layer(
     let mut params = Vec::new();
     let (op, shape) = match op_name {
         "conv2d" => conv2d(&a, ins.chw(op_name)?, &mut params)?,
+        "conv_transpose2d" => conv_transpose2d(&a, ins.chw(op_name)?, &mut params)?,
+        "pad" => pad(&a, ins.chw(op_name)?)?,
+        "upsample" => upsample(&a, ins.chw(op_name)?)?,
         "dense" => dense(&a, ins.single(op_name)?, &mut params)?,
         "batchnorm2d" => batchnorm2d(&a, ins.chw(op_name)?, &mut params)?,
         "maxpool2d" | "avgpool2d" => pool(&a, op_name == "maxpool2d", ins.chw(op_name)?)?,
@@ -105,9 +127,30 @@ pub(super) fn layer(
             },
             ins.single(op_name)?,
         ),
+        "prelu" => {
+            let s = ins.single(op_name)?;
+            a.param(&mut params, ParamRole::Weight, vec![s.channels()], false)?;
+            (Op::PRelu, s)
+        }
         "softmax" => (Op::Softmax, ins.single(op_name)?),
-        "add" => (Op::Add, add(&a, in_shapes)?),
+        "add" | "sub" | "mul" | "div" => binary(&a, op_name, in_shapes, &mut params)?,
         "concat" => (Op::Concat, concat(&a, in_shapes)?),
+        "channel_shuffle" => {
+            let (c, h, w) = ins.chw(op_name)?;
+            let groups = a.count("groups", None)?;
+            if c % groups != 0 {
+                return Err(a.err(format!("groups = {groups} must divide the input channels ({c})")));
+            }
+            (Op::ChannelShuffle { groups }, Shape::Chw(c, h, w))
+        }
+        "slice" => slice(&a, ins.single(op_name)?)?,
+        "layernorm" => {
+            let s = ins.single(op_name)?;
+            let eps = a.eps()?;
+            a.param(&mut params, ParamRole::Weight, vec![s.channels()], false)?;
+            a.param(&mut params, ParamRole::Bias, vec![s.channels()], false)?;
+            (Op::LayerNorm { eps }, s)
+        }
         _ => unreachable!("op names were checked above"),
     };
     check_limits(&a, &op, shape, in_shapes, &params)?;
@@ -183,6 +226,125 @@ fn conv2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<ParamSpe
     ))
 }
 
+fn conv_transpose2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
+    let out_channels = a.count("out_channels", None)?;
+    let kernel = a.pair("kernel", None)?;
+    let stride = a.pair("stride", Some((1, 1)))?;
+    let padding = a.pair_zero("padding")?;
+    let output_padding = a.pair_min("output_padding", Some((0, 0)), 0)?;
+    let dilation = a.pair("dilation", Some((1, 1)))?;
+    let groups = a.count("groups", Some(1))?;
+    if c % groups != 0 || out_channels % groups != 0 {
+        return Err(a.err(format!(
+            "groups = {groups} must divide the input channels ({c}) and out_channels ({out_channels})"
+        )));
+    }
+    for (op, s, d) in [
+        (output_padding.0, stride.0, dilation.0),
+        (output_padding.1, stride.1, dilation.1),
+    ] {
+        if op >= s && op >= d {
+            return Err(a.err(format!(
+                "\"output_padding\" {output_padding:?} must be smaller than the stride {stride:?} or the \
+                 dilation {dilation:?} (per axis, as PyTorch)"
+            )));
+        }
+    }
+    let oh = conv_transpose_out(h, kernel.0, stride.0, padding.0, output_padding.0, dilation.0);
+    let ow = conv_transpose_out(w, kernel.1, stride.1, padding.1, output_padding.1, dilation.1);
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        return Err(a.err(format!(
+            "padding {padding:?} leaves no output of the {h}x{w} input (kernel {kernel:?}, stride {stride:?})"
+        )));
+    };
+    a.param(
+        params,
+        ParamRole::Weight,
+        vec![c, out_channels / groups, kernel.0, kernel.1],
+        false,
+    )?;
+    a.param(params, ParamRole::Bias, vec![out_channels], true)?;
+    let op = Op::ConvTranspose2d {
+        out_channels,
+        kernel,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+    };
+    Ok((op, Shape::Chw(out_channels, oh, ow)))
+}
+
+/// PyTorch's ConvTranspose2d output size; `None` when it would be empty or overflow.
+pub fn conv_transpose_out(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    output_padding: usize,
+    dilation: usize,
+) -> Option<usize> {
+    let full = (size - 1)
+        .checked_mul(stride)?
+        .checked_add(dilation.checked_mul(kernel - 1)?)?
+        .checked_add(output_padding)?
+        .checked_add(1)?;
+    full.checked_sub(pad.checked_mul(2)?).filter(|&n| n > 0)
+}
+
+/// Constant padding: `padding` [top, left, bottom, right], `value`.
+fn pad(a: &Attrs, (c, h, w): (usize, usize, usize)) -> Result<(Op, Shape)> {
+    let v = a.obj.get("padding").ok_or_else(|| a.err("missing \"padding\""))?;
+    let padding: [usize; 4] = v
+        .as_array()
+        .and_then(|p| {
+            p.iter()
+                .map(|n| n.as_u64().filter(|&n| n <= MAX_DIM as u64).map(|n| n as usize))
+                .collect::<Option<Vec<usize>>>()
+        })
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| {
+            a.err(format!(
+                "\"padding\" must be [top, left, bottom, right], integers in 0..={MAX_DIM}, got {v}"
+            ))
+        })?;
+    let value = a.number("value", Some(0.0))?;
+    let [t, l, b, r] = padding;
+    Ok((Op::Pad { padding, value }, Shape::Chw(c, h + t + b, w + l + r)))
+}
+
+/// F.interpolate: exactly one of `scale` (int or [sh, sw]) and `size` ([h, w]); `mode`
+/// nearest or bilinear; `align_corners` (bilinear only).
+fn upsample(a: &Attrs, (c, h, w): (usize, usize, usize)) -> Result<(Op, Shape)> {
+    let (oh, ow) = match (a.obj.contains_key("scale"), a.obj.contains_key("size")) {
+        (true, false) => {
+            let (sh, sw) = a.pair("scale", None)?;
+            let big = || a.err(format!("\"scale\" ({sh}, {sw}) makes the {h}x{w} input too large"));
+            (h.checked_mul(sh).ok_or_else(big)?, w.checked_mul(sw).ok_or_else(big)?)
+        }
+        (false, true) => a.pair("size", None)?,
+        _ => return Err(a.err("give exactly one of \"scale\" and \"size\"")),
+    };
+    let bilinear = match a.obj.get("mode") {
+        None => false,
+        Some(Value::String(s)) if s == "nearest" => false,
+        Some(Value::String(s)) if s == "bilinear" => true,
+        Some(v) => return Err(a.err(format!("\"mode\" must be \"nearest\" or \"bilinear\", got {v}"))),
+    };
+    let align_corners = a.flag("align_corners", false)?;
+    if align_corners && !bilinear {
+        return Err(a.err("\"align_corners\" applies to mode \"bilinear\" only (as in PyTorch)"));
+    }
+    Ok((
+        Op::Upsample {
+            bilinear,
+            align_corners,
+        },
+        Shape::Chw(c, oh, ow),
+    ))
+}
+
 fn dense(a: &Attrs, input: Shape, params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
     let n = match input {
         Shape::Flat(n) => n,
@@ -199,13 +361,7 @@ fn dense(a: &Attrs, input: Shape, params: &mut Vec<ParamSpec>) -> Result<(Op, Sh
 }
 
 fn batchnorm2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
-    let eps = match a.obj.get("eps") {
-        None => 1e-5,
-        Some(v) => v
-            .as_f64()
-            .filter(|e| *e > 0.0 && e.is_finite())
-            .ok_or_else(|| a.err("\"eps\" must be a positive number"))? as f32,
-    };
+    let eps = a.eps()?;
     for role in [
         ParamRole::Weight,
         ParamRole::Bias,
@@ -220,6 +376,27 @@ fn batchnorm2d(a: &Attrs, (c, h, w): (usize, usize, usize), params: &mut Vec<Par
         )?;
     }
     Ok((Op::BatchNorm2d { eps }, Shape::Chw(c, h, w)))
+}
+
+/// Channels (features) `start..end` of the input.
+fn slice(a: &Attrs, input: Shape) -> Result<(Op, Shape)> {
+    let (start, end) = (a.index("start")?, a.index("end")?);
+    let n = input.channels();
+    if start >= end || end > n {
+        return Err(a.err(format!(
+            "\"start\" ({start}) and \"end\" ({end}) must satisfy 0 <= start < end <= {n}, the input's {}",
+            if matches!(input, Shape::Chw(..)) {
+                "channels"
+            } else {
+                "features"
+            }
+        )));
+    }
+    let shape = match input {
+        Shape::Chw(_, h, w) => Shape::Chw(end - start, h, w),
+        Shape::Flat(_) => Shape::Flat(end - start),
+    };
+    Ok((Op::Slice { start, end }, shape))
 }
 
 fn clip(a: &Attrs) -> Result<Op> {
@@ -273,15 +450,75 @@ fn pool(a: &Attrs, is_max: bool, (c, h, w): (usize, usize, usize)) -> Result<(Op
     Ok((op, Shape::Chw(c, oh, ow)))
 }
 
-fn add(a: &Attrs, in_shapes: &[Shape]) -> Result<Shape> {
-    let first = in_shapes[0];
-    if in_shapes.len() < 2 {
-        return Err(a.err("`add` needs at least 2 inputs"));
+/// A binary op: two inputs (`add`: two or more), or one and a `"constant"` operand of the given
+/// shape (the layer's weight), broadcast as numpy does ([`super::binary`]).
+fn binary(a: &Attrs, op_name: &str, in_shapes: &[Shape], params: &mut Vec<ParamSpec>) -> Result<(Op, Shape)> {
+    let op = match op_name {
+        "add" => Op::Add,
+        "sub" => Op::Sub,
+        "mul" => Op::Mul,
+        _ => Op::Div,
+    };
+    let mut operands: Vec<Vec<usize>> = in_shapes.iter().map(Shape::dims).collect();
+    match a.obj.get("constant") {
+        None if a.obj.contains_key("weight") => {
+            return Err(a.err(format!(
+                "\"weight\" names the constant operand of `{op_name}`: give its shape as \"constant\" too"
+            )));
+        }
+        None if in_shapes.len() < 2 || (op_name != "add" && in_shapes.len() != 2) => {
+            let want = if op_name == "add" { "at least 2" } else { "2" };
+            return Err(a.err(format!(
+                "`{op_name}` needs {want} inputs, or one input and a \"constant\", got {} input(s)",
+                in_shapes.len()
+            )));
+        }
+        None => {}
+        Some(v) => {
+            if in_shapes.len() != 1 {
+                return Err(a.err(format!(
+                    "with a \"constant\", `{op_name}` takes exactly one input, got {}",
+                    in_shapes.len()
+                )));
+            }
+            let rank = in_shapes[0].dims().len();
+            let dims = v
+                .as_array()
+                .filter(|d| d.len() == rank)
+                .and_then(|d| {
+                    d.iter()
+                        .map(|n| {
+                            n.as_u64()
+                                .filter(|&n| n >= 1 && n <= MAX_DIM as u64)
+                                .map(|n| n as usize)
+                        })
+                        .collect::<Option<Vec<usize>>>()
+                })
+                .ok_or_else(|| {
+                    a.err(format!(
+                        "\"constant\" must be the constant operand's shape, {rank} integers in 1..={MAX_DIM} \
+                         for the {} input ([C, H, W] for a map, [N] for a vector), got {v}",
+                        in_shapes[0]
+                    ))
+                })?;
+            a.param(params, ParamRole::Weight, dims.clone(), false)?;
+            operands.push(dims);
+        }
     }
-    if let Some(s) = in_shapes.iter().find(|s| **s != first) {
-        return Err(a.err(format!("`add` inputs must have the same shape, got {first} and {s}")));
+    let mut out = operands[0].clone();
+    for d in &operands[1..] {
+        out = super::binary::broadcast(&out, d).ok_or_else(|| {
+            a.err(format!(
+                "`{op_name}` cannot broadcast {out:?} with {d:?} (both [C, H, W] or both [N], each axis equal or 1)"
+            ))
+        })?;
     }
-    Ok(first)
+    let shape = match *out.as_slice() {
+        [c, h, w] => Shape::Chw(c, h, w),
+        [n] => Shape::Flat(n),
+        _ => unreachable!("operands are of rank 1 or 3"),
+    };
+    Ok((op, shape))
 }
 
 fn concat(a: &Attrs, in_shapes: &[Shape]) -> Result<Shape> {
@@ -328,7 +565,7 @@ fn check_limits(a: &Attrs, op: &Op, shape: Shape, in_shapes: &[Shape], params: &
     }
     if in_shapes
         .first()
-        .is_some_and(|&s| work_elements(op, s).is_none_or(|e| e > MAX_LAYER_ELEMENTS))
+        .is_some_and(|&s| work_elements(op, s, Some(shape)).is_none_or(|e| e > MAX_LAYER_ELEMENTS))
     {
         return Err(a.err(format!(
             "the forward pass would need a temporary buffer (padded input, dilated kernel or \
@@ -368,7 +605,30 @@ impl Attrs<'_> {
         }
     }
 
-    /// A finite number, as f32.
+    /// A required integer in `0..=MAX_DIM`.
+    fn index(&self, key: &str) -> Result<usize> {
+        let v = self
+            .obj
+            .get(key)
+            .ok_or_else(|| self.err(format!("missing \"{key}\"")))?;
+        v.as_u64()
+            .filter(|&n| n <= MAX_DIM as u64)
+            .map(|n| n as usize)
+            .ok_or_else(|| self.err(format!("\"{key}\" must be an integer in 0..={MAX_DIM}, got {v}")))
+    }
+
+    /// A normalization's `eps`: positive and finite, 1e-5 when absent.
+    fn eps(&self) -> Result<f32> {
+        match self.obj.get("eps") {
+            None => Ok(1e-5),
+            Some(v) => v
+                .as_f64()
+                .filter(|e| *e > 0.0 && e.is_finite())
+                .map(|e| e as f32)
+                .ok_or_else(|| self.err(format!("\"eps\" must be a positive number, got {v}"))),
+        }
+    }
+
     fn flag(&self, key: &str, default: bool) -> Result<bool> {
         match self.obj.get(key) {
             None => Ok(default),
@@ -377,6 +637,7 @@ impl Attrs<'_> {
         }
     }
 
+    /// A finite number, as f32.
     fn number(&self, key: &str, default: Option<f32>) -> Result<f32> {
         match (self.obj.get(key), default) {
             (None, Some(d)) => Ok(d),
@@ -445,9 +706,13 @@ impl Attrs<'_> {
 /// full-resolution output (conv with unequal strides) and candle's im2col tiles (whole image for
 /// 1x1 kernels, else 512 output pixels). Keep this in step with both. `None` on overflow; `Some(0)`
 /// for ops that need none.
-pub fn work_elements(op: &Op, input: Shape) -> Option<usize> {
+pub fn work_elements(op: &Op, input: Shape, output: Option<Shape>) -> Option<usize> {
     let Shape::Chw(c, h, w) = input else {
         return Some(0);
+    };
+    let out_hw = match output {
+        Some(Shape::Chw(_, oh, ow)) => Some((oh, ow)),
+        _ => None,
     };
     let padded = |(ph, pw): Pair| -> Option<usize> {
         let hp = h.checked_add(ph.checked_mul(2)?)?;
@@ -464,6 +729,39 @@ pub fn work_elements(op: &Op, input: Shape) -> Option<usize> {
         Op::MaxPool2d { padding, .. } | Op::AvgPool2d { padding, .. } => padded(padding),
         // Candle's separable form keeps a c x h x ow intermediate.
         Op::AdaptiveAvgPool2d { output } => checked_elements(&[c, h.max(output.0), w.max(output.1)]),
+        // Candle's separable form likewise, with its two interpolation matrices.
+        Op::Upsample { .. } => {
+            let (oh, ow) = out_hw?;
+            let matrices = h.checked_mul(oh)?.checked_add(w.checked_mul(ow)?)?;
+            Some(checked_elements(&[c, h.max(oh), w.max(ow)])?.max(matrices))
+        }
+        // Candle runs a conv2d over the input spread out by the stride and padded (forward.rs).
+        Op::ConvTranspose2d {
+            out_channels,
+            kernel,
+            stride,
+            dilation,
+            groups,
+            ..
+        } => {
+            let (oh, ow) = out_hw?;
+            let hz = oh.checked_add(dilation.0.checked_mul(kernel.0 - 1)?)?;
+            let wz = ow.checked_add(dilation.1.checked_mul(kernel.1 - 1)?)?;
+            let spread = checked_elements(&[c, h, stride.0, w, stride.1])?;
+            let conv = Op::Conv2d {
+                out_channels,
+                kernel,
+                stride: (1, 1),
+                padding: (0, 0),
+                dilation,
+                groups,
+            };
+            Some(
+                work_elements(&conv, Shape::Chw(c, hz, wz), None)?
+                    .max(spread)
+                    .max(checked_elements(&[c, hz, wz])?),
+            )
+        }
         Op::Conv2d {
             out_channels,
             kernel,

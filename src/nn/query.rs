@@ -7,6 +7,7 @@ use super::engine::Activations;
 use super::error::{NnError, Result};
 use super::model::{Layer, Model, Op, Shape, Source};
 use super::pool;
+use super::query_extra;
 use super::weights::Weights;
 use super::weights::batchnorm_affine;
 
@@ -193,15 +194,18 @@ pub fn neuron(
             push(src0, in_shape, off, None, in_act);
             pre_activation = Some(in_act[off]);
         }
-        Op::Add => {
-            for &s in &layer.inputs {
-                push(s, model.source_shape(s), off, Some(1.0), acts.source(s));
-            }
+        op if query_extra::handles(op) => {
+            let (w, b) = (vals(&params.weight)?, vals(&params.bias)?);
+            let e = query_extra::neuron(model, layer, acts, (off, value), w.as_deref(), b.as_deref());
+            inputs.extend(e.inputs);
+            bias = e.bias;
+            pre_activation = e.pre_activation;
         }
         Op::Concat => {
             let (s, local) = concat_source(model, layer, off);
             push(s, model.source_shape(s), local, Some(1.0), acts.source(s));
         }
+        op => unreachable!("{} is query_extra's", op.name()),
     }
     if inputs.iter().all(|i| i.contribution.is_some()) {
         inputs.sort_by(|a, b| {
@@ -454,7 +458,12 @@ pub fn receptive_field(model: &Model, layer_idx: usize, index: &[usize]) -> Resu
                     start += n;
                 }
             }
-            // Elementwise ops and add: the same neurons in every input.
+            (op, _) if query_extra::handles(op) => {
+                for (s, r) in query_extra::field(model, layer, &region) {
+                    add(s, r);
+                }
+            }
+            // Elementwise ops: the same neurons in every input.
             _ => {
                 for &s in &layer.inputs {
                     add(s, region.clone());

@@ -161,6 +161,13 @@ pub fn random_weights(model: &Model, seed: u64) -> Result<Weights> {
                     (0..n).map(|_| rng.random_range(0.5..2.0)).collect()
                 }
                 (Op::BatchNorm2d { .. }, _) => (0..n).map(|_| rng.random_range(-0.1..0.1)).collect(),
+                // Scales and divisors away from 0; slopes as PReLU learns them.
+                (Op::Mul | Op::Div, _) => (0..n).map(|_| rng.random_range(0.5..2.0)).collect(),
+                (Op::PRelu, _) => (0..n).map(|_| rng.random_range(0.0..0.5)).collect(),
+                (Op::LayerNorm { .. }, super::model::ParamRole::Weight) => {
+                    (0..n).map(|_| rng.random_range(0.5..1.5)).collect()
+                }
+                (Op::LayerNorm { .. }, _) => (0..n).map(|_| rng.random_range(-0.1..0.1)).collect(),
                 _ => {
                     // He-uniform keeps deep random ReLU stacks from vanishing.
                     let bound = (6.0 / fan_in as f32).sqrt();

@@ -123,7 +123,19 @@ pub fn checkpoint_schedule(epochs: usize) -> Vec<(String, f64)> {
     v
 }
 
-/// PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for conv/dense weights and biases.
+/// The value every parameter of a layer with this op starts at, where PyTorch's init is a
+/// constant: prelu's slope 0.25, a scale (mul/div constant, layer norm weight) 1, a shift
+/// (add/sub constant, layer norm bias) 0.
+fn init_constant(op: &Op, role: ParamRole) -> Option<f32> {
+    match (op, role) {
+        (Op::PRelu, _) => Some(0.25),
+        (Op::Mul | Op::Div, _) | (Op::LayerNorm { .. }, ParamRole::Weight) => Some(1.0),
+        (Op::Add | Op::Sub | Op::LayerNorm { .. }, _) => Some(0.0),
+        _ => None,
+    }
+}
+
+/// PyTorch's default init (constants: [`init_constant`]): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for conv/dense weights and biases.
 fn init_params(model: &Model, rng: &mut StdRng) -> Result<Vec<HashMap<ParamRole, Var>>> {
     let mut out = Vec::with_capacity(model.layers.len());
     for layer in &model.layers {
@@ -139,7 +151,10 @@ fn init_params(model: &Model, rng: &mut StdRng) -> Result<Vec<HashMap<ParamRole,
         let bound = 1.0 / (fan_in as f32).sqrt();
         for p in &layer.params {
             let n: usize = p.shape.iter().product();
-            let vals: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+            let vals: Vec<f32> = match init_constant(&layer.op, p.role) {
+                Some(v) => vec![v; n],
+                None => (0..n).map(|_| rng.random_range(-bound..bound)).collect(),
+            };
             let t = Tensor::from_vec(vals, p.shape.as_slice(), &Device::Cpu).in_layer(&layer.name)?;
             vars.insert(p.role, Var::from_tensor(&t).in_layer(&layer.name)?);
         }

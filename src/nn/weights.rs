@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
 use super::error::{ComputeContext, NnError, Result};
-use super::model::{Layer, Model, ParamRole};
+use super::model::{Layer, Model, Op, ParamRole};
 
 /// A memory-mapped safetensors file with its header validated.
 pub struct SafetensorsFile {
@@ -341,14 +341,19 @@ fn load_layer(layer: &Layer, st: &SafeTensors<'_>, path: &Path, warnings: &mut V
             };
             terr(format!("missing from the weights file{hint}"))
         })?;
-        if view.shape() != spec.shape.as_slice() {
+        // A prelu's one shared slope stands for one per channel.
+        let shared = matches!(layer.op, Op::PRelu) && view.shape() == [1];
+        if view.shape() != spec.shape.as_slice() && !shared {
             return Err(terr(format!(
                 "has shape {:?}, the layer needs {:?}",
                 view.shape(),
                 spec.shape
             )));
         }
-        let values = view_to_f32(&view).map_err(terr)?;
+        let mut values = view_to_f32(&view).map_err(terr)?;
+        if shared {
+            values = vec![values[0]; spec.shape.iter().product()];
+        }
         let bad = values.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
             warnings.push(format!(

@@ -153,16 +153,22 @@ pub fn explain(net: &Network, blocks: &[BlockSpec], n: &NeuronRef) -> Result<Pan
     })
 }
 
-/// The conv kernel that made output channel `index[0]` of layer `li`.
+/// The conv kernel that made output channel `index[0]` of layer `li` (of a transposed conv: the
+/// taps each input channel of its group spreads into that channel, as stored).
 fn kernel(net: &Network, li: usize, index: &[usize]) -> Result<Option<Kernel>, NnError> {
     let layer = &net.model.layers[li];
-    let Op::Conv2d {
-        kernel: (kh, kw),
-        groups,
-        ..
-    } = layer.op
-    else {
-        return Ok(None);
+    let (kh, kw, groups) = match layer.op {
+        Op::Conv2d {
+            kernel: (kh, kw),
+            groups,
+            ..
+        }
+        | Op::ConvTranspose2d {
+            kernel: (kh, kw),
+            groups,
+            ..
+        } => (kh, kw, groups),
+        _ => return Ok(None),
     };
     let Some(w) = &net.weights.layers[li].weight else {
         return Ok(None);
@@ -172,13 +178,24 @@ fn kernel(net: &Network, li: usize, index: &[usize]) -> Result<Option<Kernel>, N
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(|e| NnError::layer(&net.model.path, &layer.name, e.to_string()))?;
     let cin_g = net.model.source_shape(layer.inputs[0]).channels() / groups;
-    let per = cin_g * kh * kw;
-    let start = index[0] * per;
-    Ok(values.get(start..start + per).map(|v| Kernel {
+    let per = kh * kw;
+    let picked: Option<Vec<f32>> = if let Op::ConvTranspose2d { .. } = layer.op {
+        // Weight [in, out / groups, kh, kw]: one kh x kw slice per input channel of the group.
+        let cout_g = layer.shape.channels() / groups;
+        let (g, ol) = (index[0] / cout_g, index[0] % cout_g);
+        (g * cin_g..(g + 1) * cin_g)
+            .map(|ic| values.get((ic * cout_g + ol) * per..(ic * cout_g + ol + 1) * per))
+            .collect::<Option<Vec<&[f32]>>>()
+            .map(|s| s.concat())
+    } else {
+        let start = index[0] * cin_g * per;
+        values.get(start..start + cin_g * per).map(<[f32]>::to_vec)
+    };
+    Ok(picked.map(|values| Kernel {
         channels: cin_g,
         h: kh,
         w: kw,
-        values: v.to_vec(),
+        values,
     }))
 }
 

@@ -107,7 +107,11 @@ pub fn blocks(model: &Model) -> Vec<BlockSpec> {
         // The block currently showing this layer's (single) input, if it is the last block.
         let last = blocks.last_mut().filter(|b| input == Some(b.source));
         match (&layer.op, last) {
-            (op, Some(b)) if op.is_elementwise() && absorbs[absorbs.len() - 1] => {
+            // As are the ops by a constant that keep the shape (a layer scale).
+            (op, Some(b))
+                if (op.is_elementwise() || (op.is_binary() && layer.shape == b.shape))
+                    && absorbs[absorbs.len() - 1] =>
+            {
                 b.source = Source::Layer(i);
                 b.name = format!("{}+{}", b.name, layer.name);
                 b.layers.push(i);
@@ -121,7 +125,10 @@ pub fn blocks(model: &Model) -> Vec<BlockSpec> {
                     shape: layer.shape,
                     layers: vec![i],
                 });
-                absorbs.push(matches!(op, Op::Conv2d { .. } | Op::Dense { .. }));
+                absorbs.push(matches!(
+                    op,
+                    Op::Conv2d { .. } | Op::Dense { .. } | Op::ConvTranspose2d { .. }
+                ));
             }
         }
     }

@@ -68,6 +68,9 @@ fn mutate_number(rng: &mut Rng, bytes: &mut Vec<u8>, range: std::ops::Range<usiz
 /// One mutation of a fuzz input (see `netwalk::nn::fuzz::split`), chosen by `rng`.
 fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
     let mut b = input.to_vec();
+    if b.is_empty() {
+        return b; // truncated to nothing: nothing left to mutate
+    }
     let (json_len, _) = netwalk::nn::fuzz::split(input);
     let json_len = json_len.len();
     match rng.below(8) {
@@ -125,6 +128,9 @@ fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
             let (json, st) = netwalk::nn::fuzz::split(input);
             let text = String::from_utf8_lossy(json);
             let mut lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                return b;
+            }
             let i = rng.below(lines.len());
             if rng.below(2) == 0 {
                 lines.remove(i);
@@ -138,6 +144,9 @@ fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
             let (json, st) = netwalk::nn::fuzz::split(input);
             let text = String::from_utf8_lossy(json);
             let mut lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                return b;
+            }
             let (i, k) = (rng.below(lines.len()), rng.below(lines.len()));
             lines.swap(i, k);
             b = netwalk::nn::fuzz::join(lines.join("\n").as_bytes(), st);
@@ -166,6 +175,14 @@ fn fuzz_seeds() -> Vec<Vec<u8>> {
         GOOD_MODEL.as_bytes(),
         &st_bytes(&good_tensors()),
     ));
+    // The CNN through every op real CNNs add (broadcasting, shuffles, norms, upsampling, ...).
+    let json = include_str!("../fixtures/ops_model.json");
+    let model = Model::parse(json, Path::new("<cnn ops>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 5).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weights.safetensors");
+    nn::weights::save_weights(&model, &weights.layers, Default::default(), &path).unwrap();
+    seeds.push(netwalk::nn::fuzz::join(json.as_bytes(), &std::fs::read(&path).unwrap()));
     seeds
 }
 

@@ -239,3 +239,135 @@ fn bad_attribute_value() {
     let e = expect_err(fx.model_with(r#""kernel": 3"#, r#""kernel": [3, 3, 3]"#));
     check_msg(&e, &fx.path("model.json"), &["`conv1`", "\"kernel\""]);
 }
+
+/// The binary ops and prelu: a constant of the wrong rank, out of range or not broadcasting; too
+/// few inputs, or a constant beside two; a weight name without a constant; a prelu without weight.
+#[test]
+fn bad_binary_and_prelu_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "mul", "constant": [2, 1]"#,
+            &["`relu1`", "\"constant\"", "3 integers", "[2, 2, 2]"][..],
+        ),
+        (
+            r#""op": "add", "constant": [2, 0, 1]"#,
+            &["`relu1`", "\"constant\"", "1..="],
+        ),
+        (r#""op": "add", "constant": 2"#, &["`relu1`", "\"constant\"", "shape"]),
+        (
+            r#""op": "mul", "constant": [3, 1, 1]"#,
+            &["`relu1`", "cannot broadcast", "[2, 2, 2]", "[3, 1, 1]"],
+        ),
+        (r#""op": "sub""#, &["`relu1`", "`sub` needs 2 inputs", "got 1"]),
+        (r#""op": "add""#, &["`relu1`", "`add` needs at least 2 inputs"]),
+        (
+            r#""op": "div", "inputs": ["conv1", "conv1"], "constant": [1, 1, 1]"#,
+            &["`relu1`", "exactly one input", "got 2"],
+        ),
+        (
+            r#""op": "div", "weight": "w""#,
+            &["`relu1`", "\"weight\"", "\"constant\""],
+        ),
+        (r#""op": "prelu", "weight": null"#, &["`relu1`", "\"weight\"", "null"]),
+        (
+            r#""op": "prelu", "slope": 0.25"#,
+            &["`relu1`", "unknown attribute", "`slope`"],
+        ),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
+}
+
+/// Channel shuffle, slice and layer norm: groups that do not divide the channels, a slice out of
+/// range or empty, a bad eps, a layer norm without bias.
+#[test]
+fn bad_shuffle_slice_layernorm_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "channel_shuffle", "groups": 3"#,
+            &["`relu1`", "groups = 3", "channels (2)"][..],
+        ),
+        (r#""op": "channel_shuffle""#, &["`relu1`", "missing \"groups\""]),
+        (
+            r#""op": "slice", "start": 1, "end": 3"#,
+            &["`relu1`", "\"end\" (3)", "<= 2"],
+        ),
+        (r#""op": "slice", "start": 1, "end": 1"#, &["`relu1`", "start < end"]),
+        (
+            r#""op": "slice", "start": -1, "end": 1"#,
+            &["`relu1`", "\"start\"", "0..="],
+        ),
+        (r#""op": "slice", "start": 0"#, &["`relu1`", "missing \"end\""]),
+        (r#""op": "layernorm", "eps": 0"#, &["`relu1`", "\"eps\"", "positive"]),
+        (r#""op": "layernorm", "bias": null"#, &["`relu1`", "\"bias\"", "null"]),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
+}
+
+/// Pad, upsample and conv_transpose2d: padding not four non-negative integers, a bad value; scale
+/// and size both or neither, a zero scale, an unknown mode, align_corners with nearest; an
+/// output_padding not below the stride or dilation, padding that leaves nothing, groups that do not
+/// divide.
+#[test]
+fn bad_pad_upsample_conv_transpose_attributes() {
+    let fx = Fx::good();
+    let path = fx.path("model.json");
+    for (to, words) in [
+        (
+            r#""op": "pad", "padding": [1, 1]"#,
+            &["`relu1`", "\"padding\"", "[top, left, bottom, right]"][..],
+        ),
+        (
+            r#""op": "pad", "padding": [1, -1, 0, 0]"#,
+            &["`relu1`", "\"padding\"", "0..="],
+        ),
+        (r#""op": "pad""#, &["`relu1`", "missing \"padding\""]),
+        (
+            r#""op": "pad", "padding": [1, 1, 1, 1], "value": "zero""#,
+            &["`relu1`", "\"value\"", "finite number"],
+        ),
+        (
+            r#""op": "upsample""#,
+            &["`relu1`", "exactly one of \"scale\" and \"size\""],
+        ),
+        (
+            r#""op": "upsample", "scale": 2, "size": [4, 4]"#,
+            &["`relu1`", "exactly one"],
+        ),
+        (r#""op": "upsample", "scale": 0"#, &["`relu1`", "\"scale\"", "1..="]),
+        (
+            r#""op": "upsample", "size": [4, 4], "mode": "bicubic""#,
+            &["`relu1`", "\"mode\"", "\"bicubic\""],
+        ),
+        (
+            r#""op": "upsample", "scale": 2, "align_corners": true"#,
+            &["`relu1`", "\"align_corners\"", "\"bilinear\" only"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "out_channels": 2, "kernel": 3, "stride": 2, "output_padding": 2"#,
+            &["`relu1`", "\"output_padding\"", "smaller than the stride"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "out_channels": 2, "kernel": 1, "padding": 1"#,
+            &["`relu1`", "padding", "no output", "2x2"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "out_channels": 3, "kernel": 2, "groups": 2"#,
+            &["`relu1`", "groups = 2", "out_channels (3)"],
+        ),
+        (
+            r#""op": "conv_transpose2d", "kernel": 2"#,
+            &["`relu1`", "missing \"out_channels\""],
+        ),
+    ] {
+        let e = expect_err(fx.model_with(r#""op": "relu""#, to));
+        check_msg(&e, &path, words);
+    }
+}

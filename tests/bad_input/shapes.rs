@@ -149,7 +149,7 @@ fn add_of_mismatched_shapes() {
     check_msg(
         &e,
         &fx.path("model.json"),
-        &["`sum`", "same shape", "[2, 2, 2]", "[1, 4, 4]"],
+        &["`sum`", "cannot broadcast", "[2, 2, 2]", "[1, 4, 4]"],
     );
 }
 

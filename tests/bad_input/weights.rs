@@ -278,3 +278,24 @@ fn nan_and_inf_weights_warn_and_are_still_shown() {
         "channel 1 should be +inf: {conv1:?}"
     );
 }
+
+/// A prelu's weight: one slope per channel, or one shared ([1]); any other shape is refused.
+#[test]
+fn prelu_weight_per_channel_or_shared() {
+    let fx = Fx::good();
+    fx.model_with(r#""op": "relu""#, r#""op": "prelu""#).unwrap();
+    for shape in [[2], [1]] {
+        let mut t = good_tensors();
+        t.push(f32_tensor("relu1.weight", &shape));
+        let w = fx.weights_with(&t).unwrap();
+        assert_eq!(w.layers[1].weight.as_ref().unwrap().dims(), [2], "{shape:?}");
+    }
+    let mut t = good_tensors();
+    t.push(f32_tensor("relu1.weight", &[3]));
+    let e = expect_err(fx.weights_with(&t));
+    check_msg(
+        &e,
+        &fx.path("weights.safetensors"),
+        &["`relu1.weight`", "`relu1`", "[3]", "[2]"],
+    );
+}
