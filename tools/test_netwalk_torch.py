@@ -159,7 +159,7 @@ class PoolingCNN(nn.Module):
 def reference_outputs(model: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tensor]:
     """Every traced node's output, named as the exporter names layers (module path for modules,
     the fx node name otherwise); computed by PyTorch itself."""
-    gm = torch.fx.GraphModule(model, netwalk_torch._Tracer().trace(model))
+    gm = netwalk_torch.trace(model, x)
     outs: Dict[str, torch.Tensor] = {}
 
     class Record(torch.fx.Interpreter):
@@ -271,11 +271,11 @@ def cmd_unsupported() -> None:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.conv(x)
-            return y * torch.sigmoid(y)
+            return y * 2.0  # a number operand: netwalk's mul takes tensors and parameters
 
     cases = [
         ("1.1", bad_model()),
-        ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU())))),
+        ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4))))),
         ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, padding=1, divisor_override=2))),
         ("0", nn.Sequential(nn.Conv2d(3, 4, 3, padding_mode="reflect", padding=1))),
         ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Softmax(dim=0))),
