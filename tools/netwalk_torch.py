@@ -693,6 +693,8 @@ class _Graph:
             if all(isinstance(t, torch.fx.Node) and t in self.affine for t in tensors):
                 return self.fold_input_affine(node, list(tensors))
             self.channels_first(node)
+            if len(tensors) == 1:  # DenseNet's first layer: torch.cat([x], 1)
+                return self.alias(node, tensors[0])
             return self.join(node, list(tensors), "concat")
         self.channels_first(node)
         if f is torch.flatten:
