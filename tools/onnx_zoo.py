@@ -148,6 +148,108 @@ def run_ort(model_path: Path, x: np.ndarray) -> Dict[str, np.ndarray]:
     return out
 
 
+def replay(folder: Path, x: torch.Tensor) -> Dict[str, float]:
+    """Each layer of an exported folder computed by PyTorch from the expected values of its
+    inputs (model.json's ops as netwalk defines them, in float64): the relative error against the
+    expected value, by layer. A check of the exporter's model.json on its own, before netwalk
+    runs it (the ops netwalk has yet to learn included)."""
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    doc = json.loads((folder / "model.json").read_text())
+    weights = {k: v.double() for k, v in load_file(str(folder / "weights.safetensors")).items()
+               if v.is_floating_point()}
+    expected = load_file(str(folder / "expected.safetensors"))
+    inp = doc["input"]
+    c = inp["shape"][0]
+    v = x.double().reshape(inp["shape"])
+    if "mean" in inp or "std" in inp:
+        m = torch.tensor(inp.get("mean", [0.0]), dtype=torch.float64)
+        s = torch.tensor(inp.get("std", [1.0]), dtype=torch.float64)
+        v = (v - m.view(-1, 1, 1)) / s.view(-1, 1, 1) if len(inp["shape"]) == 3 else (v - m) / s
+    del c
+    values = {inp["name"]: v}
+    errors: Dict[str, float] = {}
+    previous = inp["name"]
+
+    def pair(a: Any, default: Any) -> Any:
+        a = default if a is None else a
+        return (a, a) if isinstance(a, int) else tuple(a)
+
+    for layer in doc["layers"]:
+        name, op = layer["name"], layer["op"]
+        ins = [values[i] for i in layer.get("inputs", [previous])]
+        a = ins[0]
+        w = weights.get(layer.get("weight") or "")
+        b = weights.get(layer.get("bias") or "")
+        one = a[None]
+        if op == "conv2d":
+            y = F.conv2d(one, w, b, pair(layer.get("stride"), 1), pair(layer.get("padding"), 0),
+                         pair(layer.get("dilation"), 1), layer.get("groups", 1))[0]
+        elif op == "dense":
+            y = F.linear(a, w, b)
+        elif op == "batchnorm2d":
+            y = F.batch_norm(one, weights[layer["running_mean"]], weights[layer["running_var"]], w, b,
+                             False, 0.0, layer["eps"])[0]
+        elif op == "maxpool2d":
+            k = pair(layer["kernel"], None)
+            y = F.max_pool2d(one, k, pair(layer.get("stride"), None) if layer.get("stride") else k,
+                             pair(layer.get("padding"), 0), ceil_mode=layer.get("ceil_mode", False))[0]
+        elif op == "avgpool2d":
+            k = pair(layer["kernel"], None)
+            y = F.avg_pool2d(one, k, pair(layer.get("stride"), None) if layer.get("stride") else k,
+                             pair(layer.get("padding"), 0), ceil_mode=layer.get("ceil_mode", False),
+                             count_include_pad=layer.get("count_include_pad", True))[0]
+        elif op == "adaptive_avgpool2d":
+            y = F.adaptive_avg_pool2d(one, pair(layer["output_size"], None))[0]
+        elif op == "global_avgpool2d":
+            y = a.mean((1, 2), keepdim=True)
+        elif op == "flatten":
+            y = a.reshape(-1)
+        elif op in ("relu", "sigmoid", "tanh", "relu6", "hardswish", "hardsigmoid", "silu"):
+            y = getattr(F, op)(a) if op not in ("sigmoid", "tanh") else getattr(torch, op)(a)
+        elif op == "clip":
+            y = a.clamp(layer["min"], layer["max"])
+        elif op == "gelu":
+            y = F.gelu(a, approximate=layer.get("approximate", "none"))
+        elif op == "leaky_relu":
+            y = F.leaky_relu(a, layer["negative_slope"])
+        elif op == "elu":
+            y = F.elu(a, layer["alpha"])
+        elif op == "prelu":
+            y = F.prelu(one, w)[0]
+        elif op == "softmax":
+            y = a.softmax(0)
+        elif op in ("add", "sub", "mul", "div"):
+            f = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}[op]
+            if "constant" in layer:
+                k = w.reshape(layer["constant"])
+                ins = [a, k.reshape(-1, 1, 1) if k.dim() == 1 and a.dim() == 3 else k]
+            y = ins[0]
+            for other in ins[1:]:
+                y = f(y, other)
+        elif op == "concat":
+            y = torch.cat(ins, 0)
+        elif op == "slice":
+            y = a[layer["start"]:layer["end"]]
+        elif op == "channel_shuffle":
+            g = layer["groups"]
+            y = a.reshape(g, a.shape[0] // g, *a.shape[1:]).transpose(0, 1).reshape(a.shape)
+        elif op == "layernorm":
+            y = F.layer_norm(a.permute(1, 2, 0), (a.shape[0],), w, b, layer["eps"]).permute(2, 0, 1)
+        else:
+            raise SystemExit(f"onnx_zoo: replay does not know op {op!r} (layer {name})")
+        want = expected[name].double()
+        y = y.contiguous()
+        if tuple(y.shape) != tuple(want.shape):
+            errors[name] = float("inf")
+        else:
+            errors[name] = float((y - want).abs().max() / want.abs().max().clamp_min(1e-6))
+        values[name] = want  # the next layers start from PyTorch's own value
+        previous = name
+    return errors
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="onnx_zoo.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="a torchvision.models builder: resnet18, convnext_tiny, ...")
@@ -156,6 +258,9 @@ def main() -> int:
     ap.add_argument("--opset", type=int, default=13, help="ONNX opset (13 or 17; default 13)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-onnx", action="store_true", help="only the exporter's folder and the input")
+    ap.add_argument("--replay", action="store_true",
+                    help="also compute each exported layer from its inputs' expected values in PyTorch "
+                         "(model.json's ops as netwalk defines them) and report the worst layers")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,6 +279,11 @@ def main() -> int:
     save_file(expected, str(out / "torch" / "expected.safetensors"))
     times["export"] = time.time() - t
 
+    worst = None
+    if args.replay:
+        errors = replay(out / "torch", x)
+        worst = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
+
     if not args.no_onnx:
         t = time.time()
         with warnings.catch_warnings(), torch.no_grad():
@@ -188,6 +298,8 @@ def main() -> int:
     info = {"model": args.model, "size": args.size, "opset": args.opset, "seed": args.seed,
             "parameters": sum(p.numel() for p in model.parameters()),
             "seconds": {k: round(v, 2) for k, v in times.items()}}
+    if worst is not None:
+        info["replay_worst"] = worst
     (out / "zoo.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps(info))
     return 0
