@@ -10,7 +10,7 @@
 //!
 //! tools/onnx_zoo.py makes both routes' files in one Python run per model (the two tests of a
 //! model share it; its folder goes when both are done), at 64x64 (Inception v3: 80x80, it needs
-//! at least 75); `full_size::<model>::*` (ignored: `cargo test --test zoo -- --ignored full_size`)
+//! at least 75; the ONNX route of AlexNet and VGG: 224x224, see [`Sizes`]); `full_size::<model>::*` (ignored: `cargo test --test zoo -- --ignored full_size`)
 //! run 224x224 (Inception v3: 299x299). The Python is `NETWALK_TORCH_PYTHON` (scripts/test.sh's
 //! venv: Debian's torch and torchvision, safetensors, onnx and onnxruntime from PyPI), else
 //! `python3`; without torch and torchvision these tests print a skip note (without onnx and
@@ -133,10 +133,27 @@ fn cache_root() -> &'static Path {
     })
 }
 
-/// One model's generated files, shared by its two tests.
+/// What the two routes of a model run at: the exporter's input size and the ONNX route's (the
+/// same but for AlexNet and VGG, whose adaptive pooling torch.onnx exports only when the map
+/// divides into its 6x6 or 7x7 output: 224x224).
+#[derive(Clone, Copy)]
+struct Sizes {
+    exporter: usize,
+    onnx: usize,
+}
+
+impl Sizes {
+    /// How many of the two tests use the files made at `size`.
+    fn users(self, size: usize) -> usize {
+        usize::from(self.exporter == size) + usize::from(self.onnx == size)
+    }
+}
+
+/// One model's generated files at one size, shared by the tests that use them.
 struct Slot {
     made: OnceLock<Result<PathBuf, String>>,
     done: Mutex<usize>,
+    users: usize,
 }
 
 /// Every model's files, by (model, input size).
@@ -148,7 +165,7 @@ struct Generated {
 }
 
 impl Generated {
-    fn get(model: &str, size: usize) -> Generated {
+    fn get(model: &str, sizes: Sizes, size: usize) -> Generated {
         static SLOTS: OnceLock<Slots> = OnceLock::new();
         let slot = SLOTS
             .get_or_init(Default::default)
@@ -159,10 +176,11 @@ impl Generated {
                 Arc::new(Slot {
                     made: OnceLock::new(),
                     done: Mutex::new(0),
+                    users: sizes.users(size),
                 })
             })
             .clone();
-        slot.made.get_or_init(|| generate(model, size));
+        slot.made.get_or_init(|| generate(model, sizes, size));
         Generated { slot }
     }
 
@@ -178,7 +196,7 @@ impl Drop for Generated {
     fn drop(&mut self) {
         let mut done = self.slot.done.lock().unwrap();
         *done += 1;
-        if *done == 2
+        if *done == self.slot.users
             && let Some(Ok(dir)) = self.slot.made.get()
         {
             let _ = std::fs::remove_dir_all(dir);
@@ -186,16 +204,20 @@ impl Drop for Generated {
     }
 }
 
-/// tools/onnx_zoo.py for one model (the ONNX side only where the ONNX route can run).
-fn generate(model: &str, size: usize) -> Result<PathBuf, String> {
+/// tools/onnx_zoo.py for one model at one size: the exporter's folder where the exporter route
+/// runs at that size, the ONNX side where the ONNX route does (and can run at all).
+fn generate(model: &str, sizes: Sizes, size: usize) -> Result<PathBuf, String> {
     let dir = cache_root().join(format!("{model}-{size}"));
     let mut cmd = Command::new(python());
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/onnx_zoo.py"))
         .arg(model)
         .args(["--size", &size.to_string(), "--out"])
         .arg(&dir);
-    if have_onnxruntime().is_err() || !have_import() {
+    if sizes.onnx != size || have_onnxruntime().is_err() || !have_import() {
         cmd.arg("--no-onnx");
+    }
+    if sizes.exporter != size {
+        cmd.arg("--no-torch");
     }
     let o = cmd
         .output()
@@ -297,12 +319,12 @@ impl Report {
 }
 
 /// The exporter's folder against PyTorch.
-fn exporter_route(model: &str, size: usize) {
+fn exporter_route(model: &str, sizes: Sizes) {
     let test = format!("zoo {model} exporter route");
     if !have_torch(&test) {
         return;
     }
-    let generated = Generated::get(model, size);
+    let generated = Generated::get(model, sizes, sizes.exporter);
     let dir = generated.dir();
     let folder = dir.join("torch");
     let net = Model::load(&folder).unwrap_or_else(|e| panic!("{model}: netwalk refuses the export: {e}"));
@@ -339,12 +361,12 @@ fn exporter_route(model: &str, size: usize) {
 }
 
 /// `netwalk import model.onnx` against onnxruntime.
-fn onnx_route(model: &str, size: usize) {
+fn onnx_route(model: &str, sizes: Sizes) {
     let test = format!("zoo {model} ONNX route");
     if !have_torch(&test) || !onnx_route_ready(&test) {
         return;
     }
-    let generated = Generated::get(model, size);
+    let generated = Generated::get(model, sizes, sizes.onnx);
     let dir = generated.dir();
     let folder = dir.join("imported");
     netwalk(
@@ -395,33 +417,37 @@ fn onnx_route(model: &str, size: usize) {
     report.assert_ok(model, "ONNX");
 }
 
-/// Each model's two routes at the CI size, and (ignored) at full size.
+/// Each model's two routes at the CI sizes (exporter, ONNX), and (ignored) at full size.
 macro_rules! zoo {
-    ($($model:ident: $small:literal, $full:literal;)*) => {
+    ($($model:ident: $exporter:literal, $onnx:literal, $full:literal;)*) => {
         $(
             mod $model {
+                use super::Sizes;
+                const SIZES: Sizes = Sizes { exporter: $exporter, onnx: $onnx };
                 #[test]
                 fn exporter() {
-                    super::exporter_route(stringify!($model), $small);
+                    super::exporter_route(stringify!($model), SIZES);
                 }
                 #[test]
                 fn onnx() {
-                    super::onnx_route(stringify!($model), $small);
+                    super::onnx_route(stringify!($model), SIZES);
                 }
             }
         )*
         mod full_size {
             $(
                 mod $model {
+                    use super::super::Sizes;
+                    const SIZES: Sizes = Sizes { exporter: $full, onnx: $full };
                     #[test]
                     #[ignore = "full size: minutes on 2 cores"]
                     fn exporter() {
-                        super::super::exporter_route(stringify!($model), $full);
+                        super::super::exporter_route(stringify!($model), SIZES);
                     }
                     #[test]
                     #[ignore = "full size: minutes on 2 cores"]
                     fn onnx() {
-                        super::super::onnx_route(stringify!($model), $full);
+                        super::super::onnx_route(stringify!($model), SIZES);
                     }
                 }
             )*
@@ -430,22 +456,22 @@ macro_rules! zoo {
 }
 
 zoo! {
-    alexnet: 64, 224;
-    vgg11_bn: 64, 224;
-    vgg16: 64, 224;
-    resnet18: 64, 224;
-    resnet50: 64, 224;
-    resnext50_32x4d: 64, 224;
-    wide_resnet50_2: 64, 224;
-    squeezenet1_1: 64, 224;
-    googlenet: 64, 224;
-    densenet121: 64, 224;
-    inception_v3: 80, 299;
-    mobilenet_v2: 64, 224;
-    mobilenet_v3_small: 64, 224;
-    shufflenet_v2_x0_5: 64, 224;
-    mnasnet0_5: 64, 224;
-    efficientnet_b0: 64, 224;
-    regnet_y_400mf: 64, 224;
-    convnext_tiny: 64, 224;
+    alexnet: 64, 224, 224;
+    vgg11_bn: 64, 224, 224;
+    vgg16: 64, 224, 224;
+    resnet18: 64, 64, 224;
+    resnet50: 64, 64, 224;
+    resnext50_32x4d: 64, 64, 224;
+    wide_resnet50_2: 64, 64, 224;
+    squeezenet1_1: 64, 64, 224;
+    googlenet: 64, 64, 224;
+    densenet121: 64, 64, 224;
+    inception_v3: 80, 80, 299;
+    mobilenet_v2: 64, 64, 224;
+    mobilenet_v3_small: 64, 64, 224;
+    shufflenet_v2_x0_5: 64, 64, 224;
+    mnasnet0_5: 64, 64, 224;
+    efficientnet_b0: 64, 64, 224;
+    regnet_y_400mf: 64, 64, 224;
+    convnext_tiny: 64, 64, 224;
 }

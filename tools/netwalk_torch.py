@@ -15,7 +15,9 @@ into a folder that `netwalk run MODEL --watch DIR` follows.
     writer.save("final", accuracy=0.93)
 
 Models: an nn.Sequential (nested too) or a module whose forward chains its children, traced
-with torch.fx, so residual `x + y` / torch.add and torch.cat (channels) work too. Supported:
+with torch.fx on an example input (sizes become constants; eval-mode identities such as Dropout
+and StochasticDepth leave no layer), so residual `x + y`, torch.cat (channels), SE gates and
+channel shuffles work too. Supported (docs/pytorch.md has the full table):
 
     nn.Conv2d          conv2d (stride, padding incl. 'valid' and symmetric 'same', dilation,
                        groups; zero padding only)
@@ -32,9 +34,17 @@ with torch.fx, so residual `x + y` / torch.add and torch.cat (channels) work too
     nn.Hardswish/Hardsigmoid/SiLU, F.hardswish/hardsigmoid/silu  hardswish/hardsigmoid/silu
     nn.GELU, F.gelu    gelu (approximate 'none' or 'tanh')
     nn.LeakyReLU, F.leaky_relu  leaky_relu (negative_slope)    nn.ELU, F.elu  elu (alpha)
+    nn.PReLU, F.prelu  prelu
     nn.Softmax / F.softmax over the features of [N] or the channels of [C, H, W]  softmax
-    x + y, torch.add   add (same shapes)      torch.cat(dim=1)  concat
-    nn.Dropout*, nn.Identity                  skipped (eval mode)
+    x + y, x - y, x * y, x / y (numpy broadcasting)  add/sub/mul/div of two inputs
+    x * w, x + w, x - w, x / w (w a parameter/buffer)  add/sub/mul/div with "constant": w's shape
+    torch.cat(dim=1)   concat            x.chunk/x.split(dim=1)[i], x[:, a:b]  slice (start, end)
+    view(N, g, C/g, H, W) -> transpose(1, 2) -> view(N, C, H, W)  channel_shuffle (groups)
+    permute(0, 2, 3, 1) -> LayerNorm(C) / F.layer_norm / Linear / activations -> permute(0, 3, 1, 2)
+                       layernorm (eps) / 1x1 conv2d (weight `<path>.weight_1x1`) / as they are
+    torch.cat of the input's channels scaled and shifted by numbers (transform_input)
+                       folded into the input's mean/std
+    nn.Dropout*, nn.Identity, StochasticDepth  skipped (eval mode)
 
 Anything else raises ExportError naming the module path (e.g. `features.3 (LSTM)`).
 Layers are named after their module path (`features.0`), so netwalk's activations, the

@@ -4,6 +4,7 @@ in: the PyTorch exporter's folder and an ONNX file, with one input and what PyTo
 onnxruntime compute for it (tests/zoo.rs compares netwalk with them layer by layer).
 
     python3 tools/onnx_zoo.py resnet18 --size 64 --out DIR [--opset 13|17] [--seed 0]
+        [--no-torch | --no-onnx] [--replay]
 
 writes into DIR:
 
@@ -257,7 +258,8 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--opset", type=int, default=13, help="ONNX opset (13 or 17; default 13)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-onnx", action="store_true", help="only the exporter's folder and the input")
+    ap.add_argument("--no-onnx", action="store_true", help="no model.onnx and ort.safetensors")
+    ap.add_argument("--no-torch", action="store_true", help="no exporter folder (torch/)")
     ap.add_argument("--replay", action="store_true",
                     help="also compute each exported layer from its inputs' expected values in PyTorch "
                          "(model.json's ops as netwalk defines them) and report the worst layers")
@@ -272,15 +274,18 @@ def main() -> int:
     save_file({"input": x}, str(out / "input.safetensors"))
     times["build"] = time.time() - t
 
-    t = time.time()
     shape = tuple(x.shape)
-    netwalk_torch.export(model, shape, out / "torch", name=args.model)
-    expected = netwalk_torch.reference_activations(model, shape, x)
-    save_file(expected, str(out / "torch" / "expected.safetensors"))
-    times["export"] = time.time() - t
+    if not args.no_torch:
+        t = time.time()
+        netwalk_torch.export(model, shape, out / "torch", name=args.model)
+        times["export"] = time.time() - t
+        t = time.time()
+        expected = netwalk_torch.reference_activations(model, shape, x)
+        save_file(expected, str(out / "torch" / "expected.safetensors"))
+        times["reference"] = time.time() - t
 
     worst = None
-    if args.replay:
+    if args.replay and not args.no_torch:
         errors = replay(out / "torch", x)
         worst = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
 
