@@ -510,9 +510,9 @@ class _Graph:
             if tuple(m.normalized_shape) != (channels,):
                 raise self.fail(node, f"normalizes {list(m.normalized_shape)} of channels-last {list(in_shape)}: "
                                       "netwalk's layernorm normalizes the channels only")
-            layer = {"op": "layernorm", "eps": float(m.eps)}
-            for role in ("weight", "bias"):
-                layer[role] = f"{path}.{role}" if getattr(m, role) is not None else None
+            if m.weight is None or m.bias is None:
+                raise self.fail(node, "LayerNorm without weight and bias (elementwise_affine=False) is not supported")
+            layer = {"op": "layernorm", "eps": float(m.eps), "weight": f"{path}.weight", "bias": f"{path}.bias"}
             return self.emit(node, [src], layer, "nhwc")
         if isinstance(m, nn.Linear):
             return self.emit(node, [src], self.linear_1x1(path, m.weight.shape, m.bias is not None), "nhwc")
@@ -820,11 +820,10 @@ class _Graph:
             xs, ws = self.shape(x), tuple(self.shapes[w.name])
             if out != xs:
                 raise self.fail(node, f"the parameter {list(ws)} broadcasts {list(xs)} to {list(out)}: it may not grow x")
-            nhwc = self.is_nhwc(x)
-            fits = (len(ws) == 1 and (nhwc or len(xs) == 2 or ws[0] == 1)) or (len(ws) == 3 and len(xs) == 4 and not nhwc)
+            fits = (len(ws) == 1 and len(xs) == 2) or (len(ws) == 3 and len(xs) == 4 and not self.is_nhwc(x))
             if not fits:
-                raise self.fail(node, f"a parameter of shape {list(ws)} with {list(xs)}: netwalk takes [C, 1, 1]-like "
-                                      "constants for maps ([C] channels-last) and [N] for vectors")
+                raise self.fail(node, f"a parameter of shape {list(ws)} with {list(xs)}: netwalk takes constants of "
+                                      "3 dims ([C, 1, 1]-like) for channels-first maps and of 1 dim for vectors")
             return self.emit(node, [self.source(node, x)], {"op": op, "constant": list(ws), "weight": self.params[w]},
                              self.layout.get(x))
         raise self.fail(node, f"`x {op} <number>` is not supported: netwalk's {op} takes two tensors, or a tensor "
@@ -962,6 +961,8 @@ class _Graph:
             raise self.fail(node, f"layer_norm over {kw.get('normalized_shape')} of {list(shape)} is not supported: "
                                   "netwalk's layernorm normalizes the channels at each position (channels-last, "
                                   "after permute(0, 2, 3, 1))")
+        if kw.get("weight") is None or kw.get("bias") is None:
+            raise self.fail(node, "layer_norm without weight and bias is not supported")
         layer = {"op": "layernorm", "eps": float(kw.get("eps", 1e-5)),
                  "weight": self.param(node, kw.get("weight")), "bias": self.param(node, kw.get("bias"))}
         self.emit(node, [self.source(node, x)], layer, "nhwc", base=self.owner(layer["weight"]))
