@@ -14,7 +14,8 @@
 //! run 224x224 (Inception v3: 299x299). The Python is `NETWALK_TORCH_PYTHON` (scripts/test.sh's
 //! venv: Debian's torch and torchvision, safetensors, onnx and onnxruntime from PyPI), else
 //! `python3`; without torch and torchvision these tests print a skip note (without onnx and
-//! onnxruntime the ONNX route's), except under CI, where they fail.
+//! onnxruntime the ONNX route's), except under CI, where they fail. `NETWALK_ZOO_OPSET=17` exports
+//! the ONNX files at opset 17 (LayerNormalization, HardSwish) instead of 13.
 
 mod common;
 
@@ -223,6 +224,9 @@ fn generate(model: &str, sizes: Sizes, size: usize) -> Result<PathBuf, String> {
     }
     if sizes.exporter != size {
         cmd.arg("--no-torch");
+    }
+    if let Some(opset) = std::env::var_os("NETWALK_ZOO_OPSET") {
+        cmd.arg("--opset").arg(opset);
     }
     let o = cmd
         .output()
