@@ -23,11 +23,13 @@ for lib in libX11.so.6:libx11-6 libX11-xcb.so.1:libx11-xcb1 libXcursor.so.1:libx
   libxkbcommon-x11.so.0:libxkbcommon-x11-0; do
   ldconfig -p | grep "${lib%%:*} " >/dev/null || need_apt+=("${lib##*:}")
 done
-# The PyTorch exporter tests (tests/pytorch.rs): Debian's torch 1.13 for /usr/bin/python3, without
-# recommends (about 150 MB to download, 650 MB installed), and venv to add safetensors from PyPI below.
+# The PyTorch exporter tests (tests/pytorch.rs, tests/zoo.rs): Debian's torch 1.13 and torchvision
+# 0.14 for /usr/bin/python3, without recommends (about 150 MB to download, 650 MB installed), and venv
+# to add safetensors, onnx and onnxruntime from PyPI below.
 need_torch=()
 has_py_module() { /usr/bin/python3 -c "import importlib.util as u, sys; sys.exit(not u.find_spec('$1'))" 2>/dev/null; }
 has_py_module torch || need_torch+=(python3-torch)
+has_py_module torchvision || need_torch+=(python3-torchvision)
 has_py_module ensurepip || need_torch+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ] || { [ ${#need_torch[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; }; then
   if [ "$(id -u)" = 0 ]; then
@@ -55,17 +57,23 @@ if [ "$(id -u)" = 0 ]; then
   xr-config/setup-monado.sh >/dev/null || echo "scripts/test.sh: the OpenXR runtime could not be set up" >&2
 fi
 
-# safetensors from PyPI (pinned) in a venv that sees Debian's torch, kept under /var/tmp between runs;
-# tests/pytorch.rs runs tools/netwalk_torch.py with it. Without torch the PyTorch tests skip, except
-# under CI, where they fail.
+# safetensors, onnx and onnxruntime from PyPI (pinned, tools/requirements-torch.txt) in a venv that
+# sees Debian's torch and torchvision, kept under /var/tmp between runs; tests/pytorch.rs runs
+# tools/netwalk_torch.py with it, tests/zoo.rs tools/onnx_zoo.py. Without torch the PyTorch tests
+# skip (without torchvision or onnxruntime the zoo tests), except under CI, where they fail.
 torch_venv=/var/tmp/netwalk-torch-venv
-safetensors_version=$(sed -n 's/^safetensors==//p' tools/requirements-torch.txt)
+pinned() { sed -n "s/^$1==//p" tools/requirements-torch.txt; }
+venv_current() {
+  "$torch_venv/bin/python" -c "import sys, safetensors, onnx, onnxruntime as ort
+sys.exit(not (safetensors.__version__, onnx.__version__, ort.__version__) == tuple(sys.argv[1:]))" \
+    "$(pinned safetensors)" "$(pinned onnx)" "$(pinned onnxruntime)" 2>/dev/null
+}
 if has_py_module torch && has_py_module ensurepip; then
-  if ! "$torch_venv/bin/python" -c "import safetensors; assert safetensors.__version__ == '$safetensors_version'" 2>/dev/null; then
+  if ! venv_current; then
     rm -rf "$torch_venv"
     { /usr/bin/python3 -m venv --system-site-packages "$torch_venv" &&
       "$torch_venv/bin/pip" install -q --disable-pip-version-check -r tools/requirements-torch.txt; } ||
-      echo "scripts/test.sh: safetensors could not be installed into $torch_venv" >&2
+      echo "scripts/test.sh: safetensors, onnx and onnxruntime could not be installed into $torch_venv" >&2
   fi
   export NETWALK_TORCH_PYTHON="$torch_venv/bin/python"
 else

@@ -85,19 +85,18 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
     got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max) / scale
 }
 
-#[test]
-fn exported_models_match_pytorch_layer_for_layer() {
-    let Some(python) = torch_python() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Exports the named cases of tools/test_netwalk_torch.py's `layers`, runs each through
+/// `netwalk activations` and compares every layer with PyTorch's value; returns the ops seen.
+fn compare_cases(python: &Path, dir: &Path, cases: &[&str]) -> std::collections::BTreeSet<&'static str> {
+    let mut args = vec![Path::new("layers"), dir];
+    args.extend(cases.iter().map(Path::new));
     check(
         "tools/test_netwalk_torch.py layers",
-        script(&python, &[Path::new("layers"), dir.path()])
-            .output()
-            .expect("python"),
+        script(python, &args).output().expect("python"),
     );
     let mut ops = std::collections::BTreeSet::new();
-    for case in ["sequential", "residual", "activations", "pooling"] {
-        let case_dir = dir.path().join(case);
+    for &case in cases {
+        let case_dir = dir.join(case);
         let model = Model::load(&case_dir).unwrap_or_else(|e| panic!("{case}: netwalk refuses the export: {e}"));
         let out = case_dir.join("acts.safetensors");
         let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
@@ -144,6 +143,18 @@ fn exported_models_match_pytorch_layer_for_layer() {
             last.name
         );
     }
+    ops
+}
+
+#[test]
+fn exported_models_match_pytorch_layer_for_layer() {
+    let Some(python) = torch_python() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ops = compare_cases(
+        &python,
+        dir.path(),
+        &["sequential", "residual", "activations", "pooling"],
+    );
     let all = [
         "conv2d",
         "batchnorm2d",
@@ -362,4 +373,29 @@ fn unsupported_modules_are_refused_naming_the_module() {
         "error: module `1.1` (MaxPool2d): dilation=2 is not supported"
     );
     assert!(!out_dir.join("model.json").exists());
+}
+
+/// Issue 14's patterns (tools/test_netwalk_torch.py's PatternsCNN): an input transform folded into
+/// the normalization, PReLU, a squeeze-and-excitation gate, chunk and channel shuffle, a channel
+/// slice, sub/div of tensors and by parameters, a ConvNeXt block (channels-last LayerNorm, Linear as
+/// a 1x1 conv, layer scale) and a functional LayerNorm2d, layer for layer as PyTorch computes them.
+#[test]
+fn cnn_patterns_match_pytorch_layer_for_layer() {
+    let Some(python) = torch_python() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ops = compare_cases(&python, dir.path(), &["patterns"]);
+    let want = [
+        "prelu",
+        "mul",
+        "sub",
+        "div",
+        "add",
+        "slice",
+        "concat",
+        "channel_shuffle",
+        "layernorm",
+        "conv2d",
+        "gelu",
+    ];
+    assert!(want.iter().all(|op| ops.contains(op)), "ops covered: {ops:?}");
 }

@@ -15,7 +15,9 @@ into a folder that `netwalk run MODEL --watch DIR` follows.
     writer.save("final", accuracy=0.93)
 
 Models: an nn.Sequential (nested too) or a module whose forward chains its children, traced
-with torch.fx, so residual `x + y` / torch.add and torch.cat (channels) work too. Supported:
+with torch.fx on an example input (sizes become constants; eval-mode identities such as Dropout
+and StochasticDepth leave no layer), so residual `x + y`, torch.cat (channels), SE gates and
+channel shuffles work too. Supported (docs/pytorch.md has the full table):
 
     nn.Conv2d          conv2d (stride, padding incl. 'valid' and symmetric 'same', dilation,
                        groups; zero padding only)
@@ -32,9 +34,17 @@ with torch.fx, so residual `x + y` / torch.add and torch.cat (channels) work too
     nn.Hardswish/Hardsigmoid/SiLU, F.hardswish/hardsigmoid/silu  hardswish/hardsigmoid/silu
     nn.GELU, F.gelu    gelu (approximate 'none' or 'tanh')
     nn.LeakyReLU, F.leaky_relu  leaky_relu (negative_slope)    nn.ELU, F.elu  elu (alpha)
+    nn.PReLU, F.prelu  prelu
     nn.Softmax / F.softmax over the features of [N] or the channels of [C, H, W]  softmax
-    x + y, torch.add   add (same shapes)      torch.cat(dim=1)  concat
-    nn.Dropout*, nn.Identity                  skipped (eval mode)
+    x + y, x - y, x * y, x / y (numpy broadcasting)  add/sub/mul/div of two inputs
+    x * w, x + w, x - w, x / w (w a parameter/buffer)  add/sub/mul/div with "constant": w's shape
+    torch.cat(dim=1)   concat            x.chunk/x.split(dim=1)[i], x[:, a:b]  slice (start, end)
+    view(N, g, C/g, H, W) -> transpose(1, 2) -> view(N, C, H, W)  channel_shuffle (groups)
+    permute(0, 2, 3, 1) -> LayerNorm(C) / F.layer_norm / Linear / activations -> permute(0, 3, 1, 2)
+                       layernorm (eps) / 1x1 conv2d (weight `<path>.weight_1x1`) / as they are
+    torch.cat of the input's channels scaled and shifted by numbers (transform_input)
+                       folded into the input's mean/std
+    nn.Dropout*, nn.Identity, StochasticDepth  skipped (eval mode)
 
 Anything else raises ExportError naming the module path (e.g. `features.3 (LSTM)`).
 Layers are named after their module path (`features.0`), so netwalk's activations, the
@@ -69,6 +79,7 @@ import math
 import operator
 import os
 import sys
+import weakref
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -90,12 +101,56 @@ class ExportError(ValueError):
 # tracing
 # ----------------------------------------------------------------------------
 
-class _Tracer(torch.fx.Tracer):
-    """torch.fx's tracer, keeping every torch.nn module (but containers) a single call."""
+def _has_tensor(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return True
+    if isinstance(v, (tuple, list)):
+        return any(_has_tensor(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_tensor(x) for x in v.values())
+    return False
 
-    def __init__(self) -> None:
+
+class _Proxy(torch.fx.Proxy):
+    """A proxy that knows its value for the example input: `x.shape` and `len(x)` are numbers, and
+    a tuple of tensors (x.chunk(2, 1)) unpacks into its elements."""
+
+    def _value(self) -> Any:
+        return self.node.meta.get("netwalk_value")
+
+    def __getattr__(self, k: str) -> Any:
+        v = self.node.meta.get("netwalk_value") if k != "node" else None
+        if isinstance(v, torch.Tensor) and k in ("shape", "ndim", "dtype", "device", "is_cuda"):
+            return getattr(v, k)
+        return super().__getattr__(k)
+
+    def __len__(self) -> int:
+        v = self._value()
+        if isinstance(v, (tuple, list, torch.Tensor)):
+            return len(v)
+        return super().__len__()
+
+    def __iter__(self) -> Any:
+        v = self._value()
+        if isinstance(v, (tuple, list)):
+            return iter([self[i] for i in range(len(v))])
+        return super().__iter__()
+
+
+class _Tracer(torch.fx.Tracer):
+    """torch.fx's tracer, keeping every torch.nn module (but containers) a single call.
+
+    Given an example input, it also computes every operation's value as it traces (the model
+    runs once, eagerly): what is not a tensor (`x.size()`, `x.dim()`, `x.shape[1] // 2`) becomes
+    a constant of the graph, as the exporter specializes the model to one input shape anyway,
+    and an operation whose result is its first argument, unchanged (Dropout, StochasticDepth or
+    a wrapped function in eval mode, `x.contiguous()`) is left out of the graph."""
+
+    def __init__(self, example: Optional[torch.Tensor] = None) -> None:
         super().__init__()
         self.scope = ""  # the path of the (non-leaf) module whose forward is being traced
+        self.example = example
+        self.evaluating = 0  # > 0 while an operation runs on values (modules run as they are)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
@@ -103,6 +158,8 @@ class _Tracer(torch.fx.Tracer):
         return m.__module__.startswith("torch.nn") or super().is_leaf_module(m, qualname)
 
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
+        if self.evaluating:
+            return forward(*args, **kwargs)
         outer = self.scope
         self.scope = self.path_of_module(m)
         try:
@@ -114,6 +171,71 @@ class _Tracer(torch.fx.Tracer):
         node = super().create_node(*args, **kwargs)
         node.meta["netwalk_scope"] = self.scope
         return node
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: Dict[str, Any]) -> Any:
+        if self.evaluating:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
+        return _Proxy(node, self)
+
+    def _evaluate(self, kind: str, target: Any, args: Any, kwargs: Any) -> Any:
+        def value(a: Any) -> Any:
+            if isinstance(a, torch.fx.Proxy):
+                return a.node.meta["netwalk_value"]
+            return a
+        args = torch.fx.node.map_aggregate(args, value)
+        kwargs = torch.fx.node.map_aggregate(kwargs, value)
+        if kind == "call_function":
+            return target(*args, **kwargs)
+        if kind == "call_method":
+            return getattr(args[0], target)(*args[1:], **kwargs)
+        if kind == "call_module":
+            return self.root.get_submodule(target)(*args, **kwargs)
+        # get_attr: a parameter or buffer by its qualified name
+        obj: Any = self.root
+        for part in str(target).split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def _in_place(self, kind: str, target: Any, kwargs: Any) -> bool:
+        """An operation that may write its input (ReLU(inplace=True), F.relu(x, inplace=True), x.add_(y)):
+        never taken for an identity, even where it left the example's values as they were."""
+        if kind == "call_module":
+            return bool(getattr(self.root.get_submodule(target), "inplace", False))
+        name = target if isinstance(target, str) else getattr(target, "__name__", "")
+        return bool(kwargs.get("inplace")) or (name.endswith("_") and not name.endswith("__"))
+
+    def create_proxy(self, kind: str, target: Any, args: Any, kwargs: Any, name: Optional[str] = None,
+                     type_expr: Optional[Any] = None, proxy_factory_fn: Any = None) -> Any:
+        if self.example is None:
+            return super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if kind == "placeholder":
+            result: Any = self.example
+        elif kind == "output":
+            result = None
+        else:
+            if kind == "call_method" and target in ("item", "tolist", "numpy"):
+                raise torch.fx.proxy.TraceError(f"x.{target}() reads the data (the graph would depend on it)")
+            first = args[0] if args else None
+            before = (first.node.meta["netwalk_value"].clone()
+                      if isinstance(first, torch.fx.Proxy) and isinstance(first.node.meta.get("netwalk_value"), torch.Tensor)
+                      else None)
+            self.evaluating += 1
+            try:
+                with torch.no_grad():
+                    result = self._evaluate(kind, target, args, kwargs)
+            finally:
+                self.evaluating -= 1
+            if not _has_tensor(result):
+                return result  # a size, a dim, a flag: a constant from here on
+            if (before is not None and result is first.node.meta["netwalk_value"] and kind != "get_attr"
+                    and not self._in_place(kind, target, kwargs) and torch.equal(before, result)):
+                return first  # the identity here (eval mode)
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        proxy.node.meta["netwalk_value"] = result
+        return proxy
 
 
 def _pair(v: Any) -> Tuple[int, int]:
@@ -152,6 +274,12 @@ _ACTIVATION_FUNCS = {
     F.leaky_relu: ("leaky_relu", [("negative_slope", 1, 0.01, "negative_slope")]),
     F.elu: ("elu", [("alpha", 1, 1.0, "alpha")]),
 }
+# x + y, torch.add(x, y), ...: netwalk's broadcasting binary ops
+_BINARY_FUNCS = {
+    operator.add: "add", torch.add: "add", operator.sub: "sub", torch.sub: "sub",
+    operator.mul: "mul", torch.mul: "mul", operator.truediv: "div", torch.div: "div",
+}
+_BINARY_METHODS = {"add": "add", "sub": "sub", "mul": "mul", "div": "div"}
 # modules that do nothing in eval mode
 _SKIPPED = tuple(getattr(nn, n) for n in ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
                                           "AlphaDropout", "FeatureAlphaDropout") if hasattr(nn, n))
@@ -161,8 +289,9 @@ class _Graph:
     """Walks a traced graph with its shapes and builds the netwalk layer list."""
 
     def __init__(self, model: nn.Module, gm: torch.fx.GraphModule, shapes: Dict[str, Tuple[int, ...]],
-                 input_name: str):
+                 input_name: str, pieces: Optional[Dict[str, List[Tuple[int, ...]]]] = None):
         self.gm = gm
+        self.pieces = pieces or {}  # nodes whose value is a tuple of tensors: their shapes
         self.modules = dict(model.named_modules())
         self.shapes = shapes
         self.input_name = input_name
@@ -170,6 +299,21 @@ class _Graph:
         # fx node -> the netwalk name that holds its value (a layer, or the input)
         self.value: Dict[torch.fx.Node, str] = {}
         self.used: set = {input_name}
+        # nodes whose value is netwalk's value permuted to channels-last ([N, H, W, C]): "nhwc"
+        self.layout: Dict[torch.fx.Node, str] = {}
+        self.params: Dict[torch.fx.Node, str] = {}  # get_attr nodes: parameter/buffer names
+        # channels split into groups, [N, g, C/g, H, W]: node -> (kind, groups, netwalk source);
+        # kind "groups" as split, "shuffled" after transpose(1, 2)
+        self.grouped: Dict[torch.fx.Node, Tuple[str, int, str]] = {}
+        # per-channel affine maps of the input (GoogLeNet's transform_input): node ->
+        # (channels, scale, shift, squeezed)
+        self.affine: Dict[torch.fx.Node, Tuple[List[int], List[float], List[float], bool]] = {}
+        self.input_affine: Optional[Tuple[List[float], List[float]]] = None  # (scale, shift) per channel
+        # layer name -> (fx node name, how netwalk's value is read from the node's: None, "nhwc", "map")
+        self.refs: Dict[str, Tuple[str, Optional[str]]] = {}
+        # tensors the layers read that are not in the state_dict: name -> (state_dict key, shape)
+        self.derived: Dict[str, Tuple[str, Tuple[int, ...]]] = {}
+        self.placeholder: Optional[torch.fx.Node] = None
 
     # -- helpers --------------------------------------------------------------
     def where(self, node: torch.fx.Node) -> str:
@@ -194,8 +338,9 @@ class _Graph:
             raise self.fail(node, f"reads {arg!r}, which is not a tensor netwalk computes")
         return self.value[arg]
 
-    def name_for(self, node: torch.fx.Node) -> str:
-        base = str(node.target) if node.op == "call_module" else node.name
+    def name_for(self, node: torch.fx.Node, base: Optional[str] = None) -> str:
+        if base is None:
+            base = str(node.target) if node.op == "call_module" else node.name
         name, k = base, 1
         while name in self.used:
             k += 1
@@ -203,8 +348,9 @@ class _Graph:
         self.used.add(name)
         return name
 
-    def emit(self, node: torch.fx.Node, inputs: List[str], layer: Dict[str, Any]) -> None:
-        name = self.name_for(node)
+    def emit(self, node: torch.fx.Node, inputs: List[str], layer: Dict[str, Any],
+             layout: Optional[str] = None, base: Optional[str] = None) -> None:
+        name = self.name_for(node, base)
         previous = self.layers[-1]["name"] if self.layers else self.input_name
         out = {"name": name}
         out.update(layer)
@@ -212,10 +358,27 @@ class _Graph:
             out["inputs"] = inputs
         self.layers.append(out)
         self.value[node] = name
+        self.refs[name] = (node.name, layout)
+        if layout:
+            self.layout[node] = layout
 
-    def alias(self, node: torch.fx.Node, arg: Any) -> None:
-        """A node netwalk skips: its value is its input's."""
+    def alias(self, node: torch.fx.Node, arg: Any, layout: Any = "same") -> None:
+        """A node netwalk skips: its value is its input's (in the same layout unless given)."""
         self.value[node] = self.source(node, arg)
+        layout = self.layout.get(arg) if layout == "same" else layout
+        if layout:
+            self.layout[node] = layout
+
+    def is_nhwc(self, arg: Any) -> bool:
+        return isinstance(arg, torch.fx.Node) and self.layout.get(arg) == "nhwc"
+
+    def channels_first(self, node: torch.fx.Node) -> None:
+        """Refuses a channels-last input: netwalk's ops take [C, H, W]."""
+        for a in node.args:
+            if self.is_nhwc(a):
+                raise self.fail(node, "is not supported on a channels-last tensor (between permute(0, 2, 3, 1) "
+                                      "and permute(0, 3, 1, 2) only LayerNorm, Linear, activations and "
+                                      "elementwise ops are)")
 
     # -- the walk -------------------------------------------------------------
     def build(self) -> List[Dict[str, Any]]:
@@ -225,6 +388,7 @@ class _Graph:
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
                 self.value[node] = self.input_name
+                self.placeholder = node
             elif node.op == "output":
                 out = node.args[0]
                 if not isinstance(out, torch.fx.Node):
@@ -232,12 +396,16 @@ class _Graph:
                 if self.value.get(out) == self.input_name or out not in self.value:
                     raise ExportError("the model computes nothing netwalk can show (every module is skipped)")
                 last = self.value[out]
+                if self.is_nhwc(out):
+                    raise ExportError("the model's output is channels-last: permute it back (0, 3, 1, 2)")
                 if self.layers[-1]["name"] != last:
                     raise ExportError(
                         f"the model's output `{last}` must be its last layer (outputs of later "
                         "layers would be unused)")
+            elif node.op == "get_attr":
+                self.params[node] = str(node.target)  # used as a constant operand or a norm's weight
             elif node.name not in self.shapes and node.op != "call_module":
-                continue  # not a tensor (x.size(0) and the like); used only through others
+                continue  # not a tensor (x.size(0), x.chunk(2, 1)); used only through others
             elif node.op == "call_module":
                 self.module(node, self.modules[str(node.target)])
             elif node.op == "call_function":
@@ -262,6 +430,14 @@ class _Graph:
         path = str(node.target)
         if isinstance(m, _SKIPPED):
             return self.alias(node, node.args[0])
+        layout = self.layout.get(node.args[0])
+        if layout == "nhwc":
+            return self.nhwc_module(node, m, src, in_shape, path)
+        if isinstance(m, nn.PReLU):
+            return self.emit(node, [src], {"op": "prelu", "weight": f"{path}.weight"})
+        if isinstance(m, nn.LayerNorm):
+            raise self.fail(node, f"normalizes the last dims {list(m.normalized_shape)} of {list(in_shape)}: netwalk's "
+                                  "layernorm normalizes the channels at each position (permute(0, 2, 3, 1) first)")
         if isinstance(m, nn.Conv2d):
             return self.emit(node, [src], self.conv(node, m, path))
         if isinstance(m, nn.Linear):
@@ -306,7 +482,54 @@ class _Graph:
         raise self.fail(node, "is not supported by netwalk-model/1 (supported: Conv2d, Linear, "
                               "BatchNorm2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, ReLU, "
                               "Sigmoid, Tanh, ReLU6, Hardtanh, Hardswish, Hardsigmoid, SiLU, GELU, "
-                              "LeakyReLU, ELU, Softmax, Dropout, Identity)")
+                              "LeakyReLU, ELU, PReLU, Softmax, LayerNorm (channels-last), Dropout, Identity)")
+
+    def activation_module(self, node: torch.fx.Node, m: nn.Module) -> Optional[Dict[str, Any]]:
+        """The layer of an activation module (elementwise: any layout), or None."""
+        if isinstance(m, (nn.ReLU, nn.Sigmoid, nn.Tanh)):
+            return {"op": {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}[type(m)]}
+        if isinstance(m, nn.ReLU6):
+            return {"op": "relu6"}
+        if isinstance(m, nn.Hardtanh):
+            return {"op": "clip", "min": float(m.min_val), "max": float(m.max_val)}
+        if isinstance(m, (nn.Hardswish, nn.Hardsigmoid, nn.SiLU)):
+            return {"op": {nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SiLU: "silu"}[type(m)]}
+        if isinstance(m, nn.GELU):
+            return self.gelu(node, getattr(m, "approximate", "none"))
+        if isinstance(m, nn.LeakyReLU):
+            return {"op": "leaky_relu", "negative_slope": float(m.negative_slope)}
+        if isinstance(m, nn.ELU):
+            return {"op": "elu", "alpha": float(m.alpha)}
+        return None
+
+    def nhwc_module(self, node: torch.fx.Node, m: nn.Module, src: str, in_shape: Tuple[int, ...], path: str) -> None:
+        """A module on a channels-last [N, H, W, C] tensor: LayerNorm over C is netwalk's
+        layernorm, Linear a 1x1 conv2d, an activation itself; the output stays channels-last."""
+        channels = in_shape[-1]
+        if isinstance(m, nn.LayerNorm):
+            if tuple(m.normalized_shape) != (channels,):
+                raise self.fail(node, f"normalizes {list(m.normalized_shape)} of channels-last {list(in_shape)}: "
+                                      "netwalk's layernorm normalizes the channels only")
+            if m.weight is None or m.bias is None:
+                raise self.fail(node, "LayerNorm without weight and bias (elementwise_affine=False) is not supported")
+            layer = {"op": "layernorm", "eps": float(m.eps), "weight": f"{path}.weight", "bias": f"{path}.bias"}
+            return self.emit(node, [src], layer, "nhwc")
+        if isinstance(m, nn.Linear):
+            return self.emit(node, [src], self.linear_1x1(path, m.weight.shape, m.bias is not None), "nhwc")
+        layer = self.activation_module(node, m)
+        if layer is None:
+            self.channels_first(node)
+        return self.emit(node, [src], layer, "nhwc")
+
+    def linear_1x1(self, path: str, shape: Any, bias: bool) -> Dict[str, Any]:
+        """A Linear over the channels of a channels-last tensor: a 1x1 conv2d, whose weight is the
+        Linear's [out, in] reshaped to [out, in, 1, 1] (`<path>.weight_1x1`, written beside the
+        state_dict)."""
+        out, inp = int(shape[0]), int(shape[1])
+        weight = f"{path}.weight_1x1"
+        self.derived[weight] = (f"{path}.weight", (out, inp, 1, 1))
+        return {"op": "conv2d", "out_channels": out, "kernel": 1, "weight": weight,
+                "bias": f"{path}.bias" if bias else None}
 
     def gelu(self, node: torch.fx.Node, approximate: Any) -> Dict[str, Any]:
         if approximate not in ("none", "tanh"):
@@ -324,7 +547,7 @@ class _Graph:
             layer[attribute] = v if attribute == "approximate" else float(v)
         if op == "gelu":
             layer = self.gelu(node, layer["approximate"])
-        self.emit(node, [self.one_input(node)], layer)
+        self.emit(node, [self.one_input(node)], layer, self.layout.get(node.args[0]))
 
     def conv(self, node: torch.fx.Node, m: nn.Conv2d, path: str) -> Dict[str, Any]:
         if m.padding_mode != "zeros":
@@ -425,6 +648,7 @@ class _Graph:
         if src != previous:
             layer["inputs"] = [src]
         self.layers.append(layer)
+        self.refs[gap] = (node.name, "map")
         self.value[node] = gap
         self.emit(node, [gap], {"op": "flatten"})
 
@@ -448,24 +672,46 @@ class _Graph:
 
     def function(self, node: torch.fx.Node) -> None:
         f = node.target
+        first = node.args[0] if node.args else None
         if f in _ELEMENTWISE_FUNCS:
-            return self.emit(node, [self.one_input(node)], {"op": _ELEMENTWISE_FUNCS[f]})
+            return self.emit(node, [self.one_input(node)], {"op": _ELEMENTWISE_FUNCS[f]}, self.layout.get(first))
         if f in _ACTIVATION_FUNCS:
             return self.activation(node)
-        if f in (operator.add, torch.add):
-            if len(node.args) != 2 or node.kwargs:
-                raise self.fail(node, "only `x + y` of two tensors is supported (no alpha)")
-            return self.join(node, list(node.args), "add")
+        if f in _BINARY_FUNCS:
+            return self.binary(node, _BINARY_FUNCS[f])
+        if f is operator.getitem:
+            return self.getitem(node)
+        if f is torch.permute:
+            return self.permute(node, node.args[1] if len(node.args) > 1 else node.kwargs.get("dims"))
+        if f is torch.transpose:
+            return self.transpose(node, node.args[1:])
+        if f is torch.unsqueeze:
+            return self.unsqueeze(node, node.args[1] if len(node.args) > 1 else node.kwargs.get("dim"))
+        if f is F.layer_norm:
+            return self.layer_norm(node)
+        if f is F.prelu:
+            self.channels_first(node)
+            weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+            w = self.param(node, weight)
+            return self.emit(node, [self.one_input(node)], {"op": "prelu", "weight": w}, base=self.owner(w))
         if f is torch.cat:
             tensors = node.args[0]
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
             shape = self.shape(node)
             if not isinstance(tensors, (list, tuple)) or len(shape) not in (2, 4) or dim % len(shape) != 1:
                 raise self.fail(node, "netwalk concatenates channels (or features): torch.cat(xs, dim=1)")
+            if all(isinstance(t, torch.fx.Node) and t in self.affine for t in tensors):
+                return self.fold_input_affine(node, list(tensors))
+            self.channels_first(node)
+            if len(tensors) == 1:  # DenseNet's first layer: torch.cat([x], 1)
+                return self.alias(node, tensors[0])
             return self.join(node, list(tensors), "concat")
+        self.channels_first(node)
         if f is torch.flatten:
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
             end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+            if first in self.grouped and (start, end) == (1, 2):
+                return self.ungroup(node, first)
             return self.flatten(node, start, end)
         if f in (F.softmax, torch.softmax):
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
@@ -495,8 +741,29 @@ class _Graph:
 
     def method(self, node: torch.fx.Node) -> None:
         name = str(node.target)
+        first = node.args[0]
         if name in _ELEMENTWISE_METHODS and len(node.args) == 1:
-            return self.emit(node, [self.one_input(node)], {"op": _ELEMENTWISE_METHODS[name]})
+            return self.emit(node, [self.one_input(node)], {"op": _ELEMENTWISE_METHODS[name]}, self.layout.get(first))
+        if name in _BINARY_METHODS:
+            return self.binary(node, _BINARY_METHODS[name])
+        if name in ("contiguous", "clone") and first in self.grouped:
+            self.grouped[node] = self.grouped[first]
+            return None
+        if name in ("contiguous", "clone") and first in self.affine:
+            self.affine[node] = self.affine[first]
+            return None
+        if name == "permute":
+            dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+            return self.permute(node, node.kwargs.get("dims", dims))
+        if name == "transpose":
+            return self.transpose(node, node.args[1:])
+        if name == "unsqueeze":
+            return self.unsqueeze(node, node.args[1] if len(node.args) > 1 else node.kwargs.get("dim"))
+        if name in ("view", "reshape", "flatten") and first in self.grouped:
+            return self.ungroup(node, first)
+        if name in ("view", "reshape") and self.group_split(node):
+            return None
+        self.channels_first(node)
         if name in ("view", "reshape", "flatten"):
             src, out = self.shape(node.args[0]), self.shape(node)
             if len(out) == 2 and out[0] == src[0]:  # [batch, everything else], row-major
@@ -516,45 +783,333 @@ class _Graph:
         raise self.fail(node, "is not supported by netwalk-model/1")
 
     def join(self, node: torch.fx.Node, args: List[Any], op: str) -> None:
-        shapes = [self.shape(a) for a in args]
-        if op == "add" and any(s != shapes[0] for s in shapes):
-            raise self.fail(node, f"adding shapes {[list(s) for s in shapes]} is not supported: netwalk adds same-shaped tensors (no broadcasting)")
         self.emit(node, [self.source(node, a) for a in args], {"op": op})
 
+    def param(self, node: torch.fx.Node, arg: Any) -> Optional[str]:
+        """The state_dict name of a parameter/buffer argument (None for None)."""
+        if arg is None:
+            return None
+        if not isinstance(arg, torch.fx.Node) or arg not in self.params:
+            raise self.fail(node, f"reads {arg!r} as a weight: it must be a parameter or buffer of the model")
+        return self.params[arg]
 
-def _trace(model: nn.Module, x: torch.Tensor) -> Tuple[torch.fx.GraphModule, Dict[str, Tuple[int, ...]]]:
-    """The model's fx graph and the shape of every tensor-valued node (for input `x`)."""
+    def binary(self, node: torch.fx.Node, op: str) -> None:
+        """x + y, x - y, x * y, x / y with numpy broadcasting: of two computed tensors, or of one
+        and a parameter/buffer (the constant operand: `x op w`; `w * x` and `w + x` too)."""
+        if len(node.args) != 2 or node.kwargs:
+            raise self.fail(node, f"only `x {op} y` of two operands is supported (no alpha, out or rounding_mode)")
+        a, b = node.args
+        if any(isinstance(t, torch.fx.Node) and t in self.affine for t in (a, b)):
+            return self.affine_op(node, op, a, b)
+        tensors = [t for t in (a, b) if isinstance(t, torch.fx.Node) and t not in self.params]
+        consts = [t for t in (a, b) if isinstance(t, torch.fx.Node) and t in self.params]
+        out = self.shape(node)
+        if len(tensors) == 2:
+            la, lb = (self.layout.get(t) for t in tensors)
+            sa, sb = (self.shape(t) for t in tensors)
+            if la != lb:
+                raise self.fail(node, "mixes a channels-last and a channels-first tensor")
+            if len(sa) != len(sb) or len(sa) not in (2, 4):
+                raise self.fail(node, f"shapes {list(sa)} and {list(sb)}: netwalk broadcasts [batch, C, H, W] with "
+                                      "[batch, C, H, W] or [batch, N] with [batch, N]")
+            return self.emit(node, [self.source(node, t) for t in tensors], {"op": op}, la)
+        if len(tensors) == 1 and len(consts) == 1:
+            x, w = tensors[0], consts[0]
+            if op in ("sub", "div") and a is w:
+                raise self.fail(node, f"`w {op} x` with the parameter first is not supported (netwalk computes x {op} w)")
+            xs, ws = self.shape(x), tuple(self.shapes[w.name])
+            if out != xs:
+                raise self.fail(node, f"the parameter {list(ws)} broadcasts {list(xs)} to {list(out)}: it may not grow x")
+            fits = (len(ws) == 1 and len(xs) == 2) or (len(ws) == 3 and len(xs) == 4 and not self.is_nhwc(x))
+            if not fits:
+                raise self.fail(node, f"a parameter of shape {list(ws)} with {list(xs)}: netwalk takes constants of "
+                                      "3 dims ([C, 1, 1]-like) for channels-first maps and of 1 dim for vectors")
+            return self.emit(node, [self.source(node, x)], {"op": op, "constant": list(ws), "weight": self.params[w]},
+                             self.layout.get(x))
+        raise self.fail(node, f"`x {op} <number>` is not supported: netwalk's {op} takes two tensors, or a tensor "
+                              "and a parameter of the model")
+
+    def affine_op(self, node: torch.fx.Node, op: str, a: Any, b: Any) -> None:
+        """A number times/plus a channel of the input (the start of transform_input)."""
+        if isinstance(a, torch.fx.Node) and a in self.affine and isinstance(b, (int, float)):
+            x, k = a, float(b)
+        elif isinstance(b, torch.fx.Node) and b in self.affine and isinstance(a, (int, float)) and op in ("add", "mul"):
+            x, k = b, float(a)
+        else:
+            raise self.fail(node, "channels of the input may only be scaled and shifted by numbers")
+        channels, scale, shift, squeezed = self.affine[x]
+        if op == "add":
+            shift = [v + k for v in shift]
+        elif op == "sub":
+            shift = [v - k for v in shift]
+        elif op == "mul":
+            scale, shift = [v * k for v in scale], [v * k for v in shift]
+        else:
+            scale, shift = [v / k for v in scale], [v / k for v in shift]
+        self.affine[node] = (channels, scale, shift, squeezed)
+
+    def unsqueeze(self, node: torch.fx.Node, dim: Any) -> None:
+        first = node.args[0]
+        if first in self.affine and self.affine[first][3] and dim == 1:
+            channels, scale, shift, _ = self.affine[first]
+            self.affine[node] = (channels, scale, shift, False)
+            return None
+        raise self.fail(node, "is not supported by netwalk-model/1")
+
+    def fold_input_affine(self, node: torch.fx.Node, pieces: List[torch.fx.Node]) -> None:
+        """torch.cat of the input's channels, each scaled and shifted by numbers (GoogLeNet's and
+        Inception's transform_input): folded into netwalk's input normalization."""
+        channels: List[int] = []
+        scale: List[float] = []
+        shift: List[float] = []
+        for p in pieces:
+            ch, sc, sh, squeezed = self.affine[p]
+            if squeezed:
+                raise self.fail(node, "concatenates an input channel without its channel dimension")
+            channels, scale, shift = channels + ch, scale + sc, shift + sh
+        n = self.shape(self.placeholder)[1]
+        users_ok = all(u in self.affine for u in self.placeholder.users)
+        if channels != list(range(n)) or not users_ok or self.input_affine is not None:
+            raise self.fail(node, "rearranges the input's channels: netwalk only folds a per-channel scale and shift "
+                                  "of the input, in channel order, into its normalization")
+        if any(v == 0.0 for v in scale):
+            raise self.fail(node, "scales an input channel by 0")
+        self.input_affine = (scale, shift)
+        self.value[node] = self.input_name
+
+    def getitem(self, node: torch.fx.Node) -> None:
+        """A piece of x.chunk/x.split along the channels, x[:, a:b] (slice), or x[:, c] of the input
+        (the start of transform_input)."""
+        base, idx = node.args[0], node.args[1]
+        if isinstance(base, torch.fx.Node) and base.name in self.pieces and isinstance(idx, int):
+            tensor = base.args[0]
+            dim = base.args[2] if len(base.args) > 2 else base.kwargs.get("dim", 0)
+            shape = self.shape(tensor)
+            if len(shape) != 4 or not isinstance(dim, int) or dim % 4 != 1 or self.is_nhwc(tensor):
+                raise self.fail(node, f"splits {list(shape)} along dim {dim}: netwalk slices channels (dim=1)")
+            sizes = [p[1] for p in self.pieces[base.name]]
+            start = sum(sizes[:idx])
+            return self.slice(node, tensor, start, start + sizes[idx])
+        shape = self.shape(base)
+        if isinstance(idx, tuple) and len(idx) == 2 and idx[0] == slice(None) and len(shape) == 4:
+            if isinstance(idx[1], int) and base is self.placeholder:
+                c = idx[1] % shape[1]
+                self.affine[node] = ([c], [1.0], [0.0], True)
+                return None
+            if isinstance(idx[1], slice) and idx[1].step in (None, 1) and not self.is_nhwc(base):
+                start, end, _ = idx[1].indices(shape[1])
+                return self.slice(node, base, start, end)
+        raise self.fail(node, f"indexing {list(shape)} with {idx!r} is not supported: netwalk slices channels, x[:, a:b]")
+
+    def slice(self, node: torch.fx.Node, tensor: torch.fx.Node, start: int, end: int) -> None:
+        if (start, end) == (0, self.shape(tensor)[1]):
+            return self.alias(node, tensor)
+        self.emit(node, [self.source(node, tensor)], {"op": "slice", "start": start, "end": end})
+
+    def permute(self, node: torch.fx.Node, dims: Any) -> None:
+        x = node.args[0]
+        shape = self.shape(x)
+        dims = tuple(int(d) % len(shape) for d in dims) if isinstance(dims, (tuple, list)) else None
+        if x in self.grouped and dims == (0, 2, 1, 3, 4):
+            return self.transpose(node, (1, 2))
+        if dims == (0, 2, 3, 1) and len(shape) == 4 and not self.is_nhwc(x):
+            return self.alias(node, x, "nhwc")
+        if dims == (0, 3, 1, 2) and self.is_nhwc(x):
+            return self.alias(node, x, None)
+        raise self.fail(node, f"permuting {list(shape)} by {dims} is not supported: netwalk follows (0, 2, 3, 1) to "
+                              "channels-last and (0, 3, 1, 2) back, and (0, 2, 1, 3, 4) of channel groups")
+
+    def transpose(self, node: torch.fx.Node, dims: Any) -> None:
+        x = node.args[0]
+        dims = tuple(dims)
+        if x in self.grouped and self.grouped[x][0] == "groups" and len(dims) == 2 and sorted(d % 5 for d in dims) == [1, 2]:
+            _, groups, src, shape = self.grouped[x]
+            self.grouped[node] = ("shuffled", groups, src, shape)
+            return None
+        raise self.fail(node, f"transposing dims {dims} of {list(self.shape(x))} is not supported: netwalk "
+                              "transposes only channel groups, [N, g, C/g, H, W] dims 1 and 2 (channel shuffle)")
+
+    def group_split(self, node: torch.fx.Node) -> bool:
+        """x.view(N, g, C/g, H, W) of a [N, C, H, W] map: the first step of a channel shuffle."""
+        x = node.args[0]
+        src, out = self.shape(x), self.shape(node)
+        if (len(src) == 4 and len(out) == 5 and out[0] == src[0] and out[1] * out[2] == src[1]
+                and out[3:] == src[2:] and not self.is_nhwc(x)):
+            self.grouped[node] = ("groups", out[1], self.source(node, x), src)
+            return True
+        return False
+
+    def ungroup(self, node: torch.fx.Node, x: torch.fx.Node) -> None:
+        """Channel groups viewed back as [N, C, H, W]: a channel_shuffle after the transpose."""
+        kind, groups, src, shape = self.grouped[x]
+        if self.shape(node) != shape:
+            raise self.fail(node, f"reshapes channel groups to {list(self.shape(node))}: netwalk takes them back to "
+                                  f"{list(shape)} only")
+        if kind == "groups":
+            self.value[node] = src
+            return None
+        self.emit(node, [src], {"op": "channel_shuffle", "groups": groups})
+
+    def layer_norm(self, node: torch.fx.Node) -> None:
+        """F.layer_norm over the channels of a channels-last tensor: netwalk's layernorm."""
+        x = node.args[0]
+        names = ["normalized_shape", "weight", "bias", "eps"]
+        kw = dict(zip(names, node.args[1:]))
+        kw.update(node.kwargs)
+        shape = self.shape(x)
+        if not self.is_nhwc(x) or tuple(kw.get("normalized_shape", ())) != (shape[-1],):
+            raise self.fail(node, f"layer_norm over {kw.get('normalized_shape')} of {list(shape)} is not supported: "
+                                  "netwalk's layernorm normalizes the channels at each position (channels-last, "
+                                  "after permute(0, 2, 3, 1))")
+        if kw.get("weight") is None or kw.get("bias") is None:
+            raise self.fail(node, "layer_norm without weight and bias is not supported")
+        layer = {"op": "layernorm", "eps": float(kw.get("eps", 1e-5)),
+                 "weight": self.param(node, kw.get("weight")), "bias": self.param(node, kw.get("bias"))}
+        self.emit(node, [self.source(node, x)], layer, "nhwc", base=self.owner(layer["weight"]))
+
+    def owner(self, param: Optional[str]) -> Optional[str]:
+        """The module path of a parameter (`features.0.1` of `features.0.1.weight`): the name of a
+        functional layer that reads its module's parameters (F.layer_norm in LayerNorm2d), when free."""
+        if param is None or "." not in param:
+            return None
+        path = param.rsplit(".", 1)[0]
+        return path if path not in self.used else None
+
+
+def _trace(model: nn.Module, x: torch.Tensor) -> Tuple[torch.fx.GraphModule, Dict[str, Tuple[int, ...]],
+                                                     Dict[str, List[Tuple[int, ...]]]]:
+    """The model's fx graph (traced for input `x`, see _Tracer), the shape of every tensor-valued
+    node and the shapes of every node that gives a tuple of tensors (x.chunk(2, 1))."""
     try:
-        graph = _Tracer().trace(model)
+        graph = trace(model, x).graph
     except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, ...)
         raise ExportError(f"cannot trace the model ({type(model).__name__}) with torch.fx: {e}; its "
                           "forward must be a straight chain of its modules (no data-dependent control flow)") from e
     gm = torch.fx.GraphModule(model, graph)
     shapes: Dict[str, Tuple[int, ...]] = {}
+    pieces: Dict[str, List[Tuple[int, ...]]] = {}
 
     class _Shapes(torch.fx.Interpreter):
         def run_node(self, n: torch.fx.Node) -> Any:
             result = super().run_node(n)
             if isinstance(result, torch.Tensor):
                 shapes[n.name] = tuple(result.shape)
+            elif isinstance(result, (tuple, list)) and result and all(isinstance(t, torch.Tensor) for t in result):
+                pieces[n.name] = [tuple(t.shape) for t in result]
             return result
 
     with torch.no_grad():
         _Shapes(gm).run(x)
-    return gm, shapes
+    return gm, shapes, pieces
+
+
+def trace(model: nn.Module, x: torch.Tensor) -> torch.fx.GraphModule:
+    """The model's torch.fx graph as the exporter sees it, specialized to the input `x`'s shape
+    (sizes are constants; identities in eval mode, such as Dropout and StochasticDepth, are left
+    out). torch.fx errors propagate."""
+    tracer = _Tracer(x)
+    graph = tracer.trace(model)
+    for n in graph.nodes:
+        n.meta.pop("netwalk_value", None)
+    return torch.fx.GraphModule(model, graph)
+
+
+def _convert(model: nn.Module, shape: Tuple[int, ...], input_name: str) -> _Graph:
+    """Traces `model` (in eval mode) for one input of `shape` and builds its netwalk layers."""
+    param = next(model.parameters(), None)
+    # a seeded random example (not zeros, under which many operations look like identities)
+    x = torch.rand((1,) + shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = x.to(dtype=param.dtype if param is not None else torch.float32,
+             device=param.device if param is not None else "cpu")
+    gm, shapes, pieces = _trace(model, x)
+    graph = _Graph(model, gm, shapes, input_name, pieces)
+    graph.build()
+    return graph
+
+
+def _input_shape(input_shape: Sequence[int]) -> Tuple[int, ...]:
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise ExportError(f"input_shape must be (C, H, W) or (N,), got {tuple(input_shape)}")
+    return shape
+
+
+def _normalization(graph: _Graph, shape: Tuple[int, ...], mean: Optional[Sequence[float]],
+                   std: Optional[Sequence[float]]) -> Tuple[Optional[List[float]], Optional[List[float]]]:
+    """netwalk's input mean/std: the given ones, with the model's own per-channel scale and shift
+    of its input (transform_input) folded in: x' = (x - m) / s, then a * x' + b, is
+    (x - (m - b s / a)) / (s / a)."""
+    m = _per_channel("mean", mean, shape[0])
+    s = _per_channel("std", std, shape[0])
+    if graph.input_affine is None:
+        return m, s
+    scale, shift = graph.input_affine
+    c = len(scale)
+    m = (m * c if len(m) == 1 else m) if m is not None else [0.0] * c
+    s = (s * c if len(s) == 1 else s) if s is not None else [1.0] * c
+    return ([mi - b * si / a for mi, si, a, b in zip(m, s, scale, shift)],
+            [si / a for si, a in zip(s, scale)])
+
+
+def reference_activations(model: nn.Module, input_shape: Sequence[int], raw: torch.Tensor, *,
+                          mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
+                          input_name: str = "input", dtype: torch.dtype = torch.float64) -> Dict[str, torch.Tensor]:
+    """What netwalk should compute for the raw (unnormalized) input `raw` ([C, H, W] or [N]):
+    every layer of the export, named as its layer, as PyTorch computes it (in `dtype`, on a copy
+    of the model), in netwalk's layout (no batch dimension, channels first), as f32; and
+    `__output__`, model(x) itself."""
+    import copy
+    shape = _input_shape(input_shape)
+    m = copy.deepcopy(model).to(dtype).eval()
+    graph = _convert(m, shape, input_name)
+    x = raw.to(dtype).reshape((1,) + shape)
+    if mean is not None or std is not None:
+        mv = torch.tensor(_per_channel("mean", mean, shape[0]) or [0.0], dtype=dtype)
+        sv = torch.tensor(_per_channel("std", std, shape[0]) or [1.0], dtype=dtype)
+        if len(shape) == 3:
+            mv, sv = mv.view(-1, 1, 1), sv.view(-1, 1, 1)
+        x = (x - mv) / sv
+    outs: Dict[str, torch.Tensor] = {}
+
+    class _Record(torch.fx.Interpreter):
+        def run_node(self, n: torch.fx.Node) -> Any:
+            r = super().run_node(n)
+            if isinstance(r, torch.Tensor):
+                outs[n.name] = r.detach().clone()  # before any in-place op changes it
+            return r
+
+    with torch.no_grad():
+        _Record(graph.gm).run(x)
+        result = {"__output__": m(x)[0].float().contiguous()}
+    for layer, (node, how) in graph.refs.items():
+        v = outs[node][0]
+        if how == "nhwc":
+            v = v.permute(2, 0, 1)
+        elif how == "map":
+            v = v[:, None, None]
+        result[layer] = v.float().contiguous()
+    return result
 
 
 # ----------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------
 
+# models exported with tensors beside their state_dict (a channels-last Linear's weight as a 1x1
+# conv's): name -> (state_dict key, shape); checkpoints of the model write them too
+_DERIVED: "weakref.WeakKeyDictionary[nn.Module, Dict[str, Tuple[str, Tuple[int, ...]]]]" = weakref.WeakKeyDictionary()
+
+
 def _state_tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
     """The state_dict as safetensors stores it: floating tensors as contiguous f32 copies (no
-    shared storage), other tensors (BatchNorm's num_batches_tracked) as they are."""
+    shared storage), other tensors (BatchNorm's num_batches_tracked) as they are; and the
+    tensors the export derived from them (see _DERIVED)."""
     out = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
         out[k] = (v.float() if v.is_floating_point() else v).contiguous().clone()
+    for name, (key, shape) in _DERIVED.get(model, {}).items():
+        out[name] = out[key].reshape(shape).contiguous().clone()
     return out
 
 
@@ -581,18 +1136,15 @@ def export(model: nn.Module, input_shape: Sequence[int], out_dir: PathLike, *, n
     use. The model is traced in eval mode (its training mode is restored afterwards).
     Raises ExportError when the model uses something netwalk-model/1 cannot express.
     """
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) not in (1, 3) or min(shape) < 1:
-        raise ExportError(f"input_shape must be (C, H, W) or (N,), got {tuple(input_shape)}")
+    shape = _input_shape(input_shape)
     out = Path(out_dir)
     was_training = model.training
     model.eval()
     try:
-        param = next(model.parameters(), None)
-        x = torch.zeros((1,) + shape, dtype=param.dtype if param is not None else torch.float32,
-                        device=param.device if param is not None else "cpu")
-        gm, shapes = _trace(model, x)
-        layers = _Graph(model, gm, shapes, input_name).build()
+        graph = _convert(model, shape, input_name)
+        layers, gm, shapes = graph.layers, graph.gm, graph.shapes
+        if graph.derived:
+            _DERIVED[model] = dict(graph.derived)
         tensors = _state_tensors(model)
     finally:
         model.train(was_training)
@@ -603,8 +1155,7 @@ def export(model: nn.Module, input_shape: Sequence[int], out_dir: PathLike, *, n
                 raise ExportError(f"module `{layer['name']}`: its {role} `{t}` is not in the state_dict")
     doc: Dict[str, Any] = {"format": FORMAT, "name": name or type(model).__name__}
     inp: Dict[str, Any] = {"name": input_name, "shape": list(shape)}
-    for key, vals in (("mean", mean), ("std", std)):
-        v = _per_channel(key, vals, shape[0])
+    for key, v in zip(("mean", "std"), _normalization(graph, shape, mean, std)):
         if v is not None:
             inp[key] = v
     doc["input"] = inp

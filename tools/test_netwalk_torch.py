@@ -2,7 +2,8 @@
 """The PyTorch side of tests/pytorch.rs: builds random models with torch, exports them with
 tools/netwalk_torch.py, and writes PyTorch's own outputs for netwalk to be compared against.
 
-    layers OUT      per case OUT/<case>/: the exported model, input.safetensors (`input`,
+    layers OUT [CASE...]
+                    per case (all, or those named) OUT/<case>/: the exported model, input.safetensors (`input`,
                     the raw [C, H, W] input netwalk normalizes itself) and expected.safetensors
                     (every layer's PyTorch output in float64 arithmetic, named by the layer,
                     without the batch dimension; `__output__`: model(x) itself)
@@ -156,10 +157,54 @@ class PoolingCNN(nn.Module):
         return self.fc(torch.cat([parts[-1]] + parts[:-1], dim=1))
 
 
+class PatternsCNN(nn.Module):
+    """The patterns of issue 14's CNNs in one model: an input transform folded into the
+    normalization, PReLU, a squeeze-and-excitation gate (mul by [C, 1, 1]), chunk and a channel
+    shuffle, a channel slice, sub/div of tensors and by a parameter, a ConvNeXt block
+    (channels-last LayerNorm, Linear, GELU, layer scale) and a functional LayerNorm2d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.prelu = nn.PReLU(8)
+        self.se_reduce = nn.Conv2d(8, 2, 1)
+        self.se_expand = nn.Conv2d(2, 8, 1)
+        self.branch = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.side = nn.Conv2d(4, 8, 1)
+        self.scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.offset = nn.Parameter(torch.rand(8, 1, 1) - 0.5)
+        self.dwconv = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+        self.norm = nn.LayerNorm(8, eps=1e-6)
+        self.pw1 = nn.Linear(8, 16)
+        self.act = nn.GELU()
+        self.pw2 = nn.Linear(16, 8)
+        self.gamma = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.ln_weight = nn.Parameter(torch.rand(8) + 0.5)
+        self.ln_bias = nn.Parameter(torch.rand(8) - 0.5)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([torch.unsqueeze(x[:, c], 1) * (0.5 + c) + (0.1 * c - 0.1) for c in range(3)], 1)
+        x = self.prelu(self.stem(x))
+        s = torch.sigmoid(self.se_expand(F.relu(self.se_reduce(F.adaptive_avg_pool2d(x, 1)))))
+        x = x * s
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat((a, self.branch(b)), dim=1)
+        n, c, h, w = x.size()
+        x = torch.transpose(x.view(n, 2, c // 2, h, w), 1, 2).contiguous().view(n, -1, h, w)
+        x = x - self.side(x[:, 2:6])
+        x = (x - self.offset) / self.scale
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pw2(self.act(self.pw1(self.norm(y)))).permute(0, 3, 1, 2)
+        x = x + self.gamma * y
+        x = F.layer_norm(x.permute(0, 2, 3, 1), (8,), self.ln_weight, self.ln_bias, 1e-6).permute(0, 3, 1, 2)
+        return self.fc(x.mean((2, 3))).softmax(dim=1)
+
+
 def reference_outputs(model: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tensor]:
     """Every traced node's output, named as the exporter names layers (module path for modules,
     the fx node name otherwise); computed by PyTorch itself."""
-    gm = torch.fx.GraphModule(model, netwalk_torch._Tracer().trace(model))
+    gm = netwalk_torch.trace(model, x)
     outs: Dict[str, torch.Tensor] = {}
 
     class Record(torch.fx.Interpreter):
@@ -177,15 +222,18 @@ def reference_outputs(model: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tens
     return outs
 
 
-def cmd_layers(out: Path) -> None:
+def cmd_layers(out: Path, *only: Path) -> None:
     torch.manual_seed(7)
     cases = {
         "sequential": (sequential_cnn(), (3, 16, 16), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
         "residual": (ResidualCNN(), (1, 12, 12), [0.5], [0.25]),
         "activations": (ActivationsCNN(), (2, 8, 8), [0.5, 0.5], [0.5, 0.5]),
         "pooling": (PoolingCNN(), (2, 13, 13), [0.5, 0.5], [0.5, 0.5]),
+        "patterns": (PatternsCNN(), (3, 9, 9), [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]),
     }
     for case, (model, shape, mean, std) in cases.items():
+        if only and case not in {str(o) for o in only}:
+            continue
         randomize_batchnorm(model)
         model.eval()
         d = out / case
@@ -195,7 +243,10 @@ def cmd_layers(out: Path) -> None:
         m = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1)
         s = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1)
         x = ((raw.double() - m) / s).unsqueeze(0)
-        outs = reference_outputs(model.double(), x)
+        if case == "patterns":  # channels-last values: netwalk's layout from the exporter's own map
+            outs = {k: v[None] for k, v in netwalk_torch.reference_activations(model, shape, raw, mean=mean, std=std).items()}
+        else:
+            outs = reference_outputs(model.double(), x)
         save_file({k: v[0].float().contiguous() for k, v in outs.items()}, str(d / "expected.safetensors"))
         print(f"{case}: {len(outs) - 1} outputs")
 
@@ -271,11 +322,11 @@ def cmd_unsupported() -> None:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.conv(x)
-            return y * torch.sigmoid(y)
+            return y * 2.0  # a number operand: netwalk's mul takes tensors and parameters
 
     cases = [
         ("1.1", bad_model()),
-        ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU())))),
+        ("features.1", nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4))))),
         ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, padding=1, divisor_override=2))),
         ("0", nn.Sequential(nn.Conv2d(3, 4, 3, padding_mode="reflect", padding=1))),
         ("2", nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Softmax(dim=0))),
