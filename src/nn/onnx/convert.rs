@@ -225,7 +225,12 @@ impl Graph<'_> {
         let (c, h, w) = x.chw().unwrap_or((0, 0, 0));
         let shape = vec![c, h + p[0] + p[2], w + p[1] + p[3]];
         let attrs = json!({"op": "pad", "padding": [p[0], p[1], p[2], p[3]], "value": value});
-        self.emit(n, attrs, vec![x], shape, Layout::Nchw, vec![])
+        let act = self.emit(n, attrs, vec![x], shape, Layout::Nchw, vec![]);
+        // Named `<module>.pad`, not after the node's op: the convolution keeps that name.
+        if let Some(last) = self.layers.last_mut() {
+            last.part.1 = "pad".into();
+        }
+        act
     }
 
     fn conv(&mut self, n: &NodeProto) -> Result<()> {

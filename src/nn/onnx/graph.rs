@@ -255,6 +255,12 @@ pub fn finish(layers: Vec<Emitted>, output: &Act, input_name: &str, file: &Path)
         for (key, v) in &l.attrs {
             obj.insert(key.clone(), v.clone());
         }
+        // A convolution or dense layer exported without a bias says so; the reader would otherwise
+        // look for `<name>.bias` in the weights.
+        let op = l.attrs.get("op").and_then(Value::as_str).unwrap_or("");
+        if matches!(op, "conv2d" | "dense" | "conv_transpose2d") && !l.params.iter().any(|p| p.0 == "bias") {
+            obj.insert("bias".into(), Value::Null);
+        }
         let inputs: Vec<&str> = l
             .inputs
             .iter()
