@@ -29,7 +29,11 @@ fn netwalk(args: &[&OsStr], cache: &Path) -> std::process::Output {
 #[track_caller]
 fn ok(args: &[&OsStr], cache: &Path) -> String {
     let o = netwalk(args, cache);
-    assert!(o.status.success(), "netwalk {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "netwalk {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -52,7 +56,15 @@ fn matches_onnxruntime(case: &str, min_compared: usize) -> Model {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join(case);
     let src = fixtures().join(format!("{case}.onnx"));
-    ok(&[OsStr::new("import"), src.as_os_str(), OsStr::new("--out"), dir.as_os_str()], tmp.path());
+    ok(
+        &[
+            OsStr::new("import"),
+            src.as_os_str(),
+            OsStr::new("--out"),
+            dir.as_os_str(),
+        ],
+        tmp.path(),
+    );
     let model = Model::load(&dir).unwrap_or_else(|e| panic!("{case}: {e}"));
     let acts = tmp.path().join("acts.safetensors");
     let input = fixtures().join(format!("{case}.input.safetensors"));
@@ -74,17 +86,34 @@ fn matches_onnxruntime(case: &str, min_compared: usize) -> Model {
     let want = SafetensorsFile::open(&fixtures().join(format!("{case}.ort.safetensors"))).expect("reference");
     let mut compared = 0;
     for layer in &model.layers {
-        let Some(onnx_name) = map.get(&layer.name).and_then(|v| v.as_str()) else { continue };
-        let Some((wshape, w)) = tensor(&want, onnx_name) else { continue };
+        let Some(onnx_name) = map.get(&layer.name).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let Some((wshape, w)) = tensor(&want, onnx_name) else {
+            continue;
+        };
         let (gshape, g) = tensor(&got, &layer.name).expect("every layer is in the activations");
         assert_eq!(wshape[0], 1, "{case}/{}: batch", layer.name);
-        assert_eq!(gshape[..], wshape[1..], "{case}/{}: netwalk's shape vs onnxruntime's", layer.name);
+        assert_eq!(
+            gshape[..],
+            wshape[1..],
+            "{case}/{}: netwalk's shape vs onnxruntime's",
+            layer.name
+        );
         let err = relative_error(&g, &w);
-        assert!(err <= 1e-4, "{case}/{} ({}): relative error {err:e} against `{onnx_name}`", layer.name, layer.op.name());
+        assert!(
+            err <= 1e-4,
+            "{case}/{} ({}): relative error {err:e} against `{onnx_name}`",
+            layer.name,
+            layer.op.name()
+        );
         compared += 1;
     }
     let last = &model.layers.last().expect("layers").name;
-    assert!(map.contains_key(last), "{case}: the output layer `{last}` has its ONNX tensor");
+    assert!(
+        map.contains_key(last),
+        "{case}: the output layer `{last}` has its ONNX tensor"
+    );
     assert!(compared >= min_compared, "{case}: only {compared} layers compared");
     model
 }
@@ -101,7 +130,10 @@ fn a_small_resnet_matches_onnxruntime_with_readable_names() {
         assert!(names.contains(&want), "layer `{want}` in {names:?}");
     }
     let o = ops(&m);
-    assert!(o.contains(&"maxpool2d") && o.contains(&"avgpool2d") && o.contains(&"softmax"), "{o:?}");
+    assert!(
+        o.contains(&"maxpool2d") && o.contains(&"avgpool2d") && o.contains(&"softmax"),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -110,8 +142,17 @@ fn a_tensorflow_style_graph_with_external_data_matches_onnxruntime() {
     let m = matches_onnxruntime("nhwc_gemm", 4);
     // SAME_UPPER pads 0 above and 1 below here: a pad layer before the conv.
     assert_eq!(ops(&m), ["pad", "conv2d", "relu", "flatten", "dense", "tanh", "dense"]);
-    assert_eq!(m.layers[1].name, "conv.conv2d", "tf2onnx-style paths become module paths");
-    assert!(m.layers[6].params.iter().any(|p| p.role == netwalk::nn::model::ParamRole::Bias), "MatMul + Add is one dense layer with a bias");
+    assert_eq!(
+        m.layers[1].name, "conv.conv2d",
+        "tf2onnx-style paths become module paths"
+    );
+    assert!(
+        m.layers[6]
+            .params
+            .iter()
+            .any(|p| p.role == netwalk::nn::model::ParamRole::Bias),
+        "MatMul + Add is one dense layer with a bias"
+    );
 }
 
 #[test]
@@ -119,7 +160,17 @@ fn mobile_blocks_match_onnxruntime() {
     // Depthwise conv, SE gate (mul by [C,1,1]), SiLU and Hardswish recognised, ReLU6, PReLU, GELU.
     let m = matches_onnxruntime("mobile", 10);
     let o = ops(&m);
-    for want in ["hardswish", "silu", "mul", "relu6", "prelu", "elu", "gelu", "concat", "global_avgpool2d"] {
+    for want in [
+        "hardswish",
+        "silu",
+        "mul",
+        "relu6",
+        "prelu",
+        "elu",
+        "gelu",
+        "concat",
+        "global_avgpool2d",
+    ] {
         assert!(o.contains(&want), "`{want}` in {o:?}");
     }
 }
@@ -172,13 +223,27 @@ fn an_onnx_file_opens_directly_like_its_import() {
     let info = ok(&[OsStr::new("info"), src.as_os_str()], tmp.path());
     assert!(info.contains("conv1") && info.contains("softmax"), "{info}");
     let dir = tmp.path().join("imported");
-    ok(&[OsStr::new("import"), src.as_os_str(), OsStr::new("--out"), dir.as_os_str()], tmp.path());
+    ok(
+        &[
+            OsStr::new("import"),
+            src.as_os_str(),
+            OsStr::new("--out"),
+            dir.as_os_str(),
+        ],
+        tmp.path(),
+    );
     let via = tmp.path().join("via.safetensors");
     let b = args(&dir, &via);
     ok(&b.iter().map(|s| s.as_os_str()).collect::<Vec<_>>(), tmp.path());
-    assert_eq!(std::fs::read(&direct).unwrap(), std::fs::read(&via).unwrap(), "same values either way");
+    assert_eq!(
+        std::fs::read(&direct).unwrap(),
+        std::fs::read(&via).unwrap(),
+        "same values either way"
+    );
     // The cache holds the translation: a second open reads it (and still works).
-    let cached: Vec<_> = std::fs::read_dir(tmp.path().join("onnx")).expect("cache folder").collect();
+    let cached: Vec<_> = std::fs::read_dir(tmp.path().join("onnx"))
+        .expect("cache folder")
+        .collect();
     assert_eq!(cached.len(), 1, "one cached translation");
     ok(&[OsStr::new("info"), src.as_os_str()], tmp.path());
 }
@@ -187,12 +252,31 @@ fn an_onnx_file_opens_directly_like_its_import() {
 fn dynamic_dimensions_come_from_input_shape() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = fixtures().join("dynamic.onnx");
-    cli_fails(&[OsStr::new("info"), src.as_os_str()], &["dynamic.onnx", "--input-shape C,H,W", "[3, ?, ?]"]);
-    let info = ok(&[OsStr::new("info"), src.as_os_str(), OsStr::new("--input-shape"), OsStr::new("3,20,24")], tmp.path());
-    assert!(info.contains("[3, 20, 24]"), "{info}");
-    assert!(info.contains("[8, 20, 24]"), "the first conv's output follows the given size: {info}");
     cli_fails(
-        &[OsStr::new("info"), src.as_os_str(), OsStr::new("--input-shape"), OsStr::new("4,20,20")],
+        &[OsStr::new("info"), src.as_os_str()],
+        &["dynamic.onnx", "--input-shape C,H,W", "[3, ?, ?]"],
+    );
+    let info = ok(
+        &[
+            OsStr::new("info"),
+            src.as_os_str(),
+            OsStr::new("--input-shape"),
+            OsStr::new("3,20,24"),
+        ],
+        tmp.path(),
+    );
+    assert!(info.contains("[3, 20, 24]"), "{info}");
+    assert!(
+        info.contains("[8, 20, 24]"),
+        "the first conv's output follows the given size: {info}"
+    );
+    cli_fails(
+        &[
+            OsStr::new("info"),
+            src.as_os_str(),
+            OsStr::new("--input-shape"),
+            OsStr::new("4,20,20"),
+        ],
         &["--input-shape", "does not fit"],
     );
 }
@@ -210,7 +294,10 @@ fn import_flags_take_effect() {
         let mut enc = png::Encoder::new(std::io::BufWriter::new(f), 20, 15);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        enc.write_header().unwrap().write_image_data(&vec![value; 20 * 15 * 3]).unwrap();
+        enc.write_header()
+            .unwrap()
+            .write_image_data(&vec![value; 20 * 15 * 3])
+            .unwrap();
     }
     let dir = tmp.path().join("m");
     ok(
@@ -231,7 +318,10 @@ fn import_flags_take_effect() {
         tmp.path(),
     );
     let m = Model::load(&dir).expect("imported model");
-    assert_eq!(m.classes.as_deref(), Some(&["cat", "dog", "fox", "owl", "bee"].map(String::from)[..]));
+    assert_eq!(
+        m.classes.as_deref(),
+        Some(&["cat", "dog", "fox", "owl", "bee"].map(String::from)[..])
+    );
     assert_eq!(m.input.mean, [0.5, 0.25, 0.125]);
     assert_eq!(m.input.std, [0.5, 0.5, 0.5]);
     let s = netwalk::nn::Samples::load(&m, m.samples.as_ref().expect("samples")).expect("samples load");
@@ -242,7 +332,14 @@ fn import_flags_take_effect() {
     let eval = ok(&[OsStr::new("eval"), dir.as_os_str()], tmp.path());
     assert!(eval.contains("2"), "{eval}");
     cli_fails(
-        &[OsStr::new("import"), src.as_os_str(), OsStr::new("--out"), tmp.path().join("x").as_os_str(), OsStr::new("--mean"), OsStr::new("1,2")],
+        &[
+            OsStr::new("import"),
+            src.as_os_str(),
+            OsStr::new("--out"),
+            tmp.path().join("x").as_os_str(),
+            OsStr::new("--mean"),
+            OsStr::new("1,2"),
+        ],
         &["--mean", "2 values", "3 input channels"],
     );
 }
@@ -281,18 +378,43 @@ fn broken_onnx_files_are_refused_in_one_line() {
     let cases: &[(&str, &[&str])] = &[
         ("truncated.onnx", &["truncated.onnx", "not an ONNX model"]),
         ("text.onnx", &["text.onnx", "not an ONNX model"]),
-        ("missing_initializer.onnx", &["missing_initializer.onnx", "neither a graph input, an initializer nor an earlier node"]),
+        (
+            "missing_initializer.onnx",
+            &[
+                "missing_initializer.onnx",
+                "neither a graph input, an initializer nor an earlier node",
+            ],
+        ),
         ("cycle.onnx", &["cycle.onnx", "earlier node's output"]),
-        ("unsupported_op.onnx", &["unsupported_op.onnx", "Softplus, opset 13", "op `Softplus` is not supported", "netwalk has relu"]),
+        (
+            "unsupported_op.onnx",
+            &[
+                "unsupported_op.onnx",
+                "Softplus, opset 13",
+                "op `Softplus` is not supported",
+                "netwalk has relu",
+            ],
+        ),
         ("absurd_dims.onnx", &["absurd_dims.onnx", "absurd dimensions"]),
         ("old_opset.onnx", &["old_opset.onnx", "opset 6 is not supported"]),
-        ("missing_external_data.onnx", &["missing_external_data.onnx", "external data", "cannot read"]),
+        (
+            "missing_external_data.onnx",
+            &["missing_external_data.onnx", "external data", "cannot read"],
+        ),
     ];
     for (file, needles) in cases {
         let path = bad.join(file);
         cli_fails(&[OsStr::new("info"), path.as_os_str()], needles);
         let out = std::env::temp_dir().join(format!("netwalk-bad-import-{}-{file}", std::process::id()));
-        cli_fails(&[OsStr::new("import"), path.as_os_str(), OsStr::new("--out"), out.as_os_str()], needles);
+        cli_fails(
+            &[
+                OsStr::new("import"),
+                path.as_os_str(),
+                OsStr::new("--out"),
+                out.as_os_str(),
+            ],
+            needles,
+        );
         let _ = std::fs::remove_dir_all(&out);
     }
 }

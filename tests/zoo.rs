@@ -5,8 +5,7 @@
 //!   against PyTorch's value (float64) within 1e-4 relative, the last layer against model(x);
 //! - `<model>::onnx`: `netwalk import model.onnx --out DIR`, `netwalk activations DIR`, every layer
 //!   that DIR/onnx-tensors.json maps to an ONNX tensor against onnxruntime's value of it within
-//!   1e-4 relative, the last layer against the ONNX output. Until the netwalk binary has `import`,
-//!   these print a skip note.
+//!   1e-4 relative, the last layer against the ONNX output.
 //!
 //! tools/onnx_zoo.py makes both routes' files in one Python run per model (the two tests of a
 //! model share it; its folder goes when both are done), at 64x64 (Inception v3: 80x80, it needs
@@ -79,22 +78,11 @@ fn have_onnxruntime() -> Result<(), String> {
     probe("onnx, onnxruntime")
 }
 
-/// The netwalk binary reads ONNX (`netwalk import`), once asked.
-fn have_import() -> bool {
-    static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| {
-        Command::new(env!("CARGO_BIN_EXE_netwalk"))
-            .args(["import", "--help"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 fn onnx_route_can_run() -> bool {
-    have_onnxruntime().is_ok() && have_import()
+    have_onnxruntime().is_ok()
 }
 
-/// The ONNX route can run: torch's side (onnx, onnxruntime) and netwalk's (`import`).
+/// The ONNX route can run: torch's side has onnx and onnxruntime (CI must).
 fn onnx_route_ready(test: &str) -> bool {
     if let Err(why) = have_onnxruntime() {
         assert!(
@@ -106,10 +94,6 @@ fn onnx_route_ready(test: &str) -> bool {
             "SKIPPED ({test}): {} cannot import onnx and onnxruntime ({why})",
             python().display()
         );
-        return false;
-    }
-    if !have_import() {
-        eprintln!("SKIPPED ({test}): this netwalk has no `import` command (the ONNX reader) yet");
         return false;
     }
     true

@@ -38,13 +38,18 @@ pub fn parse_input_shape(s: &str) -> Result<InputShape, String> {
     let dims: Result<Vec<usize>, _> = s.split(',').map(|d| d.trim().parse::<usize>()).collect();
     match dims {
         Ok(d) if matches!(d.len(), 1 | 3) && d.iter().all(|&v| v > 0) => Ok(InputShape(d)),
-        _ => Err(format!("`{s}`: expected C,H,W (or N for a vector input), positive integers")),
+        _ => Err(format!(
+            "`{s}`: expected C,H,W (or N for a vector input), positive integers"
+        )),
     }
 }
 
 pub fn import(args: &ImportArgs, input_shape: Option<Vec<usize>>) -> Result<()> {
     if args.out.join("model.json").exists() {
-        bail!("{}: already holds a model.json; choose a new --out folder", args.out.display());
+        bail!(
+            "{}: already holds a model.json; choose a new --out folder",
+            args.out.display()
+        );
     }
     let classes = match &args.classes {
         None => None,
@@ -71,7 +76,12 @@ pub fn import(args: &ImportArgs, input_shape: Option<Vec<usize>>) -> Result<()> 
         json["samples"] = serde_json::json!("samples.safetensors");
         std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
         model = nn::Model::load(&args.out)?;
-        eprintln!("samples: {} images from {} (classes {})", found.samples.count, dir.display(), found.classes.len());
+        eprintln!(
+            "samples: {} images from {} (classes {})",
+            found.samples.count,
+            dir.display(),
+            found.classes.len()
+        );
     }
     println!(
         "{}: {} layers, {} parameters, input {} → {}",
@@ -98,7 +108,10 @@ fn write_samples(s: &nn::Samples, model: &nn::Model, path: &Path) -> Result<()> 
     let images: Vec<u8> = s.images.iter().flat_map(|v| v.to_le_bytes()).collect();
     let labels: Vec<u8> = s.labels.iter().flat_map(|&l| (l as i64).to_le_bytes()).collect();
     let views = [
-        ("images", TensorView::new(Dtype::F32, [vec![s.count], model.input.shape.dims()].concat(), &images)?),
+        (
+            "images",
+            TensorView::new(Dtype::F32, [vec![s.count], model.input.shape.dims()].concat(), &images)?,
+        ),
         ("labels", TensorView::new(Dtype::I64, vec![s.count], &labels)?),
     ];
     safetensors::serialize_to_file(views, None, path).with_context(|| format!("{}", path.display()))?;

@@ -1,8 +1,9 @@
 //! ONNX nodes to netwalk layers. Each node either folds to a constant ([`super::fold`]), passes its
-//! input through (Identity, Dropout, layout-only transposes and reshapes), or emits one netwalk layer
-//! (several for Split); a few decompositions are recognised: GELU's erf form, `x · sigmoid(x)` (SiLU),
-//! `x · hardsigmoid(x)` (Hardswish), MatMul + Add (dense with bias), a channels-last MatMul (a 1×1
-//! conv), ShuffleNet's reshape–transpose–reshape (channel shuffle).
+//! input through (Identity, Dropout, layout-only transposes and reshapes: [`super::plumbing`]), or
+//! emits one netwalk layer
+//! (several for Split); a few decompositions are recognised: those of [`super::patterns`], MatMul +
+//! Add (dense with bias), a channels-last MatMul (a 1×1 conv), ShuffleNet's reshape–transpose–reshape
+//! (channel shuffle).
 
 use candle_onnx::onnx::NodeProto;
 use serde_json::json;
@@ -88,7 +89,7 @@ impl Graph<'_> {
         Err(self.err(n, "a Constant without a supported value attribute"))
     }
 
-    fn pass(&mut self, n: &NodeProto, a: Act) -> Result<()> {
+    pub(super) fn pass(&mut self, n: &NodeProto, a: Act) -> Result<()> {
         self.set(n, 0, Val::Act(a));
         Ok(())
     }
@@ -115,7 +116,14 @@ impl Graph<'_> {
             "GlobalAveragePool" => {
                 let x = self.chw_act(n)?;
                 let c = x.shape[0];
-                let out = self.emit(n, json!({"op": "global_avgpool2d"}), vec![x], vec![c, 1, 1], Layout::Nchw, vec![]);
+                let out = self.emit(
+                    n,
+                    json!({"op": "global_avgpool2d"}),
+                    vec![x],
+                    vec![c, 1, 1],
+                    Layout::Nchw,
+                    vec![],
+                );
                 self.pass(n, out)
             }
             "GlobalMaxPool" => {
@@ -125,11 +133,16 @@ impl Graph<'_> {
                 let out = self.emit(n, attrs, vec![x], vec![c, 1, 1], Layout::Nchw, vec![]);
                 self.pass(n, out)
             }
+            "ReduceMean" if matches!(self.val(n, 0)?, Val::Pending(_)) => self.layernorm_variance(n),
             "ReduceMean" => self.reduce_mean(n),
+            "Pow" => self.layernorm_square(n),
+            "Sqrt" => self.layernorm_sqrt(n),
             "Flatten" => self.flatten(n),
             "Reshape" => self.reshape(n),
             "Transpose" => self.transpose(n),
             "Squeeze" => self.squeeze(n),
+            "Unsqueeze" => self.unsqueeze(n),
+            "Gather" => self.gather(n),
             "Concat" => self.concat(n),
             "Split" => self.split(n),
             "Slice" => self.slice(n),
@@ -165,7 +178,10 @@ impl Graph<'_> {
             }
             "Gelu" => {
                 let tanh = a.string("approximate").as_deref() == Some("tanh");
-                self.simple(n, json!({"op": "gelu", "approximate": if tanh { "tanh" } else { "none" }}))
+                self.simple(
+                    n,
+                    json!({"op": "gelu", "approximate": if tanh { "tanh" } else { "none" }}),
+                )
             }
             "Clip" => self.clip(n),
             "PRelu" => self.prelu(n),
@@ -179,10 +195,13 @@ impl Graph<'_> {
     }
 
     /// Input 0 as `[C, H, W]` in NCHW.
-    fn chw_act(&self, n: &NodeProto) -> Result<Act> {
+    pub(super) fn chw_act(&self, n: &NodeProto) -> Result<Act> {
         let x = self.act(n, 0)?;
         if x.layout != Layout::Nchw || x.chw().is_none() {
-            return Err(self.err(n, format!("needs an NCHW image tensor, got ONNX shape {:?}", x.onnx_dims())));
+            return Err(self.err(
+                n,
+                format!("needs an NCHW image tensor, got ONNX shape {:?}", x.onnx_dims()),
+            ));
         }
         Ok(x)
     }
@@ -191,17 +210,29 @@ impl Graph<'_> {
         match Attrs::new(n).ints(name) {
             None => Ok((default, default)),
             Some([h, w]) if *h >= 0 && *w >= 0 => Ok((*h as usize, *w as usize)),
-            Some(v) => Err(self.err(n, format!("`{name}` {v:?}: netwalk reads 2-D ops (two non-negative values)"))),
+            Some(v) => Err(self.err(
+                n,
+                format!("`{name}` {v:?}: netwalk reads 2-D ops (two non-negative values)"),
+            )),
         }
     }
 
     /// Symmetric `(pad_h, pad_w)` or the four pads `[top, left, bottom, right]`, with `auto_pad`.
-    fn pads(&self, n: &NodeProto, hw: (usize, usize), k: (usize, usize), s: (usize, usize), d: (usize, usize)) -> Result<[usize; 4]> {
+    fn pads(
+        &self,
+        n: &NodeProto,
+        hw: (usize, usize),
+        k: (usize, usize),
+        s: (usize, usize),
+        d: (usize, usize),
+    ) -> Result<[usize; 4]> {
         let a = Attrs::new(n);
         match a.string("auto_pad").as_deref().unwrap_or("NOTSET") {
             "NOTSET" | "" => match a.ints("pads") {
                 None => Ok([0; 4]),
-                Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]),
+                Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+                    Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
+                }
                 Some(p) => Err(self.err(n, format!("`pads` {p:?}: expected four non-negative values"))),
             },
             "VALID" => Ok([0; 4]),
@@ -238,12 +269,21 @@ impl Graph<'_> {
         let w = self.constant(n, 1)?;
         let b = self.opt_constant(n, 2)?;
         let &[o, ig, kh, kw] = w.dims.as_slice() else {
-            return Err(self.err(n, format!("weight of shape {:?}: netwalk reads 2-D convolutions", w.dims)));
+            return Err(self.err(
+                n,
+                format!("weight of shape {:?}: netwalk reads 2-D convolutions", w.dims),
+            ));
         };
         let (c, h, wd) = x.chw().unwrap_or_default();
         let groups = Attrs::new(n).int("group").unwrap_or(1).max(1) as usize;
         if ig * groups != c || o % groups != 0 {
-            return Err(self.err(n, format!("weight {:?} with group {groups} does not fit {c} input channels", w.dims)));
+            return Err(self.err(
+                n,
+                format!(
+                    "weight {:?} with group {groups} does not fit {c} input channels",
+                    w.dims
+                ),
+            ));
         }
         let s = self.hw_attr(n, "strides", 1)?;
         let d = self.hw_attr(n, "dilations", 1)?;
@@ -255,7 +295,9 @@ impl Graph<'_> {
         };
         let (_, h, wd) = x.chw().unwrap_or_default();
         let out = |size: usize, k: usize, s: usize, p: usize, d: usize| {
-            (size + 2 * p).checked_sub(d * (k.max(1) - 1) + 1).map(|v| v / s.max(1) + 1)
+            (size + 2 * p)
+                .checked_sub(d * (k.max(1) - 1) + 1)
+                .map(|v| v / s.max(1) + 1)
         };
         let (Some(oh), Some(ow)) = (out(h, kh, s.0, pad.0, d.0), out(wd, kw, s.1, pad.1, d.1)) else {
             return Err(self.err(n, format!("kernel {kh}x{kw} does not fit the padded {h}x{wd} input")));
@@ -275,7 +317,13 @@ impl Graph<'_> {
         let w = self.constant(n, 1)?;
         let b = self.opt_constant(n, 2)?;
         let &[i, og, kh, kw] = w.dims.as_slice() else {
-            return Err(self.err(n, format!("weight of shape {:?}: netwalk reads 2-D transposed convolutions", w.dims)));
+            return Err(self.err(
+                n,
+                format!(
+                    "weight of shape {:?}: netwalk reads 2-D transposed convolutions",
+                    w.dims
+                ),
+            ));
         };
         let (c, h, wd) = x.chw().unwrap_or_default();
         let groups = Attrs::new(n).int("group").unwrap_or(1).max(1) as usize;
@@ -283,7 +331,10 @@ impl Graph<'_> {
             return Err(self.err(n, format!("weight {:?} does not fit {c} input channels", w.dims)));
         }
         if Attrs::new(n).has("output_shape") {
-            return Err(self.err(n, "`output_shape` is not supported: export with pads and output_padding"));
+            return Err(self.err(
+                n,
+                "`output_shape` is not supported: export with pads and output_padding",
+            ));
         }
         let s = self.hw_attr(n, "strides", 1)?;
         let d = self.hw_attr(n, "dilations", 1)?;
@@ -322,7 +373,14 @@ impl Graph<'_> {
         }
         let eps = Attrs::new(n).float("epsilon").unwrap_or(1e-5);
         let shape = x.shape.clone();
-        let out = self.emit(n, json!({"op": "batchnorm2d", "eps": eps}), vec![x], shape, Layout::Nchw, params);
+        let out = self.emit(
+            n,
+            json!({"op": "batchnorm2d", "eps": eps}),
+            vec![x],
+            shape,
+            Layout::Nchw,
+            params,
+        );
         self.pass(n, out)
     }
 
@@ -330,7 +388,13 @@ impl Graph<'_> {
     fn flat_act(&self, n: &NodeProto) -> Result<Act> {
         let x = self.act(n, 0)?;
         if x.layout != Layout::Flat {
-            return Err(self.err(n, format!("needs a [1, N] input, got ONNX shape {:?} (flatten first)", x.onnx_dims())));
+            return Err(self.err(
+                n,
+                format!(
+                    "needs a [1, N] input, got ONNX shape {:?} (flatten first)",
+                    x.onnx_dims()
+                ),
+            ));
         }
         Ok(x)
     }
@@ -341,7 +405,14 @@ impl Graph<'_> {
         if let Some(b) = bias {
             params.push(("bias", vec![out], b));
         }
-        let act = self.emit(n, json!({"op": "dense", "out_features": out}), vec![x], vec![out], Layout::Flat, params);
+        let act = self.emit(
+            n,
+            json!({"op": "dense", "out_features": out}),
+            vec![x],
+            vec![out],
+            Layout::Flat,
+            params,
+        );
         self.pass(n, act)
     }
 
@@ -383,7 +454,10 @@ impl Graph<'_> {
         let x = self.act(n, 0)?;
         let b = self.constant(n, 1)?;
         let &[k, o] = b.dims.as_slice() else {
-            return Err(self.err(n, format!("the second operand of shape {:?} must be a 2-D constant", b.dims)));
+            return Err(self.err(
+                n,
+                format!("the second operand of shape {:?} must be a 2-D constant", b.dims),
+            ));
         };
         let weight = transpose(&b.floats(), k, o);
         match x.layout {
@@ -392,10 +466,24 @@ impl Graph<'_> {
             Layout::Nhwc if x.shape[0] == k => {
                 let (_, h, w) = x.chw().unwrap_or_default();
                 let attrs = json!({"op": "conv2d", "out_channels": o, "kernel": [1, 1]});
-                let out = self.emit(n, attrs, vec![x], vec![o, h, w], Layout::Nhwc, vec![("weight", vec![o, k, 1, 1], weight)]);
+                let out = self.emit(
+                    n,
+                    attrs,
+                    vec![x],
+                    vec![o, h, w],
+                    Layout::Nhwc,
+                    vec![("weight", vec![o, k, 1, 1], weight)],
+                );
                 self.pass(n, out)
             }
-            _ => Err(self.err(n, format!("MatMul of ONNX shape {:?} by {:?} is not supported", x.onnx_dims(), b.dims))),
+            _ => Err(self.err(
+                n,
+                format!(
+                    "MatMul of ONNX shape {:?} by {:?} is not supported",
+                    x.onnx_dims(),
+                    b.dims
+                ),
+            )),
         }
     }
 
@@ -420,7 +508,10 @@ impl Graph<'_> {
             return Err(self.err(n, format!("asymmetric pads {p:?} are not supported for pooling")));
         }
         let ceil = a.int("ceil_mode").unwrap_or(0) != 0;
-        let (Some(oh), Some(ow)) = (pool_out(h, k.0, s.0.max(1), p[0], ceil), pool_out(w, k.1, s.1.max(1), p[1], ceil)) else {
+        let (Some(oh), Some(ow)) = (
+            pool_out(h, k.0, s.0.max(1), p[0], ceil),
+            pool_out(w, k.1, s.1.max(1), p[1], ceil),
+        ) else {
             return Err(self.err(n, format!("kernel {k:?} does not fit the padded {h}x{w} input")));
         };
         let mut attrs = json!({"op": if max { "maxpool2d" } else { "avgpool2d" }, "kernel": [k.0, k.1],
@@ -440,19 +531,34 @@ impl Graph<'_> {
         } else {
             a.ints("axes").map(<[i64]>::to_vec)
         };
-        let mut axes: Vec<i64> = axes.unwrap_or_default().iter().map(|&v| if v < 0 { v + 4 } else { v }).collect();
+        let mut axes: Vec<i64> = axes
+            .unwrap_or_default()
+            .iter()
+            .map(|&v| if v < 0 { v + 4 } else { v })
+            .collect();
         axes.sort_unstable();
         let spatial = match x.layout {
             Layout::Nchw => vec![2, 3],
             Layout::Nhwc => vec![1, 2],
             _ => vec![],
         };
+        if self.is_channel_mean(&x, &axes, a.int("keepdims").unwrap_or(1) != 0) {
+            self.set(n, 0, Val::Pending(Pending::LnMean(x)));
+            return Ok(());
+        }
         if axes != spatial || x.chw().is_none() {
-            return Err(self.err(n, format!("ReduceMean over axes {axes:?} of ONNX shape {:?}: netwalk averages over H and W only", x.onnx_dims())));
+            return Err(self.err(n, format!("ReduceMean over axes {axes:?} of ONNX shape {:?}: netwalk averages over H and W (or, in a LayerNorm, over channels) only", x.onnx_dims())));
         }
         let c = x.shape[0];
         let layout = x.layout;
-        let pooled = self.emit(n, json!({"op": "global_avgpool2d"}), vec![x], vec![c, 1, 1], layout, vec![]);
+        let pooled = self.emit(
+            n,
+            json!({"op": "global_avgpool2d"}),
+            vec![x],
+            vec![c, 1, 1],
+            layout,
+            vec![],
+        );
         if a.int("keepdims").unwrap_or(1) != 0 {
             return self.pass(n, pooled);
         }
@@ -460,208 +566,39 @@ impl Graph<'_> {
         self.pass(n, flat)
     }
 
-    /// A `flatten` layer (or nothing for a value already flat); channels-last only when 1×1.
-    fn flatten_act(&mut self, n: &NodeProto, x: Act) -> Result<Act> {
-        match (x.layout, x.chw()) {
-            (Layout::Flat, _) => Ok(x),
-            (Layout::Nchw, Some(_)) | (Layout::Nhwc, Some((_, 1, 1))) => {
-                let len = x.shape.iter().product();
-                Ok(self.emit(n, json!({"op": "flatten"}), vec![x], vec![len], Layout::Flat, vec![]))
-            }
-            _ => Err(self.err(n, format!("flattening ONNX shape {:?} is not supported", x.onnx_dims()))),
-        }
-    }
-
-    fn flatten(&mut self, n: &NodeProto) -> Result<()> {
-        let x = self.act(n, 0)?;
-        if Attrs::new(n).int("axis").unwrap_or(1) != 1 {
-            return Err(self.err(n, "Flatten with axis ≠ 1 is not supported"));
-        }
-        let out = self.flatten_act(n, x)?;
-        self.pass(n, out)
-    }
-
-    fn reshape(&mut self, n: &NodeProto) -> Result<()> {
-        let x = self.act(n, 0)?;
-        let target = self.constant(n, 1)?.ints();
-        let from = x.onnx_dims();
-        let to = fold::reshape_dims(&from, &target, Attrs::new(n).int("allowzero").unwrap_or(0) != 0)
-            .map_err(|m| self.err(n, m))?;
-        if to == from {
-            return self.pass(n, x);
-        }
-        let total: usize = from.iter().product();
-        match (x.layout, to.as_slice()) {
-            (_, &[1, t]) if t == total => {
-                let out = self.flatten_act(n, x)?;
-                self.pass(n, out)
-            }
-            (Layout::Nchw, &[1, g, cg, h, w]) if Some((g * cg, h, w)) == x.chw() && g > 0 => {
-                self.pass(n, Act { layout: Layout::Grouped(g), ..x })
-            }
-            (Layout::GroupedT(g), &[1, c, h, w]) if Some((c, h, w)) == x.chw() => {
-                let shape = x.shape.clone();
-                let out = self.emit(n, json!({"op": "channel_shuffle", "groups": g}), vec![x], shape, Layout::Nchw, vec![]);
-                self.pass(n, out)
-            }
-            _ => Err(self.err(n, format!("reshaping ONNX shape {from:?} to {to:?} is not supported (netwalk reads flatten and channel-shuffle reshapes)"))),
-        }
-    }
-
-    fn transpose(&mut self, n: &NodeProto) -> Result<()> {
-        let x = self.act(n, 0)?;
-        let perm = Attrs::new(n).ints("perm").map(<[i64]>::to_vec).unwrap_or_default();
-        let layout = match (x.layout, perm.as_slice()) {
-            (Layout::Nchw, [0, 2, 3, 1]) => Layout::Nhwc,
-            (Layout::Nhwc, [0, 3, 1, 2]) => Layout::Nchw,
-            (Layout::Grouped(g), [0, 2, 1, 3, 4]) => Layout::GroupedT(g),
-            (Layout::Flat, [0, 1]) => Layout::Flat,
-            _ => {
-                return Err(self.err(n, format!("transposing ONNX shape {:?} by {perm:?} is not supported (netwalk reads NCHW↔NHWC and channel shuffles)", x.onnx_dims())));
-            }
-        };
-        self.pass(n, Act { layout, ..x })
-    }
-
-    fn squeeze(&mut self, n: &NodeProto) -> Result<()> {
-        let x = self.act(n, 0)?;
-        let dims = x.onnx_dims();
-        let axes = if self.opset >= 13 {
-            self.opt_constant(n, 1)?.map(|c| c.ints())
-        } else {
-            Attrs::new(n).ints("axes").map(<[i64]>::to_vec)
-        };
-        let r = dims.len() as i64;
-        let mut axes: Vec<i64> = match axes {
-            Some(a) => a.iter().map(|&v| if v < 0 { v + r } else { v }).collect(),
-            None => (1..r).filter(|&i| dims[i as usize] == 1).collect(),
-        };
-        axes.sort_unstable();
-        match (x.layout, axes.as_slice(), x.chw()) {
-            (Layout::Nchw, [2, 3], Some((_, 1, 1))) | (Layout::Nhwc, [1, 2], Some((_, 1, 1))) => {
-                let out = self.flatten_act(n, x)?;
-                self.pass(n, out)
-            }
-            _ => Err(self.err(n, format!("squeezing axes {axes:?} of ONNX shape {dims:?} is not supported"))),
-        }
-    }
-
-    /// The channel axis of a value's ONNX layout, for Concat/Split/Slice.
-    fn channel_axis(&self, n: &NodeProto, x: &Act, axis: i64) -> Result<()> {
-        let r = x.onnx_dims().len() as i64;
-        let axis = if axis < 0 { axis + r } else { axis };
-        let ok = match x.layout {
-            Layout::Nchw | Layout::Flat => axis == 1,
-            Layout::Nhwc => axis == 3,
-            _ => false,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(self.err(n, format!("axis {axis} of ONNX shape {:?}: netwalk joins and splits channels only", x.onnx_dims())))
-        }
-    }
-
-    fn concat(&mut self, n: &NodeProto) -> Result<()> {
-        let ins: Vec<Act> = (0..n.input.len()).map(|i| self.act(n, i)).collect::<Result<_>>()?;
-        let axis = Attrs::new(n).int("axis").unwrap_or(1);
-        for x in &ins {
-            self.channel_axis(n, x, axis)?;
-            if x.layout != ins[0].layout || x.shape[1..] != ins[0].shape[1..] {
-                return Err(self.err(n, "inputs of different layouts or sizes"));
-            }
-        }
-        if ins.len() == 1 {
-            return self.pass(n, ins[0].clone());
-        }
-        let mut shape = ins[0].shape.clone();
-        shape[0] = ins.iter().map(|x| x.shape[0]).sum();
-        let layout = ins[0].layout;
-        let out = self.emit(n, json!({"op": "concat"}), ins, shape, layout, vec![]);
-        self.pass(n, out)
-    }
-
-    fn slice_layer(&mut self, n: &NodeProto, x: &Act, start: usize, end: usize, out_index: usize) {
-        let mut shape = x.shape.clone();
-        shape[0] = end - start;
-        let out = self.emit(n, json!({"op": "slice", "start": start, "end": end}), vec![x.clone()], shape, x.layout, vec![]);
-        self.set(n, out_index, Val::Act(out));
-    }
-
-    fn split(&mut self, n: &NodeProto) -> Result<()> {
-        let x = self.act(n, 0)?;
-        let a = Attrs::new(n);
-        self.channel_axis(n, &x, a.int("axis").unwrap_or(0))?;
-        let c = x.shape[0];
-        let parts = n.output.len().max(1);
-        let sizes: Vec<i64> = if self.opset >= 13 {
-            self.opt_constant(n, 1)?.map(|s| s.ints()).unwrap_or_default()
-        } else {
-            a.ints("split").map(<[i64]>::to_vec).unwrap_or_default()
-        };
-        let sizes: Vec<usize> = if sizes.is_empty() {
-            let each = c.div_ceil(parts);
-            (0..parts).map(|i| each.min(c.saturating_sub(i * each))).collect()
-        } else {
-            sizes.iter().map(|&s| s.max(0) as usize).collect()
-        };
-        if sizes.len() != parts || sizes.iter().sum::<usize>() != c || sizes.contains(&0) {
-            return Err(self.err(n, format!("split sizes {sizes:?} do not divide {c} channels into {parts} outputs")));
-        }
-        let mut start = 0;
-        for (i, s) in sizes.iter().enumerate() {
-            self.slice_layer(n, &x, start, start + s, i);
-            start += s;
-        }
-        Ok(())
-    }
-
-    fn slice(&mut self, n: &NodeProto) -> Result<()> {
-        let x = self.act(n, 0)?;
-        let (starts, ends, axes, steps) = if self.opset >= 10 {
-            let get = |g: &Self, i| g.opt_constant(n, i).map(|c| c.map(|c| c.ints()));
-            (get(self, 1)?.unwrap_or_default(), get(self, 2)?.unwrap_or_default(), get(self, 3)?, get(self, 4)?)
-        } else {
-            let a = Attrs::new(n);
-            let v = |k| a.ints(k).map(<[i64]>::to_vec);
-            (v("starts").unwrap_or_default(), v("ends").unwrap_or_default(), v("axes"), None)
-        };
-        let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-        if starts.len() != 1 || ends.len() != 1 || axes.len() != 1 || steps.as_ref().is_some_and(|s| s != &[1]) {
-            return Err(self.err(n, "netwalk reads step-1 slices along one axis"));
-        }
-        self.channel_axis(n, &x, axes[0])?;
-        let c = x.shape[0] as i64;
-        let clampi = |v: i64| (if v < 0 { v + c } else { v }).clamp(0, c) as usize;
-        let (s, e) = (clampi(starts[0]), clampi(ends[0]));
-        if e <= s {
-            return Err(self.err(n, format!("empty channel slice {s}..{e}")));
-        }
-        if (s, e) == (0, c as usize) {
-            return self.pass(n, x);
-        }
-        self.slice_layer(n, &x, s, e, 0);
-        Ok(())
-    }
-
     /// The broadcast netwalk shape of several values of one layout.
     fn broadcast_acts(&self, n: &NodeProto, ins: &[Act]) -> Result<Vec<usize>> {
         let mut shape = ins[0].shape.clone();
         for x in &ins[1..] {
-            let same_kind = x.shape.len() == shape.len() && matches!((x.layout, ins[0].layout), (a, b) if a == b || x.chw().is_some_and(|(_, h, w)| h == 1 && w == 1));
+            let same_kind = x.shape.len() == shape.len()
+                && matches!((x.layout, ins[0].layout), (a, b) if a == b || x.chw().is_some_and(|(_, h, w)| h == 1 && w == 1));
             let b = fold::broadcast(&shape, &x.shape).filter(|b| b.len() == shape.len() && same_kind);
             shape = b.ok_or_else(|| {
-                self.err(n, format!("ONNX shapes {:?} and {:?} do not broadcast in netwalk", ins[0].onnx_dims(), x.onnx_dims()))
+                self.err(
+                    n,
+                    format!(
+                        "ONNX shapes {:?} and {:?} do not broadcast in netwalk",
+                        ins[0].onnx_dims(),
+                        x.onnx_dims()
+                    ),
+                )
             })?;
         }
         Ok(shape)
     }
 
     /// A constant operand in netwalk's shape for value `x` (`[C, H, W]`-ranked or `[N]`-ranked).
-    fn operand(&self, n: &NodeProto, x: &Act, c: &Const) -> Result<(Vec<usize>, Vec<f32>)> {
+    pub(super) fn operand(&self, n: &NodeProto, x: &Act, c: &Const) -> Result<(Vec<usize>, Vec<f32>)> {
         let rank = x.onnx_dims().len();
         if c.dims.len() > rank || c.dims.len() == rank && c.dims[0] != 1 {
-            return Err(self.err(n, format!("constant of shape {:?} does not broadcast over ONNX shape {:?}", c.dims, x.onnx_dims())));
+            return Err(self.err(
+                n,
+                format!(
+                    "constant of shape {:?} does not broadcast over ONNX shape {:?}",
+                    c.dims,
+                    x.onnx_dims()
+                ),
+            ));
         }
         let mut d = vec![1; rank - c.dims.len()];
         d.extend_from_slice(&c.dims);
@@ -684,7 +621,14 @@ impl Graph<'_> {
         };
         let fits = dims.iter().zip(&x.shape).all(|(&a, &b)| a == 1 || a == b);
         if !fits {
-            return Err(self.err(n, format!("constant of shape {:?} does not broadcast over ONNX shape {:?}", c.dims, x.onnx_dims())));
+            return Err(self.err(
+                n,
+                format!(
+                    "constant of shape {:?} does not broadcast over ONNX shape {:?}",
+                    c.dims,
+                    x.onnx_dims()
+                ),
+            ));
         }
         Ok((dims, vals))
     }
@@ -693,7 +637,7 @@ impl Graph<'_> {
         let op = n.op_type.to_ascii_lowercase();
         let (v0, v1) = (self.val(n, 0)?.clone(), self.val(n, 1)?.clone());
         match (v0, v1) {
-            (Val::Pending(p), other) | (other, Val::Pending(p)) => self.gelu_step(n, &op, p, other),
+            (Val::Pending(p), other) | (other, Val::Pending(p)) => self.pending_step(n, &op, p, other),
             (Val::Act(a), Val::Act(b)) => {
                 if op == "mul"
                     && let Some((x, fused)) = self.self_gate(&a, &b).or_else(|| self.self_gate(&b, &a))
@@ -707,21 +651,11 @@ impl Graph<'_> {
             }
             (Val::Act(x), Val::Const(c)) => self.binary_const(n, &op, x, c),
             (Val::Const(c), Val::Act(x)) if op == "add" || op == "mul" => self.binary_const(n, &op, x, c),
-            (Val::Const(_), Val::Act(_)) => Err(self.err(n, format!("a constant {op} a tensor (constant first) is not supported"))),
+            (Val::Const(_), Val::Act(_)) => {
+                Err(self.err(n, format!("a constant {op} a tensor (constant first) is not supported")))
+            }
             (Val::Const(_), Val::Const(_)) => Err(self.err(n, "constant arithmetic that could not be folded")),
         }
-    }
-
-    /// `x · f(x)` for f = sigmoid (SiLU) or hardsigmoid (Hardswish): `gate` made by f from `x`.
-    fn self_gate(&self, x: &Act, gate: &Act) -> Option<(Act, &'static str)> {
-        let Src::Layer(g) = gate.src else { return None };
-        let l = &self.layers[g];
-        let fused = match l.op() {
-            "sigmoid" => "silu",
-            "hardsigmoid" => "hardswish",
-            _ => return None,
-        };
-        (l.inputs.first() == Some(x)).then(|| (x.clone(), fused))
     }
 
     fn simple_on(&mut self, n: &NodeProto, x: Act, op: &str) -> Result<()> {
@@ -732,6 +666,9 @@ impl Graph<'_> {
     }
 
     fn binary_const(&mut self, n: &NodeProto, op: &str, x: Act, c: Const) -> Result<()> {
+        if self.layernorm_affine(n, op, &x, &c)? {
+            return self.pass(n, x);
+        }
         // MatMul + Add: the bias of the dense layer (or 1×1 conv) just made.
         if op == "add"
             && let Src::Layer(l) = x.src
@@ -752,41 +689,6 @@ impl Graph<'_> {
         self.pass(n, out)
     }
 
-    /// GELU's erf form starts with `erf(x / √2)`: the `div` layer just made is folded away.
-    fn erf(&mut self, n: &NodeProto) -> Result<()> {
-        let d = self.act(n, 0)?;
-        if let Src::Layer(l) = d.src
-            && let layer = &self.layers[l]
-            && layer.op() == "div"
-            && let Some((_, _, w)) = layer.params.first()
-            && w.len() == 1
-            && (w[0] - std::f32::consts::SQRT_2).abs() < 1e-5
-        {
-            let x = layer.inputs[0].clone();
-            self.set(n, 0, Val::Pending(Pending::GeluErf(x)));
-            return Ok(());
-        }
-        Err(self.err(n, "Erf is supported only in GELU's form x · (1 + erf(x / √2)) · 0.5"))
-    }
-
-    fn gelu_step(&mut self, n: &NodeProto, op: &str, p: Pending, other: Val) -> Result<()> {
-        let one = |v: &Val, want: f32| matches!(v, Val::Const(c) if c.scalar().is_some_and(|s| (s - want).abs() < 1e-6));
-        let next = match (&p, op) {
-            (Pending::GeluErf(x), "add") if one(&other, 1.0) => Pending::GeluErfPlusOne(x.clone()),
-            (Pending::GeluErfPlusOne(x), "mul") if other == Val::Act(x.clone()) => Pending::GeluProduct(x.clone()),
-            (Pending::GeluProduct(x), "mul") if one(&other, 0.5) => {
-                let x = x.clone();
-                let shape = x.shape.clone();
-                let layout = x.layout;
-                let out = self.emit(n, json!({"op": "gelu", "approximate": "none"}), vec![x], shape, layout, vec![]);
-                return self.pass(n, out);
-            }
-            _ => return Err(self.err(n, "Erf is supported only in GELU's form x · (1 + erf(x / √2)) · 0.5")),
-        };
-        self.set(n, 0, Val::Pending(next));
-        Ok(())
-    }
-
     fn clip(&mut self, n: &NodeProto) -> Result<()> {
         let a = Attrs::new(n);
         let (lo, hi) = if self.opset >= 11 {
@@ -802,7 +704,7 @@ impl Graph<'_> {
         };
         let attrs = match (lo, hi) {
             (Some(l), Some(h)) if l == 0.0 && h == 6.0 => json!({"op": "relu6"}),
-            (Some(l), None) if l == 0.0 => json!({"op": "relu"}),
+            (Some(0.0), None) => json!({"op": "relu"}),
             (l, h) => json!({"op": "clip", "min": l.unwrap_or(f32::MIN), "max": h.unwrap_or(f32::MAX)}),
         };
         self.simple(n, attrs)
@@ -815,11 +717,24 @@ impl Graph<'_> {
         let per_channel = dims[0] == x.shape[0] && dims[1..].iter().all(|&d| d == 1);
         let len = if per_channel { x.shape[0] } else { 1 };
         if !per_channel && vals.len() != 1 {
-            return Err(self.err(n, format!("slope of shape {:?}: netwalk's prelu has one slope per channel or one in all", slope.dims)));
+            return Err(self.err(
+                n,
+                format!(
+                    "slope of shape {:?}: netwalk's prelu has one slope per channel or one in all",
+                    slope.dims
+                ),
+            ));
         }
         let shape = x.shape.clone();
         let layout = x.layout;
-        let out = self.emit(n, json!({"op": "prelu"}), vec![x], shape, layout, vec![("weight", vec![len], vals)]);
+        let out = self.emit(
+            n,
+            json!({"op": "prelu"}),
+            vec![x],
+            shape,
+            layout,
+            vec![("weight", vec![len], vals)],
+        );
         self.pass(n, out)
     }
 
@@ -834,34 +749,15 @@ impl Graph<'_> {
             _ => false,
         };
         if !ok {
-            return Err(self.err(n, format!("softmax over axis {axis} of ONNX shape {:?}: netwalk's is over features or channels", x.onnx_dims())));
+            return Err(self.err(
+                n,
+                format!(
+                    "softmax over axis {axis} of ONNX shape {:?}: netwalk's is over features or channels",
+                    x.onnx_dims()
+                ),
+            ));
         }
         self.simple(n, json!({"op": "softmax"}))
-    }
-
-    fn layernorm(&mut self, n: &NodeProto) -> Result<()> {
-        let x = self.act(n, 0)?;
-        let axis = Attrs::new(n).int("axis").unwrap_or(-1);
-        let ok = match x.layout {
-            Layout::Nhwc => axis == -1 || axis == 3,
-            Layout::Flat => axis == -1 || axis == 1,
-            _ => false,
-        };
-        if !ok {
-            return Err(self.err(n, format!("LayerNormalization from axis {axis} of ONNX shape {:?}: netwalk normalises over channels (channels-last) or features", x.onnx_dims())));
-        }
-        let c = x.shape[0];
-        let scale = self.constant(n, 1)?;
-        let bias = self.opt_constant(n, 2)?.map(|b| b.floats()).unwrap_or_else(|| vec![0.0; c]);
-        if scale.len() != c || bias.len() != c {
-            return Err(self.err(n, format!("scale/bias sizes do not match {c} channels")));
-        }
-        let eps = Attrs::new(n).float("epsilon").unwrap_or(1e-5);
-        let shape = x.shape.clone();
-        let layout = x.layout;
-        let params = vec![("weight", vec![c], scale.floats()), ("bias", vec![c], bias)];
-        let out = self.emit(n, json!({"op": "layernorm", "eps": eps}), vec![x], shape, layout, params);
-        self.pass(n, out)
     }
 
     fn pad(&mut self, n: &NodeProto) -> Result<()> {
@@ -869,13 +765,19 @@ impl Graph<'_> {
         let a = Attrs::new(n);
         let mode = a.string("mode").unwrap_or_else(|| "constant".into());
         if mode != "constant" {
-            return Err(self.err(n, format!("pad mode `{mode}` is not supported (netwalk pads with a constant)")));
+            return Err(self.err(
+                n,
+                format!("pad mode `{mode}` is not supported (netwalk pads with a constant)"),
+            ));
         }
         let (pads, value) = if self.opset >= 11 {
             let v = self.opt_constant(n, 2)?.and_then(|c| c.scalar()).unwrap_or(0.0);
             (self.constant(n, 1)?.ints(), v)
         } else {
-            (a.ints("pads").map(<[i64]>::to_vec).unwrap_or_default(), a.float("value").unwrap_or(0.0))
+            (
+                a.ints("pads").map(<[i64]>::to_vec).unwrap_or_default(),
+                a.float("value").unwrap_or(0.0),
+            )
         };
         match pads.as_slice() {
             &[0, 0, t, l, 0, 0, b, r] if [t, l, b, r].iter().all(|&v| v >= 0) => {
@@ -891,20 +793,36 @@ impl Graph<'_> {
         let a = Attrs::new(n);
         let (c, h, w) = x.chw().unwrap_or_default();
         let (scales, sizes) = if n.op_type == "Upsample" {
-            (self.opt_constant(n, 1)?.map(|c| c.floats()).or_else(|| a.floats("scales").map(<[f32]>::to_vec)), None)
+            (
+                self.opt_constant(n, 1)?
+                    .map(|c| c.floats())
+                    .or_else(|| a.floats("scales").map(<[f32]>::to_vec)),
+                None,
+            )
         } else if self.opset >= 11 {
-            (self.opt_constant(n, 2)?.map(|c| c.floats()).filter(|v| !v.is_empty()), self.opt_constant(n, 3)?.map(|c| c.ints()).filter(|v| !v.is_empty()))
+            (
+                self.opt_constant(n, 2)?.map(|c| c.floats()).filter(|v| !v.is_empty()),
+                self.opt_constant(n, 3)?.map(|c| c.ints()).filter(|v| !v.is_empty()),
+            )
         } else {
             (self.opt_constant(n, 1)?.map(|c| c.floats()), None)
         };
         let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
-        let coord = a.string("coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into());
+        let coord = a
+            .string("coordinate_transformation_mode")
+            .unwrap_or_else(|| "half_pixel".into());
         let nearest = a.string("nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());
         let mut attrs = match (mode.as_str(), coord.as_str()) {
-            ("nearest", "asymmetric") if nearest == "floor" || n.op_type == "Upsample" => json!({"op": "upsample", "mode": "nearest"}),
+            ("nearest", "asymmetric") if nearest == "floor" || n.op_type == "Upsample" => {
+                json!({"op": "upsample", "mode": "nearest"})
+            }
             ("nearest", _) if n.op_type == "Upsample" => json!({"op": "upsample", "mode": "nearest"}),
-            ("linear" | "bilinear", "half_pixel" | "pytorch_half_pixel") => json!({"op": "upsample", "mode": "bilinear"}),
-            ("linear" | "bilinear", "align_corners") => json!({"op": "upsample", "mode": "bilinear", "align_corners": true}),
+            ("linear" | "bilinear", "half_pixel" | "pytorch_half_pixel") => {
+                json!({"op": "upsample", "mode": "bilinear"})
+            }
+            ("linear" | "bilinear", "align_corners") => {
+                json!({"op": "upsample", "mode": "bilinear", "align_corners": true})
+            }
             ("linear", _) if n.op_type == "Upsample" => json!({"op": "upsample", "mode": "bilinear"}),
             _ => {
                 return Err(self.err(n, format!("Resize mode `{mode}` with `{coord}` coordinates (nearest_mode `{nearest}`) is not supported: netwalk's is PyTorch's nearest or bilinear")));
@@ -915,7 +833,15 @@ impl Graph<'_> {
                 attrs["size"] = json!([s[2], s[3]]);
                 (s[2] as usize, s[3] as usize)
             }
-            (Some(s), None) if s.len() == 4 && s[0] == 1.0 && s[1] == 1.0 && s[2] >= 1.0 && s[3] >= 1.0 && s[2].fract() == 0.0 && s[3].fract() == 0.0 => {
+            (Some(s), None)
+                if s.len() == 4
+                    && s[0] == 1.0
+                    && s[1] == 1.0
+                    && s[2] >= 1.0
+                    && s[3] >= 1.0
+                    && s[2].fract() == 0.0
+                    && s[3].fract() == 0.0 =>
+            {
                 let (sh, sw) = (s[2] as usize, s[3] as usize);
                 attrs["scale"] = json!([sh, sw]);
                 (h * sh, w * sw)
@@ -947,7 +873,9 @@ fn unsupported_hint(op: &str) -> String {
     let hint = match op {
         "LogSoftmax" => " (export the model with Softmax, or without the final LogSoftmax)",
         "Softplus" | "Mish" | "Selu" | "Celu" | "ThresholdedRelu" => " (netwalk has relu, elu, silu, gelu, leaky_relu)",
-        "InstanceNormalization" | "GroupNormalization" => " (netwalk has BatchNormalization and channel LayerNormalization)",
+        "InstanceNormalization" | "GroupNormalization" => {
+            " (netwalk has BatchNormalization and channel LayerNormalization)"
+        }
         "LRN" => " (netwalk has no local response normalization; AlexNet's torchvision form has none)",
         "MaxUnpool" | "DepthToSpace" | "SpaceToDepth" => " (netwalk upsamples with Resize or ConvTranspose)",
         "LSTM" | "GRU" | "RNN" | "Attention" => " (netwalk shows convolutional networks)",

@@ -14,7 +14,10 @@ const FOLD_LIMIT: usize = 1 << 24;
 pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Option<Vec<Const>>, String> {
     let a = Attrs::new(node);
     let c = |i: usize| -> Result<&Const, String> {
-        ins.get(i).copied().flatten().ok_or_else(|| format!("missing constant input {i}"))
+        ins.get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("missing constant input {i}"))
     };
     let out = match node.op_type.as_str() {
         "Identity" | "Dropout" => c(0)?.clone(),
@@ -27,7 +30,11 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
         }
         "Unsqueeze" => {
             let x = c(0)?;
-            let axes = if opset >= 13 { c(1)?.ints() } else { a.ints("axes").unwrap_or(&[]).to_vec() };
+            let axes = if opset >= 13 {
+                c(1)?.ints()
+            } else {
+                a.ints("axes").unwrap_or(&[]).to_vec()
+            };
             let rank = x.dims.len() + axes.len();
             let mut axes: Vec<usize> = axes.iter().map(|&ax| norm_axis(ax, rank)).collect::<Result<_, _>>()?;
             axes.sort_unstable();
@@ -38,7 +45,10 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
                 }
                 dims.insert(ax, 1);
             }
-            Const { dims, data: x.data.clone() }
+            Const {
+                dims,
+                data: x.data.clone(),
+            }
         }
         "Squeeze" => {
             let x = c(0)?;
@@ -50,11 +60,22 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
             let dims = match axes {
                 None => x.dims.iter().copied().filter(|&d| d != 1).collect(),
                 Some(axes) => {
-                    let axes: Vec<usize> = axes.iter().map(|&ax| norm_axis(ax, x.dims.len())).collect::<Result<_, _>>()?;
-                    x.dims.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+                    let axes: Vec<usize> = axes
+                        .iter()
+                        .map(|&ax| norm_axis(ax, x.dims.len()))
+                        .collect::<Result<_, _>>()?;
+                    x.dims
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !axes.contains(i))
+                        .map(|(_, &d)| d)
+                        .collect()
                 }
             };
-            Const { dims, data: x.data.clone() }
+            Const {
+                dims,
+                data: x.data.clone(),
+            }
         }
         "Concat" => {
             let parts: Vec<&Const> = (0..node.input.len()).map(c).collect::<Result<_, _>>()?;
@@ -86,7 +107,10 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
                 Data::F32(v) => Data::F32(picked.iter().map(|&j| v[j]).collect()),
                 Data::I64(v) => Data::I64(picked.iter().map(|&j| v[j]).collect()),
             };
-            Const { dims: idx.dims.clone(), data }
+            Const {
+                dims: idx.dims.clone(),
+                data,
+            }
         }
         "Slice" => {
             let x = c(0)?;
@@ -95,7 +119,12 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
                 (c(1)?.ints(), c(2)?.ints(), opt(3), opt(4))
             } else {
                 let v = |k| a.ints(k).map(<[i64]>::to_vec);
-                (v("starts").unwrap_or_default(), v("ends").unwrap_or_default(), v("axes"), None)
+                (
+                    v("starts").unwrap_or_default(),
+                    v("ends").unwrap_or_default(),
+                    v("axes"),
+                    None,
+                )
             };
             slice(x, &starts, &ends, axes, steps)?
         }
@@ -106,7 +135,10 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
         "Reshape" => {
             let (x, shape) = (c(0)?, c(1)?);
             let dims = reshape_dims(&x.dims, &shape.ints(), a.int("allowzero").unwrap_or(0) != 0)?;
-            Const { dims, data: x.data.clone() }
+            Const {
+                dims,
+                data: x.data.clone(),
+            }
         }
         "Transpose" => {
             let x = c(0)?;
@@ -124,16 +156,33 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
             Const::f32(vec![k, r], t)
         }
         "ConstantOfShape" => {
-            let shape: Vec<usize> = c(0)?.ints().iter().map(|&d| usize::try_from(d).map_err(|_| format!("bad dimension {d}"))).collect::<Result<_, _>>()?;
-            let n = element_count(&shape).filter(|&n| n <= FOLD_LIMIT).ok_or("absurd shape")?;
-            let fill = a.tensor("value").map(|t| (t.data_type, t.float_data.first().copied(), t.int64_data.first().copied(), t.raw_data.clone()));
+            let shape: Vec<usize> = c(0)?
+                .ints()
+                .iter()
+                .map(|&d| usize::try_from(d).map_err(|_| format!("bad dimension {d}")))
+                .collect::<Result<_, _>>()?;
+            let n = element_count(&shape)
+                .filter(|&n| n <= FOLD_LIMIT)
+                .ok_or("absurd shape")?;
+            let fill = a.tensor("value").map(|t| {
+                (
+                    t.data_type,
+                    t.float_data.first().copied(),
+                    t.int64_data.first().copied(),
+                    t.raw_data.clone(),
+                )
+            });
             match fill {
                 Some((7, _, i, raw)) => {
-                    let v = i.or_else(|| raw.get(..8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))).unwrap_or(0);
+                    let v = i
+                        .or_else(|| raw.get(..8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))))
+                        .unwrap_or(0);
                     Const::i64(shape, vec![v; n])
                 }
                 Some((_, f, _, raw)) => {
-                    let v = f.or_else(|| raw.get(..4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])))).unwrap_or(0.0);
+                    let v = f
+                        .or_else(|| raw.get(..4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4]))))
+                        .unwrap_or(0.0);
                     Const::f32(shape, vec![v; n])
                 }
                 None => Const::f32(shape, vec![0.0; n]),
@@ -145,7 +194,13 @@ pub fn fold(node: &NodeProto, ins: &[Option<&Const>], opset: i64) -> Result<Opti
 }
 
 /// ONNX Slice of a constant: per axis start/end clamped as the spec says, any non-zero step.
-fn slice(x: &Const, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, steps: Option<Vec<i64>>) -> Result<Const, String> {
+fn slice(
+    x: &Const,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<Vec<i64>>,
+    steps: Option<Vec<i64>>,
+) -> Result<Const, String> {
     let rank = x.dims.len();
     let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
@@ -175,7 +230,9 @@ fn slice(x: &Const, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, steps:
         picks[ax] = idx;
     }
     let dims: Vec<usize> = picks.iter().map(Vec::len).collect();
-    let n = element_count(&dims).filter(|&n| n <= FOLD_LIMIT).ok_or("absurd shape")?;
+    let n = element_count(&dims)
+        .filter(|&n| n <= FOLD_LIMIT)
+        .ok_or("absurd shape")?;
     let mut strides = vec![1usize; rank];
     for i in (0..rank.saturating_sub(1)).rev() {
         strides[i] = strides[i + 1] * x.dims[i + 1];
@@ -199,7 +256,11 @@ fn slice(x: &Const, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, steps:
 fn norm_axis(ax: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64;
     let v = if ax < 0 { ax + r } else { ax };
-    if (0..r.max(1)).contains(&v) { Ok(v as usize) } else { Err(format!("axis {ax} out of range for rank {rank}")) }
+    if (0..r.max(1)).contains(&v) {
+        Ok(v as usize)
+    } else {
+        Err(format!("axis {ax} out of range for rank {rank}"))
+    }
 }
 
 /// ONNX Reshape's target: 0 copies the input's dimension (unless `allowzero`), -1 is inferred.
@@ -218,9 +279,12 @@ pub fn reshape_dims(input: &[usize], target: &[i64], allowzero: bool) -> Result<
             t => return Err(format!("bad target dimension {t}")),
         }
     }
-    let known = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("absurd target shape")?;
+    let known = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or("absurd target shape")?;
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {target:?}"));
         }
         dims[i] = total / known;
@@ -245,8 +309,11 @@ pub fn broadcast(x: &[usize], y: &[usize]) -> Option<Vec<usize>> {
 }
 
 fn binary(op: &str, x: &Const, y: &Const) -> Result<Const, String> {
-    let dims = broadcast(&x.dims, &y.dims).ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", x.dims, y.dims))?;
-    let n = element_count(&dims).filter(|&n| n <= FOLD_LIMIT).ok_or("absurd shape")?;
+    let dims =
+        broadcast(&x.dims, &y.dims).ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", x.dims, y.dims))?;
+    let n = element_count(&dims)
+        .filter(|&n| n <= FOLD_LIMIT)
+        .ok_or("absurd shape")?;
     let index = |d: &[usize], mut flat: usize| -> usize {
         // The element of a broadcast operand of dims `d` at output position `flat`.
         let mut off = 0;
@@ -314,7 +381,10 @@ mod tests {
     #[test]
     fn reshape_targets() {
         assert_eq!(reshape_dims(&[1, 512, 1, 1], &[1, -1], false), Ok(vec![1, 512]));
-        assert_eq!(reshape_dims(&[1, 48, 8, 8], &[0, 2, 24, 8, 8], false), Ok(vec![1, 2, 24, 8, 8]));
+        assert_eq!(
+            reshape_dims(&[1, 48, 8, 8], &[0, 2, 24, 8, 8], false),
+            Ok(vec![1, 2, 24, 8, 8])
+        );
         assert!(reshape_dims(&[1, 48, 8, 8], &[1, 5, -1], false).is_err());
     }
 
@@ -322,7 +392,15 @@ mod tests {
     fn broadcasting_binary_ops() {
         let x = Const::i64(vec![2, 1], vec![1, 2]);
         let y = Const::i64(vec![3], vec![10, 20, 30]);
-        assert_eq!(binary("Add", &x, &y).unwrap(), Const::i64(vec![2, 3], vec![11, 21, 31, 12, 22, 32]));
-        assert_eq!(binary("Div", &Const::i64(vec![1], vec![-7]), &Const::i64(vec![], vec![2])).unwrap().ints(), vec![-3]);
+        assert_eq!(
+            binary("Add", &x, &y).unwrap(),
+            Const::i64(vec![2, 3], vec![11, 21, 31, 12, 22, 32])
+        );
+        assert_eq!(
+            binary("Div", &Const::i64(vec![1], vec![-7]), &Const::i64(vec![], vec![2]))
+                .unwrap()
+                .ints(),
+            vec![-3]
+        );
     }
 }

@@ -32,6 +32,9 @@ pub enum Layout {
     Grouped(usize),
     /// `[1, C/g, g, H, W]`: its transpose, waiting for the reshape back.
     GroupedT(usize),
+    /// `[1, H, W]` of netwalk shape `[1, H, W]`: one channel gathered out, waiting for the
+    /// unsqueeze back (torchvision's `transform_input`: `x[:, 0].unsqueeze(1)`).
+    Nhw,
 }
 
 /// A netwalk value: the layer (or input) that makes it, its netwalk shape and its ONNX layout.
@@ -51,6 +54,7 @@ impl Act {
             (Layout::Nhwc, &[c, h, w]) => vec![1, h, w, c],
             (Layout::Grouped(g), &[c, h, w]) => vec![1, g, c / g, h, w],
             (Layout::GroupedT(g), &[c, h, w]) => vec![1, c / g, g, h, w],
+            (Layout::Nhw, &[_, h, w]) => vec![1, h, w],
             _ => vec![1, s.iter().product()],
         }
     }
@@ -69,6 +73,14 @@ pub enum Pending {
     GeluErf(Act),
     GeluErfPlusOne(Act),
     GeluProduct(Act),
+    /// LayerNorm's decomposed form: `mean(x)` over channels, `x − mean`, its square, the variance,
+    /// `variance + eps`, `sqrt(variance + eps)`.
+    LnMean(Act),
+    LnCentered(Act),
+    LnSquared(Act),
+    LnVariance(Act),
+    LnVarianceEps(Act, f32),
+    LnStd(Act, f32),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,9 +140,12 @@ impl<'a> Graph<'a> {
             .get(i)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| self.err(node, format!("missing input {i}")))?;
-        self.vals
-            .get(name)
-            .ok_or_else(|| self.err(node, format!("input `{name}` is neither a graph input, an initializer nor an earlier node's output")))
+        self.vals.get(name).ok_or_else(|| {
+            self.err(
+                node,
+                format!("input `{name}` is neither a graph input, an initializer nor an earlier node's output"),
+            )
+        })
     }
 
     /// Input `i` if it is given (optional inputs may be absent or empty).
@@ -146,14 +161,20 @@ impl<'a> Graph<'a> {
         match self.val(node, i)? {
             Val::Act(a) => Ok(a.clone()),
             Val::Const(_) => Err(self.err(node, format!("input {i} is a constant where netwalk needs the data flowing through the network"))),
-            Val::Pending(_) => Err(self.err(node, "this use of an `Erf` is not supported (netwalk recognises GELU's erf form)")),
+            Val::Pending(_) => Err(self.err(
+                node,
+                "this use of a partial result is not supported (netwalk recognises GELU's erf form and LayerNorm's decomposed form)",
+            )),
         }
     }
 
     pub fn constant(&self, node: &NodeProto, i: usize) -> Result<Const> {
         match self.val(node, i)? {
             Val::Const(c) => Ok(c.clone()),
-            _ => Err(self.err(node, format!("input {i} must be a constant (an initializer) for netwalk"))),
+            _ => Err(self.err(
+                node,
+                format!("input {i} must be a constant (an initializer) for netwalk"),
+            )),
         }
     }
 
@@ -223,7 +244,10 @@ pub struct Translated {
 /// Keep the layers `output` needs, name them and write them out.
 pub fn finish(layers: Vec<Emitted>, output: &Act, input_name: &str, file: &Path) -> Result<Translated> {
     let Src::Layer(last) = output.src else {
-        return Err(NnError::format(file, "the graph's output is its input: there are no layers to show"));
+        return Err(NnError::format(
+            file,
+            "the graph's output is its input: there are no layers to show",
+        ));
     };
     let mut needed = vec![false; layers.len()];
     needed[last] = true;
@@ -272,7 +296,8 @@ pub fn finish(layers: Vec<Emitted>, output: &Act, input_name: &str, file: &Path)
         obj.insert("inputs".into(), json!(inputs));
         out.layers.push(Value::Object(obj));
         for (role, dims, data) in &l.params {
-            out.tensors.push((format!("{}.{role}", names[k]), dims.clone(), data.clone()));
+            out.tensors
+                .push((format!("{}.{role}", names[k]), dims.clone(), data.clone()));
         }
         if let Some(t) = &l.tensor {
             out.onnx_tensors.insert(names[k].clone(), json!(t));

@@ -11,6 +11,8 @@ mod convert;
 mod fold;
 mod graph;
 mod names;
+mod patterns;
+mod plumbing;
 mod proto;
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,7 +88,14 @@ fn translate_model(model: &ModelProto, opset: i64, file: &Path, dir: &Path, opts
         [] => return Err(NnError::format(file, "the graph has no input")),
         many => {
             let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
-            return Err(NnError::format(file, format!("the graph has {} inputs ({}); netwalk shows networks of one image input", many.len(), names.join(", "))));
+            return Err(NnError::format(
+                file,
+                format!(
+                    "the graph has {} inputs ({}); netwalk shows networks of one image input",
+                    many.len(),
+                    names.join(", ")
+                ),
+            ));
         }
     };
     let mut uses: HashMap<String, usize> = HashMap::new();
@@ -98,21 +107,55 @@ fn translate_model(model: &ModelProto, opset: i64, file: &Path, dir: &Path, opts
     for o in &g.output {
         *uses.entry(o.name.clone()).or_default() += 1;
     }
-    let nhwc_input = g.node.iter().filter(|n| n.input.contains(&input.name)).all(|n| {
-        n.op_type == "Transpose" && proto::Attrs::new(n).ints("perm") == Some(&[0, 3, 1, 2][..])
-    }) && uses.get(&input.name).copied().unwrap_or(0) > 0;
+    let nhwc_input = g
+        .node
+        .iter()
+        .filter(|n| n.input.contains(&input.name))
+        .all(|n| n.op_type == "Transpose" && proto::Attrs::new(n).ints("perm") == Some(&[0, 3, 1, 2][..]))
+        && uses.get(&input.name).copied().unwrap_or(0) > 0;
     let (shape, layout) = input_shape(input, nhwc_input, opts, file)?;
-    vals.insert(input.name.clone(), Val::Act(Act { src: Src::Input, shape: shape.clone(), layout }));
-    let mut graph = Graph { file, dir, opset, vals, layers: Vec::new(), uses };
+    vals.insert(
+        input.name.clone(),
+        Val::Act(Act {
+            src: Src::Input,
+            shape: shape.clone(),
+            layout,
+        }),
+    );
+    let mut graph = Graph {
+        file,
+        dir,
+        opset,
+        vals,
+        layers: Vec::new(),
+        uses,
+    };
     for n in &g.node {
         graph.node(n)?;
     }
-    let out_name = &g.output.first().ok_or_else(|| NnError::format(file, "the graph has no output"))?.name;
+    let out_name = &g
+        .output
+        .first()
+        .ok_or_else(|| NnError::format(file, "the graph has no output"))?
+        .name;
     let output = match graph.vals.get(out_name) {
         Some(Val::Act(a)) if matches!(a.layout, Layout::Nchw | Layout::Flat) => a.clone(),
-        Some(Val::Act(a)) => return Err(NnError::format(file, format!("output `{out_name}` of ONNX shape {:?} is not NCHW or flat", a.onnx_dims()))),
+        Some(Val::Act(a)) => {
+            return Err(NnError::format(
+                file,
+                format!(
+                    "output `{out_name}` of ONNX shape {:?} is not NCHW or flat",
+                    a.onnx_dims()
+                ),
+            ));
+        }
         Some(_) => return Err(NnError::format(file, format!("output `{out_name}` is a constant"))),
-        None => return Err(NnError::format(file, format!("output `{out_name}` is not produced by any node"))),
+        None => {
+            return Err(NnError::format(
+                file,
+                format!("output `{out_name}` is not produced by any node"),
+            ));
+        }
     };
     let input_name = "input";
     let t = graph::finish(graph.layers, &output, input_name, file)?;
@@ -122,10 +165,16 @@ fn translate_model(model: &ModelProto, opset: i64, file: &Path, dir: &Path, opts
             None => Ok(vec![default; c]),
             Some(v) if v.len() == c => Ok(v.clone()),
             Some(v) if v.len() == 1 => Ok(vec![v[0]; c]),
-            Some(v) => Err(NnError::Usage(format!("--{what} has {} values for {c} input channels", v.len()))),
+            Some(v) => Err(NnError::Usage(format!(
+                "--{what} has {} values for {c} input channels",
+                v.len()
+            ))),
         }
     };
-    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "onnx".into());
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "onnx".into());
     let mut model_json = json!({
         "format": crate::nn::model::FORMAT,
         "name": name,
@@ -136,7 +185,11 @@ fn translate_model(model: &ModelProto, opset: i64, file: &Path, dir: &Path, opts
     if let Some(classes) = &opts.classes {
         model_json["classes"] = json!(classes);
     }
-    Ok(Imported { model_json, tensors: t.tensors, onnx_tensors: t.onnx_tensors })
+    Ok(Imported {
+        model_json,
+        tensors: t.tensors,
+        onnx_tensors: t.onnx_tensors,
+    })
 }
 
 /// The netwalk input shape and layout of the graph input: a dynamic batch is 1, other dynamic
@@ -147,7 +200,10 @@ fn input_shape(input: &ValueInfoProto, nhwc: bool, opts: &ImportOptions, file: &
         return Err(ierr("not a tensor".into()));
     };
     if t.elem_type != 1 {
-        return Err(ierr(format!("element type {} (netwalk feeds float32 images)", t.elem_type)));
+        return Err(ierr(format!(
+            "element type {} (netwalk feeds float32 images)",
+            t.elem_type
+        )));
     }
     let dims: Vec<Option<usize>> = t
         .shape
@@ -163,7 +219,10 @@ fn input_shape(input: &ValueInfoProto, nhwc: bool, opts: &ImportOptions, file: &
         })
         .unwrap_or_default();
     if !matches!(dims.len(), 2 | 4) {
-        return Err(ierr(format!("rank {} (netwalk reads [N, C, H, W] images or [N, F] vectors)", dims.len())));
+        return Err(ierr(format!(
+            "rank {} (netwalk reads [N, C, H, W] images or [N, F] vectors)",
+            dims.len()
+        )));
     }
     if let Some(b) = dims[0].filter(|&b| b != 1) {
         return Err(ierr(format!("batch size {b}: export with batch 1 or a dynamic batch")));
@@ -175,12 +234,19 @@ fn input_shape(input: &ValueInfoProto, nhwc: bool, opts: &ImportOptions, file: &
     let shape: Vec<usize> = match &opts.input_shape {
         Some(given) => {
             if given.len() != rest.len() || given.iter().zip(&rest).any(|(g, r)| r.is_some_and(|r| r != *g)) {
-                return Err(ierr(format!("--input-shape {given:?} does not fit the model's {}", fmt_dims(&rest))));
+                return Err(ierr(format!(
+                    "--input-shape {given:?} does not fit the model's {}",
+                    fmt_dims(&rest)
+                )));
             }
             given.clone()
         }
         None => rest.iter().copied().collect::<Option<Vec<usize>>>().ok_or_else(|| {
-            ierr(format!("dimensions {} are dynamic: pass --input-shape {}", fmt_dims(&rest), if rest.len() == 3 { "C,H,W" } else { "N" }))
+            ierr(format!(
+                "dimensions {} are dynamic: pass --input-shape {}",
+                fmt_dims(&rest),
+                if rest.len() == 3 { "C,H,W" } else { "N" }
+            ))
         })?,
     };
     if proto::element_count(&shape).is_none_or(|n| n > crate::nn::model::MAX_LAYER_ELEMENTS) {
@@ -204,12 +270,18 @@ pub fn write_folder(imported: &Imported, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| NnError::io(out, e))?;
     let weights = out.join("weights.safetensors");
     crate::nn::weights::write_f32_safetensors(&weights, &imported.tensors, &BTreeMap::new())?;
-    write_json(&out.join("onnx-tensors.json"), &Value::Object(imported.onnx_tensors.clone()))?;
+    write_json(
+        &out.join("onnx-tensors.json"),
+        &Value::Object(imported.onnx_tensors.clone()),
+    )?;
     write_json(&out.join("model.json"), &imported.model_json)
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|source| NnError::Json { file: path.to_path_buf(), source })?;
+    let text = serde_json::to_string_pretty(v).map_err(|source| NnError::Json {
+        file: path.to_path_buf(),
+        source,
+    })?;
     std::fs::write(path, text + "\n").map_err(|e| NnError::io(path, e))
 }
 
@@ -228,18 +300,38 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions) -> Result<crate::nn:
         for f in earlier.iter().chain([last]) {
             let t = if f == last { None } else { Some(translate(f, opts)?) };
             let t = t.as_ref().unwrap_or(&imported);
-            if t.model_json["layers"] != imported.model_json["layers"] || t.model_json["input"] != imported.model_json["input"] {
-                return Err(NnError::format(f, format!("its architecture differs from {}'s: a timeline folder holds checkpoints of one network", last.display())));
+            if t.model_json["layers"] != imported.model_json["layers"]
+                || t.model_json["input"] != imported.model_json["input"]
+            {
+                return Err(NnError::format(
+                    f,
+                    format!(
+                        "its architecture differs from {}'s: a timeline folder holds checkpoints of one network",
+                        last.display()
+                    ),
+                ));
             }
-            let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let rel = format!("checkpoints/{stem}.safetensors");
             let mut meta = BTreeMap::new();
-            meta.insert("source".to_owned(), f.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            meta.insert(
+                "source".to_owned(),
+                f.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
             crate::nn::weights::write_f32_safetensors(&out.join(&rel), &t.tensors, &meta)?;
             checkpoints.push(json!({"label": stem, "weights": rel}));
         }
         imported.model_json["checkpoints"] = json!(checkpoints);
-        imported.model_json["name"] = json!(src.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        imported.model_json["name"] = json!(
+            src.file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
         write_folder(&imported, out)?;
     } else {
         write_folder(&translate(src, opts)?, out)?;
@@ -256,13 +348,20 @@ pub fn open_cached(src: &Path, opts: &ImportOptions) -> Result<PathBuf> {
     READER_VERSION.hash(&mut h);
     env!("CARGO_PKG_VERSION").hash(&mut h);
     format!("{opts:?}").hash(&mut h);
-    let files = if src.is_dir() { onnx_files(src)? } else { vec![src.to_path_buf()] };
+    let files = if src.is_dir() {
+        onnx_files(src)?
+    } else {
+        vec![src.to_path_buf()]
+    };
     for f in &files {
         f.file_name().hash(&mut h);
         let bytes = std::fs::read(f).map_err(|e| NnError::io(f, e))?;
         bytes.hash(&mut h);
     }
-    let stem = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "onnx".into());
+    let stem = src
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "onnx".into());
     let root = crate::nn::demo::cache_root().join("onnx");
     let dir = root.join(format!("{stem}-{:016x}", h.finish()));
     if dir.join("model.json").exists() {

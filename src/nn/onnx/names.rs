@@ -64,7 +64,13 @@ pub fn assign(parts: &[(String, String)], taken: &str) -> Vec<String> {
 fn clean(s: &str) -> String {
     let out: String = s
         .chars()
-        .map(|c| if c.is_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() { "node".to_owned() } else { out }
 }

@@ -65,10 +65,16 @@ pub enum Data {
 
 impl Const {
     pub fn f32(dims: Vec<usize>, v: Vec<f32>) -> Const {
-        Const { dims, data: Data::F32(v) }
+        Const {
+            dims,
+            data: Data::F32(v),
+        }
     }
     pub fn i64(dims: Vec<usize>, v: Vec<i64>) -> Const {
-        Const { dims, data: Data::I64(v) }
+        Const {
+            dims,
+            data: Data::I64(v),
+        }
     }
     pub fn len(&self) -> usize {
         match &self.data {
@@ -143,16 +149,26 @@ pub fn tensor_value(t: &TensorProto, dir: &Path, file: &Path) -> Result<Const> {
                     .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
                     .collect(),
             ),
-            DataType::Float16 => Data::F32(chunks.map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
-            DataType::Bfloat16 => {
-                Data::F32(chunks.map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
-            }
+            DataType::Float16 => Data::F32(
+                chunks
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            DataType::Bfloat16 => Data::F32(
+                chunks
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
             DataType::Int64 => Data::I64(
                 chunks
                     .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                     .collect(),
             ),
-            DataType::Int32 => Data::I64(chunks.map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()),
+            DataType::Int32 => Data::I64(
+                chunks
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                    .collect(),
+            ),
             DataType::Int8 => Data::I64(chunks.map(|c| c[0] as i8 as i64).collect()),
             _ => Data::I64(chunks.map(|c| c[0] as i64).collect()),
         };
@@ -178,7 +194,11 @@ pub fn tensor_value(t: &TensorProto, dir: &Path, file: &Path) -> Result<Const> {
     };
     let c = Const { dims, data };
     if c.len() != n {
-        return Err(terr(format!("holds {} values, its shape {:?} needs {n}", c.len(), c.dims)));
+        return Err(terr(format!(
+            "holds {} values, its shape {:?} needs {n}",
+            c.len(),
+            c.dims
+        )));
     }
     Ok(c)
 }
@@ -195,15 +215,14 @@ fn external_bytes(t: &TensorProto, dir: &Path, file: &Path) -> Result<Vec<u8>> {
     let rel = Path::new(location);
     // Only files inside the model's folder: a model must not make netwalk read elsewhere.
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(terr(format!("location `{location}` must be a path inside the model's folder")));
+        return Err(terr(format!(
+            "location `{location}` must be a path inside the model's folder"
+        )));
     }
     let number = |key: &str| -> Result<Option<u64>> {
         match entries.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| terr(format!("bad {key} `{v}`"))),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| terr(format!("bad {key} `{v}`"))),
         }
     };
     let offset = number("offset")?.unwrap_or(0);
