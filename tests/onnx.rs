@@ -418,3 +418,53 @@ fn broken_onnx_files_are_refused_in_one_line() {
         let _ = std::fs::remove_dir_all(&out);
     }
 }
+
+/// `bench forward X.onnx`: netwalk times its translation, onnxruntime the very file given (not a
+/// re-export of the translation), once for the last output and once with every float tensor an
+/// output. Needs onnxruntime: the venv of scripts/test.sh (NETWALK_TORCH_PYTHON) is put first on
+/// PATH, as a user's activated venv would be; CI must have it.
+#[test]
+fn bench_forward_compares_with_onnxruntime_on_the_file_itself() {
+    let Some(venv_bin) = std::env::var_os("NETWALK_TORCH_PYTHON")
+        .map(PathBuf::from)
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI sets NETWALK_TORCH_PYTHON (scripts/test.sh)"
+        );
+        eprintln!("SKIPPED: NETWALK_TORCH_PYTHON is not set, no onnxruntime to compare with");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = fixtures().join("tiny_resnet.onnx");
+    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new(env!("CARGO_BIN_EXE_netwalk"))
+        .args([OsStr::new("bench"), OsStr::new("forward"), src.as_os_str()])
+        .args(["--iters", "3"])
+        .env("NETWALK_CACHE", tmp.path())
+        .env("PATH", path)
+        .output()
+        .expect("run netwalk");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("netwalk forward tiny_resnet: median "), "{out}");
+    let ort: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("onnxruntime median_ms="))
+        .collect();
+    assert_eq!(ort.len(), 2, "{out}");
+    assert!(ort.iter().all(|l| l.contains("source=onnx")), "{out}");
+    assert!(
+        ort[0].contains("outputs=last") && ort[0].contains("outputs_n=1"),
+        "{out}"
+    );
+    // Every layer: the file has more than a dozen float tensors between input and output.
+    let n: usize = ort[1]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("outputs_n="))
+        .and_then(|v| v.parse().ok())
+        .expect("outputs_n");
+    assert!(ort[1].contains("outputs=all") && n > 10, "{out}");
+    assert!(out.contains("ratio netwalk / onnxruntime (every layer): "), "{out}");
+}

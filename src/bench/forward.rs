@@ -16,6 +16,8 @@ pub fn bench_forward(
     per_layer: bool,
 ) -> Result<()> {
     let iters = iters.max(1);
+    // An .onnx MODEL: onnxruntime runs that very file (not netwalk's translation of it).
+    let onnx_file = model.as_ref().filter(|p| p.is_file() && nn::onnx::is_onnx(p)).cloned();
     let (model, weights, name, raw) = bench_model(model, synthetic.as_deref())?;
     let warmup = (iters / 10).clamp(1, 20);
     // Weights are prepared once, as the app does for each checkpoint; the loop times the forward.
@@ -60,9 +62,10 @@ pub fn bench_forward(
         return Ok(());
     }
     let dir = tempfile_dir()?;
-    let json = match &synthetic {
-        Some(name) => nn::synthetic::write(name, &model, &weights, &dir)?,
-        None => model.path.clone(),
+    let json = match (&synthetic, &onnx_file) {
+        (Some(name), _) => nn::synthetic::write(name, &model, &weights, &dir)?,
+        (None, Some(file)) => file.clone(),
+        (None, None) => model.path.clone(),
     };
     let Some(script) = ort_script() else {
         println!("onnxruntime comparison skipped: tools/ort_bench.py not found (run from the checkout)");
@@ -75,6 +78,10 @@ pub fn bench_forward(
         // The same number of threads as netwalk's own pool, for a like-for-like comparison.
         cmd.arg(&script).arg(&json).args(["--iters", &iters.to_string()]);
         cmd.args(["--threads", &threads.to_string()]);
+        if onnx_file.is_some() {
+            let dims: Vec<String> = model.input.shape.dims().iter().map(|d| d.to_string()).collect();
+            cmd.args(["--input-shape", &dims.join(",")]);
+        }
         if all {
             cmd.arg("--all-layers");
         }

@@ -12,6 +12,7 @@ use super::weights::{Weights, parse_safetensors, view_to_f32};
 /// The file names the fuzzed bytes pretend to come from (they appear in error messages).
 pub const MODEL_PATH: &str = "fuzz/model.json";
 pub const WEIGHTS_PATH: &str = "fuzz/weights.safetensors";
+pub const ONNX_PATH: &str = "fuzz/model.onnx";
 
 /// Largest model the harness runs forward on: activations plus temporary buffers, in values.
 pub const MAX_FORWARD_ELEMENTS: usize = 1_000_000;
@@ -133,4 +134,56 @@ pub fn fuzz_safetensors(data: &[u8]) -> usize {
         }
     }
     converted
+}
+
+/// How far [`fuzz_onnx`] got with an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OnnxStage {
+    /// The ONNX reader refused the bytes.
+    Refused,
+    /// Translated, but the netwalk model it made was refused (still with a one-line error).
+    Translated,
+    /// Translated and loaded; too big to run in a fuzzer.
+    Loaded,
+    /// The forward pass ran.
+    Forward,
+}
+
+/// Read bytes as an ONNX file (external data looked up in a folder that does not exist), load the
+/// netwalk model it translates to and, when small enough, run it on a zero input.
+pub fn fuzz_onnx(data: &[u8]) -> OnnxStage {
+    let opts = super::onnx::ImportOptions::default();
+    let imported =
+        match super::onnx::translate_bytes(data, Path::new(ONNX_PATH), Path::new("fuzz/no-such-folder"), &opts) {
+            Ok(i) => i,
+            Err(e) => {
+                check_message(&e, ONNX_PATH);
+                return OnnxStage::Refused;
+            }
+        };
+    let json = imported.model_json.to_string();
+    let model = match Model::parse(&json, Path::new(MODEL_PATH)) {
+        Ok(m) => m,
+        Err(e) => {
+            check_message(&e, MODEL_PATH);
+            return OnnxStage::Translated;
+        }
+    };
+    let path = Path::new(WEIGHTS_PATH);
+    let bytes = super::weights::f32_safetensors_bytes(path, &imported.tensors, &Default::default())
+        .expect("serialising f32 tensors");
+    let weights = match Weights::from_bytes(&model, &bytes, path) {
+        Ok(w) => w,
+        Err(e) => {
+            check_message(&e, WEIGHTS_PATH);
+            return OnnxStage::Translated;
+        }
+    };
+    if !small_enough(&model) {
+        return OnnxStage::Loaded;
+    }
+    let zero = vec![0f32; model.input.shape.elements()];
+    let acts = forward(&model, &weights, &zero).expect("forward pass of a validated model");
+    assert_eq!(acts.layers.len(), model.layers.len());
+    OnnxStage::Forward
 }

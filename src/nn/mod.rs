@@ -4,6 +4,7 @@ pub mod activation;
 pub mod binary;
 pub mod data;
 pub mod demo;
+pub mod describe;
 pub mod edges;
 pub mod engine;
 pub mod error;

@@ -168,6 +168,21 @@ pub fn write_f32_safetensors(
     tensors: &[(String, Vec<usize>, Vec<f32>)],
     metadata: &std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
+    let bytes = f32_safetensors_bytes(path, tensors, metadata)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
+    }
+    let tmp = path.with_extension("safetensors.partial");
+    std::fs::write(&tmp, &bytes).map_err(|e| NnError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| NnError::io(path, e))
+}
+
+/// The bytes [`write_f32_safetensors`] writes (`path` only names the file in errors).
+pub fn f32_safetensors_bytes(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         header.insert(
@@ -198,12 +213,7 @@ pub fn write_f32_safetensors(
     for (_, _, values) in tensors {
         bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
-    }
-    let tmp = path.with_extension("safetensors.partial");
-    std::fs::write(&tmp, &bytes).map_err(|e| NnError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| NnError::io(path, e))
+    Ok(bytes)
 }
 
 /// Convert a tensor view to f32 values (f32, f16 and bf16 are accepted).

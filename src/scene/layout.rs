@@ -60,6 +60,8 @@ pub struct LayerPlacement {
     pub source: Source,
     /// The block's layers joined by `+` (e.g. `conv1+relu1`), or the input's name.
     pub name: String,
+    /// What the block does ([`BlockSpec::what`]).
+    pub what: String,
     pub shape: Shape,
     pub center: Vec3,
     /// Width and height of the block (x, y), in meters.
@@ -87,6 +89,8 @@ pub struct BlockSpec {
     /// The model layers the block shows, first (the "head": conv, dense, pool, ...) to last
     /// (`source`); empty for the input.
     pub layers: Vec<usize>,
+    /// What the block's layers do, in a few words ([`crate::nn::describe::block`]), for its label.
+    pub what: String,
 }
 
 /// Groups the model into displayed blocks, in model order.
@@ -96,6 +100,7 @@ pub fn blocks(model: &Model) -> Vec<BlockSpec> {
         name: model.input.name.clone(),
         shape: model.input.shape,
         layers: Vec::new(),
+        what: String::new(),
     }];
     // Conv/dense blocks absorb the elementwise layers that follow them.
     let mut absorbs = vec![false];
@@ -124,6 +129,7 @@ pub fn blocks(model: &Model) -> Vec<BlockSpec> {
                     name: layer.name.clone(),
                     shape: layer.shape,
                     layers: vec![i],
+                    what: String::new(),
                 });
                 absorbs.push(matches!(
                     op,
@@ -131,6 +137,9 @@ pub fn blocks(model: &Model) -> Vec<BlockSpec> {
                 ));
             }
         }
+    }
+    for b in &mut blocks {
+        b.what = crate::nn::describe::block(model, &b.layers);
     }
     blocks
 }
@@ -204,6 +213,7 @@ pub fn local_placement(spec: &BlockSpec, kind: LayoutKind, fold: f32) -> LayerPl
     let mut p = LayerPlacement {
         source: spec.source,
         name: spec.name.clone(),
+        what: spec.what.clone(),
         shape: spec.shape,
         center: Vec3::ZERO,
         size: Vec2::ZERO,
@@ -261,6 +271,7 @@ pub fn transformed(p: &LayerPlacement, world_from_block: Mat4, scale: f32) -> La
     LayerPlacement {
         source: p.source,
         name: p.name.clone(),
+        what: p.what.clone(),
         shape: p.shape,
         center: world_from_block.transform_point3(p.center),
         size: p.size * scale,
@@ -507,6 +518,7 @@ mod tests {
             name: "b".into(),
             shape,
             layers: vec![0],
+            what: String::new(),
         }
     }
 

@@ -601,6 +601,7 @@ fn split_steps(scene: &mut Scene, net: &Network, block: usize) -> Result<bool, N
                 name: l.name.clone(),
                 shape: l.shape,
                 layers: vec![i],
+                what: crate::nn::describe::layer(net.model, l),
             }
         })
         .collect();

@@ -552,6 +552,7 @@ mod tests {
             name: "b".into(),
             shape,
             layers: vec![0],
+            what: String::new(),
         }
     }
 

@@ -249,7 +249,12 @@ pub fn labels(model: &Model, placements: &[LayerPlacement], blocks: &[BlockValue
             _ if b.scale > 0.0 => format!("0…{}", short(1.0 / b.scale)),
             _ => "all 0".to_owned(),
         };
-        let detail = format!("{} · {range}", shape_text(p.shape));
+        // What made the block, then its shape and the colormap's range.
+        let detail = if p.what.is_empty() {
+            format!("{} · {range}", shape_text(p.shape))
+        } else {
+            format!("{} · {} · {range}", p.what, shape_text(p.shape))
+        };
         list.glyphs
             .extend(atlas.layout(&detail, detail_at, DETAIL_HEIGHT, Align::Center, rgba(DETAIL_COLOR)));
         if k + 1 == placements.len() && k > 0 {

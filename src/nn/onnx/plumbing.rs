@@ -191,6 +191,9 @@ impl Graph<'_> {
     pub(super) fn concat(&mut self, n: &NodeProto) -> Result<()> {
         let ins: Vec<Act> = (0..n.input.len()).map(|i| self.act(n, i)).collect::<Result<_>>()?;
         let axis = Attrs::new(n).int("axis").unwrap_or(1);
+        if ins.is_empty() {
+            return Err(self.err(n, "Concat of no inputs"));
+        }
         for x in &ins {
             self.channel_axis(n, x, axis)?;
             if x.layout != ins[0].layout || x.shape[1..] != ins[0].shape[1..] {
