@@ -885,6 +885,12 @@ fn cnn_ops_lay_out_explain_and_trace_back_to_the_input() {
     for folded in ["conv1+prelu1", "rowmap+rowscale", "deconv+deconv_relu", "fc+fc_prelu"] {
         assert!(names.contains(&folded), "{folded} not in {names:?}");
     }
+    // Each block's label says what made it (the input's says "input" by its colormap range).
+    let what = |name: &str| specs.iter().find(|b| b.name == name).map(|b| b.what.as_str());
+    assert_eq!(what("conv1+prelu1"), Some("conv 3×3 → prelu"));
+    assert_eq!(what("se"), Some("× channel gate"));
+    assert_eq!(what("deconv+deconv_relu"), Some("transposed conv 3×3 /2 → relu"));
+    assert_eq!(specs[0].what, "");
     for own in [
         "se",
         "outer",

@@ -117,15 +117,57 @@ fn binary(model: &Model, layer: &Layer) -> String {
     }
 }
 
-/// A displayed block's layers, first to last, joined by arrows ("conv 3×3 → batch norm → relu").
+/// A displayed block's layers, first to last, joined by arrows ("conv 3×3 → batch norm → relu");
+/// empty for the input (no layers: its label already says "input").
 pub fn block(model: &Model, layers: &[usize]) -> String {
-    if layers.is_empty() {
-        return "input".into();
-    }
     layers
         .iter()
         .filter_map(|&i| model.layers.get(i))
         .map(|l| layer(model, l))
         .collect::<Vec<_>>()
         .join(" → ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_say_what_they_are() {
+        let model = Model::parse(
+            include_str!("../../tests/fixtures/ops_model.json"),
+            std::path::Path::new("<cnn ops>/model.json"),
+        )
+        .expect("ops fixture");
+        let what = |name: &str| {
+            let l = model.layers.iter().find(|l| l.name == name).expect(name);
+            layer(&model, l)
+        };
+        assert_eq!(what("conv1"), "conv 3×3");
+        assert_eq!(what("se"), "× channel gate");
+        assert_eq!(what("scale"), "× constant");
+        assert_eq!(what("res"), "+ residual");
+        assert_eq!(what("sum3"), "sum of 3");
+        assert_eq!(what("shuffle"), "channel shuffle ×3");
+        assert_eq!(what("half"), "channels 2…4");
+        assert_eq!(what("up"), "upsample ×2 nearest");
+        assert_eq!(what("up_odd"), "resize nearest");
+        assert_eq!(what("up_corners"), "upsample ×2×3 bilinear");
+        assert_eq!(what("deconv"), "transposed conv 3×3 /2");
+        assert_eq!(what("padded"), "pad 1,0,2,3");
+        assert_eq!(what("gap"), "global avg pool");
+        assert_eq!(block(&model, &[0, 1]), "conv 3×3 → prelu");
+        assert_eq!(block(&model, &[]), "", "the input's label already says input");
+    }
+
+    #[test]
+    fn depthwise_and_grouped_convolutions_are_named() {
+        let json = r#"{"format": "netwalk-model/1", "name": "g", "weights": "w.safetensors", "input": {"name": "x", "shape": [8, 6, 6]},
+            "layers": [{"name": "dw", "op": "conv2d", "out_channels": 8, "kernel": 3, "stride": 2, "groups": 8},
+                       {"name": "gc", "op": "conv2d", "out_channels": 8, "kernel": 1, "groups": 2},
+                       {"name": "dil", "op": "conv2d", "out_channels": 8, "kernel": 3, "dilation": 2, "padding": 2}]}"#;
+        let model = Model::parse(json, std::path::Path::new("g/model.json")).expect("model");
+        let d: Vec<String> = model.layers.iter().map(|l| layer(&model, l)).collect();
+        assert_eq!(d, ["depthwise conv 3×3 /2", "grouped conv (g2) 1×1", "conv 3×3 dil 2"]);
+    }
 }

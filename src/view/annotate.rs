@@ -439,15 +439,16 @@ mod tests {
         assert_eq!(bars[0].offset, pack_srgb(BAR_COLOR));
         // Bar length is the value: 0.7 · BAR_LENGTH.
         assert!((bars[1].world_from_tile[0][0] - 0.7 * BAR_LENGTH).abs() < 1e-5);
-        // Glyphs: names + details of 3 blocks + 3 class labels, all above/beside their blocks.
+        // Glyphs: names + details (what made the block, its shape and range) of 3 blocks + 3 class
+        // labels, all above/beside their blocks.
         let atlas = Atlas::get();
         let count = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
         let want = count("image")
             + count("1×6×6 · input")
             + count("conv")
-            + count("2×4×4 · 0…1.00")
+            + count("conv 3×3 · 2×4×4 · 0…1.00")
             + count("fc")
-            + count("3 · 0…0.70")
+            + count("dense · 3 · 0…0.70")
             + count("zero 0.10")
             + count("one 0.70")
             + count("two 0.20");
