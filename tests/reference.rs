@@ -362,3 +362,48 @@ fn every_parameter_of_the_cnn_ops_gets_a_gradient() {
     }
     assert!(vars.len() > 20);
 }
+
+/// Grouped and depthwise convolutions of every geometry the zoo uses (stride 1 and 2, padding,
+/// dilation, 5×5, asymmetric kernels, a depth multiplier, ResNeXt-like groups, grouped 1×1), each
+/// followed by the batchnorm and relu the engine fuses into it, at sizes that take the parallel
+/// paths: the engine's own kernels (nn::grouped) against candle's conv2d within 1e-5.
+const GROUPED_MODEL: &str = r#"{
+  "format": "netwalk-model/1", "name": "grouped", "weights": "weights.safetensors",
+  "input": {"name": "x", "shape": [32, 29, 31]},
+  "layers": [
+    {"name": "dw", "op": "conv2d", "out_channels": 32, "kernel": 3, "padding": 1, "groups": 32, "bias": null},
+    {"name": "dw_bn", "op": "batchnorm2d"},
+    {"name": "dw_relu", "op": "relu"},
+    {"name": "dw_s2", "op": "conv2d", "out_channels": 32, "kernel": 3, "stride": 2, "padding": 1, "groups": 32},
+    {"name": "dw5", "op": "conv2d", "out_channels": 32, "kernel": 5, "padding": 2, "groups": 32, "inputs": ["x"]},
+    {"name": "dw5_s2", "op": "conv2d", "out_channels": 32, "kernel": 5, "stride": 2, "padding": 2, "groups": 32, "inputs": ["x"]},
+    {"name": "dw_dil", "op": "conv2d", "out_channels": 32, "kernel": 3, "padding": 2, "dilation": 2, "groups": 32, "inputs": ["x"]},
+    {"name": "dw_asym", "op": "conv2d", "out_channels": 32, "kernel": [1, 7], "padding": [0, 3], "groups": 32, "inputs": ["x"]},
+    {"name": "dw_nopad", "op": "conv2d", "out_channels": 32, "kernel": 3, "stride": [2, 1], "groups": 32, "inputs": ["x"]},
+    {"name": "dw_mult", "op": "conv2d", "out_channels": 64, "kernel": 3, "padding": 1, "groups": 32, "inputs": ["x"]},
+    {"name": "g8", "op": "conv2d", "out_channels": 64, "kernel": 3, "padding": 1, "groups": 8, "inputs": ["x"]},
+    {"name": "g8_bn", "op": "batchnorm2d"},
+    {"name": "g8_relu", "op": "relu"},
+    {"name": "g4_s2", "op": "conv2d", "out_channels": 32, "kernel": 3, "stride": 2, "padding": 1, "groups": 4, "inputs": ["x"]},
+    {"name": "g2_1x1", "op": "conv2d", "out_channels": 16, "kernel": 1, "groups": 2, "inputs": ["x"]}
+  ]
+}"#;
+
+#[test]
+fn engine_matches_candle_on_grouped_and_depthwise_convolutions() {
+    let model = Model::parse(GROUPED_MODEL, Path::new("<grouped>/model.json")).unwrap();
+    let weights = nn::synthetic::random_weights(&model, 13).unwrap();
+    let (engine, candle) = engine_and_candle(&model, &weights, &spread_input(&model));
+    for (i, layer) in model.layers.iter().enumerate() {
+        let worst = relative_error(&engine.layers[i], &candle.layers[i]);
+        assert!(
+            worst <= 1e-5,
+            "layer {} ({}): engine differs from candle by {worst:e}",
+            layer.name,
+            layer.shape
+        );
+    }
+    let dims = |name: &str| model.layers.iter().find(|l| l.name == name).unwrap().shape.dims();
+    assert_eq!(dims("dw_s2"), [32, 15, 16]);
+    assert_eq!(dims("dw_nopad"), [32, 14, 29]);
+}

@@ -11,6 +11,7 @@
 use super::activation;
 use super::binary;
 use super::error::{ComputeContext, Result};
+use super::grouped;
 use super::kernels::{self, ConvGeometry, OutPtr, Post, written};
 use super::kernels_extra;
 use super::model::{Model, Op, Shape, Source};
@@ -247,6 +248,9 @@ impl<'m> Engine<'m> {
                     let y = unsafe {
                         written(n, |out| match &f.winograd {
                             Some(wg) => wg.run(x, (h, w), &post, out),
+                            None if geometry.groups > 1 => {
+                                grouped::conv2d_grouped(x, (c, h, w), &f.weight, (oc, oh, ow), geometry, &post, out)
+                            }
                             None => kernels::conv2d(x, (c, h, w), &f.weight, (oc, oh, ow), geometry, &post, out),
                         })
                     };

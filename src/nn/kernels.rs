@@ -229,69 +229,11 @@ pub(super) fn add_relu(a: &[f32], b: &[f32]) -> (Vec<f32>, Vec<f32>) {
     (sum, relu)
 }
 
-/// `dst[m, n] = lhs[m, k] * rhs[k, n]`, all row-major. Large products are cut into blocks of
-/// rows or of columns (whichever dimension is longer), one single-threaded gemm per block on the
-/// rayon pool. (Grouped convolutions; the others go through [`conv_gemm`].)
-fn matmul(dst: &mut [MaybeUninit<f32>], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    let threads = rayon::current_num_threads();
-    if m * n * k < GEMM_PAR_MIN || threads == 1 {
-        // SAFETY: whole matrices, sizes asserted above.
-        unsafe { gemm_block(dst.as_mut_ptr().cast(), lhs.as_ptr(), rhs.as_ptr(), m, n, k, n, n) };
-        return;
-    }
-    let blocks = threads * 2;
-    let (dst_p, lhs_p, rhs_p) = (
-        SendPtr(dst.as_mut_ptr().cast()),
-        SendPtr(lhs.as_ptr() as *mut f32),
-        SendPtr(rhs.as_ptr() as *mut f32),
-    );
-    if n >= m {
-        let width = n.div_ceil(blocks).max(16);
-        (0..n.div_ceil(width)).into_par_iter().for_each(|b| {
-            let (c0, c1) = (b * width, ((b + 1) * width).min(n));
-            // SAFETY: column block [c0, c1) of dst and rhs, inside the asserted sizes; blocks
-            // write disjoint columns of dst.
-            unsafe {
-                gemm_block(
-                    dst_p.get().add(c0),
-                    lhs_p.get(),
-                    rhs_p.get().add(c0),
-                    m,
-                    c1 - c0,
-                    k,
-                    n,
-                    n,
-                )
-            };
-        });
-    } else {
-        let rows = m.div_ceil(blocks).max(8);
-        (0..m.div_ceil(rows)).into_par_iter().for_each(|b| {
-            let (r0, r1) = (b * rows, ((b + 1) * rows).min(m));
-            // SAFETY: row block [r0, r1) of dst and lhs, inside the asserted sizes; blocks write
-            // disjoint rows of dst.
-            unsafe {
-                gemm_block(
-                    dst_p.get().add(r0 * n),
-                    lhs_p.get().add(r0 * k),
-                    rhs_p.get(),
-                    r1 - r0,
-                    n,
-                    k,
-                    n,
-                    n,
-                )
-            };
-        });
-    }
-}
-
-/// A raw pointer shared by the blocks of one matmul, which touch disjoint parts of it.
+/// A raw pointer shared by the blocks of one product, which touch disjoint parts of it.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
-// SAFETY: used only inside `matmul` and `conv_gemm`, whose blocks read shared inputs and write
-// disjoint outputs.
+// SAFETY: used only inside this file's kernels (`conv_gemm`, the dense layer), whose blocks read
+// shared inputs and write disjoint outputs.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
@@ -306,7 +248,7 @@ impl SendPtr {
 /// # Safety
 /// The pointers must address matrices of those shapes and strides, and dst must not alias.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_block(
+pub(super) unsafe fn gemm_block(
     dst: *mut f32,
     lhs: *const f32,
     rhs: *const f32,
@@ -365,37 +307,9 @@ pub(super) fn conv2d(
 ) {
     let n = oh * ow;
     let out = &mut out[..oc * n];
-    if geo.groups == 1 {
-        conv_gemm(x, (c, h, w), weight, (oc, oh, ow), geo, post, out);
-        return;
-    }
-    let (cin_g, cout_g) = (c / geo.groups, oc / geo.groups);
-    let k = cin_g * geo.kernel.0 * geo.kernel.1;
-    let pointwise = geo.kernel == (1, 1) && geo.stride == (1, 1) && geo.padding == (0, 0);
-    let mut col = Vec::new();
-    for g in 0..geo.groups {
-        let xg = &x[g * cin_g * h * w..(g + 1) * cin_g * h * w];
-        let rhs: &[f32] = if pointwise {
-            xg
-        } else {
-            col.resize(k * n, 0.0);
-            im2col(xg, (cin_g, h, w), (oh, ow), geo, as_uninit(&mut col));
-            &col
-        };
-        let wg = &weight[g * cout_g * k..(g + 1) * cout_g * k];
-        matmul(&mut out[g * cout_g * n..(g + 1) * cout_g * n], wg, rhs, cout_g, n, k);
-    }
-    let conv = out.as_mut_ptr().cast::<f32>();
-    let conv = SendPtr(conv);
-    let body = |ch: usize| {
-        // SAFETY: channel ch of the outputs, written by the products above; one task per channel.
-        unsafe { post.finish(conv.get(), n, ch..ch + 1, 0..n) }
-    };
-    if oc * n >= PAR_MIN {
-        (0..oc).into_par_iter().for_each(body);
-    } else {
-        (0..oc).for_each(body);
-    }
+    // Grouped and depthwise convolutions have their own kernels (super::grouped).
+    assert_eq!(geo.groups, 1, "kernels::conv2d is the one-group convolution");
+    conv_gemm(x, (c, h, w), weight, (oc, oh, ow), geo, post, out);
 }
 
 /// An initialized slice seen as `MaybeUninit`, for functions that only write it.
@@ -530,7 +444,7 @@ fn im2col(
 }
 
 /// [`im2col`] for the output pixels `pixels` only (`col` has `pixels.len()` columns).
-fn im2col_cols(
+pub(super) fn im2col_cols(
     x: &[f32],
     chw: (usize, usize, usize),
     ohw: (usize, usize),

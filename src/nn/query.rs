@@ -8,22 +8,9 @@ use super::error::{NnError, Result};
 use super::model::{Layer, Model, Op, Shape, Source};
 use super::pool;
 use super::query_extra;
+pub use super::query_types::{NeuronInput, Region};
 use super::weights::Weights;
 use super::weights::batchnorm_affine;
-
-/// One input neuron of a queried neuron.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NeuronInput {
-    pub source: Source,
-    /// `[c, y, x]` or `[i]` in the source's shape.
-    pub index: Vec<usize>,
-    /// The multiplier applied to the input (conv/dense weight, 1/k for average pooling, 1 for the
-    /// winner of a max pool and 0 for the others); `None` for nonlinear elementwise ops.
-    pub weight: Option<f32>,
-    pub activation: f32,
-    /// `weight * activation` where a weight exists.
-    pub contribution: Option<f32>,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NeuronInfo {
@@ -235,77 +222,6 @@ fn concat_source(model: &Model, layer: &Layer, off: usize) -> (Source, usize) {
         start += n;
     }
     unreachable!("offset within the concat output")
-}
-
-/// A set of neurons in one layer: channels and a bounding box (maps), or indices (vectors).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Region {
-    Map {
-        channels: BTreeSet<usize>,
-        /// Inclusive row and column ranges.
-        y: (usize, usize),
-        x: (usize, usize),
-    },
-    Flat(BTreeSet<usize>),
-}
-
-impl Region {
-    fn union(&mut self, other: Region) {
-        match (self, other) {
-            (
-                Region::Map { channels, y, x },
-                Region::Map {
-                    channels: c2,
-                    y: y2,
-                    x: x2,
-                },
-            ) => {
-                channels.extend(c2);
-                *y = (y.0.min(y2.0), y.1.max(y2.1));
-                *x = (x.0.min(x2.0), x.1.max(x2.1));
-            }
-            (Region::Flat(a), Region::Flat(b)) => a.extend(b),
-            _ => unreachable!("a layer's regions share its shape kind"),
-        }
-    }
-    fn all(shape: Shape) -> Region {
-        match shape {
-            Shape::Chw(c, h, w) => Region::Map {
-                channels: (0..c).collect(),
-                y: (0, h - 1),
-                x: (0, w - 1),
-            },
-            Shape::Flat(n) => Region::Flat((0..n).collect()),
-        }
-    }
-    fn from_offsets(shape: Shape, offs: impl Iterator<Item = usize>) -> Region {
-        match shape {
-            Shape::Flat(_) => Region::Flat(offs.collect()),
-            Shape::Chw(..) => {
-                let mut r: Option<Region> = None;
-                for o in offs {
-                    let i = shape.index_of(o);
-                    let one = Region::Map {
-                        channels: BTreeSet::from([i[0]]),
-                        y: (i[1], i[1]),
-                        x: (i[2], i[2]),
-                    };
-                    match &mut r {
-                        Some(r) => r.union(one),
-                        None => r = Some(one),
-                    }
-                }
-                r.unwrap_or_else(|| Region::Flat(BTreeSet::new()))
-            }
-        }
-    }
-    /// Number of neurons covered (channels × box, or indices).
-    pub fn count(&self) -> usize {
-        match self {
-            Region::Map { channels, y, x } => channels.len() * (y.1 - y.0 + 1) * (x.1 - x.0 + 1),
-            Region::Flat(s) => s.len(),
-        }
-    }
 }
 
 /// Receptive field of a neuron: for the input and every layer it depends on, the region of that

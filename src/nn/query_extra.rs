@@ -4,7 +4,7 @@
 use super::binary::{self, Dims3};
 use super::engine::Activations;
 use super::model::{Layer, Model, Op, Shape, Source};
-use super::query::{NeuronInput, Region};
+use super::query_types::{NeuronInput, Region};
 use super::resample;
 
 /// Whether these functions explain `op` (exhaustive, so a new op is placed here or there).
