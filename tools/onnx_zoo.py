@@ -260,6 +260,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-onnx", action="store_true", help="no model.onnx and ort.safetensors")
     ap.add_argument("--no-torch", action="store_true", help="no exporter folder (torch/)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="no ort.safetensors (model.onnx only: for benchmarks)")
     ap.add_argument("--replay", action="store_true",
                     help="also compute each exported layer from its inputs' expected values in PyTorch "
                          "(model.json's ops as netwalk defines them) and report the worst layers")
@@ -293,12 +295,16 @@ def main() -> int:
         t = time.time()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
+            # Newer torch exports through dynamo by default; the TorchScript exporter (torch 1.13's,
+            # what CI checks netwalk against) where there is the choice.
+            kw = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
             torch.onnx.export(model, (x[None],), str(out / "model.onnx"), opset_version=args.opset,
-                              input_names=["input"], output_names=["output"])
+                              input_names=["input"], output_names=["output"], **kw)
         times["onnx"] = time.time() - t
-        t = time.time()
-        save_numpy(run_ort(out / "model.onnx", x[None].numpy()), str(out / "ort.safetensors"))
-        times["ort"] = time.time() - t
+        if not args.no_reference:
+            t = time.time()
+            save_numpy(run_ort(out / "model.onnx", x[None].numpy()), str(out / "ort.safetensors"))
+            times["ort"] = time.time() - t
 
     info = {"model": args.model, "size": args.size, "opset": args.opset, "seed": args.seed,
             "parameters": sum(p.numel() for p in model.parameters()),

@@ -313,7 +313,10 @@ impl<'m> Engine<'m> {
                     sum
                 }
                 _ if let Some(y) = self.run_cnn_op(li, x, (&input, &layers)) => y,
-                (Op::Concat, _, _) => layer.inputs.iter().flat_map(|&s| src(s).iter().copied()).collect(),
+                (Op::Concat, _, _) => {
+                    let parts: Vec<&[f32]> = layer.inputs.iter().map(|&s| src(s)).collect();
+                    kernels::concat(&parts)
+                }
                 _ => unreachable!("shapes were validated when the model was loaded"),
             };
             debug_assert_eq!(y.len(), layer.shape.elements(), "layer {}", layer.name);

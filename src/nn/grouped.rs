@@ -135,6 +135,24 @@ fn depthwise_plane(
             (off, lo, hi)
         })
         .collect();
+    // With a column stride, the input is first split into its `sx` column phases (phase p holds
+    // columns p, p + sx, ...), so that every tap reads a contiguous run of one phase.
+    let pw = w.div_ceil(sx);
+    let phases: Vec<f32> = if sx == 1 {
+        Vec::new()
+    } else {
+        let mut v = vec![0.0; sx * h * pw];
+        for p in 0..sx {
+            for iy in 0..h {
+                let row = &x[iy * w..(iy + 1) * w];
+                let dst = &mut v[(p * h + iy) * pw..(p * h + iy + 1) * pw];
+                for (d, &s) in dst.iter_mut().zip(row.iter().skip(p).step_by(sx)) {
+                    *d = s;
+                }
+            }
+        }
+        v
+    };
     for oy in 0..oh {
         let orow = &mut out[oy * ow..(oy + 1) * ow];
         for ky in 0..kh {
@@ -142,23 +160,24 @@ fn depthwise_plane(
             if iy < 0 || iy >= h as isize {
                 continue;
             }
-            let irow = &x[iy as usize * w..(iy as usize + 1) * w];
+            let iy = iy as usize;
             for (kx, &(off, lo, hi)) in ranges.iter().enumerate() {
                 if lo >= hi {
                     continue;
                 }
                 let wv = k[ky * kw + kx];
-                let first = (lo * sx) as isize + off;
-                let first = first as usize;
-                let dst = &mut orow[lo..hi];
-                if sx == 1 {
-                    for (d, &v) in dst.iter_mut().zip(&irow[first..first + (hi - lo)]) {
-                        *d += wv * v;
-                    }
+                // Input column ox * sx + off = (ox + base) * sx + p.
+                let (p, base) = (off.rem_euclid(sx as isize) as usize, off.div_euclid(sx as isize));
+                let (src, first) = if sx == 1 {
+                    (&x[iy * w..(iy + 1) * w], (lo as isize + off) as usize)
                 } else {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d += wv * irow[first + j * sx];
-                    }
+                    (
+                        &phases[(p * h + iy) * pw..(p * h + iy + 1) * pw],
+                        (lo as isize + base) as usize,
+                    )
+                };
+                for (d, &v) in orow[lo..hi].iter_mut().zip(&src[first..first + (hi - lo)]) {
+                    *d += wv * v;
                 }
             }
         }

@@ -2,6 +2,8 @@
 //! and the receptive field: `ceil_mode` output sizes, windows clipped at the input's edge, average
 //! divisors with and without the padding (`count_include_pad`), and adaptive average pooling.
 
+use rayon::prelude::*;
+
 use super::model::{Op, Pair};
 
 /// One output's window along one axis: input cells `lo..hi` (clipped to the input) and its share
@@ -96,7 +98,9 @@ pub fn is_plain(op: &Op) -> bool {
 }
 
 /// Pool a `c x h x w` map through explicit windows: the max over each window's input cells, or
-/// their sum over the divisor. NaN wins a max, as in PyTorch.
+/// their sum over the divisor. NaN wins a max, as in PyTorch. Channels run in parallel; within
+/// one, each output row first reduces its window's input rows elementwise (contiguous, so it
+/// vectorises), then each output reduces its columns of that row.
 pub(super) fn pool_windows(
     x: &[f32],
     (c, h, w): (usize, usize, usize),
@@ -104,19 +108,42 @@ pub(super) fn pool_windows(
     cols: &[Win],
     is_max: bool,
 ) -> Vec<f32> {
-    let mut out = Vec::with_capacity(c * rows.len() * cols.len());
-    for ch in 0..c {
+    let (oh, ow) = (rows.len(), cols.len());
+    let mut out = vec![0f32; c * oh * ow];
+    if oh * ow == 0 {
+        return out;
+    }
+    let init = if is_max { f32::NEG_INFINITY } else { 0.0 };
+    let combine = |a: f32, v: f32| {
+        if !is_max {
+            a + v
+        } else if v > a || v.is_nan() {
+            v
+        } else {
+            a
+        }
+    };
+    let body = |(ch, dst): (usize, &mut [f32])| {
         let plane = &x[ch * h * w..(ch + 1) * h * w];
-        for r in rows {
-            for q in cols {
-                let cells = (r.lo..r.hi).flat_map(|iy| plane[iy * w + q.lo..iy * w + q.hi].iter().copied());
-                out.push(if is_max {
-                    cells.fold(f32::NEG_INFINITY, |m, v| if v > m || v.is_nan() { v } else { m })
-                } else {
-                    cells.sum::<f32>() / (r.div * q.div) as f32
-                });
+        let mut acc = vec![init; w];
+        for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(ow)) {
+            acc.fill(init);
+            for iy in r.lo..r.hi {
+                for (a, &v) in acc.iter_mut().zip(&plane[iy * w..(iy + 1) * w]) {
+                    *a = combine(*a, v);
+                }
+            }
+            for (q, d) in cols.iter().zip(drow) {
+                let v = acc[q.lo..q.hi].iter().fold(init, |a, &v| combine(a, v));
+                *d = if is_max { v } else { v / (r.div * q.div) as f32 };
             }
         }
+    };
+    // Below this many inputs the thread hand-off costs more than the pooling.
+    if c * h * w >= 1 << 15 {
+        out.par_chunks_mut(oh * ow).enumerate().for_each(body);
+    } else {
+        out.chunks_mut(oh * ow).enumerate().for_each(body);
     }
     out
 }
