@@ -33,6 +33,8 @@ impl Dst {
 thread_local! {
     /// Each worker's unfolded group input, kept between layers and forwards.
     static GROUP_COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each worker's padded, phase-split depthwise input plane.
+    static PLANE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A convolution with `geo.groups > 1`: writes every element of `out[..oc * oh * ow]` and of
@@ -109,7 +111,10 @@ fn as_uninit(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
 }
 
 /// One depthwise output plane `out` (`oh × ow`, row-major) from input plane `x` (`h × w`) and the
-/// `kh × kw` kernel `k`.
+/// `kh × kw` kernel `k`. The input is first copied into a zero-padded plane split into its `sx`
+/// column phases (phase p holds padded columns p, p + sx, ...; one phase when sx = 1), so every
+/// tap of every output row is one contiguous, branch-free multiply-add of `ow` values; three taps
+/// of a row go in one pass over the output row.
 fn depthwise_plane(
     x: &[f32],
     (h, w): (usize, usize),
@@ -125,61 +130,52 @@ fn depthwise_plane(
         dilation: (dy, dx),
         ..
     } = geo;
-    out.fill(0.0);
-    // For each column tap kx: the outputs [lo, hi) whose input column ox * sx + off is inside.
-    let ranges: Vec<(isize, usize, usize)> = (0..kw)
-        .map(|kx| {
-            let off = (kx * dx) as isize - px as isize;
-            let lo = ((-off).max(0) as usize).div_ceil(sx).min(ow);
-            let hi = ((w as isize - off).max(0) as usize).div_ceil(sx).clamp(lo, ow);
-            (off, lo, hi)
-        })
-        .collect();
-    // With a column stride, the input is first split into its `sx` column phases (phase p holds
-    // columns p, p + sx, ...), so that every tap reads a contiguous run of one phase.
-    let pw = w.div_ceil(sx);
-    let phases: Vec<f32> = if sx == 1 {
-        Vec::new()
-    } else {
-        let mut v = vec![0.0; sx * h * pw];
-        for p in 0..sx {
-            for iy in 0..h {
-                let row = &x[iy * w..(iy + 1) * w];
-                let dst = &mut v[(p * h + iy) * pw..(p * h + iy + 1) * pw];
-                for (d, &s) in dst.iter_mut().zip(row.iter().skip(p).step_by(sx)) {
-                    *d = s;
+    // The padded rows and columns any output reads.
+    let ph = (oh - 1) * sy + (kh - 1) * dy + 1;
+    let pw = (ow - 1) * sx + (kw - 1) * dx + 1;
+    let phw = pw.div_ceil(sx);
+    PLANE.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.resize(sx * ph * phw, 0.0);
+        // Input columns 0..wn land in padded columns px..px + wn.
+        let wn = w.min(pw.saturating_sub(px));
+        for iy in 0..h.min(ph.saturating_sub(py)) {
+            let (r, src) = (iy + py, &x[iy * w..iy * w + wn]);
+            for p in 0..sx {
+                // Padded column c = px + ix is in phase c % sx at c / sx.
+                let first = (p + sx - px % sx) % sx;
+                let dst = &mut buf[(p * ph + r) * phw..(p * ph + r + 1) * phw];
+                let at = (px + first) / sx;
+                for (d, &v) in dst[at.min(phw)..].iter_mut().zip(src.iter().skip(first).step_by(sx)) {
+                    *d = v;
                 }
             }
         }
-        v
-    };
-    for oy in 0..oh {
-        let orow = &mut out[oy * ow..(oy + 1) * ow];
-        for ky in 0..kh {
-            let iy = (oy * sy + ky * dy) as isize - py as isize;
-            if iy < 0 || iy >= h as isize {
-                continue;
-            }
-            let iy = iy as usize;
-            for (kx, &(off, lo, hi)) in ranges.iter().enumerate() {
-                if lo >= hi {
-                    continue;
+        let tap = |row: usize, kx: usize| {
+            let c = kx * dx;
+            let start = ((c % sx) * ph + row) * phw + c / sx;
+            &buf[start..start + ow]
+        };
+        for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+            orow.fill(0.0);
+            for ky in 0..kh {
+                let row = oy * sy + ky * dy;
+                let wk = &k[ky * kw..(ky + 1) * kw];
+                let mut kx = 0;
+                while kx + 3 <= kw {
+                    let (w0, w1, w2) = (wk[kx], wk[kx + 1], wk[kx + 2]);
+                    let (a, b, c) = (tap(row, kx), tap(row, kx + 1), tap(row, kx + 2));
+                    for ((o, &a), (&b, &c)) in orow.iter_mut().zip(a).zip(b.iter().zip(c)) {
+                        *o += w0 * a + w1 * b + w2 * c;
+                    }
+                    kx += 3;
                 }
-                let wv = k[ky * kw + kx];
-                // Input column ox * sx + off = (ox + base) * sx + p.
-                let (p, base) = (off.rem_euclid(sx as isize) as usize, off.div_euclid(sx as isize));
-                let (src, first) = if sx == 1 {
-                    (&x[iy * w..(iy + 1) * w], (lo as isize + off) as usize)
-                } else {
-                    (
-                        &phases[(p * h + iy) * pw..(p * h + iy + 1) * pw],
-                        (lo as isize + base) as usize,
-                    )
-                };
-                for (d, &v) in orow[lo..hi].iter_mut().zip(&src[first..first + (hi - lo)]) {
-                    *d += wv * v;
+                for (kx, &wv) in wk.iter().enumerate().skip(kx) {
+                    for (o, &v) in orow.iter_mut().zip(tap(row, kx)) {
+                        *o += wv * v;
+                    }
                 }
             }
         }
-    }
+    });
 }
