@@ -365,7 +365,7 @@ fn every_parameter_of_the_cnn_ops_gets_a_gradient() {
 
 /// Grouped and depthwise convolutions of every geometry the zoo uses (stride 1 and 2, padding,
 /// dilation, 5×5, asymmetric kernels, a depth multiplier, ResNeXt-like groups, grouped 1×1), each
-/// followed by the batchnorm and relu the engine fuses into it, at sizes that take the parallel
+/// followed by the batchnorm and relu (or relu6) the engine fuses into it, at sizes that take the parallel
 /// paths: the engine's own kernels (nn::grouped) against candle's conv2d within 1e-5.
 const GROUPED_MODEL: &str = r#"{
   "format": "netwalk-model/1", "name": "grouped", "weights": "weights.safetensors",
@@ -383,7 +383,7 @@ const GROUPED_MODEL: &str = r#"{
     {"name": "dw_mult", "op": "conv2d", "out_channels": 64, "kernel": 3, "padding": 1, "groups": 32, "inputs": ["x"]},
     {"name": "g8", "op": "conv2d", "out_channels": 64, "kernel": 3, "padding": 1, "groups": 8, "inputs": ["x"]},
     {"name": "g8_bn", "op": "batchnorm2d"},
-    {"name": "g8_relu", "op": "relu"},
+    {"name": "g8_relu6", "op": "relu6"},
     {"name": "g4_s2", "op": "conv2d", "out_channels": 32, "kernel": 3, "stride": 2, "padding": 1, "groups": 4, "inputs": ["x"]},
     {"name": "g2_1x1", "op": "conv2d", "out_channels": 16, "kernel": 1, "groups": 2, "inputs": ["x"]}
   ]
@@ -405,5 +405,9 @@ fn engine_matches_candle_on_grouped_and_depthwise_convolutions() {
     }
     let dims = |name: &str| model.layers.iter().find(|l| l.name == name).unwrap().shape.dims();
     assert_eq!(dims("dw_s2"), [32, 15, 16]);
+    // The fused relu6 clamps: some values reach 6 (and none pass it), some are cut to 0.
+    let li = model.layers.iter().position(|l| l.name == "g8_relu6").unwrap();
+    let v = &engine.layers[li];
+    assert!(v.iter().any(|&x| x == 6.0) && v.iter().all(|&x| x <= 6.0) && v.contains(&0.0));
     assert_eq!(dims("dw_nopad"), [32, 14, 29]);
 }
