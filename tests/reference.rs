@@ -365,8 +365,9 @@ fn every_parameter_of_the_cnn_ops_gets_a_gradient() {
 
 /// Grouped and depthwise convolutions of every geometry the zoo uses (stride 1 and 2, padding,
 /// dilation, 5×5, asymmetric kernels, a depth multiplier, ResNeXt-like groups, grouped 1×1), each
-/// followed by the batchnorm and relu the engine fuses into it (or a relu6, a pass of its own), at sizes that take the parallel
-/// paths: the engine's own kernels (nn::grouped) against candle's conv2d within 1e-5.
+/// followed by the batchnorm and relu the engine fuses into it (or a relu6, a pass of its own), at
+/// sizes that take the parallel paths: the engine's own kernels (nn::grouped) against candle's
+/// conv2d within 1e-5.
 const GROUPED_MODEL: &str = r#"{
   "format": "netwalk-model/1", "name": "grouped", "weights": "weights.safetensors",
   "input": {"name": "x", "shape": [32, 29, 31]},
