@@ -324,6 +324,13 @@ fn main() -> ExitCode {
         .without_time()
         .with_target(false)
         .init();
+    // `netwalk info X | head`: a closed stdout ends the process quietly, as for other command-line
+    // tools, instead of Rust's default (SIGPIPE ignored, so println! panics on the broken pipe).
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition for SIGPIPE.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -258,9 +258,7 @@ impl Graph<'_> {
         let attrs = json!({"op": "pad", "padding": [p[0], p[1], p[2], p[3]], "value": value});
         let act = self.emit(n, attrs, vec![x], shape, Layout::Nchw, vec![]);
         // Named `<module>.pad`, not after the node's op: the convolution keeps that name.
-        if let Some(last) = self.layers.last_mut() {
-            last.part.1 = "pad".into();
-        }
+        self.name_last_after("pad");
         act
     }
 
@@ -563,6 +561,7 @@ impl Graph<'_> {
             return self.pass(n, pooled);
         }
         let flat = self.emit(n, json!({"op": "flatten"}), vec![pooled], vec![c], Layout::Flat, vec![]);
+        self.name_last_after("flatten");
         self.pass(n, flat)
     }
 
@@ -662,6 +661,7 @@ impl Graph<'_> {
         let shape = x.shape.clone();
         let layout = x.layout;
         let out = self.emit(n, json!({"op": op}), vec![x], shape, layout, vec![]);
+        self.name_last_after(op);
         self.pass(n, out)
     }
 

@@ -228,6 +228,14 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// Name the layer just emitted after `op` rather than its node's op type (a SiLU recognised at
+    /// a Mul node is `<module>.silu`; the pad in front of a convolution `<module>.pad`).
+    pub fn name_last_after(&mut self, op: &str) {
+        if let Some(last) = self.layers.last_mut() {
+            last.part.1 = op.to_owned();
+        }
+    }
+
     /// Whether tensor `name` is read once only (so its producer may be fused with the reader).
     pub fn used_once(&self, name: &str) -> bool {
         self.uses.get(name).copied().unwrap_or(0) <= 1

@@ -340,7 +340,7 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions) -> Result<crate::nn:
 }
 
 /// Bump when the translation changes, so cached folders from an older netwalk are not reused.
-const READER_VERSION: u32 = 2;
+const READER_VERSION: u32 = 3;
 
 /// The cached `netwalk-model/1` folder for an `.onnx` file or folder, translated on first use.
 pub fn open_cached(src: &Path, opts: &ImportOptions) -> Result<PathBuf> {

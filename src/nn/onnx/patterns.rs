@@ -59,6 +59,7 @@ impl Graph<'_> {
                     layout,
                     vec![],
                 );
+                self.name_last_after("gelu");
                 return self.pass(n, out);
             }
             _ => return Err(self.err(n, "Erf is supported only in GELU's form x · (1 + erf(x / √2)) · 0.5")),
