@@ -155,7 +155,12 @@ pub fn load_samples(model: &Model) -> Result<nn::Samples> {
     let path = model
         .samples
         .as_ref()
-        .with_context(|| format!("{}: the model lists no \"samples\"", model.path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: the model lists no \"samples\"; give it images with --input FILE, or --inputs DIR (one subfolder per class)",
+                model.path.display()
+            )
+        })?;
     Ok(nn::Samples::load(model, path)?)
 }
 
